@@ -1,0 +1,22 @@
+namespace Backup.Agent;
+
+public sealed class AgentOptions
+{
+    public const string Section = "Agent";
+
+    /// <summary>Base address of the backup server's API, e.g. http://127.0.0.1:5080/.</summary>
+    public Uri Server { get; set; } = new("http://127.0.0.1:5080/");
+
+    /// <summary>One-time enrolment token from the server; needed only until the agent holds a credential.</summary>
+    public string? EnrolmentToken { get; set; }
+
+    /// <summary>Where the agent keeps its credential and scratch files (packs being built, packs being restored).</summary>
+    public string StateDirectory { get; set; } = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData), "backup-agent");
+
+    public string MachineName { get; set; } = Environment.MachineName;
+
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>A pack is sealed and uploaded once it holds at least this many bytes.</summary>
+    public long PackTargetBytes { get; set; } = 16L << 20;
+}

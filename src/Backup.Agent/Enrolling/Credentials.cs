@@ -1,0 +1,40 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Backup.Agent.Enrolling;
+
+public sealed record AgentCredential(Guid AgentId, string Credential);
+
+/// <summary>Enrols once with the one-time token and keeps the resulting credential in the state directory.</summary>
+public sealed class Credentials(ServerClient server, IOptions<AgentOptions> options, ILogger<Credentials> log)
+{
+    private string FilePath => Path.Combine(options.Value.StateDirectory, "credential.json");
+
+    public async Task<AgentCredential> LoadOrEnrolAsync(CancellationToken ct)
+    {
+        if (File.Exists(FilePath))
+        {
+            var saved = JsonSerializer.Deserialize<AgentCredential>(await File.ReadAllTextAsync(FilePath, ct))
+                ?? throw new InvalidDataException($"{FilePath} is empty.");
+            server.UseCredential(saved.Credential);
+            log.LogInformation("Agent {AgentId} uses its saved credential", saved.AgentId);
+            return saved;
+        }
+
+        var token = options.Value.EnrolmentToken;
+        if (string.IsNullOrWhiteSpace(token))
+            throw new InvalidOperationException("This agent is not enrolled yet: pass an enrolment token (Agent:EnrolmentToken or --Agent:EnrolmentToken).");
+
+        var enrolled = await server.EnrolAsync(token, options.Value.MachineName, ct);
+        var credential = new AgentCredential(enrolled.AgentId, enrolled.Credential);
+        Directory.CreateDirectory(options.Value.StateDirectory);
+        var tmp = FilePath + ".tmp";
+        await File.WriteAllTextAsync(tmp, JsonSerializer.Serialize(credential), ct);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(tmp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.Move(tmp, FilePath, overwrite: true);
+        server.UseCredential(credential.Credential);
+        log.LogInformation("Enrolled as agent {AgentId} ({Machine})", credential.AgentId, options.Value.MachineName);
+        return credential;
+    }
+}

@@ -1,0 +1,20 @@
+using Backup.Agent;
+using Backup.Agent.Enrolling;
+using Backup.Agent.Jobs;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+// The protection agent: enrols with a one-time token, then polls the backup server for backup and restore
+// jobs. It speaks HTTP only and never touches the catalog's database.
+var builder = Host.CreateApplicationBuilder(args);
+builder.Services.AddOptions<AgentOptions>().Bind(builder.Configuration.GetSection(AgentOptions.Section));
+// One client for the process: the credential set after enrolment must be on every later request.
+builder.Services.AddSingleton(sp => new ServerClient(new HttpClient
+{
+    BaseAddress = sp.GetRequiredService<IOptions<AgentOptions>>().Value.Server,
+    Timeout = TimeSpan.FromMinutes(30),
+}));
+builder.Services.AddSingleton<Credentials>();
+builder.Services.AddHostedService<JobLoop>();
+await builder.Build().RunAsync();

@@ -1,0 +1,91 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using Backup.Storage.Contracts;
+using Backup.Storage.Format;
+
+namespace Backup.Agent;
+
+/// <summary>Everything the agent says to the backup server, over HTTP only.</summary>
+public sealed class ServerClient(HttpClient http)
+{
+    public void UseCredential(string credential) =>
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue(AgentHeaders.Scheme, credential);
+
+    public async Task<EnrolAgentResponse> EnrolAsync(string token, string machineName, CancellationToken ct)
+    {
+        using var response = await http.PostAsJsonAsync("api/agents/enrol", new EnrolAgentRequest(token, machineName), ct);
+        await EnsureSuccessAsync(response, "enrol", ct);
+        return (await response.Content.ReadFromJsonAsync<EnrolAgentResponse>(ct))!;
+    }
+
+    public async Task<AgentJob?> NextJobAsync(Guid agentId, CancellationToken ct)
+    {
+        using var response = await http.PostAsync($"api/agents/{agentId}/jobs/next", null, ct);
+        if (response.StatusCode == HttpStatusCode.NoContent) return null;
+        await EnsureSuccessAsync(response, "poll for jobs", ct);
+        return await response.Content.ReadFromJsonAsync<AgentJob>(ct);
+    }
+
+    public async Task<PackStored> UploadPackAsync(Guid agentId, Guid recoveryPointId, string packId, string file, CancellationToken ct)
+    {
+        await using var stream = File.OpenRead(file);
+        using var content = new StreamContent(stream, 1 << 20);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        content.Headers.ContentLength = stream.Length;
+        using var response = await http.PutAsync($"api/agents/{agentId}/recovery-points/{recoveryPointId}/packs/{packId}", content, ct);
+        await EnsureSuccessAsync(response, $"upload pack {packId}", ct);
+        return (await response.Content.ReadFromJsonAsync<PackStored>(ct))!;
+    }
+
+    public async Task CompleteBackupAsync(Guid agentId, Guid recoveryPointId, Manifest manifest, CancellationToken ct)
+    {
+        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/recovery-points/{recoveryPointId}/complete", new CompleteBackupRequest(manifest), Manifest.Json, ct);
+        await EnsureSuccessAsync(response, "commit the recovery point", ct);
+    }
+
+    public async Task FailBackupAsync(Guid agentId, Guid recoveryPointId, string reason, CancellationToken ct)
+    {
+        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/recovery-points/{recoveryPointId}/fail", new FailJobRequest(reason), ct);
+        await EnsureSuccessAsync(response, "report the failed backup", ct);
+    }
+
+    public async Task<Manifest> RestoreManifestAsync(Guid agentId, Guid restoreId, CancellationToken ct)
+    {
+        using var response = await http.GetAsync($"api/agents/{agentId}/restores/{restoreId}/manifest", ct);
+        await EnsureSuccessAsync(response, "fetch the manifest", ct);
+        return Manifest.FromBytes(await response.Content.ReadAsByteArrayAsync(ct));
+    }
+
+    public async Task DownloadPackAsync(Guid agentId, Guid restoreId, string packId, Stream destination, CancellationToken ct)
+    {
+        using var response = await http.GetAsync($"api/agents/{agentId}/restores/{restoreId}/packs/{packId}", HttpCompletionOption.ResponseHeadersRead, ct);
+        await EnsureSuccessAsync(response, $"download pack {packId}", ct);
+        await using var body = await response.Content.ReadAsStreamAsync(ct);
+        await body.CopyToAsync(destination, 1 << 20, ct);
+    }
+
+    public async Task CompleteRestoreAsync(Guid agentId, Guid restoreId, int files, long bytes, CancellationToken ct)
+    {
+        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/restores/{restoreId}/complete", new CompleteRestoreRequest(files, bytes), ct);
+        await EnsureSuccessAsync(response, "report the restore", ct);
+    }
+
+    public async Task FailRestoreAsync(Guid agentId, Guid restoreId, string reason, CancellationToken ct)
+    {
+        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/restores/{restoreId}/fail", new FailJobRequest(reason), ct);
+        await EnsureSuccessAsync(response, "report the failed restore", ct);
+    }
+
+    private static async Task EnsureSuccessAsync(HttpResponseMessage response, string what, CancellationToken ct)
+    {
+        if (response.IsSuccessStatusCode) return;
+        var body = await response.Content.ReadAsStringAsync(ct);
+        throw new ServerRejectedException(response.StatusCode, $"Could not {what}: the server answered {(int)response.StatusCode} {response.ReasonPhrase}. {body}");
+    }
+}
+
+public sealed class ServerRejectedException(HttpStatusCode status, string message) : Exception(message)
+{
+    public HttpStatusCode Status { get; } = status;
+}

@@ -1,0 +1,52 @@
+using System.Text.Json;
+using Backup.Commands.Common;
+using FluentValidation;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Mvc;
+
+namespace Backup.Api.Infrastructure;
+
+/// <summary>Every failure leaves the API as RFC 7807 ProblemDetails with the status that says what went wrong.</summary>
+public sealed class ProblemMapping(IProblemDetailsService problems, ILogger<ProblemMapping> log) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken ct)
+    {
+        ProblemDetails? problem = exception switch
+        {
+            ValidationException v => new HttpValidationProblemDetails(
+                v.Errors.GroupBy(e => JsonName(e.PropertyName)).ToDictionary(g => g.Key, g => g.Select(e => e.ErrorMessage).Distinct().ToArray()))
+            {
+                Status = StatusCodes.Status400BadRequest, Title = "The request is not valid.",
+            },
+            BadHttpRequestException { InnerException: JsonException json } => new HttpValidationProblemDetails(
+                new Dictionary<string, string[]> { [JsonPathName(json.Path)] = [JsonMessage(json)] })
+            {
+                Status = StatusCodes.Status400BadRequest, Title = "The request body is not valid JSON for this operation.",
+            },
+            BadHttpRequestException bad => new ProblemDetails { Status = bad.StatusCode, Title = "Bad request.", Detail = bad.Message },
+            NotFoundException e => new ProblemDetails { Status = StatusCodes.Status404NotFound, Title = "Not found.", Detail = e.Message },
+            ConflictException e => new ProblemDetails { Status = StatusCodes.Status409Conflict, Title = "Conflict.", Detail = e.Message },
+            UnauthenticatedException e => new ProblemDetails { Status = StatusCodes.Status401Unauthorized, Title = "Unauthenticated.", Detail = e.Message },
+            ForbiddenException e => new ProblemDetails { Status = StatusCodes.Status403Forbidden, Title = "Forbidden.", Detail = e.Message },
+            UnprocessableException e => new ProblemDetails { Status = StatusCodes.Status422UnprocessableEntity, Title = "Cannot be processed.", Detail = e.Message },
+            InvalidDataException e => new ProblemDetails { Status = StatusCodes.Status422UnprocessableEntity, Title = "The data sent is damaged or inconsistent.", Detail = e.Message },
+            _ => null,
+        };
+        if (problem is null)
+        {
+            log.LogError(exception, "Unhandled error on {Method} {Path}", http.Request.Method, http.Request.Path);
+            return false;
+        }
+        http.Response.StatusCode = problem.Status!.Value;
+        return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = http, ProblemDetails = problem, Exception = exception });
+    }
+
+    private static string JsonName(string propertyName) =>
+        string.IsNullOrEmpty(propertyName) ? "" : JsonNamingPolicy.CamelCase.ConvertName(propertyName);
+
+    private static string JsonPathName(string? path) =>
+        string.IsNullOrEmpty(path) || path == "$" ? "body" : path.TrimStart('$', '.');
+
+    private static string JsonMessage(JsonException json) =>
+        json.Path is null or "$" ? "The body is not valid JSON." : $"The value at '{json.Path}' is not valid here: {json.Message.Split(" Path:")[0]}";
+}

@@ -1,0 +1,24 @@
+namespace Backup.Api.Infrastructure;
+
+public sealed class ServerOptions
+{
+    public const string Section = "Backup";
+
+    /// <summary>PostgreSQL schema of the catalog (events and documents).</summary>
+    public string Schema { get; set; } = "backup";
+
+    /// <summary>The backup server's local disk store (short-term recovery points).</summary>
+    public string DiskStore { get; set; } = "data/disk-store";
+
+    /// <summary>Blob container that is the online vault.</summary>
+    public string VaultContainer { get; set; } = "backup-vault";
+
+    /// <summary>
+    /// Run Marten's async daemon (projections) inside the API process too. Off in production, where
+    /// Backup.Workers runs it; tests and single-process setups turn it on.
+    /// </summary>
+    public bool RunDaemon { get; set; }
+
+    /// <summary>Largest pack the server accepts from an agent.</summary>
+    public long MaxPackBytes { get; set; } = 256L << 20;
+}

@@ -1,0 +1,77 @@
+using Backup.Api.AgentWork;
+using Backup.Api.Enrolling;
+using Backup.Api.Infrastructure;
+using Backup.Api.ProtectionGroups;
+using Backup.Api.RecoveryPoints;
+using Backup.Commands.Common;
+using Backup.Commands.CreatingProtectionGroups;
+using Backup.Projections;
+using Backup.Storage.Disk;
+using Backup.Storage.Vault;
+using System.Text.Json.Serialization;
+using Azure.Storage.Blobs;
+using FluentValidation;
+using JasperFx.Events.Daemon;
+using Marten;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
+
+var builder = WebApplication.CreateBuilder(args);
+var services = builder.Services;
+var config = builder.Configuration;
+
+services.AddOptions<ServerOptions>().Bind(config.GetSection(ServerOptions.Section));
+var server = config.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
+var martenConnection = config.GetConnectionString("Marten") ?? throw new InvalidOperationException("ConnectionStrings:Marten is not set.");
+var vaultConnection = config.GetConnectionString("Vault") ?? throw new InvalidOperationException("ConnectionStrings:Vault is not set.");
+
+services.AddSingleton(TimeProvider.System);
+var marten = services.AddMarten(opts => opts.ConfigureCatalog(martenConnection, server.Schema)).UseLightweightSessions();
+if (server.RunDaemon) marten.AddAsyncDaemon(DaemonMode.Solo);
+
+services.AddMediator(options =>
+{
+    options.ServiceLifetime = ServiceLifetime.Scoped;
+    options.PipelineBehaviors = [typeof(ValidationBehavior<,>)];
+});
+services.AddValidatorsFromAssemblyContaining<CreateProtectionGroupValidator>();
+
+services.AddSingleton(sp => new DiskStore(Path.GetFullPath(sp.GetRequiredService<IOptions<ServerOptions>>().Value.DiskStore, builder.Environment.ContentRootPath)));
+services.AddSingleton(sp => new VaultStore(new BlobServiceClient(vaultConnection).GetBlobContainerClient(server.VaultContainer)));
+
+// Enums travel as their names ("Folder", "Vault", "Both"), and unknown names are a 400.
+services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(allowIntegerValues: false)));
+services.AddProblemDetails();
+services.AddExceptionHandler<ProblemMapping>();
+services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+services.AddAuthentication()
+    .AddScheme<AuthenticationSchemeOptions, AgentAuthenticationHandler>(AgentAuthenticationHandler.SchemeName, null);
+services.AddAuthorizationBuilder()
+    .AddPolicy(AgentAuthenticationHandler.Policy, p => p.AddAuthenticationSchemes(AgentAuthenticationHandler.SchemeName).RequireAuthenticatedUser());
+services.AddHealthChecks()
+    .AddNpgSql(martenConnection, name: "postgresql")
+    .AddCheck<VaultHealthCheck>("vault");
+services.AddEndpointsApiExplorer();
+services.AddSwaggerGen(o => o.SwaggerDoc("v1", new() { Title = "Backup catalog API", Version = "v1" }));
+
+var app = builder.Build();
+app.UseExceptionHandler();
+app.UseStatusCodePages();
+app.UseSwagger();
+app.UseSwaggerUI(o => o.RoutePrefix = "swagger");
+app.UseAuthentication();
+app.UseAuthorization();
+
+await app.Services.GetRequiredService<VaultStore>().EnsureCreatedAsync(CancellationToken.None);
+
+app.MapHealthChecks("/health");
+app.MapGet("/", () => Results.Redirect("/swagger")).ExcludeFromDescription();
+app.MapEnrolment();
+app.MapProtectionGroups();
+app.MapDataSources();
+app.MapRecoveryPoints();
+app.MapAgentWork();
+
+app.Run();
+
+public partial class Program;

@@ -1,0 +1,69 @@
+using Backup.Api.Infrastructure;
+using Backup.Commands.AddingDataSources;
+using Backup.Commands.CreatingProtectionGroups;
+using Backup.Commands.DataSources;
+using Backup.Projections.DataSources;
+using Backup.Projections.ProtectionGroups;
+using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Backup.Api.ProtectionGroups;
+
+public sealed record CreateProtectionGroupRequest(string? Name);
+
+public sealed record AddDataSourceRequest(Guid? AgentId, DataSourceKind? Kind, string? Path);
+
+public sealed record IdResponse(Guid Id);
+
+public static class ProtectionGroupEndpoints
+{
+    public static IEndpointRouteBuilder MapProtectionGroups(this IEndpointRouteBuilder app)
+    {
+        var groups = app.MapGroup("/api/protection-groups").WithTags("Protection groups");
+        groups.MapPost("/", Create).WithSummary("Create a protection group").WithDescription("Names are unique, case-insensitively (409).");
+        groups.MapGet("/", async (IMediator m, CancellationToken ct) => TypedResults.Ok(await m.Send(new ListProtectionGroups(), ct)))
+            .WithSummary("List protection groups");
+        groups.MapGet("/{groupId:guid}", Get).WithSummary("Get a protection group");
+        groups.MapPost("/{groupId:guid}/data-sources", AddDataSource)
+            .WithSummary("Protect a folder of an enrolled agent in this group")
+            .WithDescription("The path is absolute on the agent's machine; a folder is protected at most once (409).");
+        return app;
+    }
+
+    private static async Task<Created<IdResponse>> Create(CreateProtectionGroupRequest request, IMediator m, CancellationToken ct)
+    {
+        var id = await m.Send(new CreateProtectionGroup(request.Name ?? ""), ct);
+        return TypedResults.Created($"/api/protection-groups/{id}", new IdResponse(id));
+    }
+
+    private static async Task<Results<Ok<ProtectionGroupView>, NotFound>> Get(Guid groupId, IMediator m, CancellationToken ct) =>
+        await m.Send(new GetProtectionGroup(groupId), ct) is { } g ? TypedResults.Ok(g) : TypedResults.NotFound();
+
+    private static async Task<Created<IdResponse>> AddDataSource(Guid groupId, AddDataSourceRequest request, IMediator m, CancellationToken ct)
+    {
+        var id = await m.Send(new AddDataSource(groupId, request.AgentId ?? Guid.Empty, request.Kind, request.Path ?? ""), ct);
+        return TypedResults.Created($"/api/data-sources/{id}", new IdResponse(id));
+    }
+}
+
+public static class DataSourceEndpoints
+{
+    public static IEndpointRouteBuilder MapDataSources(this IEndpointRouteBuilder app)
+    {
+        var sources = app.MapGroup("/api/data-sources").WithTags("Data sources");
+        sources.MapGet("/{dataSourceId:guid}", Get).WithSummary("Get a protected data source");
+        sources.MapPost("/{dataSourceId:guid}/backups", RequestBackup)
+            .WithSummary("Create a recovery point now")
+            .WithDescription("Queues a backup for the data source's agent; returns the id of the recovery point it will create.");
+        return app;
+    }
+
+    private static async Task<Results<Ok<DataSourceView>, NotFound>> Get(Guid dataSourceId, IMediator m, CancellationToken ct) =>
+        await m.Send(new GetDataSource(dataSourceId), ct) is { } d ? TypedResults.Ok(d) : TypedResults.NotFound();
+
+    private static async Task<Accepted<IdResponse>> RequestBackup(Guid dataSourceId, HttpContext http, IMediator m, CancellationToken ct)
+    {
+        var id = await m.Send(new Commands.TakingRecoveryPoints.RequestBackup(dataSourceId, http.User.Actor()), ct);
+        return TypedResults.Accepted($"/api/recovery-points/{id}", new IdResponse(id));
+    }
+}

@@ -1,0 +1,51 @@
+using Backup.Api.Infrastructure;
+using Backup.Api.ProtectionGroups;
+using Backup.Commands.Restores;
+using Backup.Commands.Restoring;
+using Backup.Projections.RecoveryPoints;
+using Backup.Projections.Restores;
+using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Backup.Api.RecoveryPoints;
+
+public sealed record RequestRestoreRequest(RestoreSource? Source, string? TargetPath);
+
+public static class RecoveryPointEndpoints
+{
+    public static IEndpointRouteBuilder MapRecoveryPoints(this IEndpointRouteBuilder app)
+    {
+        var points = app.MapGroup("/api/recovery-points").WithTags("Recovery points");
+        points.MapGet("/", List)
+            .WithSummary("List recovery points, newest first")
+            .WithDescription("Filter by dataSourceId; limit 1–500 (default 50). Tier says where copies are: Disk, Vault or Both.");
+        points.MapGet("/{recoveryPointId:guid}", Get).WithSummary("Get a recovery point");
+        points.MapPost("/{recoveryPointId:guid}/restores", RequestRestore)
+            .WithSummary("Restore a recovery point to an alternate folder")
+            .WithDescription("Source is Disk or Vault; Vault needs a completed online copy (409 otherwise).");
+
+        var restores = app.MapGroup("/api/restores").WithTags("Restores");
+        restores.MapGet("/{restoreId:guid}", GetRestore).WithSummary("Get a restore job");
+        return app;
+    }
+
+    private static async Task<Results<Ok<IReadOnlyList<RecoveryPointView>>, ValidationProblem>> List(Guid? dataSourceId, int? limit, IMediator m, CancellationToken ct)
+    {
+        var take = limit ?? 50;
+        if (take is < 1 or > 500)
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["limit"] = ["'limit' must be between 1 and 500."] });
+        return TypedResults.Ok(await m.Send(new ListRecoveryPoints(dataSourceId, take), ct));
+    }
+
+    private static async Task<Results<Ok<RecoveryPointView>, NotFound>> Get(Guid recoveryPointId, IMediator m, CancellationToken ct) =>
+        await m.Send(new GetRecoveryPoint(recoveryPointId), ct) is { } rp ? TypedResults.Ok(rp) : TypedResults.NotFound();
+
+    private static async Task<Accepted<IdResponse>> RequestRestore(Guid recoveryPointId, RequestRestoreRequest request, HttpContext http, IMediator m, CancellationToken ct)
+    {
+        var id = await m.Send(new RequestRestore(recoveryPointId, request.Source, request.TargetPath ?? "", http.User.Actor()), ct);
+        return TypedResults.Accepted($"/api/restores/{id}", new IdResponse(id));
+    }
+
+    private static async Task<Results<Ok<RestoreView>, NotFound>> GetRestore(Guid restoreId, IMediator m, CancellationToken ct) =>
+        await m.Send(new GetRestore(restoreId), ct) is { } r ? TypedResults.Ok(r) : TypedResults.NotFound();
+}

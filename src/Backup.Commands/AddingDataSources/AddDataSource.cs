@@ -1,0 +1,57 @@
+using Backup.Commands.Agents;
+using Backup.Commands.Common;
+using Backup.Commands.DataSources;
+using Backup.Commands.ProtectionGroups;
+using FluentValidation;
+using Marten;
+using Mediator;
+
+namespace Backup.Commands.AddingDataSources;
+
+public sealed record AddDataSource(Guid GroupId, Guid AgentId, DataSourceKind? Kind, string Path) : ICommand<Guid>;
+
+public sealed class AddDataSourceValidator : AbstractValidator<AddDataSource>
+{
+    public AddDataSourceValidator()
+    {
+        RuleFor(x => x.AgentId).NotEmpty();
+        RuleFor(x => x.Kind).NotNull().IsInEnum();
+        RuleFor(x => x.Path).NotEmpty().MaximumLength(4096)
+            .Must(IsAbsolute).WithMessage("'Path' must be an absolute path on the agent's machine (e.g. /srv/data or C:\\Data).");
+    }
+
+    // The path is on the agent's machine, which may not share this server's OS.
+    public static bool IsAbsolute(string? path) =>
+        path is not null && (path.StartsWith('/') || (path.Length >= 3 && char.IsAsciiLetter(path[0]) && path[1] == ':' && path[2] is '\\' or '/'));
+}
+
+public sealed class AddDataSourceHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<AddDataSource, Guid>
+{
+    public async ValueTask<Guid> Handle(AddDataSource command, CancellationToken ct)
+    {
+        var (group, groupVersion) = await session.LoadAsync<ProtectionGroup>(command.GroupId, ProtectionGroup.Next, ct);
+        if (group is null) throw new NotFoundException("Protection group", command.GroupId);
+        var (agent, _) = await session.LoadAsync<Agent>(command.AgentId, Agent.Next, ct);
+        if (agent is null) throw new UnprocessableException($"Agent '{command.AgentId}' is not enrolled.");
+
+        var dataSourceId = Guid.CreateVersion7();
+        var path = command.Path.Length > 1 ? command.Path.TrimEnd('/', '\\') : command.Path;
+        var (toGroup, toDataSource) = ProtectionGroup.AddDataSource(group, command.GroupId, dataSourceId, agent.Id, command.Kind!.Value, path, clock.GetUtcNow());
+        session.AppendExpected(group.Id, groupVersion, toGroup);
+        session.Events.StartStream<DataSource>(dataSourceId, toDataSource);
+        try
+        {
+            await session.SaveChangesAsync(ct);
+        }
+        catch (Exception e) when (e.IsUniqueViolation())
+        {
+            // The inline data-source view holds a unique index on (agent, path): a folder is protected once.
+            throw new ConflictException($"'{path}' on agent {agent.Id} is already protected.");
+        }
+        catch (JasperFx.Events.EventStreamUnexpectedMaxEventIdException)
+        {
+            throw new ConflictException($"Protection group {group.Id} changed meanwhile; try again.");
+        }
+        return dataSourceId;
+    }
+}

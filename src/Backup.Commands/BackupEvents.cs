@@ -1,0 +1,40 @@
+using Backup.Commands.Agents;
+using Backup.Commands.DataSources;
+using Backup.Commands.ProtectionGroups;
+using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Restores;
+using Backup.Commands.VaultTransfers;
+using Marten;
+
+namespace Backup.Commands;
+
+/// <summary>
+/// Every published event type with its stable alias. An alias never changes and never moves to another
+/// type: a new shape is a new event with a new alias.
+/// </summary>
+public static class BackupEvents
+{
+    public static void Register(StoreOptions options)
+    {
+        var events = options.Events;
+        events.MapEventType<EnrolmentTokenIssued>("enrolment_token_issued.v1");
+        events.MapEventType<EnrolmentTokenRedeemed>("enrolment_token_redeemed.v1");
+        events.MapEventType<AgentEnrolled>("agent_enrolled.v1");
+        events.MapEventType<ProtectionGroupCreated>("protection_group_created.v1");
+        events.MapEventType<DataSourceAddedToGroup>("data_source_added_to_group.v1");
+        events.MapEventType<DataSourceProtected>("data_source_protected.v1");
+        events.MapEventType<BackupRequested>("backup_requested.v1");
+        events.MapEventType<BackupStarted>("backup_started.v1");
+        events.MapEventType<PackWrittenToDisk>("pack_written_to_disk.v1");
+        events.MapEventType<RecoveryPointCreated>("recovery_point_created.v1");
+        events.MapEventType<RecoveryPointFailed>("recovery_point_failed.v1");
+        events.MapEventType<VaultTransferStarted>("vault_transfer_started.v1");
+        events.MapEventType<PackUploadedToVault>("pack_uploaded_to_vault.v1");
+        events.MapEventType<VaultTransferCompleted>("vault_transfer_completed.v1");
+        events.MapEventType<VaultTransferFailed>("vault_transfer_failed.v1");
+        events.MapEventType<RestoreRequested>("restore_requested.v1");
+        events.MapEventType<RestoreStarted>("restore_started.v1");
+        events.MapEventType<RestoreCompleted>("restore_completed.v1");
+        events.MapEventType<RestoreFailed>("restore_failed.v1");
+    }
+}

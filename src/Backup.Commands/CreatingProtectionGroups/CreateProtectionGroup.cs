@@ -1,0 +1,34 @@
+using Backup.Commands.Common;
+using Backup.Commands.ProtectionGroups;
+using FluentValidation;
+using Marten;
+using Mediator;
+
+namespace Backup.Commands.CreatingProtectionGroups;
+
+public sealed record CreateProtectionGroup(string Name) : ICommand<Guid>;
+
+public sealed class CreateProtectionGroupValidator : AbstractValidator<CreateProtectionGroup>
+{
+    public CreateProtectionGroupValidator() =>
+        RuleFor(x => x.Name).NotEmpty().Must(n => n.Trim().Length > 0).WithMessage("'Name' must not be blank.").MaximumLength(200);
+}
+
+public sealed class CreateProtectionGroupHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<CreateProtectionGroup, Guid>
+{
+    public async ValueTask<Guid> Handle(CreateProtectionGroup command, CancellationToken ct)
+    {
+        var id = Guid.CreateVersion7();
+        session.Events.StartStream<ProtectionGroup>(id, ProtectionGroup.Create(id, command.Name, clock.GetUtcNow()));
+        try
+        {
+            await session.SaveChangesAsync(ct);
+        }
+        catch (Exception e) when (e.IsUniqueViolation())
+        {
+            // The inline protection-group view holds a unique index on the normalised name.
+            throw new ConflictException($"A protection group named '{command.Name.Trim()}' already exists.");
+        }
+        return id;
+    }
+}

@@ -1,0 +1,58 @@
+using Backup.Commands.Common;
+using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Restores;
+using Marten;
+using Mediator;
+
+namespace Backup.Commands.Dispatching;
+
+/// <summary>An agent asks for its next job; null when there is none.</summary>
+public sealed record ClaimNextJob(Guid AgentId) : ICommand<QueuedJob?>;
+
+/// <summary>
+/// Claims the oldest queued job of the agent by appending its "started" event at the version it was read
+/// at: two polls racing for one job cannot both win, the loser moves on to the next job.
+/// </summary>
+public sealed class ClaimNextJobHandler(IDocumentStore store, TimeProvider clock) : ICommandHandler<ClaimNextJob, QueuedJob?>
+{
+    public async ValueTask<QueuedJob?> Handle(ClaimNextJob command, CancellationToken ct)
+    {
+        IReadOnlyList<QueuedJob> candidates;
+        await using (var query = store.QuerySession())
+        {
+            candidates = await query.Query<QueuedJob>()
+                .Where(j => j.AgentId == command.AgentId && j.State == QueuedJobState.Queued)
+                .OrderBy(j => j.QueuedAt)
+                .Take(10)
+                .ToListAsync(ct);
+        }
+
+        foreach (var job in candidates)
+        {
+            await using var session = store.LightweightSession();
+            try
+            {
+                if (job.Kind == QueuedJobKind.Backup)
+                {
+                    var (rp, version) = await session.LoadAsync<RecoveryPoint>(job.Id, RecoveryPoint.Next, ct);
+                    if (rp?.Status != RecoveryPointStatus.Requested) continue;
+                    session.AppendExpected(job.Id, version, RecoveryPoint.Start(rp, job.Id, command.AgentId, clock.GetUtcNow()));
+                }
+                else
+                {
+                    var (restore, version) = await session.LoadAsync<Restore>(job.Id, Restore.Next, ct);
+                    if (restore?.Status != RestoreStatus.Requested) continue;
+                    session.AppendExpected(job.Id, version, Restore.Start(restore, job.Id, command.AgentId, clock.GetUtcNow()));
+                }
+                await session.SaveChangesAsync(ct);
+                job.State = QueuedJobState.Running;
+                return job;
+            }
+            catch (JasperFx.Events.EventStreamUnexpectedMaxEventIdException)
+            {
+                // Another poll took it first.
+            }
+        }
+        return null;
+    }
+}

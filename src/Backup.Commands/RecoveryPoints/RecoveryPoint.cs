@@ -1,0 +1,85 @@
+using Backup.Commands.Common;
+
+namespace Backup.Commands.RecoveryPoints;
+
+public sealed record BackupRequested(Guid RecoveryPointId, Guid DataSourceId, Guid GroupId, Guid AgentId, string SourcePath, string RequestedBy, DateTimeOffset RequestedAt);
+
+public sealed record BackupStarted(Guid RecoveryPointId, Guid AgentId, DateTimeOffset StartedAt);
+
+/// <summary>One pack of backup data landed on the backup server's local disk store (a "disk write").</summary>
+public sealed record PackWrittenToDisk(Guid RecoveryPointId, string PackId, long Bytes, int ChunkCount, string Sha256, DateTimeOffset WrittenAt);
+
+public sealed record RecoveryPointCreated(
+    Guid RecoveryPointId, Guid DataSourceId, int Files, int Directories, int SkippedItems, long BytesRead, long BytesStored,
+    IReadOnlyList<string> PackIds, string ManifestSha256, DateTimeOffset CreatedAt);
+
+public sealed record RecoveryPointFailed(Guid RecoveryPointId, string Reason, DateTimeOffset FailedAt);
+
+public enum RecoveryPointStatus
+{
+    Requested = 1,
+    Running = 2,
+    Created = 3,
+    Failed = 4,
+}
+
+public sealed record RecoveryPoint(
+    Guid Id, Guid DataSourceId, Guid AgentId, RecoveryPointStatus Status,
+    IReadOnlySet<string> PacksWritten, IReadOnlyList<string> PackIds)
+{
+    public static RecoveryPoint? Next(RecoveryPoint? state, object @event) => @event switch
+    {
+        BackupRequested e => new RecoveryPoint(e.RecoveryPointId, e.DataSourceId, e.AgentId, RecoveryPointStatus.Requested, new HashSet<string>(), []),
+        BackupStarted when state is not null => state with { Status = RecoveryPointStatus.Running },
+        PackWrittenToDisk e when state is not null => state with { PacksWritten = new HashSet<string>(state.PacksWritten) { e.PackId } },
+        RecoveryPointCreated e when state is not null => state with { Status = RecoveryPointStatus.Created, PackIds = e.PackIds },
+        RecoveryPointFailed when state is not null => state with { Status = RecoveryPointStatus.Failed },
+        _ => state,
+    };
+
+    public static BackupStarted Start(RecoveryPoint? rp, Guid recoveryPointId, Guid agentId, DateTimeOffset now)
+    {
+        var point = OwnedBy(rp, recoveryPointId, agentId);
+        if (point.Status != RecoveryPointStatus.Requested)
+            throw new ConflictException($"Backup {recoveryPointId} is {point.Status}, not waiting to start.");
+        return new BackupStarted(point.Id, agentId, now);
+    }
+
+    /// <summary>Null when the pack is already recorded for this run (an agent retrying an upload is not a second disk write).</summary>
+    public static PackWrittenToDisk? RecordPack(RecoveryPoint? rp, Guid recoveryPointId, Guid agentId, string packId, long bytes, int chunkCount, DateTimeOffset now)
+    {
+        var point = Running(rp, recoveryPointId, agentId);
+        return point.PacksWritten.Contains(packId) ? null : new PackWrittenToDisk(point.Id, packId, bytes, chunkCount, packId, now);
+    }
+
+    public static RecoveryPointCreated Complete(
+        RecoveryPoint? rp, Guid recoveryPointId, Guid agentId, int files, int directories, int skipped, long bytesRead,
+        IReadOnlyList<string> packIds, long bytesStored, string manifestSha256, DateTimeOffset now)
+    {
+        var point = Running(rp, recoveryPointId, agentId);
+        return new RecoveryPointCreated(point.Id, point.DataSourceId, files, directories, skipped, bytesRead, bytesStored, packIds, manifestSha256, now);
+    }
+
+    public static RecoveryPointFailed Fail(RecoveryPoint? rp, Guid recoveryPointId, Guid agentId, string reason, DateTimeOffset now)
+    {
+        var point = OwnedBy(rp, recoveryPointId, agentId);
+        if (point.Status is RecoveryPointStatus.Created or RecoveryPointStatus.Failed)
+            throw new ConflictException($"Backup {recoveryPointId} has already ended ({point.Status}).");
+        return new RecoveryPointFailed(point.Id, reason, now);
+    }
+
+    private static RecoveryPoint Running(RecoveryPoint? rp, Guid id, Guid agentId)
+    {
+        var point = OwnedBy(rp, id, agentId);
+        if (point.Status != RecoveryPointStatus.Running)
+            throw new ConflictException($"Backup {id} is {point.Status}, not running.");
+        return point;
+    }
+
+    private static RecoveryPoint OwnedBy(RecoveryPoint? rp, Guid id, Guid agentId)
+    {
+        if (rp is null) throw new NotFoundException("Recovery point", id);
+        if (rp.AgentId != agentId) throw new ForbiddenException($"Backup {id} belongs to another agent.");
+        return rp;
+    }
+}

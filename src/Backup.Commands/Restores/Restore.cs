@@ -1,0 +1,73 @@
+using System.Text.Json.Serialization;
+using Backup.Commands.Common;
+
+namespace Backup.Commands.Restores;
+
+[JsonConverter(typeof(JsonStringEnumConverter<RestoreSource>))]
+public enum RestoreSource
+{
+    Disk = 1,
+    Vault = 2,
+}
+
+public sealed record RestoreRequested(Guid RestoreId, Guid RecoveryPointId, Guid DataSourceId, Guid AgentId, RestoreSource Source, string TargetPath, string RequestedBy, DateTimeOffset RequestedAt);
+
+public sealed record RestoreStarted(Guid RestoreId, Guid AgentId, DateTimeOffset StartedAt);
+
+public sealed record RestoreCompleted(Guid RestoreId, Guid RecoveryPointId, int Files, long Bytes, DateTimeOffset CompletedAt);
+
+public sealed record RestoreFailed(Guid RestoreId, Guid RecoveryPointId, string Reason, DateTimeOffset FailedAt);
+
+public enum RestoreStatus
+{
+    Requested = 1,
+    Running = 2,
+    Completed = 3,
+    Failed = 4,
+}
+
+public sealed record Restore(Guid Id, Guid RecoveryPointId, Guid AgentId, RestoreSource Source, string TargetPath, RestoreStatus Status)
+{
+    public static Restore? Next(Restore? state, object @event) => @event switch
+    {
+        RestoreRequested e => new Restore(e.RestoreId, e.RecoveryPointId, e.AgentId, e.Source, e.TargetPath, RestoreStatus.Requested),
+        RestoreStarted when state is not null => state with { Status = RestoreStatus.Running },
+        RestoreCompleted when state is not null => state with { Status = RestoreStatus.Completed },
+        RestoreFailed when state is not null => state with { Status = RestoreStatus.Failed },
+        _ => state,
+    };
+
+    public static RestoreStarted Start(Restore? restore, Guid restoreId, Guid agentId, DateTimeOffset now)
+    {
+        var r = OwnedBy(restore, restoreId, agentId);
+        if (r.Status != RestoreStatus.Requested) throw new ConflictException($"Restore {restoreId} is {r.Status}, not waiting to start.");
+        return new RestoreStarted(r.Id, agentId, now);
+    }
+
+    public static RestoreCompleted Complete(Restore? restore, Guid restoreId, Guid agentId, int files, long bytes, DateTimeOffset now)
+    {
+        var r = Running(restore, restoreId, agentId);
+        return new RestoreCompleted(r.Id, r.RecoveryPointId, files, bytes, now);
+    }
+
+    public static RestoreFailed Fail(Restore? restore, Guid restoreId, Guid agentId, string reason, DateTimeOffset now)
+    {
+        var r = OwnedBy(restore, restoreId, agentId);
+        if (r.Status is RestoreStatus.Completed or RestoreStatus.Failed) throw new ConflictException($"Restore {restoreId} has already ended ({r.Status}).");
+        return new RestoreFailed(r.Id, r.RecoveryPointId, reason, now);
+    }
+
+    public static Restore Running(Restore? restore, Guid restoreId, Guid agentId)
+    {
+        var r = OwnedBy(restore, restoreId, agentId);
+        if (r.Status != RestoreStatus.Running) throw new ConflictException($"Restore {restoreId} is {r.Status}, not running.");
+        return r;
+    }
+
+    private static Restore OwnedBy(Restore? restore, Guid id, Guid agentId)
+    {
+        if (restore is null) throw new NotFoundException("Restore", id);
+        if (restore.AgentId != agentId) throw new ForbiddenException($"Restore {id} belongs to another agent.");
+        return restore;
+    }
+}

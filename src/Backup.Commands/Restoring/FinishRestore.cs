@@ -1,0 +1,47 @@
+using Backup.Commands.Common;
+using Backup.Commands.Restores;
+using FluentValidation;
+using Marten;
+using Mediator;
+
+namespace Backup.Commands.Restoring;
+
+public sealed record CompleteRestore(Guid AgentId, Guid RestoreId, int Files, long Bytes) : ICommand;
+
+public sealed class CompleteRestoreValidator : AbstractValidator<CompleteRestore>
+{
+    public CompleteRestoreValidator()
+    {
+        RuleFor(x => x.Files).GreaterThanOrEqualTo(0);
+        RuleFor(x => x.Bytes).GreaterThanOrEqualTo(0);
+    }
+}
+
+public sealed class CompleteRestoreHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<CompleteRestore>
+{
+    public async ValueTask<Unit> Handle(CompleteRestore c, CancellationToken ct)
+    {
+        var (restore, version) = await session.LoadAsync<Restore>(c.RestoreId, Restore.Next, ct);
+        session.AppendExpected(c.RestoreId, version, Restore.Complete(restore, c.RestoreId, c.AgentId, c.Files, c.Bytes, clock.GetUtcNow()));
+        await session.SaveChangesAsync(ct);
+        return Unit.Value;
+    }
+}
+
+public sealed record FailRestore(Guid AgentId, Guid RestoreId, string Reason) : ICommand;
+
+public sealed class FailRestoreValidator : AbstractValidator<FailRestore>
+{
+    public FailRestoreValidator() => RuleFor(x => x.Reason).NotEmpty().MaximumLength(4000);
+}
+
+public sealed class FailRestoreHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<FailRestore>
+{
+    public async ValueTask<Unit> Handle(FailRestore c, CancellationToken ct)
+    {
+        var (restore, version) = await session.LoadAsync<Restore>(c.RestoreId, Restore.Next, ct);
+        session.AppendExpected(c.RestoreId, version, Restore.Fail(restore, c.RestoreId, c.AgentId, c.Reason, clock.GetUtcNow()));
+        await session.SaveChangesAsync(ct);
+        return Unit.Value;
+    }
+}

@@ -1,0 +1,47 @@
+using Backup.Commands.AddingDataSources;
+using Backup.Commands.Common;
+using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Restores;
+using Backup.Commands.VaultTransfers;
+using FluentValidation;
+using Marten;
+using Mediator;
+
+namespace Backup.Commands.Restoring;
+
+/// <summary>Restore a whole recovery point to an alternate folder on its agent, from the disk copy or the vault copy.</summary>
+public sealed record RequestRestore(Guid RecoveryPointId, RestoreSource? Source, string TargetPath, string RequestedBy) : ICommand<Guid>;
+
+public sealed class RequestRestoreValidator : AbstractValidator<RequestRestore>
+{
+    public RequestRestoreValidator()
+    {
+        RuleFor(x => x.Source).NotNull().IsInEnum();
+        RuleFor(x => x.TargetPath).NotEmpty().MaximumLength(4096)
+            .Must(AddDataSourceValidator.IsAbsolute).WithMessage("'Target Path' must be an absolute path on the agent's machine.");
+        RuleFor(x => x.RequestedBy).NotEmpty();
+    }
+}
+
+public sealed class RequestRestoreHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<RequestRestore, Guid>
+{
+    public async ValueTask<Guid> Handle(RequestRestore c, CancellationToken ct)
+    {
+        var (rp, _) = await session.LoadAsync<RecoveryPoint>(c.RecoveryPointId, RecoveryPoint.Next, ct);
+        if (rp is null) throw new NotFoundException("Recovery point", c.RecoveryPointId);
+        if (rp.Status != RecoveryPointStatus.Created)
+            throw new ConflictException($"Recovery point {rp.Id} is {rp.Status}; only a created recovery point can be restored.");
+        if (c.Source == RestoreSource.Vault)
+        {
+            var (transfer, _) = await session.LoadAsync<VaultTransfer>(VaultTransfer.IdFor(rp.Id), VaultTransfer.Next, ct);
+            if (transfer is not { Completed: true })
+                throw new ConflictException($"Recovery point {rp.Id} has no complete copy in the vault yet.");
+        }
+
+        var restoreId = Guid.CreateVersion7();
+        session.Events.StartStream<Restore>(restoreId,
+            new RestoreRequested(restoreId, rp.Id, rp.DataSourceId, rp.AgentId, c.Source!.Value, c.TargetPath, c.RequestedBy, clock.GetUtcNow()));
+        await session.SaveChangesAsync(ct);
+        return restoreId;
+    }
+}

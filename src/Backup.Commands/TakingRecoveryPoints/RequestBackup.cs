@@ -1,0 +1,34 @@
+using Backup.Commands.Common;
+using Backup.Commands.DataSources;
+using Backup.Commands.RecoveryPoints;
+using FluentValidation;
+using Marten;
+using Mediator;
+
+namespace Backup.Commands.TakingRecoveryPoints;
+
+/// <summary>"Create recovery point now" for one data source; returns the id of the recovery point to be.</summary>
+public sealed record RequestBackup(Guid DataSourceId, string RequestedBy) : ICommand<Guid>;
+
+public sealed class RequestBackupValidator : AbstractValidator<RequestBackup>
+{
+    public RequestBackupValidator()
+    {
+        RuleFor(x => x.DataSourceId).NotEmpty();
+        RuleFor(x => x.RequestedBy).NotEmpty();
+    }
+}
+
+public sealed class RequestBackupHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<RequestBackup, Guid>
+{
+    public async ValueTask<Guid> Handle(RequestBackup command, CancellationToken ct)
+    {
+        var (source, _) = await session.LoadAsync<DataSource>(command.DataSourceId, DataSource.Next, ct);
+        if (source is null) throw new NotFoundException("Data source", command.DataSourceId);
+        var recoveryPointId = Guid.CreateVersion7();
+        session.Events.StartStream<RecoveryPoint>(recoveryPointId,
+            new BackupRequested(recoveryPointId, source.Id, source.GroupId, source.AgentId, source.Path, command.RequestedBy, clock.GetUtcNow()));
+        await session.SaveChangesAsync(ct);
+        return recoveryPointId;
+    }
+}

@@ -1,0 +1,44 @@
+using Backup.Commands;
+using Backup.Commands.Dispatching;
+using Backup.Projections.Agents;
+using Backup.Projections.DataSources;
+using Backup.Projections.ProtectionGroups;
+using Backup.Projections.RecoveryPoints;
+using Backup.Projections.Restores;
+using JasperFx.Events;
+using JasperFx.Events.Projections;
+using Marten;
+
+namespace Backup.Projections;
+
+public static class CatalogStore
+{
+    /// <summary>
+    /// The whole catalog's store configuration: event aliases, streams and every projection. Inline only
+    /// where a command needs read-your-write (uniqueness, the agents' job queue); the rest run in the async daemon.
+    /// </summary>
+    public static StoreOptions ConfigureCatalog(this StoreOptions opts, string connectionString, string schema)
+    {
+        opts.Connection(connectionString);
+        opts.DatabaseSchemaName = schema;
+        opts.Events.DatabaseSchemaName = schema;
+        opts.Events.StreamIdentity = StreamIdentity.AsGuid;
+        opts.Events.MetadataConfig.CorrelationIdEnabled = true;
+        opts.Events.MetadataConfig.CausationIdEnabled = true;
+        opts.Events.MetadataConfig.HeadersEnabled = true;
+        BackupEvents.Register(opts);
+
+        opts.Projections.Add<AgentViewProjection>(ProjectionLifecycle.Inline);
+        opts.Projections.Add<ProtectionGroupViewProjection>(ProjectionLifecycle.Inline);
+        opts.Projections.Add<DataSourceViewProjection>(ProjectionLifecycle.Inline);
+        opts.Projections.Add<AgentJobQueueProjection>(ProjectionLifecycle.Inline);
+        opts.Projections.Add<RecoveryPointViewProjection>(ProjectionLifecycle.Async);
+        opts.Projections.Add<RestoreViewProjection>(ProjectionLifecycle.Async);
+
+        opts.Schema.For<ProtectionGroupView>().UniqueIndex(g => g.NameKey);
+        opts.Schema.For<DataSourceView>().UniqueIndex(d => d.ProtectionKey);
+        opts.Schema.For<QueuedJob>().Index(j => j.AgentId);
+        opts.Schema.For<RecoveryPointView>().Index(r => r.DataSourceId);
+        return opts;
+    }
+}

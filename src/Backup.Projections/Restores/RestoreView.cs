@@ -1,0 +1,61 @@
+using Backup.Commands.Restores;
+using Marten;
+using Marten.Events.Aggregation;
+using Mediator;
+
+namespace Backup.Projections.Restores;
+
+public sealed class RestoreView
+{
+    public Guid Id { get; set; }
+    public Guid RecoveryPointId { get; set; }
+    public Guid DataSourceId { get; set; }
+    public Guid AgentId { get; set; }
+    public RestoreSource Source { get; set; }
+    public string TargetPath { get; set; } = "";
+    public RestoreStatus Status { get; set; }
+    public string RequestedBy { get; set; } = "";
+    public DateTimeOffset RequestedAt { get; set; }
+    public DateTimeOffset? StartedAt { get; set; }
+    public DateTimeOffset? FinishedAt { get; set; }
+    public int Files { get; set; }
+    public long Bytes { get; set; }
+    public string? FailureReason { get; set; }
+}
+
+public sealed partial class RestoreViewProjection : SingleStreamProjection<RestoreView, Guid>
+{
+    public static RestoreView Create(RestoreRequested e) => new()
+    {
+        Id = e.RestoreId, RecoveryPointId = e.RecoveryPointId, DataSourceId = e.DataSourceId, AgentId = e.AgentId, Source = e.Source,
+        TargetPath = e.TargetPath, Status = RestoreStatus.Requested, RequestedBy = e.RequestedBy, RequestedAt = e.RequestedAt,
+    };
+
+    public static void Apply(RestoreStarted e, RestoreView v)
+    {
+        v.Status = RestoreStatus.Running;
+        v.StartedAt = e.StartedAt;
+    }
+
+    public static void Apply(RestoreCompleted e, RestoreView v)
+    {
+        v.Status = RestoreStatus.Completed;
+        v.FinishedAt = e.CompletedAt;
+        v.Files = e.Files;
+        v.Bytes = e.Bytes;
+    }
+
+    public static void Apply(RestoreFailed e, RestoreView v)
+    {
+        v.Status = RestoreStatus.Failed;
+        v.FinishedAt = e.FailedAt;
+        v.FailureReason = e.Reason;
+    }
+}
+
+public sealed record GetRestore(Guid RestoreId) : IQuery<RestoreView?>;
+
+public sealed class GetRestoreHandler(IQuerySession session) : IQueryHandler<GetRestore, RestoreView?>
+{
+    public async ValueTask<RestoreView?> Handle(GetRestore query, CancellationToken ct) => await session.LoadAsync<RestoreView>(query.RestoreId, ct);
+}

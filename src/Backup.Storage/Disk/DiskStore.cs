@@ -1,0 +1,90 @@
+using System.Security.Cryptography;
+using Backup.Storage.Contracts;
+using Backup.Storage.Format;
+
+namespace Backup.Storage.Disk;
+
+/// <summary>
+/// The backup server's local disk store: packs/&lt;2 hex&gt;/&lt;pack id&gt; and manifests/&lt;recovery point&gt;.json.
+/// Writes go to tmp/ first and are renamed into place only after the content has been verified, so a crash
+/// or a lying client never leaves a pack under a name that does not match its bytes.
+/// </summary>
+public sealed class DiskStore
+{
+    private readonly string _root;
+
+    public DiskStore(string root)
+    {
+        _root = Path.GetFullPath(root);
+        Directory.CreateDirectory(Path.Combine(_root, "packs"));
+        Directory.CreateDirectory(Path.Combine(_root, "manifests"));
+        Directory.CreateDirectory(Path.Combine(_root, "tmp"));
+    }
+
+    public string Root => _root;
+
+    public string PackPath(string packId)
+    {
+        if (!PackId.IsValid(packId)) throw new ArgumentException($"'{packId}' is not a pack id.", nameof(packId));
+        return Path.Combine(_root, "packs", packId[..2], packId);
+    }
+
+    public string ManifestPath(Guid recoveryPointId) => Path.Combine(_root, "manifests", $"{recoveryPointId:N}.json");
+
+    public bool HasPack(string packId) => File.Exists(PackPath(packId));
+
+    public long PackLength(string packId) => new FileInfo(PackPath(packId)).Length;
+
+    /// <summary>Streams a pack into the store, verifying that its SHA-256 is <paramref name="packId"/>.</summary>
+    /// <exception cref="InvalidDataException">The bytes do not hash to the claimed id; nothing is kept.</exception>
+    public async Task<PackStored> PutPackAsync(string packId, Stream content, long maxBytes, CancellationToken ct)
+    {
+        var final = PackPath(packId);
+        var tmp = Path.Combine(_root, "tmp", $"{packId}.{Guid.NewGuid():N}");
+        long written = 0;
+        try
+        {
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            await using (var file = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
+            {
+                var buffer = new byte[1 << 20];
+                int read;
+                while ((read = await content.ReadAsync(buffer, ct)) > 0)
+                {
+                    written += read;
+                    if (written > maxBytes) throw new InvalidDataException($"Pack {packId} exceeds the limit of {maxBytes} bytes.");
+                    hash.AppendData(buffer, 0, read);
+                    await file.WriteAsync(buffer.AsMemory(0, read), ct);
+                }
+                await file.FlushAsync(ct);
+                file.Flush(flushToDisk: true);
+            }
+            var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
+            if (!string.Equals(actual, packId, StringComparison.Ordinal))
+                throw new InvalidDataException($"Pack content hashes to {actual}, not to its name {packId}.");
+            Directory.CreateDirectory(Path.GetDirectoryName(final)!);
+            if (File.Exists(final)) return new PackStored(packId, written, AlreadyPresent: true);
+            File.Move(tmp, final, overwrite: false);
+            return new PackStored(packId, written, AlreadyPresent: false);
+        }
+        finally
+        {
+            if (File.Exists(tmp)) File.Delete(tmp);
+        }
+    }
+
+    public Stream OpenPack(string packId) =>
+        new FileStream(PackPath(packId), FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, useAsync: true);
+
+    public async Task PutManifestAsync(Guid recoveryPointId, byte[] manifest, CancellationToken ct)
+    {
+        var tmp = Path.Combine(_root, "tmp", $"{recoveryPointId:N}.{Guid.NewGuid():N}.json");
+        await File.WriteAllBytesAsync(tmp, manifest, ct);
+        File.Move(tmp, ManifestPath(recoveryPointId), overwrite: true);
+    }
+
+    public bool HasManifest(Guid recoveryPointId) => File.Exists(ManifestPath(recoveryPointId));
+
+    public Task<byte[]> ReadManifestAsync(Guid recoveryPointId, CancellationToken ct) =>
+        File.ReadAllBytesAsync(ManifestPath(recoveryPointId), ct);
+}

@@ -1,0 +1,65 @@
+using Azure;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
+using Backup.Storage.Format;
+
+namespace Backup.Storage.Vault;
+
+/// <summary>
+/// The online vault: one Azure Blob container holding packs/&lt;pack id&gt; and manifests/&lt;recovery point&gt;.json,
+/// the same names as on disk, so a copy is resumable by asking which blobs are already there.
+/// </summary>
+public sealed class VaultStore(BlobContainerClient container)
+{
+    public BlobContainerClient Container => container;
+
+    public Task EnsureCreatedAsync(CancellationToken ct) => container.CreateIfNotExistsAsync(cancellationToken: ct);
+
+    private BlobClient PackBlob(string packId)
+    {
+        if (!PackId.IsValid(packId)) throw new ArgumentException($"'{packId}' is not a pack id.", nameof(packId));
+        return container.GetBlobClient($"packs/{packId}");
+    }
+
+    private BlobClient ManifestBlob(Guid recoveryPointId) => container.GetBlobClient($"manifests/{recoveryPointId:N}.json");
+
+    /// <summary>The stored length of a pack, or null when the vault does not hold it.</summary>
+    public async Task<long?> PackLengthAsync(string packId, CancellationToken ct)
+    {
+        try
+        {
+            var props = await PackBlob(packId).GetPropertiesAsync(cancellationToken: ct);
+            return props.Value.ContentLength;
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            return null;
+        }
+    }
+
+    public async Task UploadPackAsync(string packId, Stream content, CancellationToken ct) =>
+        await PackBlob(packId).UploadAsync(content, new BlobUploadOptions
+        {
+            HttpHeaders = new BlobHttpHeaders { ContentType = "application/octet-stream" },
+            TransferOptions = new Azure.Storage.StorageTransferOptions { MaximumTransferSize = 8 << 20, InitialTransferSize = 8 << 20 },
+        }, ct);
+
+    public async Task<Stream> OpenPackAsync(string packId, CancellationToken ct) =>
+        await PackBlob(packId).OpenReadAsync(new BlobOpenReadOptions(allowModifications: false), ct);
+
+    public async Task UploadManifestAsync(Guid recoveryPointId, byte[] manifest, CancellationToken ct) =>
+        await ManifestBlob(recoveryPointId).UploadAsync(new BinaryData(manifest), overwrite: true, ct);
+
+    public async Task<byte[]?> ReadManifestAsync(Guid recoveryPointId, CancellationToken ct)
+    {
+        try
+        {
+            var result = await ManifestBlob(recoveryPointId).DownloadContentAsync(ct);
+            return result.Value.Content.ToArray();
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,30 @@
+using Azure.Storage.Blobs;
+using Backup.Projections;
+using Backup.Storage.Disk;
+using Backup.Storage.Vault;
+using Backup.Workers;
+using Backup.Workers.TransferringToVault;
+using JasperFx.Events.Daemon;
+using Marten;
+
+// Headless workers: Marten's async daemon (projections and subscriptions, with leader election between
+// worker processes) and the online copy of recovery points to the vault.
+var builder = Host.CreateApplicationBuilder(args);
+var config = builder.Configuration;
+var options = config.GetSection(WorkerOptions.Section).Get<WorkerOptions>() ?? new WorkerOptions();
+var martenConnection = config.GetConnectionString("Marten") ?? throw new InvalidOperationException("ConnectionStrings:Marten is not set.");
+var vaultConnection = config.GetConnectionString("Vault") ?? throw new InvalidOperationException("ConnectionStrings:Vault is not set.");
+
+builder.Services.AddSingleton(TimeProvider.System);
+builder.Services.AddSingleton(new DiskStore(Path.GetFullPath(options.DiskStore, builder.Environment.ContentRootPath)));
+var vault = new VaultStore(new BlobServiceClient(vaultConnection).GetBlobContainerClient(options.VaultContainer));
+builder.Services.AddSingleton(vault);
+builder.Services.AddSingleton<VaultCopier>();
+builder.Services.AddMarten(opts => opts.ConfigureCatalog(martenConnection, options.Schema))
+    .UseLightweightSessions()
+    .AddAsyncDaemon(DaemonMode.HotCold)
+    .AddSubscriptionWithServices<VaultCopySubscription>(ServiceLifetime.Singleton);
+
+var host = builder.Build();
+await vault.EnsureCreatedAsync(CancellationToken.None);
+await host.RunAsync();

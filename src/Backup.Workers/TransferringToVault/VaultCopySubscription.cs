@@ -1,0 +1,36 @@
+using Backup.Commands.RecoveryPoints;
+using JasperFx.Events.Daemon;
+using JasperFx.Events.Projections;
+using Marten;
+using Marten.Subscriptions;
+
+namespace Backup.Workers.TransferringToVault;
+
+/// <summary>
+/// Reacts to every new recovery point by copying it to the vault. Runs in the async daemon, so with several
+/// workers exactly one (the HotCold leader) processes each event; its position advances only after the copy,
+/// so a worker that dies mid-copy leaves the event to be processed again, and the copy resumes.
+/// </summary>
+public sealed class VaultCopySubscription : SubscriptionBase
+{
+    public const string SubscriptionId = "vault-copy";
+    private readonly VaultCopier _copier;
+
+    public VaultCopySubscription(VaultCopier copier)
+    {
+        _copier = copier;
+        Name = SubscriptionId;
+        IncludeType<RecoveryPointCreated>();
+    }
+
+    public override async Task<IChangeListener> ProcessEventsAsync(
+        EventRange page, ISubscriptionController controller, IDocumentOperations operations, CancellationToken cancellationToken)
+    {
+        foreach (var e in page.Events)
+        {
+            if (e.Data is RecoveryPointCreated created)
+                await _copier.CopyAsync(created.RecoveryPointId, created.PackIds, cancellationToken);
+        }
+        return NullChangeListener.Instance;
+    }
+}
