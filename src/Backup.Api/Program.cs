@@ -26,7 +26,9 @@ var martenConnection = config.GetConnectionString("Marten") ?? throw new Invalid
 var vaultConnection = config.GetConnectionString("Vault") ?? throw new InvalidOperationException("ConnectionStrings:Vault is not set.");
 
 services.AddSingleton(TimeProvider.System);
-var marten = services.AddMarten(opts => opts.ConfigureCatalog(martenConnection, server.Schema)).UseLightweightSessions();
+var marten = services.AddMarten(opts => opts.ConfigureCatalog(martenConnection, server.Schema))
+    .UseLightweightSessions()
+    .ApplyAllDatabaseChangesOnStartup();
 if (server.RunDaemon) marten.AddAsyncDaemon(DaemonMode.Solo);
 
 services.AddMediator(options =>

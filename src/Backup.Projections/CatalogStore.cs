@@ -1,5 +1,6 @@
 using Backup.Commands;
 using Backup.Commands.Dispatching;
+using Backup.Commands.Uniqueness;
 using Backup.Projections.Agents;
 using Backup.Projections.DataSources;
 using Backup.Projections.ProtectionGroups;
@@ -28,6 +29,8 @@ public static class CatalogStore
         opts.Events.MetadataConfig.HeadersEnabled = true;
         BackupEvents.Register(opts);
 
+        opts.Projections.Add<ProtectionGroupNameProjection>(ProjectionLifecycle.Inline);
+        opts.Projections.Add<ProtectedFolderProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<AgentViewProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<ProtectionGroupViewProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<DataSourceViewProjection>(ProjectionLifecycle.Inline);
@@ -35,8 +38,8 @@ public static class CatalogStore
         opts.Projections.Add<RecoveryPointViewProjection>(ProjectionLifecycle.Async);
         opts.Projections.Add<RestoreViewProjection>(ProjectionLifecycle.Async);
 
-        opts.Schema.For<ProtectionGroupView>().UniqueIndex(g => g.NameKey);
-        opts.Schema.For<DataSourceView>().UniqueIndex(d => d.ProtectionKey);
+        opts.Schema.For<ProtectionGroupName>().UniqueIndex(g => g.NameKey);
+        opts.Schema.For<ProtectedFolder>().UniqueIndex(f => f.Key);
         opts.Schema.For<QueuedJob>().Index(j => j.AgentId);
         opts.Schema.For<RecoveryPointView>().Index(r => r.DataSourceId);
         return opts;

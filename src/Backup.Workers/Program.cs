@@ -22,6 +22,7 @@ builder.Services.AddSingleton(vault);
 builder.Services.AddSingleton<VaultCopier>();
 builder.Services.AddMarten(opts => opts.ConfigureCatalog(martenConnection, options.Schema))
     .UseLightweightSessions()
+    .ApplyAllDatabaseChangesOnStartup()
     .AddAsyncDaemon(DaemonMode.HotCold)
     .AddSubscriptionWithServices<VaultCopySubscription>(ServiceLifetime.Singleton);
 

@@ -2,6 +2,7 @@ using Backup.Commands.Agents;
 using Backup.Commands.Common;
 using Backup.Commands.DataSources;
 using Backup.Commands.ProtectionGroups;
+using Backup.Commands.Uniqueness;
 using FluentValidation;
 using Marten;
 using Mediator;
@@ -36,6 +37,9 @@ public sealed class AddDataSourceHandler(IDocumentSession session, TimeProvider 
 
         var dataSourceId = Guid.CreateVersion7();
         var path = command.Path.Length > 1 ? command.Path.TrimEnd('/', '\\') : command.Path;
+        var key = ProtectedFolder.KeyOf(agent.Id, path);
+        if (await session.Query<ProtectedFolder>().AnyAsync(f => f.Key == key, ct))
+            throw new ConflictException($"'{path}' on agent {agent.Id} is already protected.");
         var (toGroup, toDataSource) = ProtectionGroup.AddDataSource(group, command.GroupId, dataSourceId, agent.Id, command.Kind!.Value, path, clock.GetUtcNow());
         session.AppendExpected(group.Id, groupVersion, toGroup);
         session.Events.StartStream<DataSource>(dataSourceId, toDataSource);
@@ -45,7 +49,7 @@ public sealed class AddDataSourceHandler(IDocumentSession session, TimeProvider 
         }
         catch (Exception e) when (e.IsUniqueViolation())
         {
-            // The inline data-source view holds a unique index on (agent, path): a folder is protected once.
+            // Lost a race for the same folder (unique index on ProtectedFolder.Key).
             throw new ConflictException($"'{path}' on agent {agent.Id} is already protected.");
         }
         catch (JasperFx.Events.EventStreamUnexpectedMaxEventIdException)

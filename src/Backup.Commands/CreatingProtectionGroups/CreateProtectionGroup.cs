@@ -1,5 +1,6 @@
 using Backup.Commands.Common;
 using Backup.Commands.ProtectionGroups;
+using Backup.Commands.Uniqueness;
 using FluentValidation;
 using Marten;
 using Mediator;
@@ -18,6 +19,9 @@ public sealed class CreateProtectionGroupHandler(IDocumentSession session, TimeP
 {
     public async ValueTask<Guid> Handle(CreateProtectionGroup command, CancellationToken ct)
     {
+        var key = ProtectionGroupName.KeyOf(command.Name);
+        if (await session.Query<ProtectionGroupName>().AnyAsync(n => n.NameKey == key, ct))
+            throw new ConflictException($"A protection group named '{command.Name.Trim()}' already exists.");
         var id = Guid.CreateVersion7();
         session.Events.StartStream<ProtectionGroup>(id, ProtectionGroup.Create(id, command.Name, clock.GetUtcNow()));
         try
@@ -26,7 +30,7 @@ public sealed class CreateProtectionGroupHandler(IDocumentSession session, TimeP
         }
         catch (Exception e) when (e.IsUniqueViolation())
         {
-            // The inline protection-group view holds a unique index on the normalised name.
+            // Lost a race with another request for the same name (unique index on ProtectionGroupName.NameKey).
             throw new ConflictException($"A protection group named '{command.Name.Trim()}' already exists.");
         }
         return id;

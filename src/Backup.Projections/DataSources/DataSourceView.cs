@@ -13,8 +13,6 @@ public sealed class DataSourceView
     public DataSourceKind Kind { get; set; }
     public string Path { get; set; } = "";
 
-    /// <summary>"agent:path" — the unique index that lets a folder be protected only once.</summary>
-    public string ProtectionKey { get; set; } = "";
     public DateTimeOffset ProtectedAt { get; set; }
 }
 
@@ -24,8 +22,7 @@ public sealed partial class DataSourceViewProjection : MultiStreamProjection<Dat
 
     public static DataSourceView Create(DataSourceProtected e) => new()
     {
-        Id = e.DataSourceId, GroupId = e.GroupId, AgentId = e.AgentId, Kind = e.Kind, Path = e.Path,
-        ProtectionKey = $"{e.AgentId:N}:{e.Path}", ProtectedAt = e.ProtectedAt,
+        Id = e.DataSourceId, GroupId = e.GroupId, AgentId = e.AgentId, Kind = e.Kind, Path = e.Path, ProtectedAt = e.ProtectedAt,
     };
 }
 

@@ -10,8 +10,6 @@ public sealed class ProtectionGroupView
     public Guid Id { get; set; }
     public string Name { get; set; } = "";
 
-    /// <summary>Case-insensitive key behind the unique index that makes group names unique.</summary>
-    public string NameKey { get; set; } = "";
     public DateTimeOffset CreatedAt { get; set; }
     public List<Guid> DataSourceIds { get; set; } = [];
     public int Version { get; set; }
@@ -21,7 +19,7 @@ public sealed partial class ProtectionGroupViewProjection : SingleStreamProjecti
 {
     public static ProtectionGroupView Create(ProtectionGroupCreated e) => new()
     {
-        Id = e.GroupId, Name = e.Name, NameKey = e.Name.Trim().ToUpperInvariant(), CreatedAt = e.CreatedAt, Version = 1,
+        Id = e.GroupId, Name = e.Name, CreatedAt = e.CreatedAt, Version = 1,
     };
 
     public static void Apply(DataSourceAddedToGroup e, ProtectionGroupView view)

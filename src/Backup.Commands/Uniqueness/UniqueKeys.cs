@@ -1,0 +1,39 @@
+using Backup.Commands.DataSources;
+using Backup.Commands.ProtectionGroups;
+using Marten.Events.Aggregation;
+using Marten.Events.Projections;
+
+namespace Backup.Commands.Uniqueness;
+
+/// <summary>
+/// Command-side reservations behind the "unique" rules. Handlers look a key up before appending, so an
+/// ordinary duplicate is refused without touching the event store; the unique index on the key (inline,
+/// same transaction as the events) settles two requests racing for the same key.
+/// </summary>
+public sealed class ProtectionGroupName
+{
+    public Guid Id { get; set; }
+    public string NameKey { get; set; } = "";
+
+    public static string KeyOf(string name) => name.Trim().ToUpperInvariant();
+}
+
+public sealed partial class ProtectionGroupNameProjection : SingleStreamProjection<ProtectionGroupName, Guid>
+{
+    public static ProtectionGroupName Create(ProtectionGroupCreated e) => new() { Id = e.GroupId, NameKey = ProtectionGroupName.KeyOf(e.Name) };
+}
+
+public sealed class ProtectedFolder
+{
+    public Guid Id { get; set; }
+    public string Key { get; set; } = "";
+
+    public static string KeyOf(Guid agentId, string path) => $"{agentId:N}:{path}";
+}
+
+public sealed partial class ProtectedFolderProjection : MultiStreamProjection<ProtectedFolder, Guid>
+{
+    public ProtectedFolderProjection() => Identity<DataSourceProtected>(e => e.DataSourceId);
+
+    public static ProtectedFolder Create(DataSourceProtected e) => new() { Id = e.DataSourceId, Key = ProtectedFolder.KeyOf(e.AgentId, e.Path) };
+}

@@ -1,0 +1,196 @@
+using System.Net;
+using System.Runtime.Versioning;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Azure.Storage.Blobs;
+using Backup.IntegrationTests.Infrastructure;
+
+namespace Backup.IntegrationTests.EndToEnd;
+
+/// <summary>
+/// The whole product as a user runs it: the API, the workers and a real agent process, each its own OS
+/// process, on real PostgreSQL and Azurite. A folder is backed up to the server's disk, copied to the vault
+/// by the workers, and restored from each tier into alternate folders, byte for byte, with modes and mtimes.
+/// </summary>
+[SupportedOSPlatform("linux")]
+public sealed class BackupAndRestoreTests : IAsyncLifetime
+{
+    private readonly string _schema = TestServices.NewSchema("e2e");
+    private readonly string _container = $"vault-{Guid.NewGuid():N}";
+    private readonly DirectoryInfo _work = Directory.CreateTempSubdirectory("backup-e2e-");
+    private readonly List<ProductProcess> _processes = [];
+    private ApiClient _client = null!;
+    private string _baseUrl = "";
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private Dictionary<string, string> Environment() => new()
+    {
+        ["ConnectionStrings__Marten"] = TestServices.Postgres,
+        ["ConnectionStrings__Vault"] = TestServices.Vault,
+        ["Backup__Schema"] = _schema,
+        ["Backup__DiskStore"] = Path.Combine(_work.FullName, "disk-store"),
+        ["Backup__VaultContainer"] = _container,
+        ["Logging__LogLevel__Default"] = "Information",
+    };
+
+    public async ValueTask InitializeAsync()
+    {
+        var port = ProductProcess.FreePort();
+        _baseUrl = $"http://127.0.0.1:{port}";
+        var api = ProductProcess.Start("Backup.Api", Environment(), "--urls", _baseUrl);
+        _processes.Add(api);
+        _client = new ApiClient(new HttpClient { BaseAddress = new Uri(_baseUrl) });
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            try
+            {
+                if ((await _client.Http.GetAsync("/health", Ct)).StatusCode == HttpStatusCode.OK) break;
+            }
+            catch (HttpRequestException) when (DateTime.UtcNow < deadline && !api.HasExited)
+            {
+            }
+            if (DateTime.UtcNow > deadline || api.HasExited) throw new InvalidOperationException("The API did not become healthy:\n" + api.Output);
+            await Task.Delay(250, Ct);
+        }
+        // Workers start after the API so the schema exists; they run the projections and the vault copy.
+        _processes.Add(ProductProcess.Start("Backup.Workers", Environment()));
+    }
+
+    [Fact]
+    public async Task A_folder_is_backed_up_to_disk_copied_to_the_vault_and_restored_byte_exact_from_both()
+    {
+        var source = Directory.CreateDirectory(Path.Combine(_work.FullName, "protected"));
+        BuildTree(source.FullName);
+
+        var token = await _client.IssueTokenAsync();
+        var agent = ProductProcess.Start("Backup.Agent", new Dictionary<string, string>(),
+            $"--Agent:Server={_baseUrl}/", $"--Agent:EnrolmentToken={token}", $"--Agent:StateDirectory={Path.Combine(_work.FullName, "agent-state")}",
+            "--Agent:MachineName=e2e-machine", "--Agent:PollInterval=00:00:00.300");
+        _processes.Add(agent);
+
+        var agentId = await WaitAsync(async () =>
+        {
+            var agents = await _client.GetJsonAsync("/api/agents");
+            return agents.GetArrayLength() == 1 ? agents[0].GetProperty("id").GetGuid() : (Guid?)null;
+        }, agent);
+
+        var group = await _client.CreateGroupAsync("E2E servers");
+        var dataSource = await _client.AddFolderAsync(group, agentId, source.FullName);
+        var recoveryPoint = await _client.RequestBackupAsync(dataSource);
+
+        var point = await _client.WaitForAsync($"/api/recovery-points/{recoveryPoint}",
+            rp => rp.GetProperty("tier").GetString() == "Both", TimeSpan.FromSeconds(120));
+        point.GetProperty("status").GetString().ShouldBe("Created");
+        point.GetProperty("files").GetInt32().ShouldBe(SourceFiles(source.FullName).Count);
+        point.GetProperty("bytesRead").GetInt64().ShouldBe(SourceFiles(source.FullName).Sum(f => new FileInfo(f).Length));
+        point.GetProperty("partial").GetBoolean().ShouldBeFalse();
+
+        // The vault really holds the packs and the manifest.
+        var blobs = new BlobContainerClient(TestServices.Vault, _container).GetBlobsAsync(cancellationToken: Ct);
+        var names = new List<string>();
+        await foreach (var b in blobs) names.Add(b.Name);
+        names.Count(n => n.StartsWith("packs/", StringComparison.Ordinal)).ShouldBe(point.GetProperty("packCount").GetInt32());
+        names.ShouldContain($"manifests/{recoveryPoint:N}.json");
+
+        foreach (var tier in new[] { "Disk", "Vault" })
+        {
+            var target = Path.Combine(_work.FullName, $"restored-from-{tier}");
+            var response = await _client.Http.PostAsJsonAsync($"/api/recovery-points/{recoveryPoint}/restores", new { source = tier, targetPath = target }, Ct);
+            response.StatusCode.ShouldBe(HttpStatusCode.Accepted, await response.Content.ReadAsStringAsync(Ct));
+            var restoreId = await ApiClient.IdAsync(response);
+            var restore = await _client.WaitForAsync($"/api/restores/{restoreId}",
+                r => r.GetProperty("status").GetString() is "Completed" or "Failed", TimeSpan.FromSeconds(120));
+            restore.GetProperty("status").GetString().ShouldBe("Completed", restore.ToString() + "\n" + agent.Output);
+            AssertSameTree(source.FullName, target);
+        }
+    }
+
+    private static void BuildTree(string root)
+    {
+        var nested = Directory.CreateDirectory(Path.Combine(root, "projects", "2026", "q4", "deep")).FullName;
+        File.WriteAllText(Path.Combine(root, "readme.txt"), "hello backup\n");
+        File.WriteAllBytes(Path.Combine(root, "empty.bin"), []);
+        File.WriteAllBytes(Path.Combine(nested, "also-empty"), []);
+        Directory.CreateDirectory(Path.Combine(root, "empty-dir"));
+        File.WriteAllText(Path.Combine(root, "projects", "Ünïcødé ß 名字 файл.txt"), "non-ASCII names survive\n");
+        Directory.CreateDirectory(Path.Combine(root, "répertoire-é"));
+        File.WriteAllText(Path.Combine(root, "répertoire-é", "naïve.md"), "# café\n");
+
+        var big = Path.Combine(root, "projects", "2026", "big-50MiB.bin");
+        using (var stream = File.Create(big))
+        {
+            var buffer = new byte[1 << 20];
+            for (var i = 0; i < 50; i++)
+            {
+                RandomNumberGenerator.Fill(buffer);
+                stream.Write(buffer);
+            }
+        }
+        for (var i = 0; i < 30; i++) File.WriteAllText(Path.Combine(nested, $"small-{i:D2}.txt"), new string('x', i * 37));
+
+        var script = Path.Combine(root, "projects", "run.sh");
+        File.WriteAllText(script, "#!/bin/sh\necho hi\n");
+        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute);
+        var secret = Path.Combine(root, "projects", "secret.txt");
+        File.WriteAllText(secret, "private\n");
+        File.SetUnixFileMode(secret, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.SetLastWriteTimeUtc(secret, new DateTime(2001, 2, 3, 4, 5, 6, DateTimeKind.Utc).AddTicks(1234567));
+        File.SetLastWriteTimeUtc(big, new DateTime(2019, 12, 31, 23, 59, 59, DateTimeKind.Utc));
+        Directory.SetLastWriteTimeUtc(Path.Combine(root, "empty-dir"), new DateTime(2010, 1, 1, 0, 0, 0, DateTimeKind.Utc));
+    }
+
+    private static List<string> SourceFiles(string root) => Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories).ToList();
+
+    private static void AssertSameTree(string expectedRoot, string actualRoot)
+    {
+        static List<string> Relative(string root) => Directory.EnumerateFileSystemEntries(root, "*", SearchOption.AllDirectories)
+            .Select(p => Path.GetRelativePath(root, p)).Order(StringComparer.Ordinal).ToList();
+
+        var expected = Relative(expectedRoot);
+        Relative(actualRoot).ShouldBe(expected);
+        foreach (var relative in expected)
+        {
+            var e = Path.Combine(expectedRoot, relative);
+            var a = Path.Combine(actualRoot, relative);
+            if (Directory.Exists(e))
+            {
+                Directory.Exists(a).ShouldBeTrue(relative);
+                File.GetUnixFileMode(a).ShouldBe(File.GetUnixFileMode(e), relative);
+                Directory.GetLastWriteTimeUtc(a).ShouldBe(Directory.GetLastWriteTimeUtc(e), relative);
+                continue;
+            }
+            new FileInfo(a).Length.ShouldBe(new FileInfo(e).Length, relative);
+            Hash(a).ShouldBe(Hash(e), relative);
+            File.GetUnixFileMode(a).ShouldBe(File.GetUnixFileMode(e), relative);
+            File.GetLastWriteTimeUtc(a).ShouldBe(File.GetLastWriteTimeUtc(e), relative);
+        }
+    }
+
+    private static string Hash(string file)
+    {
+        using var stream = File.OpenRead(file);
+        return Convert.ToHexString(SHA256.HashData(stream));
+    }
+
+    private static async Task<T> WaitAsync<T>(Func<Task<T?>> probe, ProductProcess process) where T : struct
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline && !process.HasExited)
+        {
+            if (await probe() is { } value) return value;
+            await Task.Delay(200, Ct);
+        }
+        throw new TimeoutException("Timed out; process output:\n" + process.Output);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var p in _processes) await p.DisposeAsync();
+        await TestServices.DropSchemaAsync(_schema);
+        await new BlobContainerClient(TestServices.Vault, _container).DeleteIfExistsAsync();
+        _work.Delete(recursive: true);
+    }
+}

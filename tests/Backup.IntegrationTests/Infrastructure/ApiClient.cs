@@ -1,0 +1,87 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Backup.Storage.Contracts;
+
+namespace Backup.IntegrationTests.Infrastructure;
+
+/// <summary>Operator and agent calls as a real client makes them: JSON over HTTP, nothing in-process.</summary>
+public sealed class ApiClient(HttpClient http)
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public HttpClient Http => http;
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public async Task<string> IssueTokenAsync()
+    {
+        var response = await http.PostAsJsonAsync("/api/enrolment-tokens", new { validForMinutes = 10 }, Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.Created);
+        return (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("token").GetString()!;
+    }
+
+    public async Task<EnrolAgentResponse> EnrolAsync(string machine = "machine-1")
+    {
+        var response = await http.PostAsJsonAsync("/api/agents/enrol", new EnrolAgentRequest(await IssueTokenAsync(), machine), Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.Created);
+        return (await response.Content.ReadFromJsonAsync<EnrolAgentResponse>(Ct))!;
+    }
+
+    public async Task<Guid> CreateGroupAsync(string name)
+    {
+        var response = await http.PostAsJsonAsync("/api/protection-groups", new { name }, Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.Created, await response.Content.ReadAsStringAsync(Ct));
+        return await IdAsync(response);
+    }
+
+    public async Task<Guid> AddFolderAsync(Guid groupId, Guid agentId, string path)
+    {
+        var response = await http.PostAsJsonAsync($"/api/protection-groups/{groupId}/data-sources", new { agentId, kind = "Folder", path }, Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.Created, await response.Content.ReadAsStringAsync(Ct));
+        return await IdAsync(response);
+    }
+
+    public async Task<Guid> RequestBackupAsync(Guid dataSourceId)
+    {
+        var response = await http.PostAsync($"/api/data-sources/{dataSourceId}/backups", null, Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.Accepted, await response.Content.ReadAsStringAsync(Ct));
+        return await IdAsync(response);
+    }
+
+    public async Task<JsonElement> GetJsonAsync(string url)
+    {
+        var response = await http.GetAsync(url, Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.OK, await response.Content.ReadAsStringAsync(Ct));
+        return await response.Content.ReadFromJsonAsync<JsonElement>(Ct);
+    }
+
+    /// <summary>Polls a read-model URL (async projections) until <paramref name="done"/> holds.</summary>
+    public async Task<JsonElement> WaitForAsync(string url, Func<JsonElement, bool> done, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
+        JsonElement last = default;
+        while (DateTime.UtcNow < deadline)
+        {
+            var response = await http.GetAsync(url, Ct);
+            if (response.StatusCode == HttpStatusCode.OK)
+            {
+                last = await response.Content.ReadFromJsonAsync<JsonElement>(Ct);
+                if (done(last)) return last;
+            }
+            await Task.Delay(200, Ct);
+        }
+        throw new TimeoutException($"{url} did not reach the expected state; last: {last}");
+    }
+
+    public static HttpRequestMessage AsAgent(HttpMethod method, string url, string credential, HttpContent? content = null)
+    {
+        var request = new HttpRequestMessage(method, url) { Content = content };
+        request.Headers.Authorization = new AuthenticationHeaderValue(AgentHeaders.Scheme, credential);
+        return request;
+    }
+
+    public static async Task<Guid> IdAsync(HttpResponseMessage response) =>
+        (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("id").GetGuid();
+}

@@ -1,0 +1,61 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Backup.IntegrationTests.Infrastructure;
+
+/// <summary>One of the product's real processes (API, workers, agent) started from its build output.</summary>
+public sealed class ProductProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _output = new();
+
+    private ProductProcess(Process process) => _process = process;
+
+    public string Output => string.Join('\n', _output.TakeLast(200));
+
+    public bool HasExited => _process.HasExited;
+
+    public static ProductProcess Start(string project, IDictionary<string, string> environment, params string[] args)
+    {
+        var dll = BuiltDll(project);
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Path.GetDirectoryName(dll)! };
+        info.ArgumentList.Add(dll);
+        foreach (var a in args) info.ArgumentList.Add(a);
+        foreach (var (k, v) in environment) info.Environment[k] = v;
+        info.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {project}.");
+        var product = new ProductProcess(process);
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) product._output.Enqueue(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) product._output.Enqueue(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return product;
+    }
+
+    /// <summary>The build output of a src project, in the same configuration as this test assembly.</summary>
+    public static string BuiltDll(string project)
+    {
+        var configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name; // bin/<Configuration>/net10.0/
+        var dll = Path.Combine(TestServices.RepoRoot(), "src", project, "bin", configuration, "net10.0", project + ".dll");
+        return File.Exists(dll) ? dll : throw new FileNotFoundException($"{dll} is not built; build Backup.sln first.");
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+}
