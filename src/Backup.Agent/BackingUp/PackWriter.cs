@@ -20,12 +20,14 @@ public sealed class PackWriter(string scratchDirectory, long targetBytes, Func<s
     private IncrementalHash? _packHash;
     private int _sequence = -1;
     private int _segmentsInPack;
+    private bool _broken;
 
     public int PacksWritten => _sealed.Count;
 
     /// <summary>Copies <paramref name="input"/> into packs; returns where its bytes went, their SHA-256 and count.</summary>
     public async Task<(IReadOnlyList<ProvisionalSegment> Segments, string Sha256, long Bytes)> AddAsync(Stream input, CancellationToken ct)
     {
+        if (_broken) throw new InvalidOperationException("A pack of this run could not be stored; the run cannot continue.");
         using var fileHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var segments = new List<ProvisionalSegment>();
         long total = 0;
@@ -84,6 +86,11 @@ public sealed class PackWriter(string scratchDirectory, long targetBytes, Func<s
         {
             await seal(path, packId, _segmentsInPack);
         }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            _broken = true;
+            throw new PackSealException($"Pack {packId} could not be stored: {e.Message}", e);
+        }
         finally
         {
             File.Delete(path);
@@ -115,3 +122,6 @@ public sealed class PackWriter(string scratchDirectory, long targetBytes, Func<s
         _packHash?.Dispose();
     }
 }
+
+/// <summary>Storing a finished pack failed: the run fails, it is not a problem with the file being read.</summary>
+public sealed class PackSealException(string message, Exception inner) : Exception(message, inner);

@@ -76,6 +76,22 @@ public sealed class Restorer(ILogger log)
         ManifestEntry entry, string path, string scratch, Dictionary<string, string> cached, FetchPack fetch, CancellationToken ct)
     {
         var tmp = path + ".restoring";
+        try
+        {
+            await WriteVerifiedAsync(entry, tmp, scratch, cached, fetch, ct);
+        }
+        catch
+        {
+            // Never leave a half-written or unverified file in the user's folder.
+            File.Delete(tmp);
+            throw;
+        }
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    private static async Task WriteVerifiedAsync(
+        ManifestEntry entry, string tmp, string scratch, Dictionary<string, string> cached, FetchPack fetch, CancellationToken ct)
+    {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         await using (var output = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
         {
@@ -100,29 +116,27 @@ public sealed class Restorer(ILogger log)
         }
         var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
         if (!string.Equals(actual, entry.Sha256, StringComparison.Ordinal))
-        {
-            File.Delete(tmp);
             throw new InvalidDataException($"{entry.Path} does not match its recorded SHA-256 after restore; it was not written.");
-        }
-        File.Move(tmp, path, overwrite: true);
     }
 
     private static async Task<string> PackFileAsync(string packId, string scratch, Dictionary<string, string> cached, FetchPack fetch, CancellationToken ct)
     {
         if (cached.TryGetValue(packId, out var existing)) return existing;
         var file = Path.Combine(scratch, $"restore-{packId}");
-        await using (var output = new FileStream(file, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16, useAsync: true))
+        try
         {
+            await using var output = new FileStream(file, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16, useAsync: true);
             await fetch(packId, output, ct);
             await output.FlushAsync(ct);
             output.Position = 0;
             var actual = Convert.ToHexStringLower(await SHA256.HashDataAsync(output, ct));
             if (!string.Equals(actual, packId, StringComparison.Ordinal))
-            {
-                output.Close();
-                File.Delete(file);
                 throw new InvalidDataException($"Pack {packId} is corrupt: its content hashes to {actual}.");
-            }
+        }
+        catch
+        {
+            File.Delete(file);
+            throw;
         }
         cached[packId] = file;
         return file;
@@ -141,7 +155,8 @@ public sealed class Restorer(ILogger log)
     private static string TargetPath(string target, string relative)
     {
         var full = Path.GetFullPath(Path.Combine(target, relative.Replace('/', Path.DirectorySeparatorChar)));
-        if (!full.StartsWith(target + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        var prefix = Path.EndsInDirectorySeparator(target) ? target : target + Path.DirectorySeparatorChar;
+        if (!full.StartsWith(prefix, StringComparison.Ordinal))
             throw new InvalidDataException($"Manifest path '{relative}' escapes the restore target.");
         return full;
     }

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, the way CI runs it: installs and starts what is missing (PostgreSQL 15 from apt,
+# Azurite from npm), restores and builds, runs every test project against the real services, and ends with
+# one line "N passed, N failed". Services this script started are stopped again at the end.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$REPO"
+
+command -v dotnet >/dev/null || { echo "test.sh: the .NET SDK (dotnet) is required" >&2; exit 1; }
+
+started=0
+if ! bash scripts/services.sh status >/dev/null 2>&1; then started=1; fi
+bash scripts/services.sh up
+if [[ $started == 1 ]]; then trap 'bash scripts/services.sh down || true' EXIT; fi
+eval "$(bash scripts/services.sh env)"
+
+dotnet restore Backup.sln
+dotnet build Backup.sln --no-restore -c Release
+
+log="$(mktemp)"
+set +e
+dotnet test --solution Backup.sln --no-build -c Release 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+
+# Microsoft.Testing.Platform prints one summary per test run: add them up.
+passed=$(grep -E '^\s+succeeded: [0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+failed=$(grep -E '^\s+failed: [0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+rm -f "$log"
+if [[ $status != 0 && $failed == 0 ]]; then failed=1; fi
+echo "$passed passed, $failed failed"
+exit "$status"

@@ -1,0 +1,192 @@
+using Backup.Commands.AddingDataSources;
+using Backup.Commands.CreatingProtectionGroups;
+using Backup.Commands.DataSources;
+using Backup.Commands.Enrolling;
+using Backup.Commands.Restores;
+using Backup.Commands.Restoring;
+using Backup.Commands.TakingRecoveryPoints;
+using FluentValidation.Results;
+
+namespace Backup.UnitTests.Deciders;
+
+public sealed class ValidatorTests
+{
+    private static readonly Guid AgentId = Guid.Parse("0195f3a0-0000-7000-8000-0000000000a1");
+    private static readonly string PackId = new('a', 64);
+
+    private static void ShouldFailOn(ValidationResult result, string property)
+    {
+        result.IsValid.ShouldBeFalse();
+        result.Errors.Select(e => e.PropertyName).ShouldContain(property);
+    }
+
+    [Theory]
+    [InlineData("/srv")]
+    [InlineData("/")]
+    [InlineData("/srv/data with spaces/ß")]
+    [InlineData("C:\\Data")]
+    [InlineData("d:/data")]
+    public void Absolute_folder_on_linux_or_windows_can_be_protected(string path)
+    {
+        new AddDataSourceValidator().Validate(new AddDataSource(Guid.NewGuid(), AgentId, DataSourceKind.Folder, path)).IsValid.ShouldBeTrue();
+    }
+
+    [Theory]
+    [InlineData("data")]
+    [InlineData("./data")]
+    [InlineData("../etc")]
+    [InlineData("C:")]
+    [InlineData("C:Data")]
+    [InlineData("1:\\Data")]
+    [InlineData("")]
+    public void Relative_or_empty_path_is_rejected(string path)
+    {
+        var result = new AddDataSourceValidator().Validate(new AddDataSource(Guid.NewGuid(), AgentId, DataSourceKind.Folder, path));
+
+        ShouldFailOn(result, nameof(AddDataSource.Path));
+    }
+
+    [Fact]
+    public void Overlong_path_is_rejected()
+    {
+        var result = new AddDataSourceValidator().Validate(new AddDataSource(Guid.NewGuid(), AgentId, DataSourceKind.Folder, "/" + new string('x', 4096)));
+
+        ShouldFailOn(result, nameof(AddDataSource.Path));
+    }
+
+    [Fact]
+    public void Data_source_needs_a_known_kind()
+    {
+        ShouldFailOn(new AddDataSourceValidator().Validate(new AddDataSource(Guid.NewGuid(), AgentId, null, "/srv")), nameof(AddDataSource.Kind));
+        ShouldFailOn(new AddDataSourceValidator().Validate(new AddDataSource(Guid.NewGuid(), AgentId, (DataSourceKind)42, "/srv")), nameof(AddDataSource.Kind));
+    }
+
+    [Fact]
+    public void Data_source_needs_an_agent()
+    {
+        var result = new AddDataSourceValidator().Validate(new AddDataSource(Guid.NewGuid(), Guid.Empty, DataSourceKind.Folder, "/srv"));
+
+        ShouldFailOn(result, nameof(AddDataSource.AgentId));
+        result.Errors.Count.ShouldBe(1);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("   ")]
+    [InlineData("\t\n")]
+    public void Blank_group_name_is_rejected(string name)
+    {
+        ShouldFailOn(new CreateProtectionGroupValidator().Validate(new CreateProtectionGroup(name)), nameof(CreateProtectionGroup.Name));
+    }
+
+    [Fact]
+    public void Group_name_is_limited_to_200_characters()
+    {
+        new CreateProtectionGroupValidator().Validate(new CreateProtectionGroup(new string('g', 200))).IsValid.ShouldBeTrue();
+        ShouldFailOn(new CreateProtectionGroupValidator().Validate(new CreateProtectionGroup(new string('g', 201))), nameof(CreateProtectionGroup.Name));
+    }
+
+    [Fact]
+    public void Valid_restore_request_passes()
+    {
+        new RequestRestoreValidator().Validate(new RequestRestore(Guid.NewGuid(), RestoreSource.Disk, "/restore", "alice")).IsValid.ShouldBeTrue();
+        new RequestRestoreValidator().Validate(new RequestRestore(Guid.NewGuid(), RestoreSource.Vault, "E:\\Restore", "alice")).IsValid.ShouldBeTrue();
+    }
+
+    [Fact]
+    public void Restore_needs_a_source()
+    {
+        ShouldFailOn(new RequestRestoreValidator().Validate(new RequestRestore(Guid.NewGuid(), null, "/restore", "alice")), nameof(RequestRestore.Source));
+        ShouldFailOn(new RequestRestoreValidator().Validate(new RequestRestore(Guid.NewGuid(), (RestoreSource)9, "/restore", "alice")), nameof(RequestRestore.Source));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("restore")]
+    [InlineData("..\\restore")]
+    public void Restore_target_must_be_absolute(string target)
+    {
+        ShouldFailOn(new RequestRestoreValidator().Validate(new RequestRestore(Guid.NewGuid(), RestoreSource.Disk, target, "alice")), nameof(RequestRestore.TargetPath));
+    }
+
+    [Fact]
+    public void Restore_needs_a_requester()
+    {
+        ShouldFailOn(new RequestRestoreValidator().Validate(new RequestRestore(Guid.NewGuid(), RestoreSource.Disk, "/restore", "")), nameof(RequestRestore.RequestedBy));
+    }
+
+    [Theory]
+    [InlineData("ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789")]
+    [InlineData("abc")]
+    [InlineData("../../../../etc/passwd")]
+    public void Pack_upload_needs_a_lowercase_sha256_name(string packId)
+    {
+        ShouldFailOn(new WritePackToDiskValidator().Validate(new WritePackToDisk(AgentId, Guid.NewGuid(), packId, 1, _ => Task.FromResult(0L))), nameof(WritePackToDisk.PackId));
+    }
+
+    [Fact]
+    public void Pack_upload_needs_at_least_one_chunk()
+    {
+        new WritePackToDiskValidator().Validate(new WritePackToDisk(AgentId, Guid.NewGuid(), PackId, 1, _ => Task.FromResult(0L))).IsValid.ShouldBeTrue();
+        ShouldFailOn(new WritePackToDiskValidator().Validate(new WritePackToDisk(AgentId, Guid.NewGuid(), PackId, 0, _ => Task.FromResult(0L))), nameof(WritePackToDisk.ChunkCount));
+    }
+
+    [Fact]
+    public void Completed_backup_names_only_valid_packs()
+    {
+        static CompleteBackup Command(params string[] packs) =>
+            new(AgentId, Guid.NewGuid(), 1, 0, 0, 10, 10, packs, new string('e', 64), _ => Task.CompletedTask);
+
+        new CompleteBackupValidator().Validate(Command(PackId)).IsValid.ShouldBeTrue();
+        ShouldFailOn(new CompleteBackupValidator().Validate(Command(PackId, "nope")), "PackIds[1]");
+    }
+
+    [Fact]
+    public void Completed_backup_counts_cannot_be_negative()
+    {
+        var result = new CompleteBackupValidator().Validate(new CompleteBackup(AgentId, Guid.NewGuid(), -1, -1, 0, -1, 0, [], "", _ => Task.CompletedTask));
+
+        result.Errors.Select(e => e.PropertyName).ShouldBe(
+            [nameof(CompleteBackup.Files), nameof(CompleteBackup.Directories), nameof(CompleteBackup.BytesRead)], ignoreOrder: true);
+    }
+
+    [Theory]
+    [InlineData(0, false)]
+    [InlineData(1, true)]
+    [InlineData(7 * 24 * 60, true)]
+    [InlineData(7 * 24 * 60 + 1, false)]
+    public void Enrolment_token_lives_between_a_minute_and_a_week(int minutes, bool valid)
+    {
+        new IssueEnrolmentTokenValidator().Validate(new IssueEnrolmentToken(minutes)).IsValid.ShouldBe(valid);
+    }
+
+    [Fact]
+    public void Enrolment_needs_a_token_and_a_machine_name()
+    {
+        ShouldFailOn(new EnrolAgentValidator().Validate(new EnrolAgent("", "web-01")), nameof(EnrolAgent.Token));
+        ShouldFailOn(new EnrolAgentValidator().Validate(new EnrolAgent("t.s", "")), nameof(EnrolAgent.MachineName));
+        ShouldFailOn(new EnrolAgentValidator().Validate(new EnrolAgent("t.s", new string('m', 254))), nameof(EnrolAgent.MachineName));
+    }
+
+    [Fact]
+    public void Failures_need_a_reason()
+    {
+        ShouldFailOn(new FailBackupValidator().Validate(new FailBackup(AgentId, Guid.NewGuid(), "")), nameof(FailBackup.Reason));
+        ShouldFailOn(new FailRestoreValidator().Validate(new FailRestore(AgentId, Guid.NewGuid(), "")), nameof(FailRestore.Reason));
+        new FailRestoreValidator().Validate(new FailRestore(AgentId, Guid.NewGuid(), "disk full")).IsValid.ShouldBeTrue();
+    }
+
+    [Fact]
+    public void Restore_totals_cannot_be_negative()
+    {
+        ShouldFailOn(new CompleteRestoreValidator().Validate(new CompleteRestore(AgentId, Guid.NewGuid(), -1, 0)), nameof(CompleteRestore.Files));
+        ShouldFailOn(new CompleteRestoreValidator().Validate(new CompleteRestore(AgentId, Guid.NewGuid(), 0, -1)), nameof(CompleteRestore.Bytes));
+    }
+
+    [Fact]
+    public void Backup_request_needs_a_data_source_and_a_requester()
+    {
+        ShouldFailOn(new RequestBackupValidator().Validate(new RequestBackup(Guid.Empty, "alice")), nameof(RequestBackup.DataSourceId));
+        ShouldFailOn(new RequestBackupValidator().Validate(new RequestBackup(Guid.NewGuid(), "")), nameof(RequestBackup.RequestedBy));
+    }
+}

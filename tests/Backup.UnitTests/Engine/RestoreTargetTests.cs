@@ -1,0 +1,54 @@
+using System.Runtime.Versioning;
+
+namespace Backup.UnitTests.Engine;
+
+/// <summary>Restoring into a folder that already holds something: a retried restore, or stale files of the same names.</summary>
+[UnsupportedOSPlatform("windows")]
+public sealed class RestoreTargetTests : IDisposable
+{
+    private readonly BackupRig _rig = new();
+
+    public void Dispose() => _rig.Dispose();
+
+    private void BuildTree()
+    {
+        var t0 = new DateTime(2019, 1, 2, 3, 4, 5, DateTimeKind.Utc).AddTicks(42);
+        _rig.Write("readonly.txt", "original"u8.ToArray(), UnixFileMode.UserRead | UnixFileMode.GroupRead, t0);
+        _rig.Write("d/b.txt", "inner"u8.ToArray(), UnixFileMode.UserRead | UnixFileMode.UserWrite, t0.AddHours(1));
+        File.CreateSymbolicLink(Path.Combine(_rig.Source, "link"), "readonly.txt");
+        Directory.CreateSymbolicLink(Path.Combine(_rig.Source, "dirlink"), "d");
+        File.CreateSymbolicLink(Path.Combine(_rig.Source, "dangling"), "nowhere");
+        Directory.SetLastWriteTimeUtc(Path.Combine(_rig.Source, "d"), t0.AddHours(2));
+    }
+
+    [Fact]
+    public async Task Restoring_twice_into_the_same_folder_gives_the_same_tree()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        BuildTree();
+        var result = await _rig.BackupAsync(1 << 20, ct);
+        var target = _rig.NewTarget();
+
+        await _rig.RestoreAsync(result.Manifest, target, ct);
+        await _rig.RestoreAsync(result.Manifest, target, ct);
+
+        TreeSnapshot.Of(target).Values.ShouldBe(TreeSnapshot.Of(_rig.Source).Values);
+    }
+
+    [Fact]
+    public async Task Stale_files_with_the_same_names_are_replaced_by_the_backed_up_content()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        BuildTree();
+        var result = await _rig.BackupAsync(1 << 20, ct);
+        var target = _rig.NewTarget();
+        Directory.CreateDirectory(Path.Combine(target, "d"));
+        await File.WriteAllTextAsync(Path.Combine(target, "readonly.txt"), "stale and much longer than the original", ct);
+        await File.WriteAllTextAsync(Path.Combine(target, "d", "b.txt"), "stale", ct);
+        await File.WriteAllTextAsync(Path.Combine(target, "link"), "a file where the link belongs", ct);
+
+        await _rig.RestoreAsync(result.Manifest, target, ct);
+
+        TreeSnapshot.Of(target).Values.ShouldBe(TreeSnapshot.Of(_rig.Source).Values);
+    }
+}

@@ -1,0 +1,29 @@
+namespace Backup.UnitTests.Support;
+
+/// <summary>A fresh directory under the system temp folder, removed with everything in it on dispose.</summary>
+public sealed class TempDirectory : IDisposable
+{
+    public TempDirectory()
+    {
+        Path = Directory.CreateTempSubdirectory("backup-unit-").FullName;
+    }
+
+    public string Path { get; }
+
+    /// <summary>Creates (if needed) and returns a sub-directory.</summary>
+    public string Sub(string name) => Directory.CreateDirectory(System.IO.Path.Combine(Path, name)).FullName;
+
+    public void Dispose()
+    {
+        if (!Directory.Exists(Path)) return;
+        // Tests make read-only directories; give them back write permission so they can be emptied.
+        if (!OperatingSystem.IsWindows())
+        {
+            foreach (var dir in new DirectoryInfo(Path).EnumerateDirectories("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
+            {
+                if (dir.LinkTarget is null) dir.UnixFileMode |= UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+            }
+        }
+        Directory.Delete(Path, recursive: true);
+    }
+}
