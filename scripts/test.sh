@@ -28,5 +28,9 @@ passed=$(grep -E '^\s+succeeded: [0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
 failed=$(grep -E '^\s+failed: [0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
 rm -f "$log"
 if [[ $status != 0 && $failed == 0 ]]; then failed=1; fi
+if [[ $started == 1 ]]; then
+  trap - EXIT
+  bash scripts/services.sh down || true
+fi
 echo "$passed passed, $failed failed"
 exit "$status"
