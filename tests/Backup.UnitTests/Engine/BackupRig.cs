@@ -33,10 +33,16 @@ internal sealed class BackupRig : IDisposable
 
     public string NewTarget(string name = "target") => Path.Combine(_temp.Path, name);
 
-    public async Task<ArchiveResult> BackupAsync(long targetBytes, CancellationToken ct)
+    public Task<ArchiveResult> BackupAsync(long targetBytes, CancellationToken ct) => BackupAsync(targetBytes, _ => { }, ct);
+
+    /// <summary>As <see cref="BackupAsync(long, CancellationToken)"/>, calling <paramref name="beforeSeal"/> with the
+    /// 1-based number of each seal before the pack is stored: a test makes an upload fail by throwing from it.</summary>
+    public async Task<ArchiveResult> BackupAsync(long targetBytes, Action<int> beforeSeal, CancellationToken ct)
     {
+        var seals = 0;
         await using var packs = new PackWriter(BackupScratch, targetBytes, async (file, packId, _) =>
         {
+            beforeSeal(++seals);
             await using var content = File.OpenRead(file);
             await Store.PutPackAsync(packId, content, long.MaxValue, ct);
         });

@@ -56,6 +56,27 @@ public sealed class CorruptionTests : IDisposable
         Directory.GetFiles(_rig.RestoreScratch).ShouldBeEmpty();
     }
 
+    // Regression: the half-written middle.bin.restoring used to stay in the target when a later pack of the file failed its check.
+    [Fact]
+    public async Task Pack_failing_its_check_mid_file_leaves_no_restoring_file_in_the_target()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var result = await BackUpAsync(ct);
+        var segments = Entry(result, "middle.bin").Segments!;
+        segments.Count.ShouldBeGreaterThan(1); // the bad pack is not the file's first, so some of it was written already
+        var packPath = _rig.Store.PackPath(segments.Last().PackId);
+        var bytes = await File.ReadAllBytesAsync(packPath, ct);
+        bytes[bytes.Length / 2] ^= 0x40;
+        await File.WriteAllBytesAsync(packPath, bytes, ct);
+        var target = _rig.NewTarget();
+
+        await Should.ThrowAsync<InvalidDataException>(() => _rig.RestoreAsync(result.Manifest, target, ct));
+
+        Directory.GetFiles(target, "*.restoring", SearchOption.AllDirectories).ShouldBeEmpty();
+        Directory.GetFiles(target).Select(Path.GetFileName).Order(StringComparer.Ordinal).ShouldBe(["first.txt", "last.txt"]);
+        ShouldHoldOnlyIntactFiles(target);
+    }
+
     [Fact]
     public async Task Corrupt_first_pack_means_no_file_needing_it_is_written()
     {
@@ -128,5 +149,22 @@ public sealed class CorruptionTests : IDisposable
 
         File.Exists(Path.Combine(target, "middle.bin")).ShouldBeFalse();
         ShouldHoldOnlyIntactFiles(target);
+    }
+
+    // Regression: the fetched-into file restore-<packId> used to stay in scratch when the fetch itself failed.
+    [Theory]
+    [InlineData("first.txt")]  // nothing cached yet when the fetch fails
+    [InlineData("middle.bin")] // the file's last pack: earlier packs are cached and half the file is written
+    public async Task Pack_missing_from_the_store_leaves_restore_scratch_empty(string fileOfTheMissingPack)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var result = await BackUpAsync(ct);
+        File.Delete(_rig.Store.PackPath(Entry(result, fileOfTheMissingPack).Segments!.Last().PackId));
+        var target = _rig.NewTarget();
+
+        await Should.ThrowAsync<FileNotFoundException>(() => _rig.RestoreAsync(result.Manifest, target, ct));
+
+        Directory.GetFileSystemEntries(_rig.RestoreScratch).ShouldBeEmpty();
+        Directory.GetFiles(target, "*.restoring", SearchOption.AllDirectories).ShouldBeEmpty();
     }
 }

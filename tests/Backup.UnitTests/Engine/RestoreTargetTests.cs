@@ -51,4 +51,19 @@ public sealed class RestoreTargetTests : IDisposable
 
         TreeSnapshot.Of(target).Values.ShouldBe(TreeSnapshot.Of(_rig.Source).Values);
     }
+
+    // Regression: a target ending in a separator used to make every entry "escape the restore target".
+    [Fact]
+    public async Task Target_path_with_a_trailing_separator_restores_the_tree()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        BuildTree();
+        var result = await _rig.BackupAsync(1 << 20, ct);
+        var target = _rig.NewTarget();
+
+        var restored = await _rig.RestoreAsync(result.Manifest, target + Path.DirectorySeparatorChar, ct);
+
+        restored.Files.ShouldBe(2);
+        TreeSnapshot.Of(target).Values.ShouldBe(TreeSnapshot.Of(_rig.Source).Values);
+    }
 }

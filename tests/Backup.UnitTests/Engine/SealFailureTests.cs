@@ -1,0 +1,35 @@
+using System.Runtime.Versioning;
+using System.Security.Cryptography;
+using Backup.Agent.BackingUp;
+
+namespace Backup.UnitTests.Engine;
+
+/// <summary>A pack that cannot be stored fails the whole backup: it is not a problem with the file being read.</summary>
+[UnsupportedOSPlatform("windows")]
+public sealed class SealFailureTests : IDisposable
+{
+    private readonly BackupRig _rig = new();
+
+    public void Dispose() => _rig.Dispose();
+
+    // Regression: an IOException from the upload used to be caught as an unreadable file, giving a "successful"
+    // partial backup with a.bin in Skipped.
+    [Fact]
+    public async Task Failed_pack_upload_fails_the_backup_instead_of_skipping_the_file()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        _rig.Write("a.bin", RandomNumberGenerator.GetBytes(3 << 20));
+        _rig.Write("b.bin", RandomNumberGenerator.GetBytes(10));
+        var seals = 0;
+
+        var e = await Should.ThrowAsync<PackSealException>(() => _rig.BackupAsync(1 << 20, n =>
+        {
+            seals = n;
+            if (n == 2) throw new IOException("upload failed");
+        }, ct));
+
+        e.InnerException.ShouldBeOfType<IOException>().Message.ShouldBe("upload failed");
+        seals.ShouldBe(2); // nothing more was packed and sealed after the failure
+        Directory.GetFileSystemEntries(_rig.BackupScratch).ShouldBeEmpty();
+    }
+}
