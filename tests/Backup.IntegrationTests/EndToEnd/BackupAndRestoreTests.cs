@@ -108,6 +108,33 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task A_backup_the_agent_cannot_take_is_recorded_as_failed_with_its_reason()
+    {
+        var token = await _client.IssueTokenAsync();
+        var agent = ProductProcess.Start("Backup.Agent", new Dictionary<string, string>(),
+            $"--Agent:Server={_baseUrl}/", $"--Agent:EnrolmentToken={token}", $"--Agent:StateDirectory={Path.Combine(_work.FullName, "agent-state")}",
+            "--Agent:PollInterval=00:00:00.300");
+        _processes.Add(agent);
+        var agentId = await WaitAsync(async () =>
+        {
+            var agents = await _client.GetJsonAsync("/api/agents");
+            return agents.GetArrayLength() == 1 ? agents[0].GetProperty("id").GetGuid() : (Guid?)null;
+        }, agent);
+
+        var missing = Path.Combine(_work.FullName, "was-never-there");
+        var group = await _client.CreateGroupAsync("Gone");
+        var recoveryPoint = await _client.RequestBackupAsync(await _client.AddFolderAsync(group, agentId, missing));
+
+        var point = await _client.WaitForAsync($"/api/recovery-points/{recoveryPoint}",
+            rp => rp.GetProperty("status").GetString() == "Failed", TimeSpan.FromSeconds(60));
+        point.GetProperty("failureReason").GetString()!.ShouldContain(missing);
+        point.GetProperty("tier").GetString().ShouldBe("None");
+        Directory.EnumerateFiles(Path.Combine(_work.FullName, "disk-store"), "*", SearchOption.AllDirectories)
+            .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}tmp{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
+            .ShouldBeEmpty("a failed run must not leave a manifest or packs claimed");
+    }
+
     private static void BuildTree(string root)
     {
         var nested = Directory.CreateDirectory(Path.Combine(root, "projects", "2026", "q4", "deep")).FullName;
