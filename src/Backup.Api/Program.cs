@@ -1,8 +1,10 @@
 using Backup.Api.AgentWork;
+using Backup.Api.DataSources;
 using Backup.Api.Enrolling;
 using Backup.Api.Infrastructure;
 using Backup.Api.ProtectionGroups;
 using Backup.Api.RecoveryPoints;
+using Backup.Api.Restores;
 using Backup.Commands.Common;
 using Backup.Commands.CreatingProtectionGroups;
 using Backup.Projections;
@@ -72,6 +74,7 @@ app.MapEnrolment();
 app.MapProtectionGroups();
 app.MapDataSources();
 app.MapRecoveryPoints();
+app.MapRestores();
 app.MapAgentWork();
 
 app.Run();

@@ -3,7 +3,6 @@ using Backup.Api.ProtectionGroups;
 using Backup.Commands.Restores;
 using Backup.Commands.Restoring;
 using Backup.Projections.RecoveryPoints;
-using Backup.Projections.Restores;
 using Mediator;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -23,9 +22,6 @@ public static class RecoveryPointEndpoints
         points.MapPost("/{recoveryPointId:guid}/restores", RequestRestore)
             .WithSummary("Restore a recovery point to an alternate folder")
             .WithDescription("Source is Disk or Vault; Vault needs a completed online copy (409 otherwise).");
-
-        var restores = app.MapGroup("/api/restores").WithTags("Restores");
-        restores.MapGet("/{restoreId:guid}", GetRestore).WithSummary("Get a restore job");
         return app;
     }
 
@@ -45,7 +41,4 @@ public static class RecoveryPointEndpoints
         var id = await m.Send(new RequestRestore(recoveryPointId, request.Source, request.TargetPath ?? "", http.User.Actor()), ct);
         return TypedResults.Accepted($"/api/restores/{id}", new IdResponse(id));
     }
-
-    private static async Task<Results<Ok<RestoreView>, NotFound>> GetRestore(Guid restoreId, IMediator m, CancellationToken ct) =>
-        await m.Send(new GetRestore(restoreId), ct) is { } r ? TypedResults.Ok(r) : TypedResults.NotFound();
 }
