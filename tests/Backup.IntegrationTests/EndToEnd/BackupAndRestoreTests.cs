@@ -65,17 +65,7 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
         var source = Directory.CreateDirectory(Path.Combine(_work.FullName, "protected"));
         BuildTree(source.FullName);
 
-        var token = await _client.IssueTokenAsync();
-        var agent = ProductProcess.Start("Backup.Agent", new Dictionary<string, string>(),
-            $"--Agent:Server={_baseUrl}/", $"--Agent:EnrolmentToken={token}", $"--Agent:StateDirectory={Path.Combine(_work.FullName, "agent-state")}",
-            "--Agent:MachineName=e2e-machine", "--Agent:PollInterval=00:00:00.300");
-        _processes.Add(agent);
-
-        var agentId = await WaitAsync(async () =>
-        {
-            var agents = await _client.GetJsonAsync("/api/agents");
-            return agents.GetArrayLength() == 1 ? agents[0].GetProperty("id").GetGuid() : (Guid?)null;
-        }, agent);
+        var (agent, agentId) = await StartAgentAsync();
 
         var group = await _client.CreateGroupAsync("E2E servers");
         var dataSource = await _client.AddFolderAsync(group, agentId, source.FullName);
@@ -111,16 +101,7 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
     [Fact]
     public async Task A_backup_the_agent_cannot_take_is_recorded_as_failed_with_its_reason()
     {
-        var token = await _client.IssueTokenAsync();
-        var agent = ProductProcess.Start("Backup.Agent", new Dictionary<string, string>(),
-            $"--Agent:Server={_baseUrl}/", $"--Agent:EnrolmentToken={token}", $"--Agent:StateDirectory={Path.Combine(_work.FullName, "agent-state")}",
-            "--Agent:PollInterval=00:00:00.300");
-        _processes.Add(agent);
-        var agentId = await WaitAsync(async () =>
-        {
-            var agents = await _client.GetJsonAsync("/api/agents");
-            return agents.GetArrayLength() == 1 ? agents[0].GetProperty("id").GetGuid() : (Guid?)null;
-        }, agent);
+        var (_, agentId) = await StartAgentAsync();
 
         var missing = Path.Combine(_work.FullName, "was-never-there");
         var group = await _client.CreateGroupAsync("Gone");
@@ -133,6 +114,22 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
         Directory.EnumerateFiles(Path.Combine(_work.FullName, "disk-store"), "*", SearchOption.AllDirectories)
             .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}tmp{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
             .ShouldBeEmpty("a failed run must not leave a manifest or packs claimed");
+    }
+
+    /// <summary>Starts the real agent process with a fresh one-time token and waits until it has enrolled.</summary>
+    private async Task<(ProductProcess Process, Guid AgentId)> StartAgentAsync()
+    {
+        var token = await _client.IssueTokenAsync();
+        var agent = ProductProcess.Start("Backup.Agent", new Dictionary<string, string>(),
+            $"--Agent:Server={_baseUrl}/", $"--Agent:EnrolmentToken={token}", $"--Agent:StateDirectory={Path.Combine(_work.FullName, "agent-state")}",
+            "--Agent:MachineName=e2e-machine", "--Agent:PollInterval=00:00:00.300");
+        _processes.Add(agent);
+        var agentId = await WaitAsync(async () =>
+        {
+            var agents = await _client.GetJsonAsync("/api/agents");
+            return agents.GetArrayLength() == 1 ? agents[0].GetProperty("id").GetGuid() : (Guid?)null;
+        }, agent);
+        return (agent, agentId);
     }
 
     private static void BuildTree(string root)
