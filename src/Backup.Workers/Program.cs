@@ -19,6 +19,7 @@ builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton(new DiskStore(Path.GetFullPath(options.DiskStore, builder.Environment.ContentRootPath)));
 var vault = new VaultStore(new BlobServiceClient(vaultConnection).GetBlobContainerClient(options.VaultContainer));
 builder.Services.AddSingleton(vault);
+builder.Services.AddOptions<VaultCopyOptions>().Bind(config.GetSection(VaultCopyOptions.Section));
 builder.Services.AddSingleton<VaultCopier>();
 builder.Services.AddMarten(opts => opts.ConfigureCatalog(martenConnection, options.Schema))
     .UseLightweightSessions()

@@ -1,8 +1,12 @@
+using Azure;
 using Backup.Commands.Common;
 using Backup.Commands.VaultTransfers;
 using Backup.Storage.Disk;
 using Backup.Storage.Vault;
 using Marten;
+using Microsoft.Extensions.Options;
+using Polly;
+using Polly.Retry;
 
 namespace Backup.Workers.TransferringToVault;
 
@@ -11,8 +15,27 @@ namespace Backup.Workers.TransferringToVault;
 /// as an event as soon as it lands. A copy that is interrupted resumes at the first pack the vault lacks;
 /// the recovery point counts as online only once its manifest is there after all of its packs.
 /// </summary>
-public sealed class VaultCopier(IServiceProvider services, DiskStore disk, VaultStore vault, TimeProvider clock, ILogger<VaultCopier> log)
+public sealed class VaultCopier(
+    IServiceProvider services, DiskStore disk, VaultStore vault, TimeProvider clock, IOptions<VaultCopyOptions> options, ILogger<VaultCopier> log)
 {
+    // A vault outage is waited out pack by pack; only when the retries are spent is the copy recorded as failed.
+    private readonly ResiliencePipeline _retry = new ResiliencePipelineBuilder()
+        .AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = new PredicateBuilder().Handle<RequestFailedException>().Handle<HttpRequestException>().Handle<IOException>(),
+            MaxRetryAttempts = options.Value.RetryAttempts,
+            Delay = options.Value.RetryDelay,
+            MaxDelay = options.Value.MaxRetryDelay,
+            BackoffType = DelayBackoffType.Exponential,
+            UseJitter = true,
+            OnRetry = a =>
+            {
+                log.LogWarning("Vault unavailable ({Reason}); retry {Attempt} in {Delay}", a.Outcome.Exception?.Message, a.AttemptNumber + 1, a.RetryDelay);
+                return ValueTask.CompletedTask;
+            },
+        })
+        .Build();
+
     public async Task CopyAsync(Guid recoveryPointId, IReadOnlyList<string> packIds, CancellationToken ct)
     {
         // Resolved late: the store owns this copier's subscription, so taking it in the constructor would be circular.
@@ -41,11 +64,13 @@ public sealed class VaultCopier(IServiceProvider services, DiskStore disk, Vault
                 ct.ThrowIfCancellationRequested();
                 var length = disk.PackLength(packId);
                 bytes += length;
-                if (await vault.PackLengthAsync(packId, ct) != length)
+                await _retry.ExecuteAsync(async token =>
                 {
+                    // Resume point: a pack already in the vault with its full length is not sent again.
+                    if (await vault.PackLengthAsync(packId, token) == length) return;
                     await using var pack = disk.OpenPack(packId);
-                    await vault.UploadPackAsync(packId, pack, ct);
-                }
+                    await vault.UploadPackAsync(packId, pack, token);
+                }, ct);
                 var uploaded = VaultTransfer.RecordUpload(transfer, packId, length, clock.GetUtcNow());
                 if (uploaded is null) continue;
                 await using var session = store.LightweightSession();
@@ -54,7 +79,8 @@ public sealed class VaultCopier(IServiceProvider services, DiskStore disk, Vault
                 transfer = VaultTransfer.Next(transfer, uploaded)!;
             }
 
-            await vault.UploadManifestAsync(recoveryPointId, await disk.ReadManifestAsync(recoveryPointId, ct), ct);
+            var manifest = await disk.ReadManifestAsync(recoveryPointId, ct);
+            await _retry.ExecuteAsync(async token => await vault.UploadManifestAsync(recoveryPointId, manifest, token), ct);
             await using (var session = store.LightweightSession())
             {
                 session.Events.Append(transferId, VaultTransfer.Complete(transfer, packIds, bytes, clock.GetUtcNow()));
