@@ -65,9 +65,9 @@ public sealed class ServerClient(HttpClient http)
         await body.CopyToAsync(destination, 1 << 20, ct);
     }
 
-    public async Task CompleteRestoreAsync(Guid agentId, Guid restoreId, int files, long bytes, CancellationToken ct)
+    public async Task CompleteRestoreAsync(Guid agentId, Guid restoreId, int files, long bytes, int skippedExisting, CancellationToken ct)
     {
-        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/restores/{restoreId}/complete", new CompleteRestoreRequest(files, bytes), ct);
+        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/restores/{restoreId}/complete", new CompleteRestoreRequest(files, bytes, skippedExisting), ct);
         await EnsureSuccessAsync(response, "report the restore", ct);
     }
 

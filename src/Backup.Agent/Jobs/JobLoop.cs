@@ -93,8 +93,9 @@ public sealed class JobLoop(
         {
             var manifest = await server.RestoreManifestAsync(agentId, job.JobId, ct);
             var result = await new Restorer(loggers.CreateLogger<Restorer>()).RestoreAsync(
-                manifest, job.Path, scratch, (packId, destination, token) => server.DownloadPackAsync(agentId, job.JobId, packId, destination, token), ct);
-            await server.CompleteRestoreAsync(agentId, job.JobId, result.Files, result.Bytes, ct);
+                manifest, job.Path, scratch, (packId, destination, token) => server.DownloadPackAsync(agentId, job.JobId, packId, destination, token),
+                new RestoreOptions(job.Paths, job.IfExists), ct);
+            await server.CompleteRestoreAsync(agentId, job.JobId, result.Files, result.Bytes, result.SkippedExisting, ct);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -1,41 +1,64 @@
 using System.Security.Cryptography;
+using Backup.Storage.Contracts;
 using Backup.Storage.Format;
 using Microsoft.Extensions.Logging;
 
 namespace Backup.Agent.Restoring;
 
-public sealed record RestoreResult(int Files, long Bytes);
+public sealed record RestoreResult(int Files, long Bytes, int SkippedExisting = 0);
+
+/// <summary>Which items to restore (null = all; a directory brings everything under it) and what to do with items already there.</summary>
+public sealed record RestoreOptions(IReadOnlyList<string>? Paths = null, ExistingItems IfExists = ExistingItems.Overwrite)
+{
+    public static readonly RestoreOptions Everything = new();
+}
 
 /// <summary>
-/// Rebuilds a recovery point under a target folder. Each pack is fetched once into scratch space, checked
-/// against its id (its SHA-256), used for every file that needs it and deleted after its last use; every
-/// restored file is checked against the SHA-256 in the manifest before it counts as restored.
+/// Rebuilds a recovery point, or selected items of it, under a target folder. Each pack is fetched once into
+/// scratch space, checked against its id (its SHA-256), used for every file that needs it and deleted after its
+/// last use; every restored file is checked against the SHA-256 in the manifest before it counts as restored.
 /// </summary>
 public sealed class Restorer(ILogger log)
 {
     public delegate Task FetchPack(string packId, Stream destination, CancellationToken ct);
 
-    public async Task<RestoreResult> RestoreAsync(Manifest manifest, string targetRoot, string scratch, FetchPack fetch, CancellationToken ct)
+    public Task<RestoreResult> RestoreAsync(Manifest manifest, string targetRoot, string scratch, FetchPack fetch, CancellationToken ct) =>
+        RestoreAsync(manifest, targetRoot, scratch, fetch, RestoreOptions.Everything, ct);
+
+    public async Task<RestoreResult> RestoreAsync(
+        Manifest manifest, string targetRoot, string scratch, FetchPack fetch, RestoreOptions options, CancellationToken ct)
     {
         var problems = manifest.Validate();
         if (problems.Count > 0) throw new InvalidDataException("The manifest is damaged: " + string.Join(" ", problems));
+        var entries = Select(manifest.Entries, options.Paths);
 
         var target = Path.GetFullPath(targetRoot);
         Directory.CreateDirectory(target);
         var lastUse = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (var i = 0; i < manifest.Entries.Count; i++)
-            foreach (var s in manifest.Entries[i].Segments ?? []) lastUse[s.PackId] = i;
+        for (var i = 0; i < entries.Count; i++)
+            foreach (var s in entries[i].Segments ?? []) lastUse[s.PackId] = i;
 
         var cached = new Dictionary<string, string>(StringComparer.Ordinal);
-        int files = 0;
+        var written = new List<(ManifestEntry Entry, string Path)>();
+        int files = 0, skipped = 0;
         long bytes = 0;
         try
         {
-            for (var i = 0; i < manifest.Entries.Count; i++)
+            for (var i = 0; i < entries.Count; i++)
             {
                 ct.ThrowIfCancellationRequested();
-                var entry = manifest.Entries[i];
+                var entry = entries[i];
                 var path = TargetPath(target, entry.Path);
+                if (entry.Kind != EntryKind.Directory && Occupied(path))
+                {
+                    if (options.IfExists == ExistingItems.Skip)
+                    {
+                        skipped++;
+                        Release(entry, i, lastUse, cached);
+                        continue;
+                    }
+                    if (options.IfExists == ExistingItems.KeepBoth) path = FreeName(path);
+                }
                 switch (entry.Kind)
                 {
                     case EntryKind.Directory:
@@ -43,7 +66,7 @@ public sealed class Restorer(ILogger log)
                         break;
                     case EntryKind.Symlink:
                         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                        if (File.Exists(path) || Directory.Exists(path)) File.Delete(path);
+                        if (Occupied(path)) File.Delete(path);
                         File.CreateSymbolicLink(path, entry.LinkTarget!);
                         break;
                     case EntryKind.File:
@@ -53,23 +76,62 @@ public sealed class Restorer(ILogger log)
                         bytes += entry.Size;
                         break;
                 }
-                foreach (var packId in (entry.Segments ?? []).Select(s => s.PackId).Distinct())
-                {
-                    if (lastUse[packId] == i && cached.Remove(packId, out var done)) File.Delete(done);
-                }
+                written.Add((entry, path));
+                Release(entry, i, lastUse, cached);
             }
 
             // Metadata last: writing a file changes its directory's mtime, and a read-only directory refuses new files.
-            foreach (var entry in manifest.Entries.Where(e => e.Kind != EntryKind.Directory)) ApplyMetadata(entry, TargetPath(target, entry.Path));
-            foreach (var entry in manifest.Entries.Where(e => e.Kind == EntryKind.Directory).OrderByDescending(e => e.Path.Count(c => c == '/')))
-                ApplyMetadata(entry, TargetPath(target, entry.Path));
+            foreach (var (entry, path) in written.Where(w => w.Entry.Kind != EntryKind.Directory)) ApplyMetadata(entry, path);
+            foreach (var (entry, path) in written.Where(w => w.Entry.Kind == EntryKind.Directory).OrderByDescending(w => w.Entry.Path.Count(c => c == '/')))
+                ApplyMetadata(entry, path);
         }
         finally
         {
             foreach (var file in cached.Values) File.Delete(file);
         }
-        log.LogInformation("Restored {Files} files, {Bytes} bytes to {Target}", files, bytes, target);
-        return new RestoreResult(files, bytes);
+        log.LogInformation("Restored {Files} files, {Bytes} bytes to {Target}; {Skipped} existing items left as they were", files, bytes, target, skipped);
+        return new RestoreResult(files, bytes, skipped);
+    }
+
+    /// <summary>The selected items, their contents when they are directories, and their parent directories (for modes and mtimes).</summary>
+    public static IReadOnlyList<ManifestEntry> Select(IReadOnlyList<ManifestEntry> all, IReadOnlyList<string>? paths)
+    {
+        if (paths is null) return all;
+        var wanted = paths.Select(p => p.Trim('/')).ToHashSet(StringComparer.Ordinal);
+        var known = all.Select(e => e.Path).ToHashSet(StringComparer.Ordinal);
+        var missing = wanted.Where(w => !known.Contains(w)).ToList();
+        if (missing.Count > 0) throw new InvalidDataException($"Not in this recovery point: {string.Join(", ", missing.Take(5))}.");
+        var parents = wanted.SelectMany(Ancestors).ToHashSet(StringComparer.Ordinal);
+        return all.Where(e => wanted.Contains(e.Path) || parents.Contains(e.Path) || Ancestors(e.Path).Any(wanted.Contains)).ToList();
+    }
+
+    private static IEnumerable<string> Ancestors(string path)
+    {
+        for (var slash = path.LastIndexOf('/'); slash > 0; slash = path.LastIndexOf('/', slash - 1))
+            yield return path[..slash];
+    }
+
+    private static bool Occupied(string path) => Path.Exists(path) || new FileInfo(path).LinkTarget is not null;
+
+    /// <summary>"report.txt" → "report (restored).txt", then "report (restored 2).txt", … — Azure Backup's "keep both".</summary>
+    private static string FreeName(string path)
+    {
+        var dir = Path.GetDirectoryName(path)!;
+        var stem = Path.GetFileNameWithoutExtension(path);
+        var extension = Path.GetExtension(path);
+        for (var n = 1; ; n++)
+        {
+            var candidate = Path.Combine(dir, n == 1 ? $"{stem} (restored){extension}" : $"{stem} (restored {n}){extension}");
+            if (!Occupied(candidate)) return candidate;
+        }
+    }
+
+    private static void Release(ManifestEntry entry, int index, Dictionary<string, int> lastUse, Dictionary<string, string> cached)
+    {
+        foreach (var packId in (entry.Segments ?? []).Select(s => s.PackId).Distinct())
+        {
+            if (lastUse[packId] == index && cached.Remove(packId, out var done)) File.Delete(done);
+        }
     }
 
     private static async Task RestoreFileAsync(

@@ -41,7 +41,7 @@ public static class AgentWorkEndpoints
         var job = await m.Send(new ClaimNextJob(user.RequireSelf(agentId)), ct);
         if (job is null) return TypedResults.NoContent();
         var kind = job.Kind == QueuedJobKind.Backup ? AgentJobKind.Backup : AgentJobKind.Restore;
-        return TypedResults.Ok(new AgentJob(job.Id, kind, job.RecoveryPointId, job.Path));
+        return TypedResults.Ok(new AgentJob(job.Id, kind, job.RecoveryPointId, job.Path, job.Paths, (ExistingItems)(int)job.IfExists));
     }
 
     private static async Task<Ok<PackStored>> PutPack(
@@ -111,7 +111,7 @@ public static class AgentWorkEndpoints
 
     private static async Task<NoContent> CompleteRestore(Guid agentId, Guid restoreId, CompleteRestoreRequest request, ClaimsPrincipal user, IMediator m, CancellationToken ct)
     {
-        await m.Send(new CompleteRestore(user.RequireSelf(agentId), restoreId, request.Files, request.Bytes), ct);
+        await m.Send(new CompleteRestore(user.RequireSelf(agentId), restoreId, request.Files, request.Bytes, request.SkippedExisting), ct);
         return TypedResults.NoContent();
     }
 

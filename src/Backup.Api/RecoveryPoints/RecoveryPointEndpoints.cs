@@ -8,7 +8,11 @@ using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Backup.Api.RecoveryPoints;
 
-public sealed record RequestRestoreRequest(RestoreSource? Source, string? TargetPath);
+/// <summary>
+/// <c>paths</c>: items to restore, relative to the protected folder (a directory brings all it holds); leave
+/// out for the whole recovery point. <c>ifExists</c>: Overwrite (default), Skip or KeepBoth.
+/// </summary>
+public sealed record RequestRestoreRequest(RestoreSource? Source, string? TargetPath, IReadOnlyList<string>? Paths, IfItemExists? IfExists);
 
 public static class RecoveryPointEndpoints
 {
@@ -21,7 +25,7 @@ public static class RecoveryPointEndpoints
         points.MapGet("/{recoveryPointId:guid}", Get).WithSummary("Get a recovery point");
         points.MapPost("/{recoveryPointId:guid}/restores", RequestRestore)
             .WithSummary("Restore a recovery point to an alternate folder")
-            .WithDescription("Source is Disk or Vault; Vault needs a completed online copy (409 otherwise).");
+            .WithDescription("Source is Disk or Vault; Vault needs a completed online copy (409 otherwise). Optional paths select items; ifExists is Overwrite, Skip or KeepBoth.");
         return app;
     }
 
@@ -38,7 +42,8 @@ public static class RecoveryPointEndpoints
 
     private static async Task<Accepted<IdResponse>> RequestRestore(Guid recoveryPointId, RequestRestoreRequest request, HttpContext http, IMediator m, CancellationToken ct)
     {
-        var id = await m.Send(new RequestRestore(recoveryPointId, request.Source, request.TargetPath ?? "", http.User.Actor()), ct);
+        var id = await m.Send(new RequestRestore(recoveryPointId, request.Source, request.TargetPath ?? "", http.User.Actor(),
+            request.Paths, request.IfExists ?? IfItemExists.Overwrite), ct);
         return TypedResults.Accepted($"/api/restores/{id}", new IdResponse(id));
     }
 }

@@ -30,6 +30,10 @@ public sealed class QueuedJob
     public Guid RecoveryPointId { get; set; }
     public string Path { get; set; } = "";
     public DateTimeOffset QueuedAt { get; set; }
+
+    /// <summary>Restores only: the items to restore (null = all) and what to do with items that already exist.</summary>
+    public List<string>? Paths { get; set; }
+    public IfItemExists IfExists { get; set; }
 }
 
 public sealed partial class AgentJobQueueProjection : MultiStreamProjection<QueuedJob, Guid>
@@ -56,6 +60,7 @@ public sealed partial class AgentJobQueueProjection : MultiStreamProjection<Queu
     {
         Id = e.RestoreId, AgentId = e.AgentId, Kind = QueuedJobKind.Restore, State = QueuedJobState.Queued,
         RecoveryPointId = e.RecoveryPointId, Path = e.TargetPath, QueuedAt = e.RequestedAt,
+        Paths = e.Paths?.ToList(), IfExists = e.IfExists,
     };
 
     public static void Apply(BackupStarted _, QueuedJob job) => job.State = QueuedJobState.Running;

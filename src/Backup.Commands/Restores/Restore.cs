@@ -10,11 +10,24 @@ public enum RestoreSource
     Vault = 2,
 }
 
-public sealed record RestoreRequested(Guid RestoreId, Guid RecoveryPointId, Guid DataSourceId, Guid AgentId, RestoreSource Source, string TargetPath, string RequestedBy, DateTimeOffset RequestedAt);
+/// <summary>What a restore does when an item it would write already exists (Azure Backup's recovery options).</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<IfItemExists>))]
+public enum IfItemExists
+{
+    Overwrite = 0,
+    Skip = 1,
+    KeepBoth = 2,
+}
+
+/// <summary><see cref="Paths"/>: the items to restore (relative, '/'-separated; a directory brings everything under it); null = the whole recovery point.</summary>
+public sealed record RestoreRequested(
+    Guid RestoreId, Guid RecoveryPointId, Guid DataSourceId, Guid AgentId, RestoreSource Source, string TargetPath, string RequestedBy,
+    DateTimeOffset RequestedAt, IReadOnlyList<string>? Paths = null, IfItemExists IfExists = IfItemExists.Overwrite);
 
 public sealed record RestoreStarted(Guid RestoreId, Guid AgentId, DateTimeOffset StartedAt);
 
-public sealed record RestoreCompleted(Guid RestoreId, Guid RecoveryPointId, int Files, long Bytes, DateTimeOffset CompletedAt);
+/// <summary><see cref="SkippedExisting"/>: items left as they were because they existed and the request said Skip.</summary>
+public sealed record RestoreCompleted(Guid RestoreId, Guid RecoveryPointId, int Files, long Bytes, DateTimeOffset CompletedAt, int SkippedExisting = 0);
 
 public sealed record RestoreFailed(Guid RestoreId, Guid RecoveryPointId, string Reason, DateTimeOffset FailedAt);
 
@@ -44,10 +57,10 @@ public sealed record Restore(Guid Id, Guid RecoveryPointId, Guid AgentId, Restor
         return new RestoreStarted(r.Id, agentId, now);
     }
 
-    public static RestoreCompleted Complete(Restore? restore, Guid restoreId, Guid agentId, int files, long bytes, DateTimeOffset now)
+    public static RestoreCompleted Complete(Restore? restore, Guid restoreId, Guid agentId, int files, long bytes, int skippedExisting, DateTimeOffset now)
     {
         var r = Running(restore, restoreId, agentId);
-        return new RestoreCompleted(r.Id, r.RecoveryPointId, files, bytes, now);
+        return new RestoreCompleted(r.Id, r.RecoveryPointId, files, bytes, now, skippedExisting);
     }
 
     public static RestoreFailed Fail(Restore? restore, Guid restoreId, Guid agentId, string reason, DateTimeOffset now)

@@ -6,7 +6,7 @@ using Mediator;
 
 namespace Backup.Commands.Restoring;
 
-public sealed record CompleteRestore(Guid AgentId, Guid RestoreId, int Files, long Bytes) : ICommand;
+public sealed record CompleteRestore(Guid AgentId, Guid RestoreId, int Files, long Bytes, int SkippedExisting = 0) : ICommand;
 
 public sealed class CompleteRestoreValidator : AbstractValidator<CompleteRestore>
 {
@@ -14,6 +14,7 @@ public sealed class CompleteRestoreValidator : AbstractValidator<CompleteRestore
     {
         RuleFor(x => x.Files).GreaterThanOrEqualTo(0);
         RuleFor(x => x.Bytes).GreaterThanOrEqualTo(0);
+        RuleFor(x => x.SkippedExisting).GreaterThanOrEqualTo(0);
     }
 }
 
@@ -22,7 +23,7 @@ public sealed class CompleteRestoreHandler(IDocumentSession session, TimeProvide
     public async ValueTask<Unit> Handle(CompleteRestore c, CancellationToken ct)
     {
         var (restore, version) = await session.LoadAsync<Restore>(c.RestoreId, Restore.Next, ct);
-        session.AppendExpected(c.RestoreId, version, Restore.Complete(restore, c.RestoreId, c.AgentId, c.Files, c.Bytes, clock.GetUtcNow()));
+        session.AppendExpected(c.RestoreId, version, Restore.Complete(restore, c.RestoreId, c.AgentId, c.Files, c.Bytes, c.SkippedExisting, clock.GetUtcNow()));
         await session.SaveChangesAsync(ct);
         return Unit.Value;
     }

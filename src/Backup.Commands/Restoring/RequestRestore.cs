@@ -10,7 +10,9 @@ using Mediator;
 namespace Backup.Commands.Restoring;
 
 /// <summary>Restore a whole recovery point to an alternate folder on its agent, from the disk copy or the vault copy.</summary>
-public sealed record RequestRestore(Guid RecoveryPointId, RestoreSource? Source, string TargetPath, string RequestedBy) : ICommand<Guid>;
+public sealed record RequestRestore(
+    Guid RecoveryPointId, RestoreSource? Source, string TargetPath, string RequestedBy,
+    IReadOnlyList<string>? Paths = null, IfItemExists? IfExists = IfItemExists.Overwrite) : ICommand<Guid>;
 
 public sealed class RequestRestoreValidator : AbstractValidator<RequestRestore>
 {
@@ -20,7 +22,15 @@ public sealed class RequestRestoreValidator : AbstractValidator<RequestRestore>
         RuleFor(x => x.TargetPath).NotEmpty().MaximumLength(4096)
             .Must(AddDataSourceValidator.IsAbsolute).WithMessage("'Target Path' must be an absolute path on the agent's machine.");
         RuleFor(x => x.RequestedBy).NotEmpty();
+        RuleFor(x => x.IfExists).NotNull().IsInEnum();
+        RuleFor(x => x.Paths).Must(p => p is null || p.Count is > 0 and <= 10_000)
+            .WithMessage("'Paths' must hold between 1 and 10000 items, or be left out to restore everything.");
+        RuleForEach(x => x.Paths).NotEmpty().MaximumLength(4096).Must(IsRelativeItemPath)
+            .WithMessage("Each path must be relative to the protected folder, '/'-separated, without '.' or '..' parts.");
     }
+
+    public static bool IsRelativeItemPath(string? path) =>
+        path is not null && !path.StartsWith('/') && !path.Contains('\\') && path.TrimEnd('/').Split('/').All(p => p is not ("" or "." or ".."));
 }
 
 public sealed class RequestRestoreHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<RequestRestore, Guid>
@@ -40,7 +50,8 @@ public sealed class RequestRestoreHandler(IDocumentSession session, TimeProvider
 
         var restoreId = Guid.CreateVersion7();
         session.Events.StartStream<Restore>(restoreId,
-            new RestoreRequested(restoreId, rp.Id, rp.DataSourceId, rp.AgentId, c.Source!.Value, c.TargetPath, c.RequestedBy, clock.GetUtcNow()));
+            new RestoreRequested(restoreId, rp.Id, rp.DataSourceId, rp.AgentId, c.Source!.Value, c.TargetPath, c.RequestedBy, clock.GetUtcNow(),
+                c.Paths?.Select(p => p.TrimEnd('/')).Distinct(StringComparer.Ordinal).ToList(), c.IfExists!.Value));
         await session.SaveChangesAsync(ct);
         return restoreId;
     }

@@ -18,7 +18,10 @@ public sealed class RestoreView
     public DateTimeOffset RequestedAt { get; set; }
     public DateTimeOffset? StartedAt { get; set; }
     public DateTimeOffset? FinishedAt { get; set; }
+    public List<string>? Paths { get; set; }
+    public IfItemExists IfExists { get; set; }
     public int Files { get; set; }
+    public int SkippedExisting { get; set; }
     public long Bytes { get; set; }
     public string? FailureReason { get; set; }
 }
@@ -29,6 +32,7 @@ public sealed partial class RestoreViewProjection : SingleStreamProjection<Resto
     {
         Id = e.RestoreId, RecoveryPointId = e.RecoveryPointId, DataSourceId = e.DataSourceId, AgentId = e.AgentId, Source = e.Source,
         TargetPath = e.TargetPath, Status = RestoreStatus.Requested, RequestedBy = e.RequestedBy, RequestedAt = e.RequestedAt,
+        Paths = e.Paths?.ToList(), IfExists = e.IfExists,
     };
 
     public static void Apply(RestoreStarted e, RestoreView v)
@@ -43,6 +47,7 @@ public sealed partial class RestoreViewProjection : SingleStreamProjection<Resto
         v.FinishedAt = e.CompletedAt;
         v.Files = e.Files;
         v.Bytes = e.Bytes;
+        v.SkippedExisting = e.SkippedExisting;
     }
 
     public static void Apply(RestoreFailed e, RestoreView v)

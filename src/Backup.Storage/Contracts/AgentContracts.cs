@@ -16,7 +16,21 @@ public enum AgentJobKind
 }
 
 /// <summary>A unit of work handed to an agent. For a backup, <see cref="JobId"/> is the recovery point id; for a restore, the restore id.</summary>
-public sealed record AgentJob(Guid JobId, AgentJobKind Kind, Guid RecoveryPointId, string Path);
+/// <summary>What a restore does with an item that already exists at the target.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<ExistingItems>))]
+public enum ExistingItems
+{
+    Overwrite = 0,
+    Skip = 1,
+    KeepBoth = 2,
+}
+
+/// <summary>
+/// For a restore, <see cref="Paths"/> selects items (null = everything) and <see cref="IfExists"/> says what to
+/// do with items already at the target.
+/// </summary>
+public sealed record AgentJob(Guid JobId, AgentJobKind Kind, Guid RecoveryPointId, string Path,
+    IReadOnlyList<string>? Paths = null, ExistingItems IfExists = ExistingItems.Overwrite);
 
 public sealed record PackStored(string PackId, long Bytes, bool AlreadyPresent);
 
@@ -24,7 +38,7 @@ public sealed record CompleteBackupRequest(Format.Manifest Manifest);
 
 public sealed record FailJobRequest(string Reason);
 
-public sealed record CompleteRestoreRequest(int Files, long Bytes);
+public sealed record CompleteRestoreRequest(int Files, long Bytes, int SkippedExisting = 0);
 
 public static class AgentHeaders
 {

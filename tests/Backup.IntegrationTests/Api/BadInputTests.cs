@@ -225,4 +225,17 @@ public sealed class BadInputTests(ApiFactory api) : IClassFixture<ApiFactory>
             HttpStatusCode.BadRequest);
         ShouldName(problem, "source");
     }
+
+    [Fact]
+    public async Task Restore_item_paths_must_stay_inside_the_recovery_point_and_the_existing_item_choice_must_be_known()
+    {
+        var problem = await ShouldBeRejectedAsync(
+            () => _client.Http.PostAsJsonAsync($"/api/recovery-points/{Guid.NewGuid()}/restores", new { source = "Disk", targetPath = "/restore", paths = new[] { "docs", "../etc/shadow" } }, Ct),
+            HttpStatusCode.BadRequest);
+        ShouldName(problem, "paths[1]");
+        problem = await ShouldBeRejectedAsync(
+            () => _client.Http.PostAsJsonAsync($"/api/recovery-points/{Guid.NewGuid()}/restores", new { source = "Disk", targetPath = "/restore", ifExists = "Sometimes" }, Ct),
+            HttpStatusCode.BadRequest);
+        ShouldName(problem, "ifExists");
+    }
 }

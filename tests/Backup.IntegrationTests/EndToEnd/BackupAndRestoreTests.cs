@@ -96,6 +96,17 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
             restore.GetProperty("status").GetString().ShouldBe("Completed", restore.ToString() + "\n" + agent.Output);
             AssertSameTree(source.FullName, target);
         }
+
+        // Item-level restore into a folder that already holds the item: "keep both" puts it beside the original.
+        var into = Path.Combine(_work.FullName, "restored-from-Disk");
+        var item = await _client.Http.PostAsJsonAsync($"/api/recovery-points/{recoveryPoint}/restores",
+            new { source = "Disk", targetPath = into, paths = new[] { "projects/run.sh" }, ifExists = "KeepBoth" }, Ct);
+        item.StatusCode.ShouldBe(HttpStatusCode.Accepted, await item.Content.ReadAsStringAsync(Ct));
+        var itemRestore = await _client.WaitForAsync($"/api/restores/{await ApiClient.IdAsync(item)}",
+            r => r.GetProperty("status").GetString() is "Completed" or "Failed", TimeSpan.FromSeconds(60));
+        itemRestore.GetProperty("status").GetString().ShouldBe("Completed", itemRestore.ToString());
+        itemRestore.GetProperty("files").GetInt32().ShouldBe(1);
+        Hash(Path.Combine(into, "projects", "run (restored).sh")).ShouldBe(Hash(Path.Combine(source.FullName, "projects", "run.sh")));
     }
 
     [Fact]

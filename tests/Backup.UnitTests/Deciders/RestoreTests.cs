@@ -48,19 +48,19 @@ public sealed class RestoreTests
     [Fact]
     public void Running_restore_completes_with_its_totals()
     {
-        var completed = Restore.Complete(RunningRestore(), RestoreId, AgentId, 12, 3456, Clock.Now);
+        var completed = Restore.Complete(RunningRestore(), RestoreId, AgentId, 12, 3456, 2, Clock.Now);
 
-        completed.ShouldBe(new RestoreCompleted(RestoreId, PointId, 12, 3456, Clock.Now));
+        completed.ShouldBe(new RestoreCompleted(RestoreId, PointId, 12, 3456, Clock.Now, 2));
         Restore.Next(RunningRestore(), completed)!.Status.ShouldBe(RestoreStatus.Completed);
     }
 
     [Fact]
     public void Only_a_running_restore_of_its_own_agent_can_complete()
     {
-        Should.Throw<ConflictException>(() => Restore.Complete(RequestedRestore(), RestoreId, AgentId, 0, 0, Clock.Now));
-        Should.Throw<ForbiddenException>(() => Restore.Complete(RunningRestore(), RestoreId, OtherAgent, 0, 0, Clock.Now));
+        Should.Throw<ConflictException>(() => Restore.Complete(RequestedRestore(), RestoreId, AgentId, 0, 0, 0, Clock.Now));
+        Should.Throw<ForbiddenException>(() => Restore.Complete(RunningRestore(), RestoreId, OtherAgent, 0, 0, 0, Clock.Now));
         var completed = Fold(Requested(), new RestoreStarted(RestoreId, AgentId, Clock.Now), new RestoreCompleted(RestoreId, PointId, 1, 1, Clock.Now));
-        Should.Throw<ConflictException>(() => Restore.Complete(completed, RestoreId, AgentId, 1, 1, Clock.Now));
+        Should.Throw<ConflictException>(() => Restore.Complete(completed, RestoreId, AgentId, 1, 1, 0, Clock.Now));
     }
 
     [Fact]

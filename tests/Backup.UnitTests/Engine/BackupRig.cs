@@ -50,11 +50,14 @@ internal sealed class BackupRig : IDisposable
     }
 
     public Task<RestoreResult> RestoreAsync(Manifest manifest, string target, CancellationToken ct) =>
+        RestoreAsync(manifest, target, RestoreOptions.Everything, ct);
+
+    public Task<RestoreResult> RestoreAsync(Manifest manifest, string target, RestoreOptions options, CancellationToken ct) =>
         new Restorer(NullLogger.Instance).RestoreAsync(manifest, target, RestoreScratch, async (packId, destination, token) =>
         {
             await using var pack = Store.OpenPack(packId);
             await pack.CopyToAsync(destination, token);
-        }, ct);
+        }, options, ct);
 
     public string Write(string relative, byte[] content, UnixFileMode? mode = null, DateTime? mtimeUtc = null)
     {
