@@ -108,6 +108,36 @@ public sealed class PolicyTests(ApiFactory api) : IClassFixture<ApiFactory>
     }
 
     [Fact]
+    public async Task Each_edit_is_recorded_under_its_stable_alias()
+    {
+        var groupId = await NewGroupAsync();
+        var v2 = await PutOkAsync(groupId, "short-term-policy", ShortTerm, "\"1\"");
+        var v3 = await PutOkAsync(groupId, "online-policy", Online, v2);
+        var v4 = await PutOkAsync(groupId, "throttling",
+            new { workHoursKbps = 512, nonWorkHoursKbps = 1023 * 1024, workDays = new[] { "Friday" }, workStart = "00:00", workEnd = "23:59" }, v3);
+        await PutOkAsync(groupId, "alert-threshold", new { daysWithoutRecoveryPoint = 1 }, v4);
+
+        await using var connection = new Npgsql.NpgsqlConnection(TestServices.Postgres);
+        await connection.OpenAsync(Ct);
+        await using var command = new Npgsql.NpgsqlCommand($"SELECT type FROM \"{api.Schema}\".mt_events WHERE stream_id = @id ORDER BY version", connection);
+        command.Parameters.AddWithValue("id", groupId);
+        var types = new List<string>();
+        await using (var reader = await command.ExecuteReaderAsync(Ct))
+            while (await reader.ReadAsync(Ct)) types.Add(reader.GetString(0));
+
+        types.ShouldBe(["protection_group_created.v1", "short_term_policy_set.v1", "online_policy_set.v1", "online_throttling_set.v1", "alert_threshold_set.v1"]);
+    }
+
+    [Fact]
+    public async Task Swagger_documents_the_policy_edits()
+    {
+        var doc = await _client.GetJsonAsync("/swagger/v1/swagger.json");
+        var paths = doc.GetProperty("paths");
+        foreach (var policy in new[] { "short-term-policy", "online-policy", "throttling", "alert-threshold" })
+            paths.GetProperty($"/api/protection-groups/{{groupId}}/{policy}").TryGetProperty("put", out _).ShouldBeTrue(policy);
+    }
+
+    [Fact]
     public async Task A_stale_etag_is_a_412_and_nothing_is_appended()
     {
         var groupId = await NewGroupAsync();
