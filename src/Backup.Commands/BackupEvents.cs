@@ -22,6 +22,10 @@ public static class BackupEvents
         events.MapEventType<AgentEnrolled>("agent_enrolled.v1");
         events.MapEventType<ProtectionGroupCreated>("protection_group_created.v1");
         events.MapEventType<DataSourceAddedToGroup>("data_source_added_to_group.v1");
+        events.MapEventType<ShortTermPolicySet>("short_term_policy_set.v1");
+        events.MapEventType<OnlinePolicySet>("online_policy_set.v1");
+        events.MapEventType<OnlineThrottlingSet>("online_throttling_set.v1");
+        events.MapEventType<AlertThresholdSet>("alert_threshold_set.v1");
         events.MapEventType<DataSourceProtected>("data_source_protected.v1");
         events.MapEventType<BackupRequested>("backup_requested.v1");
         events.MapEventType<BackupStarted>("backup_started.v1");

@@ -25,6 +25,11 @@ public sealed class ProblemMapping(IProblemDetailsService problems, ILogger<Prob
             },
             BadHttpRequestException bad => new ProblemDetails { Status = bad.StatusCode, Title = "Bad request.", Detail = bad.Message },
             NotFoundException e => new ProblemDetails { Status = StatusCodes.Status404NotFound, Title = "Not found.", Detail = e.Message },
+            PreconditionFailedException e => new ProblemDetails
+            {
+                Status = StatusCodes.Status412PreconditionFailed, Title = "The resource changed since you read it.", Detail = e.Message,
+                Extensions = { ["currentVersion"] = e.CurrentVersion },
+            },
             ConflictException e => new ProblemDetails { Status = StatusCodes.Status409Conflict, Title = "Conflict.", Detail = e.Message },
             UnauthenticatedException e => new ProblemDetails { Status = StatusCodes.Status401Unauthorized, Title = "Unauthenticated.", Detail = e.Message },
             ForbiddenException e => new ProblemDetails { Status = StatusCodes.Status403Forbidden, Title = "Forbidden.", Detail = e.Message },

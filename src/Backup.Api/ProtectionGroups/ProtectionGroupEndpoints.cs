@@ -23,7 +23,9 @@ public static class ProtectionGroupEndpoints
         groups.MapPost("/", Create).WithSummary("Create a protection group").WithDescription("Names are unique, case-insensitively (409).");
         groups.MapGet("/", async (IMediator m, CancellationToken ct) => TypedResults.Ok(await m.Send(new ListProtectionGroups(), ct)))
             .WithSummary("List protection groups");
-        groups.MapGet("/{groupId:guid}", Get).WithSummary("Get a protection group");
+        groups.MapGet("/{groupId:guid}", Get).WithSummary("Get a protection group")
+            .WithDescription("With its policies; the ETag header is the group's version, to send back in If-Match when editing a policy.");
+        groups.MapPolicies();
         groups.MapPost("/{groupId:guid}/data-sources", AddDataSource)
             .WithSummary("Protect a folder of an enrolled agent in this group")
             .WithDescription("The path is absolute on the agent's machine; a folder is protected at most once (409).");
@@ -36,8 +38,12 @@ public static class ProtectionGroupEndpoints
         return TypedResults.Created($"/api/protection-groups/{id}", new IdResponse(id));
     }
 
-    private static async Task<Results<Ok<ProtectionGroupView>, NotFound>> Get(Guid groupId, IMediator m, CancellationToken ct) =>
-        await m.Send(new GetProtectionGroup(groupId), ct) is { } g ? TypedResults.Ok(g) : TypedResults.NotFound();
+    private static async Task<Results<Ok<ProtectionGroupView>, NotFound>> Get(Guid groupId, HttpContext http, IMediator m, CancellationToken ct)
+    {
+        if (await m.Send(new GetProtectionGroup(groupId), ct) is not { } group) return TypedResults.NotFound();
+        ETags.Set(http.Response, group.Version);
+        return TypedResults.Ok(group);
+    }
 
     private static async Task<Created<IdResponse>> AddDataSource(Guid groupId, AddDataSourceRequest request, IMediator m, CancellationToken ct)
     {

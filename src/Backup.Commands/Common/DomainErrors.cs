@@ -19,3 +19,9 @@ public sealed class ForbiddenException(string message) : Exception(message);
 
 /// <summary>The request is well-formed but cannot be carried out (API: 422).</summary>
 public sealed class UnprocessableException(string message) : Exception(message);
+
+/// <summary>The caller edited a version of the target that is no longer the current one (API: 412).</summary>
+public sealed class PreconditionFailedException(string message, long currentVersion) : Exception(message)
+{
+    public long CurrentVersion { get; } = currentVersion;
+}

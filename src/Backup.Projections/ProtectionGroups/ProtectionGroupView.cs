@@ -12,6 +12,14 @@ public sealed class ProtectionGroupView
 
     public DateTimeOffset CreatedAt { get; set; }
     public List<Guid> DataSourceIds { get; set; } = [];
+    public ShortTermPolicy? ShortTermPolicy { get; set; }
+    public int? RecoveryPointsKeptOnDisk { get; set; }
+    public OnlinePolicy? OnlinePolicy { get; set; }
+    public OnlineThrottling? OnlineThrottling { get; set; }
+    public int? AlertThresholdDays { get; set; }
+    public DateTimeOffset? PoliciesChangedAt { get; set; }
+
+    /// <summary>The group stream's version: the API's ETag, and what a policy edit must name in If-Match.</summary>
     public int Version { get; set; }
 }
 
@@ -25,6 +33,35 @@ public sealed partial class ProtectionGroupViewProjection : SingleStreamProjecti
     public static void Apply(DataSourceAddedToGroup e, ProtectionGroupView view)
     {
         view.DataSourceIds.Add(e.DataSourceId);
+        view.Version++;
+    }
+
+    public static void Apply(ShortTermPolicySet e, ProtectionGroupView view)
+    {
+        view.ShortTermPolicy = e.Policy;
+        view.RecoveryPointsKeptOnDisk = e.RecoveryPointsKeptOnDisk;
+        view.PoliciesChangedAt = e.SetAt;
+        view.Version++;
+    }
+
+    public static void Apply(OnlinePolicySet e, ProtectionGroupView view)
+    {
+        view.OnlinePolicy = e.Policy;
+        view.PoliciesChangedAt = e.SetAt;
+        view.Version++;
+    }
+
+    public static void Apply(OnlineThrottlingSet e, ProtectionGroupView view)
+    {
+        view.OnlineThrottling = e.Throttling;
+        view.PoliciesChangedAt = e.SetAt;
+        view.Version++;
+    }
+
+    public static void Apply(AlertThresholdSet e, ProtectionGroupView view)
+    {
+        view.AlertThresholdDays = e.DaysWithoutRecoveryPoint;
+        view.PoliciesChangedAt = e.SetAt;
         view.Version++;
     }
 }
