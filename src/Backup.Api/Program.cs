@@ -1,4 +1,5 @@
 using Backup.Api.AgentWork;
+using Backup.Api.Auditing;
 using Backup.Api.Enrolling;
 using Backup.Api.Infrastructure;
 using Backup.Api.ProtectionGroups;
@@ -6,6 +7,7 @@ using Backup.Api.RecoveryPoints;
 using Backup.Commands.Common;
 using Backup.Commands.CreatingProtectionGroups;
 using Backup.Projections;
+using Backup.Projections.Auditing;
 using Backup.Storage.Disk;
 using Backup.Storage.Vault;
 using System.Text.Json.Serialization;
@@ -34,9 +36,12 @@ if (server.RunDaemon) marten.AddAsyncDaemon(DaemonMode.Solo);
 services.AddMediator(options =>
 {
     options.ServiceLifetime = ServiceLifetime.Scoped;
-    options.PipelineBehaviors = [typeof(ValidationBehavior<,>)];
+    options.PipelineBehaviors = [typeof(ValidationBehavior<,>), typeof(AuditMetadataBehavior<,>)];
 });
 services.AddValidatorsFromAssemblyContaining<CreateProtectionGroupValidator>();
+services.AddValidatorsFromAssemblyContaining<ListAuditEventsValidator>();
+services.AddHttpContextAccessor();
+services.AddScoped<CommandMetadata>();
 
 services.AddSingleton(sp => new DiskStore(Path.GetFullPath(sp.GetRequiredService<IOptions<ServerOptions>>().Value.DiskStore, builder.Environment.ContentRootPath)));
 services.AddSingleton(sp => new VaultStore(new BlobServiceClient(vaultConnection).GetBlobContainerClient(server.VaultContainer)));
@@ -57,6 +62,7 @@ services.AddEndpointsApiExplorer();
 services.AddSwaggerGen(o => o.SwaggerDoc("v1", new() { Title = "Backup catalog API", Version = "v1" }));
 
 var app = builder.Build();
+app.UseCorrelationId();
 app.UseExceptionHandler();
 app.UseStatusCodePages();
 app.UseSwagger();
@@ -73,6 +79,7 @@ app.MapProtectionGroups();
 app.MapDataSources();
 app.MapRecoveryPoints();
 app.MapAgentWork();
+app.MapAudit();
 
 app.Run();
 
