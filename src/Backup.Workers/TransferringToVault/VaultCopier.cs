@@ -13,13 +13,13 @@ namespace Backup.Workers.TransferringToVault;
 /// </summary>
 public sealed class VaultCopier(IServiceProvider services, DiskStore disk, VaultStore vault, TimeProvider clock, ILogger<VaultCopier> log)
 {
-    public async Task CopyAsync(Guid recoveryPointId, IReadOnlyList<string> packIds, CancellationToken ct)
+    public async Task CopyAsync(Guid recoveryPointId, IReadOnlyList<string> packIds, CommandMetadata metadata, CancellationToken ct)
     {
         // Resolved late: the store owns this copier's subscription, so taking it in the constructor would be circular.
         var store = services.GetRequiredService<IDocumentStore>();
         var transferId = VaultTransfer.IdFor(recoveryPointId);
         VaultTransfer transfer;
-        await using (var session = store.LightweightSession())
+        await using (var session = metadata.ApplyTo(store.LightweightSession()))
         {
             var (state, version) = await session.LoadAsync<VaultTransfer>(transferId, VaultTransfer.Next, ct);
             var started = VaultTransfer.Start(state, recoveryPointId, packIds.Count, clock.GetUtcNow());
@@ -48,14 +48,14 @@ public sealed class VaultCopier(IServiceProvider services, DiskStore disk, Vault
                 }
                 var uploaded = VaultTransfer.RecordUpload(transfer, packId, length, clock.GetUtcNow());
                 if (uploaded is null) continue;
-                await using var session = store.LightweightSession();
+                await using var session = metadata.ApplyTo(store.LightweightSession());
                 session.Events.Append(transferId, uploaded);
                 await session.SaveChangesAsync(ct);
                 transfer = VaultTransfer.Next(transfer, uploaded)!;
             }
 
             await vault.UploadManifestAsync(recoveryPointId, await disk.ReadManifestAsync(recoveryPointId, ct), ct);
-            await using (var session = store.LightweightSession())
+            await using (var session = metadata.ApplyTo(store.LightweightSession()))
             {
                 session.Events.Append(transferId, VaultTransfer.Complete(transfer, packIds, bytes, clock.GetUtcNow()));
                 await session.SaveChangesAsync(ct);
@@ -65,7 +65,7 @@ public sealed class VaultCopier(IServiceProvider services, DiskStore disk, Vault
         catch (Exception e) when (e is not OperationCanceledException)
         {
             log.LogError(e, "Copy of recovery point {RecoveryPointId} to the vault failed", recoveryPointId);
-            await using var session = store.LightweightSession();
+            await using var session = metadata.ApplyTo(store.LightweightSession());
             session.Events.Append(transferId, new VaultTransferFailed(transferId, recoveryPointId, e.Message, clock.GetUtcNow()));
             await session.SaveChangesAsync(CancellationToken.None);
             throw;
