@@ -20,7 +20,8 @@ public static class AuditEndpoints
             .WithSummary("The audit trail: every event with actor, correlation and causation")
             .WithDescription("Filter by streamId, eventType (alias, e.g. recovery_point_created.v1), actor and time range [from, to); " +
                              "sequence order; page with after=<nextAfter of the previous page>, limit 1–500 (default 100). " +
-                             "format=csv exports every matching event as CSV (limit is the page size used to read them).");
+                             "format=csv exports every matching event as CSV (limit is the page size used to read them).")
+            .Produces<AuditPage>(StatusCodes.Status200OK, "application/json", "text/csv");
         return app;
     }
 

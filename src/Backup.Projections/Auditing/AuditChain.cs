@@ -21,10 +21,13 @@ public sealed class AuditLink
     public string PreviousHash { get; set; } = "";
 }
 
-/// <summary>An event row exactly as PostgreSQL holds it, with jsonb columns in their text form.</summary>
+/// <summary>
+/// An event row exactly as PostgreSQL holds it, with jsonb columns in their text form. Not is_archived: archiving a
+/// stream is a legitimate operation and must not break the chain.
+/// </summary>
 public sealed record StoredEvent(
     long Sequence, Guid EventId, Guid StreamId, long Version, string EventType, DateTimeOffset Timestamp,
-    string? CorrelationId, string? CausationId, string? Headers, string Data);
+    string? CorrelationId, string? CausationId, string? Headers, string Data, string? DotNetType = null, string? TenantId = null);
 
 public static class AuditChain
 {
@@ -50,6 +53,9 @@ public static class AuditChain
         AppendString(hash, e.CausationId);
         AppendString(hash, e.Headers);
         AppendString(hash, e.Data);
+        // What the row deserialises as, and whose it is: editing either would change what readers see.
+        AppendString(hash, e.DotNetType);
+        AppendString(hash, e.TenantId);
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
@@ -87,7 +93,7 @@ public static class EventRows
         await connection.OpenAsync(ct);
         await using var command = new NpgsqlCommand(
             $"""
-            SELECT seq_id, id, stream_id, version, type, timestamp, correlation_id, causation_id, headers::text, data::text
+            SELECT seq_id, id, stream_id, version, type, timestamp, correlation_id, causation_id, headers::text, data::text, mt_dotnet_type, tenant_id
             FROM "{session.Schema()}".mt_events
             WHERE seq_id > @after AND seq_id <= @through
             ORDER BY seq_id
@@ -105,5 +111,6 @@ public static class EventRows
         r.GetInt64(0), r.GetGuid(1), r.GetGuid(2), r.GetInt64(3), r.GetString(4),
         new DateTimeOffset(r.GetFieldValue<DateTime>(5), TimeSpan.Zero),
         r.IsDBNull(6) ? null : r.GetString(6), r.IsDBNull(7) ? null : r.GetString(7),
-        r.IsDBNull(8) ? null : r.GetString(8), r.GetString(9));
+        r.IsDBNull(8) ? null : r.GetString(8), r.GetString(9),
+        r.IsDBNull(10) ? null : r.GetString(10), r.IsDBNull(11) ? null : r.GetString(11));
 }

@@ -300,4 +300,14 @@ public sealed class AuditTests(ApiFactory api) : IClassFixture<ApiFactory>
         started.GetProperty("correlationId").GetString()!.ShouldMatch("^[0-9a-f]{32}$");
         started.GetProperty("correlationId").GetString().ShouldBe(poll.Headers.GetValues("X-Correlation-Id").Single());
     }
+
+    [Fact]
+    public async Task Swagger_documents_the_audit_endpoints_with_the_csv_export()
+    {
+        var paths = (await _client.GetJsonAsync("/swagger/v1/swagger.json")).GetProperty("paths");
+        paths.TryGetProperty("/api/audit/verify", out _).ShouldBeTrue();
+        var ok = paths.GetProperty("/api/audit/events").GetProperty("get").GetProperty("responses").GetProperty("200").GetProperty("content");
+        ok.EnumerateObject().Select(c => c.Name).ShouldContain("text/csv");
+        ok.EnumerateObject().Select(c => c.Name).ShouldContain("application/json");
+    }
 }

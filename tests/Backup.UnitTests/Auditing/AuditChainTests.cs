@@ -8,7 +8,8 @@ public sealed class AuditChainTests
     private static readonly StoredEvent Event = new(
         42, Guid.Parse("0195f3a0-0000-7000-8000-000000000001"), Guid.Parse("0195f3a0-0000-7000-8000-000000000002"), 3,
         "protection_group_created.v1", new DateTimeOffset(2026, 11, 25, 14, 30, 0, TimeSpan.Zero).AddTicks(1234560),
-        "corr", "CreateProtectionGroup", """{"actor": "operator"}""", """{"Name": "Finance"}""");
+        "corr", "CreateProtectionGroup", """{"actor": "operator"}""", """{"Name": "Finance"}""",
+        "Backup.Commands.ProtectionGroups.ProtectionGroupCreated, Backup.Commands", "*DEFAULT*");
 
     private static readonly string Previous = Convert.ToHexStringLower(new byte[32].Select((_, i) => (byte)i).ToArray());
 
@@ -26,6 +27,8 @@ public sealed class AuditChainTests
         { "headers", Event with { Headers = """{"actor": "someone-else"}""" } },
         { "headers removed", Event with { Headers = null } },
         { "data", Event with { Data = """{"Name": "Finances"}""" } },
+        { ".NET type", Event with { DotNetType = "Backup.Commands.ProtectionGroups.ProtectionGroupRenamed, Backup.Commands" } },
+        { "tenant", Event with { TenantId = "other" } },
         { "a character moved between fields", Event with { CorrelationId = "cor", CausationId = "rCreateProtectionGroup" } },
     };
 
