@@ -230,6 +230,9 @@ public sealed class AuditTests(ApiFactory api) : IClassFixture<ApiFactory>
     [InlineData("?limit=501", "limit")]
     [InlineData("?after=-1", "after")]
     [InlineData("?format=xml", "format")]
+    [InlineData("?after=abc", "after")]
+    [InlineData("?from=yesterday", "from")]
+    [InlineData("?streamId=not-a-guid", "streamId")]
     public async Task A_bad_filter_is_a_400_naming_the_parameter(string query, string parameter)
     {
         var response = await _client.Http.GetAsync("/api/audit/events" + query, Ct);
