@@ -1,4 +1,5 @@
 using Backup.Api.AgentWork;
+using Backup.Api.Auditing;
 using Backup.Api.DataSources;
 using Backup.Api.Enrolling;
 using Backup.Api.Infrastructure;
@@ -8,6 +9,7 @@ using Backup.Api.Restores;
 using Backup.Commands.Common;
 using Backup.Commands.CreatingProtectionGroups;
 using Backup.Projections;
+using Backup.Projections.Auditing;
 using Backup.Storage.Disk;
 using Backup.Storage.Vault;
 using System.Text.Json.Serialization;
@@ -36,9 +38,12 @@ if (server.RunDaemon) marten.AddAsyncDaemon(DaemonMode.Solo);
 services.AddMediator(options =>
 {
     options.ServiceLifetime = ServiceLifetime.Scoped;
-    options.PipelineBehaviors = [typeof(ValidationBehavior<,>)];
+    options.PipelineBehaviors = [typeof(ValidationBehavior<,>), typeof(AuditMetadataBehavior<,>)];
 });
 services.AddValidatorsFromAssemblyContaining<CreateProtectionGroupValidator>();
+services.AddValidatorsFromAssemblyContaining<ListAuditEventsValidator>();
+services.AddHttpContextAccessor();
+services.AddScoped<CommandMetadata>();
 
 services.AddSingleton(sp => new DiskStore(Path.GetFullPath(sp.GetRequiredService<IOptions<ServerOptions>>().Value.DiskStore, builder.Environment.ContentRootPath)));
 services.AddSingleton(sp => new VaultStore(new BlobServiceClient(vaultConnection).GetBlobContainerClient(server.VaultContainer)));
@@ -59,6 +64,7 @@ services.AddEndpointsApiExplorer();
 services.AddSwaggerGen(o => o.SwaggerDoc("v1", new() { Title = "Backup catalog API", Version = "v1" }));
 
 var app = builder.Build();
+app.UseCorrelationId();
 app.UseExceptionHandler();
 app.UseStatusCodePages();
 app.UseSwagger();
@@ -76,6 +82,7 @@ app.MapDataSources();
 app.MapRecoveryPoints();
 app.MapRestores();
 app.MapAgentWork();
+app.MapAudit();
 
 app.Run();
 

@@ -2,6 +2,7 @@ using Backup.Commands;
 using Backup.Commands.Dispatching;
 using Backup.Commands.Uniqueness;
 using Backup.Projections.Agents;
+using Backup.Projections.Auditing;
 using Backup.Projections.DataSources;
 using Backup.Projections.ProtectionGroups;
 using Backup.Projections.RecoveryPoints;
@@ -37,11 +38,14 @@ public static class CatalogStore
         opts.Projections.Add<AgentJobQueueProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<RecoveryPointViewProjection>(ProjectionLifecycle.Async);
         opts.Projections.Add<RestoreViewProjection>(ProjectionLifecycle.Async);
+        // Registered here rather than on AddMarten so that every daemon (workers, or the API's when it runs one) chains.
+        opts.Projections.Subscribe(new AuditChainSubscription());
 
         opts.Schema.For<ProtectionGroupName>().UniqueIndex(g => g.NameKey);
         opts.Schema.For<ProtectedFolder>().UniqueIndex(f => f.Key);
         opts.Schema.For<QueuedJob>().Index(j => j.AgentId);
         opts.Schema.For<RecoveryPointView>().Index(r => r.DataSourceId);
+        opts.Schema.For<AuditLink>();
         return opts;
     }
 }

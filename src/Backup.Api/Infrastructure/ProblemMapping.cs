@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Backup.Commands.Common;
 using FluentValidation;
 using Microsoft.AspNetCore.Diagnostics;
@@ -7,7 +8,7 @@ using Microsoft.AspNetCore.Mvc;
 namespace Backup.Api.Infrastructure;
 
 /// <summary>Every failure leaves the API as RFC 7807 ProblemDetails with the status that says what went wrong.</summary>
-public sealed class ProblemMapping(IProblemDetailsService problems, ILogger<ProblemMapping> log) : IExceptionHandler
+public sealed partial class ProblemMapping(IProblemDetailsService problems, ILogger<ProblemMapping> log) : IExceptionHandler
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken ct)
     {
@@ -22,6 +23,11 @@ public sealed class ProblemMapping(IProblemDetailsService problems, ILogger<Prob
                 new Dictionary<string, string[]> { [JsonPathName(json.Path)] = [JsonMessage(json)] })
             {
                 Status = StatusCodes.Status400BadRequest, Title = "The request body is not valid JSON for this operation.",
+            },
+            BadHttpRequestException bad when BoundParameter(bad.Message) is { } parameter => new HttpValidationProblemDetails(
+                new Dictionary<string, string[]> { [parameter] = [$"'{parameter}' is not a valid value here."] })
+            {
+                Status = StatusCodes.Status400BadRequest, Title = "The request is not valid.", Detail = bad.Message,
             },
             BadHttpRequestException bad => new ProblemDetails { Status = bad.StatusCode, Title = "Bad request.", Detail = bad.Message },
             NotFoundException e => new ProblemDetails { Status = StatusCodes.Status404NotFound, Title = "Not found.", Detail = e.Message },
@@ -45,6 +51,16 @@ public sealed class ProblemMapping(IProblemDetailsService problems, ILogger<Prob
         http.Response.StatusCode = problem.Status!.Value;
         return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = http, ProblemDetails = problem, Exception = exception });
     }
+
+    /// <summary>
+    /// The parameter a malformed query or route value was meant for (ASP.NET says: Failed to bind parameter
+    /// "long? after" from "abc".), so a bad cursor or date is a 400 naming it like any other invalid field.
+    /// </summary>
+    private static string? BoundParameter(string message) =>
+        BindFailure().Match(message) is { Success: true } m ? m.Groups["name"].Value : null;
+
+    [GeneratedRegex("""^Failed to bind parameter "(?:[^"]* )?(?<name>[A-Za-z_][A-Za-z0-9_]*)" from """)]
+    private static partial Regex BindFailure();
 
     private static string JsonName(string propertyName) =>
         string.IsNullOrEmpty(propertyName) ? "" : JsonNamingPolicy.CamelCase.ConvertName(propertyName);

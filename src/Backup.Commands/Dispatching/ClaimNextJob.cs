@@ -13,7 +13,7 @@ public sealed record ClaimNextJob(Guid AgentId) : ICommand<QueuedJob?>;
 /// Claims the oldest queued job of the agent by appending its "started" event at the version it was read
 /// at: two polls racing for one job cannot both win, the loser moves on to the next job.
 /// </summary>
-public sealed class ClaimNextJobHandler(IDocumentStore store, TimeProvider clock) : ICommandHandler<ClaimNextJob, QueuedJob?>
+public sealed class ClaimNextJobHandler(IDocumentStore store, TimeProvider clock, CommandMetadata metadata) : ICommandHandler<ClaimNextJob, QueuedJob?>
 {
     public async ValueTask<QueuedJob?> Handle(ClaimNextJob command, CancellationToken ct)
     {
@@ -29,7 +29,8 @@ public sealed class ClaimNextJobHandler(IDocumentStore store, TimeProvider clock
 
         foreach (var job in candidates)
         {
-            await using var session = store.LightweightSession();
+            // A fresh session per attempt (a lost race poisons the session), so the request's metadata is applied here.
+            await using var session = metadata.ApplyTo(store.LightweightSession());
             try
             {
                 if (job.Kind == QueuedJobKind.Backup)

@@ -36,13 +36,13 @@ public sealed class VaultCopier(
         })
         .Build();
 
-    public async Task CopyAsync(Guid recoveryPointId, IReadOnlyList<string> packIds, CancellationToken ct)
+    public async Task CopyAsync(Guid recoveryPointId, IReadOnlyList<string> packIds, CommandMetadata metadata, CancellationToken ct)
     {
         // Resolved late: the store owns this copier's subscription, so taking it in the constructor would be circular.
         var store = services.GetRequiredService<IDocumentStore>();
         var transferId = VaultTransfer.IdFor(recoveryPointId);
         VaultTransfer transfer;
-        await using (var session = store.LightweightSession())
+        await using (var session = metadata.ApplyTo(store.LightweightSession()))
         {
             var (state, version) = await session.LoadAsync<VaultTransfer>(transferId, VaultTransfer.Next, ct);
             var started = VaultTransfer.Start(state, recoveryPointId, packIds.Count, clock.GetUtcNow());
@@ -73,7 +73,7 @@ public sealed class VaultCopier(
                 }, ct);
                 var uploaded = VaultTransfer.RecordUpload(transfer, packId, length, clock.GetUtcNow());
                 if (uploaded is null) continue;
-                await using var session = store.LightweightSession();
+                await using var session = metadata.ApplyTo(store.LightweightSession());
                 session.Events.Append(transferId, uploaded);
                 await session.SaveChangesAsync(ct);
                 transfer = VaultTransfer.Next(transfer, uploaded)!;
@@ -81,7 +81,7 @@ public sealed class VaultCopier(
 
             var manifest = await disk.ReadManifestAsync(recoveryPointId, ct);
             await _retry.ExecuteAsync(async token => await vault.UploadManifestAsync(recoveryPointId, manifest, token), ct);
-            await using (var session = store.LightweightSession())
+            await using (var session = metadata.ApplyTo(store.LightweightSession()))
             {
                 session.Events.Append(transferId, VaultTransfer.Complete(transfer, packIds, bytes, clock.GetUtcNow()));
                 await session.SaveChangesAsync(ct);
@@ -91,7 +91,7 @@ public sealed class VaultCopier(
         catch (Exception e) when (e is not OperationCanceledException)
         {
             log.LogError(e, "Copy of recovery point {RecoveryPointId} to the vault failed", recoveryPointId);
-            await using var session = store.LightweightSession();
+            await using var session = metadata.ApplyTo(store.LightweightSession());
             session.Events.Append(transferId, new VaultTransferFailed(transferId, recoveryPointId, e.Message, clock.GetUtcNow()));
             await session.SaveChangesAsync(CancellationToken.None);
             throw;

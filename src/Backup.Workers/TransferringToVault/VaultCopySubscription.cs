@@ -1,3 +1,4 @@
+using Backup.Commands.Common;
 using Backup.Commands.RecoveryPoints;
 using JasperFx.Events.Daemon;
 using JasperFx.Events.Projections;
@@ -14,6 +15,7 @@ namespace Backup.Workers.TransferringToVault;
 public sealed class VaultCopySubscription : SubscriptionBase
 {
     public const string SubscriptionId = "vault-copy";
+    public const string Actor = "worker:" + SubscriptionId;
     private readonly VaultCopier _copier;
 
     public VaultCopySubscription(VaultCopier copier)
@@ -29,7 +31,11 @@ public sealed class VaultCopySubscription : SubscriptionBase
         foreach (var e in page.Events)
         {
             if (e.Data is RecoveryPointCreated created)
-                await _copier.CopyAsync(created.RecoveryPointId, created.PackIds, cancellationToken);
+            {
+                // The copy's events continue the story of the request that created the recovery point.
+                var metadata = new CommandMetadata { CorrelationId = e.CorrelationId, CausationId = e.Id.ToString(), Actor = Actor };
+                await _copier.CopyAsync(created.RecoveryPointId, created.PackIds, metadata, cancellationToken);
+            }
         }
         return NullChangeListener.Instance;
     }

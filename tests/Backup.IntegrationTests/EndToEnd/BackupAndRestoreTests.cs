@@ -85,6 +85,8 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
         names.Count(n => n.StartsWith("packs/", StringComparison.Ordinal)).ShouldBe(point.GetProperty("packCount").GetInt32());
         names.ShouldContain($"manifests/{recoveryPoint:N}.json");
 
+        await ShouldBeAuditedAsync(agentId);
+
         foreach (var tier in new[] { "Disk", "Vault" })
         {
             var target = Path.Combine(_work.FullName, $"restored-from-{tier}");
@@ -141,6 +143,26 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
             return agents.GetArrayLength() == 1 ? agents[0].GetProperty("id").GetGuid() : (Guid?)null;
         }, agent);
         return (agent, agentId);
+    }
+
+    /// <summary>
+    /// The workers' daemon chains every event (nothing left pending, nothing broken), and the audit trail tells who did
+    /// what: the agent created the recovery point, the vault-copy worker copied it in the same correlation.
+    /// </summary>
+    private async Task ShouldBeAuditedAsync(Guid agentId)
+    {
+        var verification = await _client.WaitForAsync("/api/audit/verify",
+            v => v.GetProperty("pending").GetInt64() == 0 || !v.GetProperty("intact").GetBoolean(), TimeSpan.FromSeconds(60));
+        verification.GetProperty("intact").GetBoolean().ShouldBeTrue(verification.ToString());
+        verification.GetProperty("verified").GetInt64().ShouldBeGreaterThan(0);
+
+        var created = (await _client.GetJsonAsync("/api/audit/events?eventType=recovery_point_created.v1")).GetProperty("items").EnumerateArray().Single();
+        created.GetProperty("actor").GetString().ShouldBe($"agent:{agentId}");
+        created.GetProperty("causationId").GetString().ShouldBe("CompleteBackup");
+        var copied = (await _client.GetJsonAsync("/api/audit/events?eventType=vault_transfer_completed.v1")).GetProperty("items").EnumerateArray().Single();
+        copied.GetProperty("actor").GetString().ShouldBe("worker:vault-copy");
+        copied.GetProperty("correlationId").GetString().ShouldBe(created.GetProperty("correlationId").GetString());
+        copied.GetProperty("causationId").GetString().ShouldBe(created.GetProperty("eventId").GetString());
     }
 
     private static void BuildTree(string root)

@@ -2,6 +2,7 @@ extern alias workers;
 using System.Security.Cryptography;
 using Azure;
 using Azure.Storage.Blobs;
+using Backup.Commands.Common;
 using Backup.Commands.VaultTransfers;
 using Backup.IntegrationTests.Infrastructure;
 using Backup.Projections;
@@ -27,6 +28,8 @@ public sealed class VaultCopyResumeTests : IAsyncLifetime
     private readonly DirectoryInfo _disk = Directory.CreateTempSubdirectory("backup-disk-");
     private readonly PrivateAzurite _azurite = new();
     private DocumentStore _store = null!;
+
+    private static readonly CommandMetadata Worker = new() { Actor = "worker:vault-copy", CorrelationId = "resume-test" };
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -74,7 +77,7 @@ public sealed class VaultCopyResumeTests : IAsyncLifetime
 
         var vault = Vault();
         await vault.EnsureCreatedAsync(Ct);
-        var copy = Copier(disk, vault).CopyAsync(recoveryPointId, packIds, Ct);
+        var copy = Copier(disk, vault).CopyAsync(recoveryPointId, packIds, Worker, Ct);
 
         // Pull the plug as soon as the first pack is recorded in the vault.
         while (!copy.IsCompleted && (await TransferEventsAsync(recoveryPointId)).OfType<IEvent>().All(e => e.Data is not PackUploadedToVault))
@@ -92,7 +95,7 @@ public sealed class VaultCopyResumeTests : IAsyncLifetime
         foreach (var id in uploadedBefore)
             etagsBefore[id] = (await vault.Container.GetBlobClient($"packs/{id}").GetPropertiesAsync(cancellationToken: Ct)).Value.ETag;
 
-        await Copier(disk, vault).CopyAsync(recoveryPointId, packIds, Ct);
+        await Copier(disk, vault).CopyAsync(recoveryPointId, packIds, Worker, Ct);
 
         var events = (await TransferEventsAsync(recoveryPointId)).Select(e => e.Data).ToList();
         events.Last().ShouldBeOfType<VaultTransferCompleted>().PackCount.ShouldBe(Packs);

@@ -1,0 +1,316 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Backup.IntegrationTests.Infrastructure;
+using Backup.Projections.Auditing;
+using Marten;
+using Npgsql;
+
+namespace Backup.IntegrationTests.Auditing;
+
+/// <summary>
+/// The hash chain and the audit trail on the real API and PostgreSQL. Tamper tests edit rows behind Marten's back the
+/// way an attacker with database access would, and put them back afterwards, since the tests share one schema.
+/// </summary>
+public sealed class AuditTests(ApiFactory api) : IClassFixture<ApiFactory>
+{
+    private readonly ApiClient _client = new(api.CreateClient());
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private async Task<(Guid Group, Guid Agent, Guid DataSource)> SomeHistoryAsync()
+    {
+        var agent = await _client.EnrolAsync();
+        var group = await _client.CreateGroupAsync($"audit-{Guid.NewGuid():N}");
+        var source = await _client.AddFolderAsync(group, agent.AgentId, $"/srv/{Guid.NewGuid():N}");
+        await _client.RequestBackupAsync(source);
+        return (group, agent.AgentId, source);
+    }
+
+    /// <summary>Waits until the daemon has chained every event, and returns the verification of the whole log.</summary>
+    private async Task<JsonElement> ChainedAsync()
+    {
+        var count = await api.EventCountAsync();
+        return await _client.WaitForAsync("/api/audit/verify",
+            v => v.GetProperty("intact").GetBoolean() && v.GetProperty("verified").GetInt64() == count);
+    }
+
+    private async Task<JsonElement> VerifyAsync(string query = "") => await _client.GetJsonAsync("/api/audit/verify" + query);
+
+    private async Task<List<JsonElement>> EventsAsync(string query)
+    {
+        var page = await _client.GetJsonAsync("/api/audit/events" + query);
+        return page.GetProperty("items").EnumerateArray().ToList();
+    }
+
+    private async Task<long> SequenceOfAsync(Guid streamId, string eventType) =>
+        (await EventsAsync($"?streamId={streamId}&eventType={eventType}")).Single().GetProperty("sequence").GetInt64();
+
+    private static async Task<int> SqlAsync(string sql, long sequence)
+    {
+        await using var connection = new NpgsqlConnection(TestServices.Postgres);
+        await connection.OpenAsync(Ct);
+        await using var command = new NpgsqlCommand(sql, connection);
+        command.Parameters.AddWithValue("seq", sequence);
+        return await command.ExecuteNonQueryAsync(Ct);
+    }
+
+    private static async Task<string> ScalarAsync(string sql, long sequence)
+    {
+        await using var connection = new NpgsqlConnection(TestServices.Postgres);
+        await connection.OpenAsync(Ct);
+        await using var command = new NpgsqlCommand(sql, connection);
+        command.Parameters.AddWithValue("seq", sequence);
+        return (string)(await command.ExecuteScalarAsync(Ct))!;
+    }
+
+    private static void ShouldBeBrokenAt(JsonElement verification, long sequence, string reasonContains)
+    {
+        verification.GetProperty("intact").GetBoolean().ShouldBeFalse(verification.ToString());
+        verification.GetProperty("firstBrokenSequence").GetInt64().ShouldBe(sequence, verification.ToString());
+        verification.GetProperty("reason").GetString()!.ShouldContain(reasonContains, Case.Insensitive);
+    }
+
+    [Fact]
+    public async Task The_chain_covers_every_event_and_verifies_intact_whole_or_from_a_checkpoint()
+    {
+        await SomeHistoryAsync();
+        var whole = await ChainedAsync();
+        whole.GetProperty("firstBrokenSequence").ValueKind.ShouldBe(JsonValueKind.Null);
+        whole.GetProperty("pending").GetInt64().ShouldBe(0);
+        whole.GetProperty("headHash").GetString()!.Length.ShouldBe(64);
+
+        var last = whole.GetProperty("chainedThrough").GetInt64();
+        var fromMiddle = await VerifyAsync($"?from={last - 2}");
+        fromMiddle.GetProperty("intact").GetBoolean().ShouldBeTrue(fromMiddle.ToString());
+        fromMiddle.GetProperty("verified").GetInt64().ShouldBe(3);
+        fromMiddle.GetProperty("headHash").GetString().ShouldBe(whole.GetProperty("headHash").GetString());
+    }
+
+    [Fact]
+    public async Task An_event_whose_data_is_edited_in_the_database_is_the_first_broken_link()
+    {
+        var (group, _, _) = await SomeHistoryAsync();
+        await ChainedAsync();
+        var seq = await SequenceOfAsync(group, "protection_group_created.v1");
+
+        var original = await ScalarAsync($"""SELECT data::text FROM "{api.Schema}".mt_events WHERE seq_id = @seq""", seq);
+        await SqlAsync($"""UPDATE "{api.Schema}".mt_events SET data = jsonb_set(data, ARRAY['name'], '"renamed behind your back"') WHERE seq_id = @seq""", seq);
+        try
+        {
+            ShouldBeBrokenAt(await VerifyAsync(), seq, "does not match its link");
+            // Verification from a checkpoint after the edit does not look at it; from the edited event it does.
+            (await VerifyAsync($"?from={seq + 1}")).GetProperty("intact").GetBoolean().ShouldBeTrue();
+            ShouldBeBrokenAt(await VerifyAsync($"?from={seq}"), seq, "does not match its link");
+        }
+        finally
+        {
+            await SqlAsync($"""UPDATE "{api.Schema}".mt_events SET data = '{original.Replace("'", "''", StringComparison.Ordinal)}'::jsonb WHERE seq_id = @seq""", seq);
+        }
+        (await VerifyAsync()).GetProperty("intact").GetBoolean().ShouldBeTrue("putting the original data back mends the chain");
+    }
+
+    [Fact]
+    public async Task An_event_whose_actor_is_edited_is_the_first_broken_link()
+    {
+        var (group, _, _) = await SomeHistoryAsync();
+        await ChainedAsync();
+        var seq = await SequenceOfAsync(group, "protection_group_created.v1");
+
+        await SqlAsync($"""UPDATE "{api.Schema}".mt_events SET headers = jsonb_set(headers, ARRAY['actor'], '"someone-else"') WHERE seq_id = @seq""", seq);
+        try
+        {
+            ShouldBeBrokenAt(await VerifyAsync(), seq, "does not match its link");
+        }
+        finally
+        {
+            await SqlAsync($"""UPDATE "{api.Schema}".mt_events SET headers = jsonb_set(headers, ARRAY['actor'], '"operator"') WHERE seq_id = @seq""", seq);
+        }
+        (await VerifyAsync()).GetProperty("intact").GetBoolean().ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task A_deleted_event_is_the_first_broken_link()
+    {
+        var (group, _, _) = await SomeHistoryAsync();
+        await ChainedAsync();
+        var seq = await SequenceOfAsync(group, "protection_group_created.v1");
+
+        await using var connection = new NpgsqlConnection(TestServices.Postgres);
+        await connection.OpenAsync(Ct);
+        async Task ExecAsync(string sql)
+        {
+            await using var command = new NpgsqlCommand(sql, connection);
+            command.Parameters.AddWithValue("seq", seq);
+            await command.ExecuteNonQueryAsync(Ct);
+        }
+        await ExecAsync($"""CREATE TEMP TABLE deleted AS SELECT * FROM "{api.Schema}".mt_events WHERE seq_id = @seq""");
+        await ExecAsync($"""DELETE FROM "{api.Schema}".mt_events WHERE seq_id = @seq""");
+        try
+        {
+            ShouldBeBrokenAt(await VerifyAsync(), seq, "deleted");
+        }
+        finally
+        {
+            await ExecAsync($"""INSERT INTO "{api.Schema}".mt_events SELECT * FROM deleted""");
+        }
+        (await VerifyAsync()).GetProperty("intact").GetBoolean().ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task An_edited_link_is_the_first_broken_link()
+    {
+        var (group, _, _) = await SomeHistoryAsync();
+        await ChainedAsync();
+        var seq = await SequenceOfAsync(group, "protection_group_created.v1");
+
+        await using var session = api.Store.LightweightSession();
+        var link = (await session.LoadAsync<AuditLink>(seq, Ct))!;
+        var genuine = link.Hash;
+        link.Hash = new string('0', 64);
+        session.Store(link);
+        await session.SaveChangesAsync(Ct);
+        try
+        {
+            ShouldBeBrokenAt(await VerifyAsync(), seq, "does not match its link");
+        }
+        finally
+        {
+            link.Hash = genuine;
+            session.Store(link);
+            await session.SaveChangesAsync(Ct);
+        }
+        (await VerifyAsync()).GetProperty("intact").GetBoolean().ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task The_trail_filters_by_stream_type_actor_and_time()
+    {
+        var startedAt = DateTimeOffset.UtcNow.AddSeconds(-1);
+        var (group, _, source) = await SomeHistoryAsync();
+
+        var ofGroup = await EventsAsync($"?streamId={group}");
+        ofGroup.Select(e => e.GetProperty("eventType").GetString()).ShouldBe(["protection_group_created.v1", "data_source_added_to_group.v1"]);
+        ofGroup.ShouldAllBe(e => e.GetProperty("streamId").GetGuid() == group);
+
+        var requested = await EventsAsync("?eventType=backup_requested.v1&limit=500");
+        requested.ShouldNotBeEmpty();
+        requested.ShouldAllBe(e => e.GetProperty("eventType").GetString() == "backup_requested.v1");
+
+        (await EventsAsync($"?streamId={source}&actor=operator")).Count.ShouldBe(1);
+        (await EventsAsync($"?streamId={source}&actor=agent:nobody")).ShouldBeEmpty();
+
+        var window = $"from={Uri.EscapeDataString(startedAt.ToString("O"))}&to={Uri.EscapeDataString(DateTimeOffset.UtcNow.AddMinutes(1).ToString("O"))}";
+        (await EventsAsync($"?streamId={group}&{window}")).Count.ShouldBe(2);
+        (await EventsAsync($"?streamId={group}&from={Uri.EscapeDataString(DateTimeOffset.UtcNow.AddMinutes(1).ToString("O"))}")).ShouldBeEmpty();
+        (await EventsAsync($"?streamId={group}&to={Uri.EscapeDataString(startedAt.ToString("O"))}")).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task The_cursor_pages_through_every_event_once_in_sequence_order()
+    {
+        await SomeHistoryAsync();
+        var total = await api.EventCountAsync();
+        var seen = new List<long>();
+        long? after = 0;
+        while (after is not null)
+        {
+            var page = await _client.GetJsonAsync($"/api/audit/events?limit=3&after={after}");
+            var items = page.GetProperty("items").EnumerateArray().Select(e => e.GetProperty("sequence").GetInt64()).ToList();
+            items.Count.ShouldBeLessThanOrEqualTo(3);
+            seen.AddRange(items);
+            after = page.GetProperty("nextAfter").ValueKind == JsonValueKind.Null ? null : page.GetProperty("nextAfter").GetInt64();
+        }
+        seen.Count.ShouldBeGreaterThanOrEqualTo((int)total);
+        seen.ShouldBe(seen.Distinct().Order().ToList());
+    }
+
+    [Theory]
+    [InlineData("?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z", "to")]
+    [InlineData("?limit=0", "limit")]
+    [InlineData("?limit=501", "limit")]
+    [InlineData("?after=-1", "after")]
+    [InlineData("?format=xml", "format")]
+    [InlineData("?after=abc", "after")]
+    [InlineData("?from=yesterday", "from")]
+    [InlineData("?streamId=not-a-guid", "streamId")]
+    public async Task A_bad_filter_is_a_400_naming_the_parameter(string query, string parameter)
+    {
+        var response = await _client.Http.GetAsync("/api/audit/events" + query, Ct);
+        var body = await response.Content.ReadAsStringAsync(Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.BadRequest, body);
+        response.Content.Headers.ContentType?.MediaType.ShouldBe("application/problem+json");
+        JsonDocument.Parse(body).RootElement.GetProperty("errors").EnumerateObject().Select(p => p.Name).ShouldContain(parameter, body);
+    }
+
+    [Fact]
+    public async Task Verifying_from_a_sequence_below_one_is_a_400_naming_it()
+    {
+        var response = await _client.Http.GetAsync("/api/audit/verify?from=0", Ct);
+        var body = await response.Content.ReadAsStringAsync(Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.BadRequest, body);
+        JsonDocument.Parse(body).RootElement.GetProperty("errors").EnumerateObject().Select(p => p.Name).ShouldContain("from", body);
+    }
+
+    [Fact]
+    public async Task The_csv_export_has_a_header_and_one_row_per_event()
+    {
+        await SomeHistoryAsync();
+        var total = await api.EventCountAsync();
+        var response = await _client.Http.GetAsync("/api/audit/events?format=csv&limit=2", Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.OK);
+        response.Content.Headers.ContentType?.MediaType.ShouldBe("text/csv");
+        var lines = (await response.Content.ReadAsStringAsync(Ct)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        lines[0].ShouldBe("sequence,eventId,streamId,version,eventType,timestamp,actor,correlationId,causationId");
+        (lines.Length - 1).ShouldBeGreaterThanOrEqualTo((int)total);
+        lines.Skip(1).Select(l => long.Parse(l.Split(',')[0], System.Globalization.CultureInfo.InvariantCulture)).ShouldBeUnique();
+    }
+
+    [Fact]
+    public async Task The_csv_export_of_one_stream_lists_exactly_its_events()
+    {
+        var (group, _, _) = await SomeHistoryAsync();
+        var csv = await _client.Http.GetStringAsync($"/api/audit/events?format=csv&streamId={group}", Ct);
+        var lines = csv.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        lines.Length.ShouldBe(3);
+        lines[1].ShouldContain("protection_group_created.v1");
+        lines[2].ShouldContain("data_source_added_to_group.v1");
+    }
+
+    [Fact]
+    public async Task Events_carry_the_requests_correlation_id_the_command_as_causation_and_the_actor()
+    {
+        var correlation = $"audit-test-{Guid.NewGuid():N}";
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/protection-groups") { Content = JsonContent.Create(new { name = $"corr-{Guid.NewGuid():N}" }) };
+        request.Headers.Add("X-Correlation-Id", correlation);
+        var response = await _client.Http.SendAsync(request, Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.Created);
+        response.Headers.GetValues("X-Correlation-Id").ShouldBe([correlation]);
+        var group = await ApiClient.IdAsync(response);
+
+        var created = (await EventsAsync($"?streamId={group}")).Single();
+        created.GetProperty("correlationId").GetString().ShouldBe(correlation);
+        created.GetProperty("causationId").GetString().ShouldBe("CreateProtectionGroup");
+        created.GetProperty("actor").GetString().ShouldBe("operator");
+
+        // Without the header the request's trace id correlates; an agent's own commands are its actions.
+        var agent = await _client.EnrolAsync();
+        var source = await _client.AddFolderAsync(group, agent.AgentId, "/srv/corr");
+        var rp = await _client.RequestBackupAsync(source);
+        var poll = await _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Post, $"/api/agents/{agent.AgentId}/jobs/next", agent.Credential), Ct);
+        poll.StatusCode.ShouldBe(HttpStatusCode.OK);
+        var started = (await EventsAsync($"?streamId={rp}&eventType=backup_started.v1")).Single();
+        started.GetProperty("actor").GetString().ShouldBe($"agent:{agent.AgentId}");
+        started.GetProperty("correlationId").GetString()!.ShouldMatch("^[0-9a-f]{32}$");
+        started.GetProperty("correlationId").GetString().ShouldBe(poll.Headers.GetValues("X-Correlation-Id").Single());
+    }
+
+    [Fact]
+    public async Task Swagger_documents_the_audit_endpoints_with_the_csv_export()
+    {
+        var paths = (await _client.GetJsonAsync("/swagger/v1/swagger.json")).GetProperty("paths");
+        paths.TryGetProperty("/api/audit/verify", out _).ShouldBeTrue();
+        var ok = paths.GetProperty("/api/audit/events").GetProperty("get").GetProperty("responses").GetProperty("200").GetProperty("content");
+        ok.EnumerateObject().Select(c => c.Name).ShouldContain("text/csv");
+        ok.EnumerateObject().Select(c => c.Name).ShouldContain("application/json");
+    }
+}
