@@ -17,6 +17,8 @@ public sealed class BlobCipher : IDisposable
 
     private readonly AesGcm _aes;
 
+    // The allocating forms are named apart (…ToArray): a byte[] destination converts to the associated-data
+    // parameter too, so overloads would silently pick the wrong one.
     public BlobCipher(ReadOnlySpan<byte> key)
     {
         if (key.Length != KeySize) throw new ArgumentException($"The encryption key is {KeySize} bytes.", nameof(key));
@@ -36,7 +38,7 @@ public sealed class BlobCipher : IDisposable
         return total;
     }
 
-    public byte[] Seal(ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData = default)
+    public byte[] SealToArray(ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData = default)
     {
         var sealedBlob = new byte[SealedLength(plaintext.Length)];
         Seal(plaintext, sealedBlob, associatedData);
@@ -79,7 +81,7 @@ public sealed class BlobCipher : IDisposable
         return length;
     }
 
-    public byte[] Open(ReadOnlySpan<byte> sealedBlob, ReadOnlySpan<byte> associatedData = default)
+    public byte[] OpenToArray(ReadOnlySpan<byte> sealedBlob, ReadOnlySpan<byte> associatedData = default)
     {
         var plaintext = new byte[PlaintextLength(sealedBlob.Length)];
         Open(sealedBlob, plaintext, associatedData);

@@ -76,7 +76,7 @@ public sealed record KeyFile(
         try
         {
             using var cipher = new BlobCipher(kek);
-            var wrapped = cipher.Seal(keys.Material, WrapContext);
+            var wrapped = cipher.SealToArray(keys.Material, WrapContext);
             return new KeyFile(CurrentVersion, kdf, Convert.ToBase64String(salt), Convert.ToBase64String(wrapped));
         }
         finally

@@ -61,10 +61,10 @@ public sealed class ChunkIdAndCipherTests
     public void Sealing_then_opening_gives_back_the_plaintext(byte[] plaintext)
     {
         using var cipher = new BlobCipher(KeyA);
-        var sealedBlob = cipher.Seal(plaintext);
+        var sealedBlob = cipher.SealToArray(plaintext);
 
         sealedBlob.Length.ShouldBe(plaintext.Length + 28);
-        cipher.Open(sealedBlob).ShouldBe(plaintext);
+        cipher.OpenToArray(sealedBlob).ShouldBe(plaintext);
     }
 
     [Fact]
@@ -73,8 +73,8 @@ public sealed class ChunkIdAndCipherTests
         using var cipher = new BlobCipher(KeyA);
         var data = TestData.Random(13, 1000);
 
-        var first = cipher.Seal(data);
-        var second = cipher.Seal(data);
+        var first = cipher.SealToArray(data);
+        var second = cipher.SealToArray(data);
 
         first.AsSpan(0, 12).SequenceEqual(second.AsSpan(0, 12)).ShouldBeFalse();
         first.ShouldNotBe(second);
@@ -84,13 +84,13 @@ public sealed class ChunkIdAndCipherTests
     public void A_flipped_bit_anywhere_in_a_sealed_blob_is_detected()
     {
         using var cipher = new BlobCipher(KeyA);
-        var sealedBlob = cipher.Seal(TestData.Random(14, 300));
+        var sealedBlob = cipher.SealToArray(TestData.Random(14, 300));
 
         foreach (var position in new[] { 0, 11, 12, 150, sealedBlob.Length - 17, sealedBlob.Length - 1 })
         {
             var damaged = (byte[])sealedBlob.Clone();
             damaged[position] ^= 0x04;
-            Should.Throw<BlobAuthenticationException>(() => cipher.Open(damaged)).ShouldBeAssignableTo<CryptographicException>();
+            Should.Throw<BlobAuthenticationException>(() => cipher.OpenToArray(damaged)).ShouldBeAssignableTo<CryptographicException>();
         }
     }
 
@@ -99,10 +99,10 @@ public sealed class ChunkIdAndCipherTests
     {
         using var cipher = new BlobCipher(KeyA);
         using var other = new BlobCipher(KeyB);
-        var sealedBlob = cipher.Seal(TestData.Random(15, 300));
+        var sealedBlob = cipher.SealToArray(TestData.Random(15, 300));
 
-        Should.Throw<BlobAuthenticationException>(() => other.Open(sealedBlob)).Message.ShouldContain("another key");
-        Should.Throw<BlobAuthenticationException>(() => cipher.Open(sealedBlob.AsSpan(0, sealedBlob.Length - 1).ToArray()));
-        Should.Throw<BlobAuthenticationException>(() => cipher.Open(sealedBlob.AsSpan(0, 20).ToArray())).Message.ShouldContain("truncated");
+        Should.Throw<BlobAuthenticationException>(() => other.OpenToArray(sealedBlob)).Message.ShouldContain("another key");
+        Should.Throw<BlobAuthenticationException>(() => cipher.OpenToArray(sealedBlob.AsSpan(0, sealedBlob.Length - 1).ToArray()));
+        Should.Throw<BlobAuthenticationException>(() => cipher.OpenToArray(sealedBlob.AsSpan(0, 20).ToArray())).Message.ShouldContain("truncated");
     }
 }
