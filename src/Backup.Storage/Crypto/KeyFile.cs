@@ -91,6 +91,7 @@ public sealed record KeyFile(
     {
         ArgumentNullException.ThrowIfNull(passphrase);
         if (Version != CurrentVersion) throw new InvalidDataException($"Unsupported key file version {Version}; this build reads version {CurrentVersion}.");
+        if (Kdf is null || Salt is null || WrappedKeys is null) throw new InvalidDataException("The key file lacks kdf, salt or wrappedKeys.");
         Kdf.Validate();
         var salt = Decode(Salt, "salt");
         if (salt.Length != SaltSize) throw new InvalidDataException($"The key file's salt must be {SaltSize} bytes.");

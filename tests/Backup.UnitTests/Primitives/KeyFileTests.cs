@@ -125,6 +125,9 @@ public sealed class KeyFileTests(KeyFileFixture fixture) : IClassFixture<KeyFile
         var hostile = fixture.File with { Kdf = fixture.File.Kdf with { MemoryKiB = 64L * 1024 * 1024 } };
         Should.Throw<InvalidDataException>(() => hostile.Unlock(KeyFileFixture.Passphrase));
 
+        var incomplete = KeyFile.FromJson("""{ "version": 1, "kdf": { "algorithm": "argon2id", "memoryKiB": 65536, "passes": 3, "parallelism": 1 } }"""u8);
+        Should.Throw<InvalidDataException>(() => incomplete.Unlock(KeyFileFixture.Passphrase));
+
         var unknown = fixture.File with { Version = 2 };
         Should.Throw<InvalidDataException>(() => unknown.Unlock(KeyFileFixture.Passphrase)).Message.ShouldContain("version 2");
     }
