@@ -39,17 +39,31 @@ public sealed class FastCdcTests
     }
 
     [Property(MaxTest = 25)]
-    public void An_insertion_changes_only_the_chunks_around_it(ulong seed, PositiveInt insertLength, byte where)
+    public void An_insertion_or_deletion_changes_only_the_chunks_around_it(ulong seed, PositiveInt editLength, byte where, bool delete)
     {
         const int length = 2 << 20;
         var data = TestData.Random(seed, length);
-        var insertion = TestData.Random(seed + 1, insertLength.Get % 5000 + 1);
+        var size = editLength.Get % 5000 + 1;
         // Somewhere in the middle third, so there is data on both sides.
         var at = length / 3 + where * (length / 3 / 256);
-        var edited = new byte[length + insertion.Length];
-        data.AsSpan(0, at).CopyTo(edited);
-        insertion.CopyTo(edited.AsSpan(at));
-        data.AsSpan(at).CopyTo(edited.AsSpan(at + insertion.Length));
+        byte[] edited;
+        int shift;
+        if (delete)
+        {
+            edited = new byte[length - size];
+            data.AsSpan(0, at).CopyTo(edited);
+            data.AsSpan(at + size).CopyTo(edited.AsSpan(at));
+            shift = -size;
+        }
+        else
+        {
+            var insertion = TestData.Random(seed + 1, size);
+            edited = new byte[length + size];
+            data.AsSpan(0, at).CopyTo(edited);
+            insertion.CopyTo(edited.AsSpan(at));
+            data.AsSpan(at).CopyTo(edited.AsSpan(at + size));
+            shift = size;
+        }
 
         var before = Cut(data);
         var after = Cut(edited);
@@ -59,13 +73,13 @@ public sealed class FastCdcTests
         after.Take(untouched.Count).ShouldBe(untouched);
 
         // After the edit the boundaries fall back into step, and from there every chunk is the old one, shifted.
-        var shiftedOld = before.Select(c => (c.Offset + insertion.Length, c.Length)).ToHashSet();
-        var resync = after.FindIndex(c => c.Offset >= at + insertion.Length && shiftedOld.Contains(c));
-        resync.ShouldBeGreaterThan(0, "the chunk boundaries never resynchronised after the insertion");
+        var shiftedOld = before.Where(c => c.Offset >= at + Math.Max(0, -shift)).Select(c => (c.Offset + shift, c.Length)).ToHashSet();
+        var resync = after.FindIndex(c => c.Offset >= at && shiftedOld.Contains(c));
+        resync.ShouldBeGreaterThan(0, "the chunk boundaries never resynchronised after the edit");
         after.Skip(resync).ShouldAllBe(c => shiftedOld.Contains(c));
 
         var changedBytes = after[resync].Offset - after[untouched.Count].Offset;
-        changedBytes.ShouldBeLessThan(8L * Small.MaxSize, "an insertion of a few KiB rewrote far too much");
+        changedBytes.ShouldBeLessThan(8L * Small.MaxSize, "an edit of a few KiB rewrote far too much");
     }
 
     [Property(MaxTest = 10)]
