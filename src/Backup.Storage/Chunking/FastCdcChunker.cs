@@ -1,0 +1,139 @@
+using System.Runtime.CompilerServices;
+
+namespace Backup.Storage.Chunking;
+
+/// <summary>
+/// One chunk of a stream. <see cref="Data"/> points into the chunker's buffer and is valid only until the
+/// enumeration moves on: hash, compress or copy it before asking for the next chunk.
+/// </summary>
+public readonly record struct Chunk(long Offset, ReadOnlyMemory<byte> Data)
+{
+    public int Length => Data.Length;
+}
+
+/// <summary>
+/// Cuts a stream into FastCDC chunks through one reusable buffer of
+/// <see cref="FastCdcParameters.MaxSize"/> + <c>readSize</c> bytes: no allocation per chunk, and memory
+/// independent of the stream's length. Reuse one instance for many streams, one stream at a time (not
+/// thread-safe); give each pipeline worker its own.
+/// </summary>
+public sealed class FastCdcChunker
+{
+    private readonly byte[] _buffer;
+    private bool _busy;
+
+    /// <param name="readSize">
+    /// Bytes read ahead beyond one maximal chunk. Each refill moves the unconsumed tail (under
+    /// <see cref="FastCdcParameters.MaxSize"/> bytes) to the front, so a read size near the maximum chunk size
+    /// keeps that copying to about one byte per byte read. Defaults to the maximum chunk size.
+    /// </param>
+    public FastCdcChunker(FastCdcParameters? parameters = null, int? readSize = null)
+    {
+        Parameters = parameters ?? FastCdcParameters.Default;
+        var ahead = readSize ?? Parameters.MaxSize;
+        ArgumentOutOfRangeException.ThrowIfLessThan(ahead, 4096, nameof(readSize));
+        _buffer = GC.AllocateUninitializedArray<byte>(checked(Parameters.MaxSize + ahead));
+    }
+
+    public FastCdcParameters Parameters { get; }
+
+    /// <summary>The chunker's whole working memory, in bytes.</summary>
+    public int BufferSize => _buffer.Length;
+
+    public IEnumerable<Chunk> Chunks(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        return Iterate(stream);
+
+        IEnumerable<Chunk> Iterate(Stream s)
+        {
+            Enter();
+            try
+            {
+                var state = new Window();
+                while (true)
+                {
+                    if (state.Available < Parameters.MaxSize && !state.Eof)
+                    {
+                        state.Compact(_buffer);
+                        while (state.End < _buffer.Length && !state.Eof)
+                        {
+                            var read = s.Read(_buffer, state.End, _buffer.Length - state.End);
+                            if (read == 0) state.Eof = true;
+                            else state.End += read;
+                        }
+                    }
+                    if (state.Available == 0) yield break;
+                    yield return state.Take(_buffer, Parameters);
+                }
+            }
+            finally
+            {
+                _busy = false;
+            }
+        }
+    }
+
+    public async IAsyncEnumerable<Chunk> ChunksAsync(Stream stream, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        Enter();
+        try
+        {
+            var state = new Window();
+            while (true)
+            {
+                if (state.Available < Parameters.MaxSize && !state.Eof)
+                {
+                    state.Compact(_buffer);
+                    while (state.End < _buffer.Length && !state.Eof)
+                    {
+                        var read = await stream.ReadAsync(_buffer.AsMemory(state.End), cancellationToken).ConfigureAwait(false);
+                        if (read == 0) state.Eof = true;
+                        else state.End += read;
+                    }
+                }
+                if (state.Available == 0) yield break;
+                yield return state.Take(_buffer, Parameters);
+            }
+        }
+        finally
+        {
+            _busy = false;
+        }
+    }
+
+    private void Enter()
+    {
+        if (_busy) throw new InvalidOperationException("This chunker is already cutting a stream; use one chunker per stream at a time.");
+        _busy = true;
+    }
+
+    /// <summary>Unconsumed bytes are _buffer[Start..End]; Position is the stream offset of Start.</summary>
+    private sealed class Window
+    {
+        public int Start;
+        public int End;
+        public long Position;
+        public bool Eof;
+
+        public int Available => End - Start;
+
+        public void Compact(byte[] buffer)
+        {
+            if (Start == 0) return;
+            Buffer.BlockCopy(buffer, Start, buffer, 0, Available);
+            End -= Start;
+            Start = 0;
+        }
+
+        public Chunk Take(byte[] buffer, FastCdcParameters parameters)
+        {
+            var length = FastCdc.NextCut(buffer.AsSpan(Start, Available), parameters);
+            var chunk = new Chunk(Position, buffer.AsMemory(Start, length));
+            Start += length;
+            Position += length;
+            return chunk;
+        }
+    }
+}
