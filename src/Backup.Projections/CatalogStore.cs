@@ -44,7 +44,7 @@ public static class CatalogStore
         opts.Schema.For<ProtectionGroupName>().UniqueIndex(g => g.NameKey);
         opts.Schema.For<ProtectedFolder>().UniqueIndex(f => f.Key);
         opts.Schema.For<QueuedJob>().Index(j => j.AgentId);
-        opts.Schema.For<RecoveryPointView>().Index(r => r.DataSourceId);
+        opts.Schema.For<RecoveryPointView>().Index(r => r.DataSourceId).Index(r => r.Sequence);
         opts.Schema.For<AuditLink>();
         return opts;
     }

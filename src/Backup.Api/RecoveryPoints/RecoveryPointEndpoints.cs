@@ -21,7 +21,8 @@ public static class RecoveryPointEndpoints
         var points = app.MapGroup("/api/recovery-points").WithTags("Recovery points");
         points.MapGet("/", List)
             .WithSummary("List recovery points, newest first")
-            .WithDescription("Filter by dataSourceId; limit 1–500 (default 50). Tier says where copies are: Disk, Vault or Both.");
+            .WithDescription("Filters: dataSourceId, groupId, agentId, tier (Disk, Vault, Both, None), from (inclusive) / to (exclusive) on the request time. "
+                + "limit 1–500 (default 50); pass the returned nextAfter as after for the next page.");
         points.MapGet("/{recoveryPointId:guid}", Get).WithSummary("Get a recovery point");
         points.MapPost("/{recoveryPointId:guid}/restores", RequestRestore)
             .WithSummary("Restore a recovery point to an alternate folder")
@@ -29,13 +30,10 @@ public static class RecoveryPointEndpoints
         return app;
     }
 
-    private static async Task<Results<Ok<IReadOnlyList<RecoveryPointView>>, ValidationProblem>> List(Guid? dataSourceId, int? limit, IMediator m, CancellationToken ct)
-    {
-        var take = limit ?? 50;
-        if (take is < 1 or > 500)
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["limit"] = ["'limit' must be between 1 and 500."] });
-        return TypedResults.Ok(await m.Send(new ListRecoveryPoints(dataSourceId, take), ct));
-    }
+    private static async Task<Ok<Page<RecoveryPointView>>> List(
+        Guid? dataSourceId, Guid? groupId, Guid? agentId, RecoveryPointTier? tier, DateTimeOffset? from, DateTimeOffset? to,
+        string? after, int? limit, IMediator m, CancellationToken ct) =>
+        TypedResults.Ok(await m.Send(new ListRecoveryPoints(dataSourceId, groupId, agentId, tier, from, to, after, limit ?? 50), ct));
 
     private static async Task<Results<Ok<RecoveryPointView>, NotFound>> Get(Guid recoveryPointId, IMediator m, CancellationToken ct) =>
         await m.Send(new GetRecoveryPoint(recoveryPointId), ct) is { } rp ? TypedResults.Ok(rp) : TypedResults.NotFound();

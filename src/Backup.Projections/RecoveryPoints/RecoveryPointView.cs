@@ -1,6 +1,8 @@
 using System.Text.Json.Serialization;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.VaultTransfers;
+using FluentValidation;
+using JasperFx.Events;
 using Marten;
 using Marten.Events.Projections;
 using Mediator;
@@ -20,6 +22,9 @@ public enum RecoveryPointTier
 public sealed class RecoveryPointView
 {
     public Guid Id { get; set; }
+
+    /// <summary>Global sequence of the request: the order of the list and its cursor.</summary>
+    public long Sequence { get; set; }
     public Guid DataSourceId { get; set; }
     public Guid GroupId { get; set; }
     public Guid AgentId { get; set; }
@@ -67,9 +72,11 @@ public sealed partial class RecoveryPointViewProjection : MultiStreamProjection<
         Identity<VaultTransferFailed>(e => e.RecoveryPointId);
     }
 
-    public static RecoveryPointView Create(BackupRequested e) => new()
+    public static RecoveryPointView Create(IEvent<BackupRequested> @event) => Create(@event.Data, @event.Sequence);
+
+    private static RecoveryPointView Create(BackupRequested e, long sequence) => new()
     {
-        Id = e.RecoveryPointId, DataSourceId = e.DataSourceId, GroupId = e.GroupId, AgentId = e.AgentId, SourcePath = e.SourcePath,
+        Id = e.RecoveryPointId, Sequence = sequence, DataSourceId = e.DataSourceId, GroupId = e.GroupId, AgentId = e.AgentId, SourcePath = e.SourcePath,
         Status = RecoveryPointStatus.Requested, RequestedBy = e.RequestedBy, RequestedAt = e.RequestedAt,
     };
 
@@ -120,15 +127,78 @@ public sealed class GetRecoveryPointHandler(IQuerySession session) : IQueryHandl
         await session.LoadAsync<RecoveryPointView>(query.RecoveryPointId, ct);
 }
 
-/// <summary>Newest first.</summary>
-public sealed record ListRecoveryPoints(Guid? DataSourceId, int Limit) : IQuery<IReadOnlyList<RecoveryPointView>>;
+/// <summary>A page of results and the cursor for the next page (null on the last page).</summary>
+public sealed record Page<T>(IReadOnlyList<T> Items, string? NextAfter);
 
-public sealed class ListRecoveryPointsHandler(IQuerySession session) : IQueryHandler<ListRecoveryPoints, IReadOnlyList<RecoveryPointView>>
+/// <summary>
+/// Recovery points, newest first, filtered by data source, group, agent, tier and request time
+/// (<see cref="From"/> inclusive, <see cref="To"/> exclusive). <see cref="After"/> is the opaque cursor a previous page returned.
+/// </summary>
+public sealed record ListRecoveryPoints(
+    Guid? DataSourceId = null, Guid? GroupId = null, Guid? AgentId = null, RecoveryPointTier? Tier = null,
+    DateTimeOffset? From = null, DateTimeOffset? To = null, string? After = null, int Limit = 50) : IQuery<Page<RecoveryPointView>>;
+
+public sealed class ListRecoveryPointsValidator : AbstractValidator<ListRecoveryPoints>
 {
-    public async ValueTask<IReadOnlyList<RecoveryPointView>> Handle(ListRecoveryPoints query, CancellationToken ct)
+    public ListRecoveryPointsValidator()
+    {
+        RuleFor(x => x.Limit).InclusiveBetween(1, 500);
+        RuleFor(x => x.Tier).IsInEnum();
+        RuleFor(x => x.To).GreaterThan(x => x.From).When(x => x.From is not null && x.To is not null)
+            .WithMessage("'to' must be later than 'from'.");
+        RuleFor(x => x.After).Must(a => a is null || RecoveryPointCursor.TryDecode(a, out _))
+            .WithMessage("'after' is not a cursor this API returned.");
+    }
+}
+
+/// <summary>
+/// Keyset cursor over the global sequence of the BackupRequested event: unique and in request order, so
+/// paging is stable while new recovery points arrive.
+/// </summary>
+public static class RecoveryPointCursor
+{
+    public static string Encode(long sequence) =>
+        Convert.ToBase64String(System.Text.Encoding.ASCII.GetBytes($"rp:{sequence}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    public static bool TryDecode(string cursor, out long sequence)
+    {
+        sequence = 0;
+        try
+        {
+            var padded = cursor.Replace('-', '+').Replace('_', '/');
+            padded += new string('=', (4 - padded.Length % 4) % 4);
+            var text = System.Text.Encoding.ASCII.GetString(Convert.FromBase64String(padded));
+            return text.StartsWith("rp:", StringComparison.Ordinal) && long.TryParse(text.AsSpan(3), out sequence) && sequence > 0;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+}
+
+public sealed class ListRecoveryPointsHandler(IQuerySession session) : IQueryHandler<ListRecoveryPoints, Page<RecoveryPointView>>
+{
+    public async ValueTask<Page<RecoveryPointView>> Handle(ListRecoveryPoints query, CancellationToken ct)
     {
         var q = session.Query<RecoveryPointView>().AsQueryable();
         if (query.DataSourceId is { } ds) q = q.Where(r => r.DataSourceId == ds);
-        return await q.OrderByDescending(r => r.RequestedAt).Take(query.Limit).ToListAsync(ct);
+        if (query.GroupId is { } group) q = q.Where(r => r.GroupId == group);
+        if (query.AgentId is { } agent) q = q.Where(r => r.AgentId == agent);
+        q = query.Tier switch
+        {
+            RecoveryPointTier.Disk => q.Where(r => r.OnDisk && !r.InVault),
+            RecoveryPointTier.Vault => q.Where(r => !r.OnDisk && r.InVault),
+            RecoveryPointTier.Both => q.Where(r => r.OnDisk && r.InVault),
+            RecoveryPointTier.None => q.Where(r => !r.OnDisk && !r.InVault),
+            _ => q,
+        };
+        if (query.From is { } from) q = q.Where(r => r.RequestedAt >= from);
+        if (query.To is { } to) q = q.Where(r => r.RequestedAt < to);
+        if (query.After is { } after && RecoveryPointCursor.TryDecode(after, out var sequence)) q = q.Where(r => r.Sequence < sequence);
+        var items = await q.OrderByDescending(r => r.Sequence).Take(query.Limit + 1).ToListAsync(ct);
+        return items.Count > query.Limit
+            ? new Page<RecoveryPointView>(items.Take(query.Limit).ToList(), RecoveryPointCursor.Encode(items[query.Limit - 1].Sequence))
+            : new Page<RecoveryPointView>(items, null);
     }
 }

@@ -78,7 +78,7 @@ public sealed class AgentProtocolTests(ApiFactory api) : IClassFixture<ApiFactor
         File.Exists(Path.Combine(api.DiskStore, "manifests", $"{rp:N}.json")).ShouldBeTrue();
 
         var list = await _client.GetJsonAsync($"/api/recovery-points?dataSourceId={view.GetProperty("dataSourceId").GetGuid()}");
-        list.EnumerateArray().Select(r => r.GetProperty("id").GetGuid()).ShouldBe([rp]);
+        list.GetProperty("items").EnumerateArray().Select(r => r.GetProperty("id").GetGuid()).ShouldBe([rp]);
     }
 
     [Fact]
