@@ -4,7 +4,7 @@
 # copy in the vault, restores it from the vault into another folder, and prints where to look.
 #
 #   scripts/demo.sh          run it (processes stay up so you can explore; logs in .local/run/)
-#   scripts/demo.sh stop     stop the API, workers and agent this script started, then the services
+#   scripts/demo.sh stop     stop the API, workers and agent this script started, and the services if it started them
 #
 # Environment: BACKUP_API_PORT (default 5080), plus those of scripts/services.sh.
 set -euo pipefail
@@ -34,7 +34,11 @@ stop_processes() {
 
 if [[ "${1:-}" == "stop" ]]; then
   stop_processes
-  bash scripts/services.sh down
+  # Only what the demo started: services that were already running (tests, another session) stay up.
+  if [[ -f "$RUN/services.started-by-demo" ]]; then
+    bash scripts/services.sh down
+    rm -f "$RUN/services.started-by-demo"
+  fi
   exit 0
 fi
 
@@ -45,6 +49,7 @@ if ! command -v curl >/dev/null; then
 fi
 
 say "starting PostgreSQL and Azurite"
+if ! bash scripts/services.sh status >/dev/null 2>&1; then touch "$RUN/services.started-by-demo"; fi
 bash scripts/services.sh up
 eval "$(bash scripts/services.sh env)"
 
