@@ -3,12 +3,13 @@ using Backup.Projections;
 using Backup.Storage.Disk;
 using Backup.Storage.Vault;
 using Backup.Workers;
+using Backup.Workers.Scheduling;
 using Backup.Workers.TransferringToVault;
 using JasperFx.Events.Daemon;
 using Marten;
 
 // Headless workers: Marten's async daemon (projections and subscriptions, with leader election between
-// worker processes) and the online copy of recovery points to the vault.
+// worker processes), the short-term scheduler and the online copy of recovery points to the vault.
 var builder = Host.CreateApplicationBuilder(args);
 var config = builder.Configuration;
 var options = config.GetSection(WorkerOptions.Section).Get<WorkerOptions>() ?? new WorkerOptions();
@@ -21,6 +22,8 @@ var vault = new VaultStore(new BlobServiceClient(vaultConnection).GetBlobContain
 builder.Services.AddSingleton(vault);
 builder.Services.AddOptions<VaultCopyOptions>().Bind(config.GetSection(VaultCopyOptions.Section));
 builder.Services.AddSingleton<VaultCopier>();
+builder.Services.AddOptions<SchedulerOptions>().Bind(config.GetSection(SchedulerOptions.Section));
+builder.Services.AddHostedService<ShortTermScheduler>();
 builder.Services.AddMarten(opts => opts.ConfigureCatalog(martenConnection, options.Schema))
     .UseLightweightSessions()
     .ApplyAllDatabaseChangesOnStartup()

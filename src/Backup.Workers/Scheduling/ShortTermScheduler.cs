@@ -1,0 +1,95 @@
+using Backup.Commands.Common;
+using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Scheduling;
+using Backup.Projections.DataSources;
+using Backup.Projections.ProtectionGroups;
+using Marten;
+using Marten.Exceptions;
+using Microsoft.Extensions.Options;
+
+namespace Backup.Workers.Scheduling;
+
+/// <summary>
+/// Turns short-term policies into backup requests. Every tick takes the due recovery-point instants of each group
+/// in (last tick, now] (at most <see cref="SchedulerOptions.Lookback"/> back) from <see cref="ShortTermCalendar"/>
+/// and, for each data source of the group, starts the recovery-point stream <see cref="ShortTermCalendar.BackupDueId"/>
+/// with <see cref="BackupRequested"/>. The id is deterministic, so several workers ticking over the same window
+/// collide on the stream id and each due recovery point is requested exactly once; the agent's job queue
+/// (inline on <see cref="BackupRequested"/>) picks it up as it does a manual request.
+/// <para><see cref="BackupRequested.RequestedAt"/> is the due instant, not the tick's clock, so every worker writes
+/// the same event; when it was actually appended is the event's own timestamp.</para>
+/// <para>Synchronisation-only slots are not scheduled: the agent has no sync-only job yet, and a recovery point
+/// per sync slot would break the policy's recovery-point count. Every recovery point carries its sync.</para>
+/// </summary>
+public sealed class ShortTermScheduler(
+    IServiceProvider services, TimeProvider clock, IOptions<SchedulerOptions> options, ILogger<ShortTermScheduler> log) : BackgroundService
+{
+    public const string Actor = "scheduler";
+
+    private DateTimeOffset? _lastTick;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.TickInterval, clock);
+        // A failed tick (database down) is not swallowed: it stops the worker host, and the restarted worker's
+        // first tick catches up through the lookback window.
+        do await TickAsync(clock.GetUtcNow(), stoppingToken);
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    /// <summary>Requests everything due after the previous tick (or <c>now - lookback</c>) up to and including <paramref name="now"/>.</summary>
+    /// <returns>The recovery points this call started (not those another worker started first).</returns>
+    public async Task<IReadOnlyList<Guid>> TickAsync(DateTimeOffset now, CancellationToken ct)
+    {
+        var earliest = now - options.Value.Lookback;
+        var from = _lastTick is { } last && last > earliest ? last : earliest;
+        if (from >= now) return [];
+
+        // Resolved late: the store is built from the host's services like the vault copier's.
+        var store = services.GetRequiredService<IDocumentStore>();
+        var started = new List<Guid>();
+        IReadOnlyList<ProtectionGroupView> groups;
+        IReadOnlyList<DataSourceView> sources;
+        await using (var query = store.QuerySession())
+        {
+            groups = await query.Query<ProtectionGroupView>().Where(g => g.ShortTermPolicy != null).ToListAsync(ct);
+            var groupIds = groups.Select(g => g.Id).ToArray();
+            sources = groupIds.Length == 0 ? [] : await query.Query<DataSourceView>().Where(s => s.GroupId.IsOneOf(groupIds)).ToListAsync(ct);
+        }
+
+        var byGroup = sources.ToLookup(s => s.GroupId);
+        foreach (var group in groups)
+        {
+            var due = ShortTermCalendar.RecoveryPoints(group.ShortTermPolicy!, from).TakeWhile(at => at <= now).ToList();
+            foreach (var source in byGroup[group.Id])
+                foreach (var at in due.Where(at => at > source.ProtectedAt))
+                {
+                    ct.ThrowIfCancellationRequested();
+                    if (await RequestAsync(store, group.Id, source, at, ct) is { } id) started.Add(id);
+                }
+        }
+        _lastTick = now;
+        if (started.Count > 0) log.LogInformation("Scheduler requested {Count} recovery points due in ({From}, {Now}]", started.Count, from, now);
+        return started;
+    }
+
+    private async Task<Guid?> RequestAsync(IDocumentStore store, Guid groupId, DataSourceView source, DateTimeOffset dueAt, CancellationToken ct)
+    {
+        var id = ShortTermCalendar.BackupDueId(groupId, source.Id, dueAt);
+        var metadata = new CommandMetadata { Actor = Actor, CorrelationId = $"backup-due:{id}" };
+        // One session per stream: a collision on one does not lose the others.
+        await using var session = metadata.ApplyTo(store.LightweightSession());
+        session.Events.StartStream<RecoveryPoint>(id,
+            new BackupRequested(id, source.Id, groupId, source.AgentId, source.Path, Actor, dueAt.ToUniversalTime()));
+        try
+        {
+            await session.SaveChangesAsync(ct);
+            return id;
+        }
+        catch (ExistingStreamIdCollisionException)
+        {
+            // Another worker (or an earlier tick of this one) requested it already.
+            return null;
+        }
+    }
+}

@@ -1,0 +1,190 @@
+extern alias workers;
+using Backup.Commands.DataSources;
+using Backup.Commands.ProtectionGroups;
+using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Scheduling;
+using Backup.IntegrationTests.Infrastructure;
+using Backup.Projections;
+using Marten;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using workers::Backup.Workers.Scheduling;
+
+namespace Backup.IntegrationTests.Workers;
+
+/// <summary>
+/// The short-term scheduler against a real PostgreSQL: due recovery points become backup requests exactly once,
+/// even with several workers ticking over the same window, and exactly at the policy's instants.
+/// </summary>
+public sealed class ShortTermSchedulerTests : IAsyncLifetime
+{
+    private readonly string _schema = TestServices.NewSchema("sched");
+    private readonly List<ServiceProvider> _workers = [];
+    private DocumentStore _store = null!;
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    // Long ago enough that every window in these tests is after the data sources were protected.
+    private static readonly DateTimeOffset Setup = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    public async ValueTask InitializeAsync()
+    {
+        _store = DocumentStore.For(o => o.ConfigureCatalog(TestServices.Postgres, _schema));
+        await _store.Storage.ApplyAllConfiguredChangesToDatabaseAsync();
+    }
+
+    /// <summary>A worker of its own: its own service provider, document store and connection pool, like another process.</summary>
+    private ShortTermScheduler Worker(TimeProvider clock, TimeSpan lookback)
+    {
+        var services = new ServiceCollection()
+            .AddSingleton(clock)
+            .AddLogging();
+        services.AddOptions<SchedulerOptions>().Configure(o => o.Lookback = lookback);
+        services.AddMarten(o => o.ConfigureCatalog(TestServices.Postgres, _schema)).UseLightweightSessions();
+        services.AddSingleton<ShortTermScheduler>();
+        var provider = services.BuildServiceProvider();
+        _workers.Add(provider);
+        return provider.GetRequiredService<ShortTermScheduler>();
+    }
+
+    private async Task<Guid> GroupAsync(ShortTermPolicy? policy, int dataSources)
+    {
+        var groupId = Guid.CreateVersion7();
+        var agentId = Guid.CreateVersion7();
+        await using var session = _store.LightweightSession();
+        var created = ProtectionGroup.Create(groupId, $"group {groupId}", Setup);
+        session.Events.StartStream<ProtectionGroup>(groupId, created);
+        var group = ProtectionGroup.Next(null, created);
+        for (var i = 0; i < dataSources; i++)
+        {
+            var (toGroup, toSource) = ProtectionGroup.AddDataSource(group, groupId, Guid.CreateVersion7(), agentId, DataSourceKind.Folder, $"/srv/data/{groupId:N}/{i}", Setup);
+            session.Events.Append(groupId, toGroup);
+            session.Events.StartStream<DataSource>(toSource.DataSourceId, toSource);
+            group = ProtectionGroup.Next(group, toGroup);
+        }
+        if (policy is not null) session.Events.Append(groupId, ProtectionGroup.SetShortTermPolicy(group, groupId, policy, Setup));
+        await session.SaveChangesAsync(Ct);
+        return groupId;
+    }
+
+    private async Task<List<BackupRequested>> BackupRequestsAsync()
+    {
+        await using var session = _store.QuerySession();
+        var events = await session.Events.QueryAllRawEvents().Where(e => e.EventTypeName == "backup_requested.v1").ToListAsync(Ct);
+        return [.. events.Select(e => (BackupRequested)e.Data)];
+    }
+
+    private async Task<long> RecoveryPointStreamsAsync()
+    {
+        await using var connection = new NpgsqlConnection(TestServices.Postgres);
+        await connection.OpenAsync(Ct);
+        await using var command = new NpgsqlCommand($"SELECT count(DISTINCT stream_id) FROM \"{_schema}\".mt_events WHERE type = 'backup_requested.v1'", connection);
+        return (long)(await command.ExecuteScalarAsync(Ct))!;
+    }
+
+    private static ShortTermPolicy Policy(string zone, params string[] times) => new(
+        RetentionDays: 5, SynchronisationMode.Interval, SyncIntervalMinutes: 60,
+        [.. times.Select(t => TimeOnly.Parse(t, System.Globalization.CultureInfo.InvariantCulture))],
+        Enum.GetValues<DayOfWeek>(), zone);
+
+    [Fact]
+    public async Task Three_workers_ticking_over_the_same_window_request_each_due_recovery_point_exactly_once()
+    {
+        var policies = new[] { Policy("Europe/Amsterdam", "00:00", "06:00", "12:00", "18:00"), Policy("America/New_York", "01:30", "13:15") };
+        var groups = new List<(Guid Id, ShortTermPolicy Policy, int Sources)>();
+        foreach (var (policy, sources) in policies.Zip([3, 2]))
+            groups.Add((await GroupAsync(policy, sources), policy, sources));
+
+        // Two days, ticked every 20 minutes by each worker with a lookback that covers the first tick's gap.
+        var start = new DateTimeOffset(2026, 3, 10, 0, 0, 0, TimeSpan.Zero);
+        var end = start.AddDays(2);
+        var lookback = TimeSpan.FromHours(1);
+        var ticks = Enumerable.Range(0, (int)((end - start) / TimeSpan.FromMinutes(20)) + 1).Select(i => start.AddMinutes(20 * i)).ToList();
+        var windowStart = start - lookback;
+        var expected = groups.SelectMany(g => ShortTermCalendar.RecoveryPoints(g.Policy, windowStart).TakeWhile(at => at <= end)
+                .SelectMany(_ => Enumerable.Repeat(g.Id, g.Sources)))
+            .Count();
+        expected.ShouldBeGreaterThan(20);
+
+        var workers = Enumerable.Range(0, 3).Select(_ => Worker(new ManualClock(start), lookback)).ToList();
+        var started = await Task.WhenAll(workers.Select(w => Task.Run(async () =>
+        {
+            var mine = new List<Guid>();
+            foreach (var now in ticks) mine.AddRange(await w.TickAsync(now, Ct));
+            return mine;
+        }, Ct)));
+
+        var all = started.SelectMany(s => s).ToList();
+        all.Count.ShouldBe(expected, "each due recovery point is started by exactly one worker");
+        all.ShouldBeUnique();
+        var requests = await BackupRequestsAsync();
+        requests.Count.ShouldBe(expected);
+        requests.Select(r => r.RecoveryPointId).ShouldBeUnique();
+        (await RecoveryPointStreamsAsync()).ShouldBe(expected);
+        requests.Select(r => r.RecoveryPointId).ShouldBe(all, ignoreOrder: true);
+        foreach (var r in requests)
+        {
+            r.RequestedBy.ShouldBe(ShortTermScheduler.Actor);
+            r.RecoveryPointId.ShouldBe(ShortTermCalendar.BackupDueId(r.GroupId, r.DataSourceId, r.RequestedAt));
+        }
+
+        // A fourth worker started later over the same window finds nothing left to do.
+        var late = Worker(new ManualClock(end), end - windowStart);
+        (await late.TickAsync(end, Ct)).ShouldBeEmpty();
+        (await BackupRequestsAsync()).Count.ShouldBe(expected);
+    }
+
+    [Fact]
+    public async Task A_fake_clock_driving_one_day_requests_exactly_the_policys_recovery_points()
+    {
+        // Hourly syncs, recovery points at 00:00, 08:00, 12:30 and 18:00 Amsterdam time (CET, UTC+1, on 10 March 2026).
+        var groupId = await GroupAsync(Policy("Europe/Amsterdam", "00:00", "08:00", "12:30", "18:00"), 1);
+        var midnight = new DateTimeOffset(2026, 3, 10, 0, 0, 0, TimeSpan.FromHours(1));
+        var clock = new ManualClock(midnight);
+        var worker = Worker(clock, TimeSpan.FromHours(1));
+
+        // The first tick at local midnight looks back an hour: the midnight slot that starts the day is due at it.
+        // Stop before the next midnight so the day's recovery points, not tomorrow's, are what is counted.
+        var step = TimeSpan.FromMinutes(7); // ticks that do not line up with the slots
+        var started = new List<Guid>();
+        started.AddRange(await worker.TickAsync(clock.GetUtcNow(), Ct));
+        while (clock.GetUtcNow() + step < midnight.AddDays(1))
+        {
+            clock.Advance(step);
+            started.AddRange(await worker.TickAsync(clock.GetUtcNow(), Ct));
+        }
+
+        var utc = (string s) => DateTimeOffset.Parse(s, System.Globalization.CultureInfo.InvariantCulture);
+        DateTimeOffset[] expected = [utc("2026-03-09T23:00:00Z"), utc("2026-03-10T07:00:00Z"), utc("2026-03-10T11:30:00Z"), utc("2026-03-10T17:00:00Z")];
+        var requests = await BackupRequestsAsync();
+        requests.Select(r => r.RequestedAt).Order().ToArray().ShouldBe(expected, "no sync-only slot becomes a recovery point");
+        requests.ShouldAllBe(r => r.GroupId == groupId);
+        started.Count.ShouldBe(expected.Length);
+    }
+
+    [Fact]
+    public async Task A_group_without_a_short_term_policy_schedules_nothing()
+    {
+        await GroupAsync(policy: null, dataSources: 2);
+        var now = new DateTimeOffset(2026, 3, 10, 12, 0, 0, TimeSpan.Zero);
+        var worker = Worker(new ManualClock(now), TimeSpan.FromDays(2));
+
+        (await worker.TickAsync(now, Ct)).ShouldBeEmpty();
+        (await worker.TickAsync(now.AddDays(1), Ct)).ShouldBeEmpty();
+        (await BackupRequestsAsync()).ShouldBeEmpty();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var worker in _workers) await worker.DisposeAsync();
+        await _store.DisposeAsync();
+        await TestServices.DropSchemaAsync(_schema);
+    }
+
+    private sealed class ManualClock(DateTimeOffset now) : TimeProvider
+    {
+        private DateTimeOffset _now = now;
+        public override DateTimeOffset GetUtcNow() => _now;
+        public void Advance(TimeSpan by) => _now += by;
+    }
+}
