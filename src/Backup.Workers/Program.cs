@@ -21,6 +21,8 @@ var vault = new VaultStore(new BlobServiceClient(vaultConnection).GetBlobContain
 builder.Services.AddSingleton(vault);
 builder.Services.AddOptions<VaultCopyOptions>().Bind(config.GetSection(VaultCopyOptions.Section));
 builder.Services.AddSingleton<VaultCopier>();
+builder.Services.AddOptions<Backup.Commands.Dispatching.JobLeaseOptions>().Bind(config.GetSection(Backup.Commands.Dispatching.JobLeaseOptions.Section));
+builder.Services.AddHostedService<Backup.Workers.Dispatching.LeaseReaper>();
 builder.Services.AddMarten(opts => opts.ConfigureCatalog(martenConnection, options.Schema))
     .UseLightweightSessions()
     .ApplyAllDatabaseChangesOnStartup()
