@@ -55,6 +55,10 @@ public sealed class LeaseReaper(IDocumentStore store, TimeProvider clock, IOptio
             await using var session = Worker.ApplyTo(store.LightweightSession());
             try
             {
+                // A heartbeat may have landed since the query: read the lease again next to the stream.
+                var current = await session.LoadAsync<QueuedJob>(job.Id, ct);
+                if (current is null || current.State != QueuedJobState.Running || !Expired(current, now, lease)) continue;
+
                 object[] events;
                 long version;
                 if (job.Kind == QueuedJobKind.Backup)
@@ -83,4 +87,7 @@ public sealed class LeaseReaper(IDocumentStore store, TimeProvider clock, IOptio
         }
         return count;
     }
+
+    private static bool Expired(QueuedJob job, DateTimeOffset now, JobLeaseOptions lease) =>
+        job.LeaseExpiresAt is { } expiresAt ? expiresAt < now : job.StartedAt < now - lease.Duration;
 }
