@@ -44,6 +44,13 @@ public sealed class ServerClient(HttpClient http)
         await EnsureSuccessAsync(response, "commit the recovery point", ct);
     }
 
+    public async Task<JobLeaseRenewal> HeartbeatAsync(Guid agentId, Guid jobId, CancellationToken ct)
+    {
+        using var response = await http.PostAsync($"api/agents/{agentId}/jobs/{jobId}/heartbeat", null, ct);
+        await EnsureSuccessAsync(response, "renew the job's lease", ct);
+        return (await response.Content.ReadFromJsonAsync<JobLeaseRenewal>(ct))!;
+    }
+
     public async Task FailBackupAsync(Guid agentId, Guid recoveryPointId, string reason, CancellationToken ct)
     {
         using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/recovery-points/{recoveryPointId}/fail", new FailJobRequest(reason), ct);

@@ -25,6 +25,7 @@ var services = builder.Services;
 var config = builder.Configuration;
 
 services.AddOptions<ServerOptions>().Bind(config.GetSection(ServerOptions.Section));
+services.AddOptions<Backup.Commands.Dispatching.JobLeaseOptions>().Bind(config.GetSection(Backup.Commands.Dispatching.JobLeaseOptions.Section));
 var server = config.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
 var martenConnection = config.GetConnectionString("Marten") ?? throw new InvalidOperationException("ConnectionStrings:Marten is not set.");
 var vaultConnection = config.GetConnectionString("Vault") ?? throw new InvalidOperationException("ConnectionStrings:Vault is not set.");

@@ -1,5 +1,6 @@
 using Backup.Commands.Agents;
 using Backup.Commands.DataSources;
+using Backup.Commands.Dispatching;
 using Backup.Commands.ProtectionGroups;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
@@ -40,5 +41,7 @@ public static class BackupEvents
         events.MapEventType<RestoreStarted>("restore_started.v1");
         events.MapEventType<RestoreCompleted>("restore_completed.v1");
         events.MapEventType<RestoreFailed>("restore_failed.v1");
+        events.MapEventType<JobLeaseExpired>("job_lease_expired.v1");
+        events.MapEventType<JobRequeued>("job_requeued.v1");
     }
 }

@@ -1,8 +1,10 @@
 using Azure.Storage.Blobs;
+using Backup.Commands.Dispatching;
 using Backup.Projections;
 using Backup.Storage.Disk;
 using Backup.Storage.Vault;
 using Backup.Workers;
+using Backup.Workers.Dispatching;
 using Backup.Workers.Scheduling;
 using Backup.Workers.TransferringToVault;
 using JasperFx.Events.Daemon;
@@ -24,6 +26,8 @@ builder.Services.AddOptions<VaultCopyOptions>().Bind(config.GetSection(VaultCopy
 builder.Services.AddSingleton<VaultCopier>();
 builder.Services.AddOptions<SchedulerOptions>().Bind(config.GetSection(SchedulerOptions.Section));
 builder.Services.AddHostedService<ShortTermScheduler>();
+builder.Services.AddOptions<JobLeaseOptions>().Bind(config.GetSection(JobLeaseOptions.Section));
+builder.Services.AddHostedService<LeaseReaper>();
 builder.Services.AddMarten(opts => opts.ConfigureCatalog(martenConnection, options.Schema))
     .UseLightweightSessions()
     .ApplyAllDatabaseChangesOnStartup()

@@ -43,15 +43,57 @@ public sealed class JobLoop(
             switch (job.Kind)
             {
                 case AgentJobKind.Backup:
-                    await RunBackupAsync(me.AgentId, job, scratch, stoppingToken);
+                    await WithHeartbeatAsync(me.AgentId, job, () => RunBackupAsync(me.AgentId, job, scratch, stoppingToken), stoppingToken);
                     break;
                 case AgentJobKind.Restore:
-                    await RunRestoreAsync(me.AgentId, job, scratch, stoppingToken);
+                    await WithHeartbeatAsync(me.AgentId, job, () => RunRestoreAsync(me.AgentId, job, scratch, stoppingToken), stoppingToken);
                     break;
                 default:
                     log.LogError("Job {JobId} has kind {Kind}, which this agent does not know", job.JobId, job.Kind);
                     break;
             }
+        }
+    }
+
+    /// <summary>Keeps the job's lease alive (a heartbeat every third of it) for as long as <paramref name="run"/> runs.</summary>
+    private async Task WithHeartbeatAsync(Guid agentId, AgentJob job, Func<Task> run, CancellationToken ct)
+    {
+        using var jobEnded = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var beats = job.LeaseSeconds > 0
+            ? HeartbeatsAsync(agentId, job.JobId, TimeSpan.FromSeconds(job.LeaseSeconds) / 3, jobEnded.Token)
+            : Task.CompletedTask;
+        try
+        {
+            await run();
+        }
+        finally
+        {
+            await jobEnded.CancelAsync();
+            await beats;
+        }
+    }
+
+    private async Task HeartbeatsAsync(Guid agentId, Guid jobId, TimeSpan every, CancellationToken ct)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(every, ct);
+                try
+                {
+                    await server.HeartbeatAsync(agentId, jobId, ct);
+                }
+                catch (Exception e) when (e is HttpRequestException or ServerRejectedException)
+                {
+                    // A missed beat is not fatal: the lease is three beats long. A rejected one means the lease is gone.
+                    log.LogWarning("Heartbeat for job {JobId} failed: {Reason}", jobId, e.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // The job ended.
         }
     }
 

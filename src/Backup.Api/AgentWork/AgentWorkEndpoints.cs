@@ -23,6 +23,9 @@ public static class AgentWorkEndpoints
         var work = app.MapGroup("/api/agents/{agentId:guid}").WithTags("Agent work").RequireAuthorization(AgentAuthenticationHandler.Policy);
         work.MapPost("/jobs/next", NextJob)
             .WithSummary("Claim this agent's next job (204 when there is none)");
+        work.MapPost("/jobs/{jobId:guid}/heartbeat", Heartbeat)
+            .WithSummary("Renew the lease of the job this agent is running")
+            .WithDescription("Agents send it every third of the lease. 404 unknown job, 403 another agent's job, 409 the job is not running (e.g. its lease already expired).");
         work.MapPut("/recovery-points/{recoveryPointId:guid}/packs/{packId}", PutPack)
             .WithSummary("Upload one pack of a running backup into the server's disk store")
             .WithDescription("The body is the pack; its SHA-256 must equal packId (422 otherwise, nothing kept). ?chunks= is the number of pieces it holds.");
@@ -36,13 +39,18 @@ public static class AgentWorkEndpoints
         return app;
     }
 
-    private static async Task<Results<Ok<AgentJob>, NoContent>> NextJob(Guid agentId, ClaimsPrincipal user, IMediator m, CancellationToken ct)
+    private static async Task<Results<Ok<AgentJob>, NoContent>> NextJob(
+        Guid agentId, ClaimsPrincipal user, IMediator m, IOptions<JobLeaseOptions> leases, CancellationToken ct)
     {
         var job = await m.Send(new ClaimNextJob(user.RequireSelf(agentId)), ct);
         if (job is null) return TypedResults.NoContent();
         var kind = job.Kind == QueuedJobKind.Backup ? AgentJobKind.Backup : AgentJobKind.Restore;
-        return TypedResults.Ok(new AgentJob(job.Id, kind, job.RecoveryPointId, job.Path, job.Paths, (ExistingItems)(int)job.IfExists));
+        return TypedResults.Ok(new AgentJob(job.Id, kind, job.RecoveryPointId, job.Path, job.Paths, (ExistingItems)(int)job.IfExists,
+            (int)leases.Value.Duration.TotalSeconds));
     }
+
+    private static async Task<Ok<JobLeaseRenewal>> Heartbeat(Guid agentId, Guid jobId, ClaimsPrincipal user, IMediator m, CancellationToken ct) =>
+        TypedResults.Ok(new JobLeaseRenewal(jobId, await m.Send(new RenewJobLease(user.RequireSelf(agentId), jobId), ct)));
 
     private static async Task<Ok<PackStored>> PutPack(
         Guid agentId, Guid recoveryPointId, string packId, int? chunks, HttpContext http, IMediator m, DiskStore disk,

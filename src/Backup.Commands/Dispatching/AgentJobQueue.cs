@@ -34,6 +34,21 @@ public sealed class QueuedJob
     /// <summary>Restores only: the items to restore (null = all) and what to do with items that already exist.</summary>
     public List<string>? Paths { get; set; }
     public IfItemExists IfExists { get; set; }
+
+    /// <summary>When the current run was claimed (the started event's timestamp).</summary>
+    public DateTimeOffset? StartedAt { get; set; }
+
+    /// <summary>
+    /// Running jobs: when the agent's lease runs out. Set at claim and moved by heartbeats as a plain document
+    /// update, not an event (see <see cref="RenewJobLeaseHandler"/>); null means StartedAt + the lease duration.
+    /// </summary>
+    public DateTimeOffset? LeaseExpiresAt { get; set; }
+
+    /// <summary>How many times the lease of this job expired.</summary>
+    public int LeaseExpiries { get; set; }
+
+    /// <summary>A re-queued job is not handed out before this.</summary>
+    public DateTimeOffset? NotBefore { get; set; }
 }
 
 public sealed partial class AgentJobQueueProjection : MultiStreamProjection<QueuedJob, Guid>
@@ -48,6 +63,8 @@ public sealed partial class AgentJobQueueProjection : MultiStreamProjection<Queu
         Identity<RestoreStarted>(e => e.RestoreId);
         Identity<RestoreCompleted>(e => e.RestoreId);
         Identity<RestoreFailed>(e => e.RestoreId);
+        Identity<JobLeaseExpired>(e => e.JobId);
+        Identity<JobRequeued>(e => e.JobId);
     }
 
     public static QueuedJob Create(BackupRequested e) => new()
@@ -63,10 +80,31 @@ public sealed partial class AgentJobQueueProjection : MultiStreamProjection<Queu
         Paths = e.Paths?.ToList(), IfExists = e.IfExists,
     };
 
-    public static void Apply(BackupStarted _, QueuedJob job) => job.State = QueuedJobState.Running;
+    public static void Apply(BackupStarted e, QueuedJob job) => Started(job, e.StartedAt);
     public static void Apply(RecoveryPointCreated _, QueuedJob job) => job.State = QueuedJobState.Finished;
     public static void Apply(RecoveryPointFailed _, QueuedJob job) => job.State = QueuedJobState.Finished;
-    public static void Apply(RestoreStarted _, QueuedJob job) => job.State = QueuedJobState.Running;
+    public static void Apply(RestoreStarted e, QueuedJob job) => Started(job, e.StartedAt);
     public static void Apply(RestoreCompleted _, QueuedJob job) => job.State = QueuedJobState.Finished;
     public static void Apply(RestoreFailed _, QueuedJob job) => job.State = QueuedJobState.Finished;
+
+    public static void Apply(JobLeaseExpired e, QueuedJob job)
+    {
+        job.LeaseExpiries = e.Attempt;
+        job.LeaseExpiresAt = null;
+    }
+
+    public static void Apply(JobRequeued e, QueuedJob job)
+    {
+        job.State = QueuedJobState.Queued;
+        job.NotBefore = e.NotBefore;
+        job.StartedAt = null;
+    }
+
+    private static void Started(QueuedJob job, DateTimeOffset at)
+    {
+        job.State = QueuedJobState.Running;
+        job.StartedAt = at;
+        job.LeaseExpiresAt = null;
+        job.NotBefore = null;
+    }
 }

@@ -2,7 +2,9 @@ using Backup.Commands.Common;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
 using Marten;
+using Marten.Patching;
 using Mediator;
+using Microsoft.Extensions.Options;
 
 namespace Backup.Commands.Dispatching;
 
@@ -13,15 +15,16 @@ public sealed record ClaimNextJob(Guid AgentId) : ICommand<QueuedJob?>;
 /// Claims the oldest queued job of the agent by appending its "started" event at the version it was read
 /// at: two polls racing for one job cannot both win, the loser moves on to the next job.
 /// </summary>
-public sealed class ClaimNextJobHandler(IDocumentStore store, TimeProvider clock, CommandMetadata metadata) : ICommandHandler<ClaimNextJob, QueuedJob?>
+public sealed class ClaimNextJobHandler(IDocumentStore store, TimeProvider clock, CommandMetadata metadata, IOptions<JobLeaseOptions> leases) : ICommandHandler<ClaimNextJob, QueuedJob?>
 {
     public async ValueTask<QueuedJob?> Handle(ClaimNextJob command, CancellationToken ct)
     {
         IReadOnlyList<QueuedJob> candidates;
+        var now = clock.GetUtcNow();
         await using (var query = store.QuerySession())
         {
             candidates = await query.Query<QueuedJob>()
-                .Where(j => j.AgentId == command.AgentId && j.State == QueuedJobState.Queued)
+                .Where(j => j.AgentId == command.AgentId && j.State == QueuedJobState.Queued && (j.NotBefore == null || j.NotBefore <= now))
                 .OrderBy(j => j.QueuedAt)
                 .Take(10)
                 .ToListAsync(ct);
@@ -37,16 +40,22 @@ public sealed class ClaimNextJobHandler(IDocumentStore store, TimeProvider clock
                 {
                     var (rp, version) = await session.LoadAsync<RecoveryPoint>(job.Id, RecoveryPoint.Next, ct);
                     if (rp?.Status != RecoveryPointStatus.Requested) continue;
-                    session.AppendExpected(job.Id, version, RecoveryPoint.Start(rp, job.Id, command.AgentId, clock.GetUtcNow()));
+                    session.AppendExpected(job.Id, version, RecoveryPoint.Start(rp, job.Id, command.AgentId, now));
                 }
                 else
                 {
                     var (restore, version) = await session.LoadAsync<Restore>(job.Id, Restore.Next, ct);
                     if (restore?.Status != RestoreStatus.Requested) continue;
-                    session.AppendExpected(job.Id, version, Restore.Start(restore, job.Id, command.AgentId, clock.GetUtcNow()));
+                    session.AppendExpected(job.Id, version, Restore.Start(restore, job.Id, command.AgentId, now));
                 }
                 await session.SaveChangesAsync(ct);
                 job.State = QueuedJobState.Running;
+                job.StartedAt = now;
+                job.LeaseExpiresAt = now + leases.Value.Duration;
+                // The lease is a document field (heartbeats move it without events); until this lands the reaper reads StartedAt + Duration.
+                await using var lease = store.LightweightSession();
+                lease.Patch<QueuedJob>(job.Id).Set(j => j.LeaseExpiresAt, job.LeaseExpiresAt);
+                await lease.SaveChangesAsync(ct);
                 return job;
             }
             catch (JasperFx.Events.EventStreamUnexpectedMaxEventIdException)

@@ -1,4 +1,5 @@
 using Backup.Commands.Common;
+using Backup.Commands.Dispatching;
 
 namespace Backup.Commands.RecoveryPoints;
 
@@ -25,7 +26,7 @@ public enum RecoveryPointStatus
 
 public sealed record RecoveryPoint(
     Guid Id, Guid DataSourceId, Guid AgentId, RecoveryPointStatus Status,
-    IReadOnlySet<string> PacksWritten, IReadOnlyList<string> PackIds)
+    IReadOnlySet<string> PacksWritten, IReadOnlyList<string> PackIds, int LeaseExpiries = 0)
 {
     public static RecoveryPoint? Next(RecoveryPoint? state, object @event) => @event switch
     {
@@ -34,6 +35,8 @@ public sealed record RecoveryPoint(
         PackWrittenToDisk e when state is not null => state with { PacksWritten = new HashSet<string>(state.PacksWritten) { e.PackId } },
         RecoveryPointCreated e when state is not null => state with { Status = RecoveryPointStatus.Created, PackIds = e.PackIds },
         RecoveryPointFailed when state is not null => state with { Status = RecoveryPointStatus.Failed },
+        JobLeaseExpired when state is not null => state with { LeaseExpiries = state.LeaseExpiries + 1 },
+        JobRequeued when state is not null => state with { Status = RecoveryPointStatus.Requested },
         _ => state,
     };
 
@@ -66,6 +69,17 @@ public sealed record RecoveryPoint(
         if (point.Status is RecoveryPointStatus.Created or RecoveryPointStatus.Failed)
             throw new ConflictException($"Backup {recoveryPointId} has already ended ({point.Status}).");
         return new RecoveryPointFailed(point.Id, reason, now);
+    }
+
+    /// <summary>A heartbeat: only the owning agent, only while the backup runs.</summary>
+    public static void RenewLease(RecoveryPoint? rp, Guid recoveryPointId, Guid agentId) => Running(rp, recoveryPointId, agentId);
+
+    /// <summary>The lease of the running backup ran out: re-queue it, or fail it after <see cref="JobLeaseOptions.MaxAttempts"/> expiries.</summary>
+    public static object[] ExpireLease(RecoveryPoint? rp, Guid recoveryPointId, JobLeaseOptions options, DateTimeOffset now)
+    {
+        if (rp is null) throw new NotFoundException("Recovery point", recoveryPointId);
+        if (rp.Status != RecoveryPointStatus.Running) throw new ConflictException($"Backup {recoveryPointId} is {rp.Status}, not running.");
+        return JobLease.Expire(rp.Id, rp.AgentId, rp.LeaseExpiries + 1, options, now, reason => new RecoveryPointFailed(rp.Id, reason, now));
     }
 
     private static RecoveryPoint Running(RecoveryPoint? rp, Guid id, Guid agentId)

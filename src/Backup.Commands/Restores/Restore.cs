@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using Backup.Commands.Common;
+using Backup.Commands.Dispatching;
 
 namespace Backup.Commands.Restores;
 
@@ -39,7 +40,7 @@ public enum RestoreStatus
     Failed = 4,
 }
 
-public sealed record Restore(Guid Id, Guid RecoveryPointId, Guid AgentId, RestoreSource Source, string TargetPath, RestoreStatus Status)
+public sealed record Restore(Guid Id, Guid RecoveryPointId, Guid AgentId, RestoreSource Source, string TargetPath, RestoreStatus Status, int LeaseExpiries = 0)
 {
     public static Restore? Next(Restore? state, object @event) => @event switch
     {
@@ -47,6 +48,8 @@ public sealed record Restore(Guid Id, Guid RecoveryPointId, Guid AgentId, Restor
         RestoreStarted when state is not null => state with { Status = RestoreStatus.Running },
         RestoreCompleted when state is not null => state with { Status = RestoreStatus.Completed },
         RestoreFailed when state is not null => state with { Status = RestoreStatus.Failed },
+        JobLeaseExpired when state is not null => state with { LeaseExpiries = state.LeaseExpiries + 1 },
+        JobRequeued when state is not null => state with { Status = RestoreStatus.Requested },
         _ => state,
     };
 
@@ -68,6 +71,18 @@ public sealed record Restore(Guid Id, Guid RecoveryPointId, Guid AgentId, Restor
         var r = OwnedBy(restore, restoreId, agentId);
         if (r.Status is RestoreStatus.Completed or RestoreStatus.Failed) throw new ConflictException($"Restore {restoreId} has already ended ({r.Status}).");
         return new RestoreFailed(r.Id, r.RecoveryPointId, reason, now);
+    }
+
+    /// <summary>A heartbeat: only the owning agent, only while the restore runs.</summary>
+    public static void RenewLease(Restore? restore, Guid restoreId, Guid agentId) => Running(restore, restoreId, agentId);
+
+    /// <summary>The lease of the running restore ran out: re-queue it, or fail it after <see cref="JobLeaseOptions.MaxAttempts"/> expiries.</summary>
+    public static object[] ExpireLease(Restore? restore, Guid restoreId, JobLeaseOptions options, DateTimeOffset now)
+    {
+        if (restore is null) throw new NotFoundException("Restore", restoreId);
+        if (restore.Status != RestoreStatus.Running) throw new ConflictException($"Restore {restoreId} is {restore.Status}, not running.");
+        return JobLease.Expire(restore.Id, restore.AgentId, restore.LeaseExpiries + 1, options, now,
+            reason => new RestoreFailed(restore.Id, restore.RecoveryPointId, reason, now));
     }
 
     public static Restore Running(Restore? restore, Guid restoreId, Guid agentId)

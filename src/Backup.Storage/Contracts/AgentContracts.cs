@@ -27,10 +27,14 @@ public enum ExistingItems
 
 /// <summary>
 /// For a restore, <see cref="Paths"/> selects items (null = everything) and <see cref="IfExists"/> says what to
-/// do with items already at the target.
+/// do with items already at the target. <see cref="LeaseSeconds"/>: how long the claim holds without a heartbeat
+/// (POST .../jobs/{jobId}/heartbeat); 0 from a server without leases.
 /// </summary>
 public sealed record AgentJob(Guid JobId, AgentJobKind Kind, Guid RecoveryPointId, string Path,
-    IReadOnlyList<string>? Paths = null, ExistingItems IfExists = ExistingItems.Overwrite);
+    IReadOnlyList<string>? Paths = null, ExistingItems IfExists = ExistingItems.Overwrite, int LeaseSeconds = 0);
+
+/// <summary>The answer to a heartbeat: the job's lease now runs until <see cref="LeaseExpiresAt"/>.</summary>
+public sealed record JobLeaseRenewal(Guid JobId, DateTimeOffset LeaseExpiresAt);
 
 public sealed record PackStored(string PackId, long Bytes, bool AlreadyPresent);
 

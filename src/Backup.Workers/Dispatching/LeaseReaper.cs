@@ -1,0 +1,93 @@
+using Backup.Commands.Common;
+using Backup.Commands.Dispatching;
+using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Restores;
+using Marten;
+using Microsoft.Extensions.Options;
+
+namespace Backup.Workers.Dispatching;
+
+/// <summary>
+/// Finds running jobs whose agent stopped renewing the lease and expires it: the job goes back to its agent's
+/// queue with backoff, or fails ("agent lost") after the configured number of expiries. Every worker may run
+/// one: the events are appended at the stream version that was read, so only one reaper expires a given lease.
+/// </summary>
+public sealed class LeaseReaper(IDocumentStore store, TimeProvider clock, IOptions<JobLeaseOptions> options, ILogger<LeaseReaper> log)
+    : BackgroundService
+{
+    private static readonly CommandMetadata Worker = new() { Actor = "worker:lease-reaper" };
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.ReaperInterval, clock);
+        do
+        {
+            try
+            {
+                await ReapAsync(clock.GetUtcNow(), stoppingToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                log.LogError(e, "Looking for expired job leases failed; trying again in {Interval}", options.Value.ReaperInterval);
+            }
+        } while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    /// <summary>Expires every lease that ran out before <paramref name="now"/>; returns how many this reaper expired.</summary>
+    public async Task<int> ReapAsync(DateTimeOffset now, CancellationToken ct)
+    {
+        var lease = options.Value;
+        var startedBefore = now - lease.Duration;
+        IReadOnlyList<QueuedJob> expired;
+        await using (var query = store.QuerySession())
+        {
+            expired = await query.Query<QueuedJob>()
+                .Where(j => j.State == QueuedJobState.Running
+                            && (j.LeaseExpiresAt < now || (j.LeaseExpiresAt == null && j.StartedAt < startedBefore)))
+                .OrderBy(j => j.QueuedAt)
+                .Take(100)
+                .ToListAsync(ct);
+        }
+
+        var count = 0;
+        foreach (var job in expired)
+        {
+            await using var session = Worker.ApplyTo(store.LightweightSession());
+            try
+            {
+                // A heartbeat may have landed since the query: read the lease again next to the stream.
+                var current = await session.LoadAsync<QueuedJob>(job.Id, ct);
+                if (current is null || current.State != QueuedJobState.Running || !Expired(current, now, lease)) continue;
+
+                object[] events;
+                long version;
+                if (job.Kind == QueuedJobKind.Backup)
+                {
+                    (var rp, version) = await session.LoadAsync<RecoveryPoint>(job.Id, RecoveryPoint.Next, ct);
+                    if (rp?.Status != RecoveryPointStatus.Running) continue;
+                    events = RecoveryPoint.ExpireLease(rp, job.Id, lease, now);
+                }
+                else
+                {
+                    (var restore, version) = await session.LoadAsync<Restore>(job.Id, Restore.Next, ct);
+                    if (restore?.Status != RestoreStatus.Running) continue;
+                    events = Restore.ExpireLease(restore, job.Id, lease, now);
+                }
+                session.AppendExpected(job.Id, version, events);
+                await session.SaveChangesAsync(ct);
+                count++;
+                var outcome = events[^1] is JobRequeued requeued ? $"re-queued, not before {requeued.NotBefore:O}" : "failed: agent lost";
+                log.LogWarning("Lease of {Kind} job {JobId} on agent {AgentId} expired ({Attempt}); {Outcome}",
+                    job.Kind, job.Id, job.AgentId, ((JobLeaseExpired)events[0]).Attempt, outcome);
+            }
+            catch (JasperFx.Events.EventStreamUnexpectedMaxEventIdException)
+            {
+                // Another reaper (or the agent finishing just now) got there first.
+            }
+        }
+        return count;
+    }
+
+    private static bool Expired(QueuedJob job, DateTimeOffset now, JobLeaseOptions lease) =>
+        job.LeaseExpiresAt is { } expiresAt ? expiresAt < now : job.StartedAt < now - lease.Duration;
+}

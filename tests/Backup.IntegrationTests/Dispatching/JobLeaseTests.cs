@@ -1,0 +1,198 @@
+extern alias workers;
+using System.Net;
+using System.Net.Http.Json;
+using Backup.Commands.Dispatching;
+using Backup.IntegrationTests.Infrastructure;
+using Backup.Storage.Contracts;
+using Marten;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using workers::Backup.Workers.Dispatching;
+
+namespace Backup.IntegrationTests.Dispatching;
+
+/// <summary>
+/// Leases on claimed jobs, over HTTP against the real API (with a 2 s lease) and the worker's reaper on the same
+/// store: an agent that stops heartbeating loses the job, which is queued again and finally failed.
+/// </summary>
+public sealed class JobLeaseTests : IClassFixture<ApiFactory>, IAsyncDisposable
+{
+    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(2);
+    private readonly WebApplicationFactory<Program> _api;
+    private readonly ApiClient _client;
+
+    public JobLeaseTests(ApiFactory api)
+    {
+        _api = api.WithWebHostBuilder(b => b.UseSetting("Backup:JobLeases:Duration", Lease.ToString()));
+        _client = new ApiClient(_api.CreateClient());
+    }
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private IDocumentStore Store => _api.Services.GetRequiredService<IDocumentStore>();
+
+    private LeaseReaper Reaper(int maxAttempts = 3) => new(Store, TimeProvider.System,
+        Options.Create(new JobLeaseOptions { Duration = Lease, MaxAttempts = maxAttempts, RetryBackoff = TimeSpan.Zero, MaxRetryBackoff = TimeSpan.Zero }),
+        NullLogger<LeaseReaper>.Instance);
+
+    private static DateTimeOffset AfterTheLease => DateTimeOffset.UtcNow + Lease + TimeSpan.FromSeconds(1);
+
+    private async Task<(EnrolAgentResponse Agent, Guid RecoveryPoint)> QueuedBackupAsync()
+    {
+        var agent = await _client.EnrolAsync();
+        var group = await _client.CreateGroupAsync($"g-{Guid.NewGuid():N}");
+        var source = await _client.AddFolderAsync(group, agent.AgentId, "/srv/files");
+        return (agent, await _client.RequestBackupAsync(source));
+    }
+
+    private Task<HttpResponseMessage> PollAsync(EnrolAgentResponse agent) =>
+        _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Post, $"/api/agents/{agent.AgentId}/jobs/next", agent.Credential), Ct);
+
+    private Task<HttpResponseMessage> HeartbeatAsync(EnrolAgentResponse agent, Guid jobId) =>
+        _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Post, $"/api/agents/{agent.AgentId}/jobs/{jobId}/heartbeat", agent.Credential), Ct);
+
+    private async Task<AgentJob> ClaimAsync(EnrolAgentResponse agent)
+    {
+        var response = await PollAsync(agent);
+        response.StatusCode.ShouldBe(HttpStatusCode.OK, await response.Content.ReadAsStringAsync(Ct));
+        return (await response.Content.ReadFromJsonAsync<AgentJob>(ApiClient.Json, Ct))!;
+    }
+
+    /// <summary>A re-queued job is not handed out before its NotBefore (the reaper's "now"); poll until it is.</summary>
+    private async Task<AgentJob> ClaimAgainAsync(EnrolAgentResponse agent)
+    {
+        var deadline = DateTimeOffset.UtcNow.AddSeconds(15);
+        while (true)
+        {
+            var response = await PollAsync(agent);
+            if (response.StatusCode == HttpStatusCode.OK) return (await response.Content.ReadFromJsonAsync<AgentJob>(ApiClient.Json, Ct))!;
+            response.StatusCode.ShouldBe(HttpStatusCode.NoContent);
+            DateTimeOffset.UtcNow.ShouldBeLessThan(deadline, "the re-queued job never became claimable");
+            await Task.Delay(200, Ct);
+        }
+    }
+
+    private async Task<QueuedJob> JobAsync(Guid id)
+    {
+        await using var session = Store.QuerySession();
+        return (await session.LoadAsync<QueuedJob>(id, Ct))!;
+    }
+
+    private async Task<List<object>> EventsAsync(Guid id)
+    {
+        await using var session = Store.QuerySession();
+        return (await session.Events.FetchStreamAsync(id, token: Ct)).Select(e => e.Data).ToList();
+    }
+
+    [Fact]
+    public async Task A_claim_holds_a_lease_that_the_agent_is_told_about()
+    {
+        var (agent, rp) = await QueuedBackupAsync();
+        var before = DateTimeOffset.UtcNow;
+        var job = await ClaimAsync(agent);
+
+        job.JobId.ShouldBe(rp);
+        job.LeaseSeconds.ShouldBe(2);
+        var queued = await JobAsync(rp);
+        queued.State.ShouldBe(QueuedJobState.Running);
+        queued.LeaseExpiresAt.ShouldNotBeNull().ShouldBeInRange(before + Lease - TimeSpan.FromSeconds(1), DateTimeOffset.UtcNow + Lease);
+    }
+
+    [Fact]
+    public async Task A_job_without_heartbeats_is_expired_requeued_and_claimable_again()
+    {
+        var (agent, rp) = await QueuedBackupAsync();
+        await ClaimAsync(agent);
+
+        (await Reaper().ReapAsync(AfterTheLease, Ct)).ShouldBeGreaterThanOrEqualTo(1);
+
+        var events = await EventsAsync(rp);
+        events.OfType<JobLeaseExpired>().ShouldHaveSingleItem().Attempt.ShouldBe(1);
+        events[^1].ShouldBeOfType<JobRequeued>();
+        var queued = await JobAsync(rp);
+        queued.State.ShouldBe(QueuedJobState.Queued);
+        queued.LeaseExpiries.ShouldBe(1);
+        queued.NotBefore.ShouldNotBeNull();
+
+        // The old run's heartbeat is refused: the lease is gone.
+        (await HeartbeatAsync(agent, rp)).StatusCode.ShouldBe(HttpStatusCode.Conflict);
+
+        var again = await ClaimAgainAsync(agent);
+        again.JobId.ShouldBe(rp);
+        (await JobAsync(rp)).State.ShouldBe(QueuedJobState.Running);
+    }
+
+    [Fact]
+    public async Task After_max_attempts_the_recovery_point_fails_with_agent_lost()
+    {
+        var (agent, rp) = await QueuedBackupAsync();
+        await ClaimAsync(agent);
+        var reaper = Reaper(maxAttempts: 2);
+
+        (await reaper.ReapAsync(AfterTheLease, Ct)).ShouldBeGreaterThanOrEqualTo(1);
+        await ClaimAgainAsync(agent);
+        (await reaper.ReapAsync(AfterTheLease, Ct)).ShouldBeGreaterThanOrEqualTo(1);
+
+        var view = await _client.WaitForAsync($"/api/recovery-points/{rp}", v => v.GetProperty("status").GetString() == "Failed");
+        view.GetProperty("failureReason").GetString().ShouldBe("agent lost: lease expired 2 times");
+        (await JobAsync(rp)).State.ShouldBe(QueuedJobState.Finished);
+        (await PollAsync(agent)).StatusCode.ShouldBe(HttpStatusCode.NoContent);
+    }
+
+    [Fact]
+    public async Task Heartbeats_keep_the_lease_alive()
+    {
+        var (agent, rp) = await QueuedBackupAsync();
+        await ClaimAsync(agent);
+
+        for (var i = 0; i < 3; i++)
+        {
+            await Task.Delay(Lease / 2, Ct);
+            var beat = await HeartbeatAsync(agent, rp);
+            beat.StatusCode.ShouldBe(HttpStatusCode.OK, await beat.Content.ReadAsStringAsync(Ct));
+            var renewal = (await beat.Content.ReadFromJsonAsync<JobLeaseRenewal>(ApiClient.Json, Ct))!;
+            renewal.LeaseExpiresAt.ShouldBeGreaterThan(DateTimeOffset.UtcNow);
+            (await JobAsync(rp)).LeaseExpiresAt.ShouldNotBeNull().ShouldBe(renewal.LeaseExpiresAt, TimeSpan.FromMilliseconds(1));
+        }
+
+        // Past the claim's lease, but within the renewed one.
+        await Reaper().ReapAsync(DateTimeOffset.UtcNow + Lease / 2, Ct);
+        (await JobAsync(rp)).State.ShouldBe(QueuedJobState.Running);
+        (await EventsAsync(rp)).OfType<JobLeaseExpired>().ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task Heartbeat_is_only_for_the_owning_agents_running_job()
+    {
+        var (agent, rp) = await QueuedBackupAsync();
+        var stranger = await _client.EnrolAsync("machine-2");
+
+        (await HeartbeatAsync(agent, rp)).StatusCode.ShouldBe(HttpStatusCode.Conflict, "queued, not running yet");
+        await ClaimAsync(agent);
+        (await HeartbeatAsync(stranger, rp)).StatusCode.ShouldBe(HttpStatusCode.Forbidden);
+        (await HeartbeatAsync(agent, Guid.NewGuid())).StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        var wrongCredential = await _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Post,
+            $"/api/agents/{agent.AgentId}/jobs/{rp}/heartbeat", stranger.Credential), Ct);
+        wrongCredential.StatusCode.ShouldBeOneOf(HttpStatusCode.Forbidden, HttpStatusCode.Unauthorized);
+        (await HeartbeatAsync(agent, rp)).StatusCode.ShouldBe(HttpStatusCode.OK);
+    }
+
+    [Fact]
+    public async Task Two_reapers_racing_expire_a_lease_exactly_once()
+    {
+        var (agent, rp) = await QueuedBackupAsync();
+        await ClaimAsync(agent);
+        var now = AfterTheLease;
+
+        for (var round = 0; round < 3; round++)
+            await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Reaper().ReapAsync(now, Ct)));
+
+        var events = await EventsAsync(rp);
+        events.OfType<JobLeaseExpired>().ShouldHaveSingleItem();
+        events.OfType<JobRequeued>().ShouldHaveSingleItem();
+    }
+
+    public async ValueTask DisposeAsync() => await _api.DisposeAsync();
+}

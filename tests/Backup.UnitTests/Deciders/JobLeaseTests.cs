@@ -1,0 +1,118 @@
+using Backup.Commands.Common;
+using Backup.Commands.Dispatching;
+using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Restores;
+using Backup.UnitTests.Support;
+
+namespace Backup.UnitTests.Deciders;
+
+public sealed class JobLeaseTests
+{
+    private static readonly Guid PointId = Guid.Parse("0195f3a0-0000-7000-8000-0000000000c1");
+    private static readonly Guid RestoreId = Guid.Parse("0195f3a0-0000-7000-8000-0000000000f1");
+    private static readonly Guid AgentId = Guid.Parse("0195f3a0-0000-7000-8000-0000000000a1");
+    private static readonly Guid OtherAgent = Guid.Parse("0195f3a0-0000-7000-8000-0000000000a2");
+
+    private static readonly JobLeaseOptions Options = new()
+    {
+        MaxAttempts = 3, RetryBackoff = TimeSpan.FromSeconds(30), MaxRetryBackoff = TimeSpan.FromSeconds(50),
+    };
+
+    private static RecoveryPoint? Fold(params object[] events) => events.Aggregate((RecoveryPoint?)null, RecoveryPoint.Next);
+    private static Restore? FoldRestore(params object[] events) => events.Aggregate((Restore?)null, Restore.Next);
+
+    private static readonly object[] RunningBackup =
+    [
+        new BackupRequested(PointId, Guid.NewGuid(), Guid.NewGuid(), AgentId, "/srv", "alice", Clock.Now),
+        new BackupStarted(PointId, AgentId, Clock.Now),
+    ];
+
+    private static readonly object[] RunningRestore =
+    [
+        new RestoreRequested(RestoreId, PointId, Guid.NewGuid(), AgentId, RestoreSource.Disk, "/to", "alice", Clock.Now),
+        new RestoreStarted(RestoreId, AgentId, Clock.Now),
+    ];
+
+    [Fact]
+    public void First_expiry_of_a_running_backup_requeues_it_with_backoff_and_it_can_be_started_again()
+    {
+        var now = Clock.Now.AddMinutes(3);
+        var events = RecoveryPoint.ExpireLease(Fold(RunningBackup), PointId, Options, now);
+
+        events.Length.ShouldBe(2);
+        var expired = events[0].ShouldBeOfType<JobLeaseExpired>();
+        expired.Attempt.ShouldBe(1);
+        expired.AgentId.ShouldBe(AgentId);
+        expired.Reason.ShouldNotBeNullOrWhiteSpace();
+        events[1].ShouldBe(new JobRequeued(PointId, AgentId, 1, now.AddSeconds(30), now));
+
+        var after = Fold([.. RunningBackup, .. events])!;
+        after.Status.ShouldBe(RecoveryPointStatus.Requested);
+        after.LeaseExpiries.ShouldBe(1);
+        RecoveryPoint.Start(after, PointId, AgentId, now).ShouldBe(new BackupStarted(PointId, AgentId, now));
+    }
+
+    [Fact]
+    public void Backoff_doubles_per_attempt_up_to_the_cap()
+    {
+        JobLease.Backoff(1, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(50)).ShouldBe(TimeSpan.FromSeconds(30));
+        JobLease.Backoff(2, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(50)).ShouldBe(TimeSpan.FromSeconds(50));
+        JobLease.Backoff(2, TimeSpan.FromSeconds(10), TimeSpan.FromMinutes(5)).ShouldBe(TimeSpan.FromSeconds(20));
+        JobLease.Backoff(40, TimeSpan.FromSeconds(10), TimeSpan.FromMinutes(5)).ShouldBe(TimeSpan.FromMinutes(5));
+    }
+
+    [Fact]
+    public void The_last_allowed_expiry_fails_the_backup_with_agent_lost()
+    {
+        var history = RunningBackup.ToList();
+        for (var attempt = 1; attempt < Options.MaxAttempts; attempt++)
+        {
+            var requeue = RecoveryPoint.ExpireLease(Fold([.. history]), PointId, Options, Clock.Now);
+            requeue[^1].ShouldBeOfType<JobRequeued>().Attempt.ShouldBe(attempt);
+            history.AddRange(requeue);
+            history.Add(new BackupStarted(PointId, AgentId, Clock.Now));
+        }
+
+        var last = RecoveryPoint.ExpireLease(Fold([.. history]), PointId, Options, Clock.Now);
+
+        last[0].ShouldBeOfType<JobLeaseExpired>().Attempt.ShouldBe(3);
+        last[1].ShouldBe(new RecoveryPointFailed(PointId, "agent lost: lease expired 3 times", Clock.Now));
+        Fold([.. history, .. last])!.Status.ShouldBe(RecoveryPointStatus.Failed);
+    }
+
+    [Fact]
+    public void Only_a_running_backup_has_a_lease_to_expire()
+    {
+        Should.Throw<ConflictException>(() => RecoveryPoint.ExpireLease(Fold(RunningBackup[0]), PointId, Options, Clock.Now));
+        Should.Throw<NotFoundException>(() => RecoveryPoint.ExpireLease(null, PointId, Options, Clock.Now));
+    }
+
+    [Fact]
+    public void A_restore_lease_expires_into_a_requeue_then_a_restore_failure()
+    {
+        var options = new JobLeaseOptions { MaxAttempts = 2 };
+        var first = Restore.ExpireLease(FoldRestore(RunningRestore), RestoreId, options, Clock.Now);
+        first[1].ShouldBeOfType<JobRequeued>();
+        var history = RunningRestore.Concat(first).Append(new RestoreStarted(RestoreId, AgentId, Clock.Now)).ToArray();
+        FoldRestore(history[..4])!.Status.ShouldBe(RestoreStatus.Requested);
+
+        var second = Restore.ExpireLease(FoldRestore(history), RestoreId, options, Clock.Now);
+
+        second[1].ShouldBe(new RestoreFailed(RestoreId, PointId, "agent lost: lease expired 2 times", Clock.Now));
+    }
+
+    [Fact]
+    public void Heartbeat_only_by_the_owning_agent_while_the_job_runs()
+    {
+        Should.NotThrow(() => RecoveryPoint.RenewLease(Fold(RunningBackup), PointId, AgentId));
+        Should.Throw<ForbiddenException>(() => RecoveryPoint.RenewLease(Fold(RunningBackup), PointId, OtherAgent));
+        Should.Throw<ConflictException>(() => RecoveryPoint.RenewLease(Fold(RunningBackup[0]), PointId, AgentId));
+        Should.Throw<NotFoundException>(() => RecoveryPoint.RenewLease(null, PointId, AgentId));
+        var requeued = RecoveryPoint.ExpireLease(Fold(RunningBackup), PointId, Options, Clock.Now);
+        Should.Throw<ConflictException>(() => RecoveryPoint.RenewLease(Fold([.. RunningBackup, .. requeued]), PointId, AgentId));
+
+        Should.NotThrow(() => Restore.RenewLease(FoldRestore(RunningRestore), RestoreId, AgentId));
+        Should.Throw<ForbiddenException>(() => Restore.RenewLease(FoldRestore(RunningRestore), RestoreId, OtherAgent));
+        Should.Throw<ConflictException>(() => Restore.RenewLease(FoldRestore(RunningRestore[0]), RestoreId, AgentId));
+    }
+}
