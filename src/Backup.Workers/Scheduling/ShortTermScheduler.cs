@@ -31,9 +31,19 @@ public sealed class ShortTermScheduler(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(options.Value.TickInterval, clock);
-        // A failed tick (database down) is not swallowed: it stops the worker host, and the restarted worker's
-        // first tick catches up through the lookback window.
-        do await TickAsync(clock.GetUtcNow(), stoppingToken);
+        // A failed tick (database briefly down) is logged and retried: the previous tick mark only moves on
+        // success, so the next tick covers the same slots again, and what was already requested collides.
+        do
+        {
+            try
+            {
+                await TickAsync(clock.GetUtcNow(), stoppingToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                log.LogError(e, "Scheduling tick failed; retrying in {Interval}", options.Value.TickInterval);
+            }
+        }
         while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
