@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Backup.Commands.Dispatching;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.VaultTransfers;
 using FluentValidation;
@@ -48,6 +49,10 @@ public sealed class RecoveryPointView
     public DateTimeOffset? CopiedToVaultAt { get; set; }
     public string? VaultError { get; set; }
     public string? FailureReason { get; set; }
+
+    /// <summary>How often the agent lost its lease on this backup (each time the job went back to the queue).</summary>
+    public int LeaseExpiries { get; set; }
+    public string? LastLeaseExpiry { get; set; }
     public RecoveryPointTier Tier => (OnDisk, InVault) switch
     {
         (true, true) => RecoveryPointTier.Both,
@@ -70,6 +75,9 @@ public sealed partial class RecoveryPointViewProjection : MultiStreamProjection<
         Identity<PackUploadedToVault>(e => e.RecoveryPointId);
         Identity<VaultTransferCompleted>(e => e.RecoveryPointId);
         Identity<VaultTransferFailed>(e => e.RecoveryPointId);
+        // Lease events name the job, which is a recovery point for backups and a restore for restores.
+        Identity<JobLeaseExpired>(e => e.JobId);
+        Identity<JobRequeued>(e => e.JobId);
     }
 
     public static RecoveryPointView Create(IEvent<BackupRequested> @event) => Create(@event.Data, @event.Sequence);
@@ -106,6 +114,22 @@ public sealed partial class RecoveryPointViewProjection : MultiStreamProjection<
         v.Status = RecoveryPointStatus.Failed;
         v.FailureReason = e.Reason;
     }
+
+    public static void Apply(JobLeaseExpired e, RecoveryPointView v)
+    {
+        v.LeaseExpiries = e.Attempt;
+        v.LastLeaseExpiry = e.Reason;
+    }
+
+    public static void Apply(JobRequeued _, RecoveryPointView v)
+    {
+        v.Status = RecoveryPointStatus.Requested;
+        v.StartedAt = null;
+    }
+
+    // A lease event of a restore job lands on a document that no BackupRequested ever created: drop it.
+    public static bool ShouldDelete(JobLeaseExpired _, RecoveryPointView v) => v.DataSourceId == Guid.Empty;
+    public static bool ShouldDelete(JobRequeued _, RecoveryPointView v) => v.DataSourceId == Guid.Empty;
 
     public static void Apply(VaultTransferStarted _, RecoveryPointView v) => v.VaultError = null;
     public static void Apply(PackUploadedToVault _, RecoveryPointView v) => v.PacksInVault++;

@@ -1,3 +1,4 @@
+using Backup.Commands.Dispatching;
 using Backup.Commands.Restores;
 using Marten;
 using Marten.Events.Aggregation;
@@ -24,6 +25,7 @@ public sealed class RestoreView
     public int SkippedExisting { get; set; }
     public long Bytes { get; set; }
     public string? FailureReason { get; set; }
+    public int LeaseExpiries { get; set; }
 }
 
 public sealed partial class RestoreViewProjection : SingleStreamProjection<RestoreView, Guid>
@@ -39,6 +41,14 @@ public sealed partial class RestoreViewProjection : SingleStreamProjection<Resto
     {
         v.Status = RestoreStatus.Running;
         v.StartedAt = e.StartedAt;
+    }
+
+    public static void Apply(JobLeaseExpired e, RestoreView v) => v.LeaseExpiries = e.Attempt;
+
+    public static void Apply(JobRequeued _, RestoreView v)
+    {
+        v.Status = RestoreStatus.Requested;
+        v.StartedAt = null;
     }
 
     public static void Apply(RestoreCompleted e, RestoreView v)

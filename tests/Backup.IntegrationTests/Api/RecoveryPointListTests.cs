@@ -1,5 +1,7 @@
 using System.Net;
 using System.Text.Json;
+using Backup.Commands.Dispatching;
+using Backup.Commands.Restores;
 using Backup.IntegrationTests.Infrastructure;
 
 namespace Backup.IntegrationTests.Api;
@@ -57,6 +59,27 @@ public sealed class RecoveryPointListTests(ApiFactory api) : IClassFixture<ApiFa
         (await _client.GetJsonAsync(Url($"&from={from}"))).GetProperty("items").GetArrayLength().ShouldBe(0);
         var to = Uri.EscapeDataString(requestedAt.AddMinutes(1).ToString("O"));
         (await _client.GetJsonAsync(Url($"&to={to}"))).GetProperty("items").GetArrayLength().ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task A_restore_jobs_lost_lease_shows_on_the_restore_and_never_as_a_recovery_point()
+    {
+        var restoreId = Guid.CreateVersion7();
+        var agentId = Guid.CreateVersion7();
+        var now = DateTimeOffset.UtcNow;
+        await using (var session = api.Store.LightweightSession())
+        {
+            session.Events.StartStream<Restore>(restoreId,
+                new RestoreRequested(restoreId, Guid.CreateVersion7(), Guid.CreateVersion7(), agentId, RestoreSource.Disk, "/r", "operator", now),
+                new RestoreStarted(restoreId, agentId, now),
+                new JobLeaseExpired(restoreId, agentId, 1, "no heartbeat", now),
+                new JobRequeued(restoreId, agentId, 1, now.AddSeconds(30), now));
+            await session.SaveChangesAsync(Ct);
+        }
+
+        var restore = await _client.WaitForAsync($"/api/restores/{restoreId}", r => r.GetProperty("leaseExpiries").GetInt32() == 1);
+        restore.GetProperty("status").GetString().ShouldBe("Requested");
+        (await _client.Http.GetAsync($"/api/recovery-points/{restoreId}", Ct)).StatusCode.ShouldBe(HttpStatusCode.NotFound);
     }
 
     [Theory]

@@ -119,6 +119,11 @@ public sealed class JobLeaseTests : IClassFixture<ApiFactory>, IAsyncDisposable
         // The old run's heartbeat is refused: the lease is gone.
         (await HeartbeatAsync(agent, rp)).StatusCode.ShouldBe(HttpStatusCode.Conflict);
 
+        // Operators see it waiting again, and why.
+        var view = await _client.WaitForAsync($"/api/recovery-points/{rp}", v => v.GetProperty("leaseExpiries").GetInt32() == 1);
+        view.GetProperty("status").GetString().ShouldBe("Requested");
+        view.GetProperty("lastLeaseExpiry").GetString()!.ShouldContain("no heartbeat");
+
         var again = await ClaimAgainAsync(agent);
         again.JobId.ShouldBe(rp);
         (await JobAsync(rp)).State.ShouldBe(QueuedJobState.Running);
