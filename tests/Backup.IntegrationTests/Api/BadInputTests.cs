@@ -14,19 +14,9 @@ public sealed class BadInputTests(ApiFactory api) : IClassFixture<ApiFactory>
     private readonly ApiClient _client = new(api.CreateClient());
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private async Task<JsonElement> ShouldBeRejectedAsync(Func<Task<HttpResponseMessage>> call, HttpStatusCode status)
-    {
-        var before = await api.EventCountAsync();
-        var response = await call();
-        var body = await response.Content.ReadAsStringAsync(Ct);
-        response.StatusCode.ShouldBe(status, body);
-        response.Content.Headers.ContentType?.MediaType.ShouldBe("application/problem+json", body);
-        (await api.EventCountAsync()).ShouldBe(before, "a rejected request must not append events");
-        return JsonDocument.Parse(body).RootElement;
-    }
+    private Task<JsonElement> ShouldBeRejectedAsync(Func<Task<HttpResponseMessage>> call, HttpStatusCode status) => api.ShouldBeRejectedAsync(call, status);
 
-    private static void ShouldName(JsonElement problem, string field) =>
-        problem.GetProperty("errors").EnumerateObject().Select(p => p.Name).ShouldContain(field, problem.ToString());
+    private static void ShouldName(JsonElement problem, string field) => Rejections.ShouldName(problem, field);
 
     [Fact]
     public async Task Blank_group_name_is_a_400_naming_the_field()

@@ -48,19 +48,9 @@ public sealed class PolicyTests(ApiFactory api) : IClassFixture<ApiFactory>
         return etag;
     }
 
-    private async Task<JsonElement> ShouldBeRejectedAsync(Func<Task<HttpResponseMessage>> call, HttpStatusCode status)
-    {
-        var before = await api.EventCountAsync();
-        var response = await call();
-        var body = await response.Content.ReadAsStringAsync(Ct);
-        response.StatusCode.ShouldBe(status, body);
-        response.Content.Headers.ContentType?.MediaType.ShouldBe("application/problem+json", body);
-        (await api.EventCountAsync()).ShouldBe(before, "a rejected edit must not append events");
-        return JsonDocument.Parse(body).RootElement;
-    }
+    private Task<JsonElement> ShouldBeRejectedAsync(Func<Task<HttpResponseMessage>> call, HttpStatusCode status) => api.ShouldBeRejectedAsync(call, status);
 
-    private static void ShouldName(JsonElement problem, string field) =>
-        problem.GetProperty("errors").EnumerateObject().Select(p => p.Name).ShouldContain(field, problem.ToString());
+    private static void ShouldName(JsonElement problem, string field) => Rejections.ShouldName(problem, field);
 
     private async Task<Guid> NewGroupAsync() => await _client.CreateGroupAsync($"g-{Guid.NewGuid():N}");
 
