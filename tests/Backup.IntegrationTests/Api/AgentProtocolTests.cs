@@ -14,16 +14,9 @@ public sealed class AgentProtocolTests(ApiFactory api) : IClassFixture<ApiFactor
     private readonly ApiClient _client = new(api.CreateClient());
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private async Task<(EnrolAgentResponse Agent, Guid RecoveryPoint)> QueuedBackupAsync()
-    {
-        var agent = await _client.EnrolAsync();
-        var group = await _client.CreateGroupAsync($"g-{Guid.NewGuid():N}");
-        var source = await _client.AddFolderAsync(group, agent.AgentId, "/srv/files");
-        return (agent, await _client.RequestBackupAsync(source));
-    }
+    private Task<(EnrolAgentResponse Agent, Guid RecoveryPoint)> QueuedBackupAsync() => _client.QueuedBackupAsync();
 
-    private Task<HttpResponseMessage> PollAsync(EnrolAgentResponse agent) =>
-        _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Post, $"/api/agents/{agent.AgentId}/jobs/next", agent.Credential), Ct);
+    private Task<HttpResponseMessage> PollAsync(EnrolAgentResponse agent) => _client.PollAsync(agent);
 
     private async Task<string> UploadPackAsync(EnrolAgentResponse agent, Guid rp, byte[] pack)
     {

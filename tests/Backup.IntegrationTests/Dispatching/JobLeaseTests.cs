@@ -39,16 +39,9 @@ public sealed class JobLeaseTests : IClassFixture<ApiFactory>, IAsyncDisposable
 
     private static DateTimeOffset AfterTheLease => DateTimeOffset.UtcNow + Lease + TimeSpan.FromSeconds(1);
 
-    private async Task<(EnrolAgentResponse Agent, Guid RecoveryPoint)> QueuedBackupAsync()
-    {
-        var agent = await _client.EnrolAsync();
-        var group = await _client.CreateGroupAsync($"g-{Guid.NewGuid():N}");
-        var source = await _client.AddFolderAsync(group, agent.AgentId, "/srv/files");
-        return (agent, await _client.RequestBackupAsync(source));
-    }
+    private Task<(EnrolAgentResponse Agent, Guid RecoveryPoint)> QueuedBackupAsync() => _client.QueuedBackupAsync();
 
-    private Task<HttpResponseMessage> PollAsync(EnrolAgentResponse agent) =>
-        _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Post, $"/api/agents/{agent.AgentId}/jobs/next", agent.Credential), Ct);
+    private Task<HttpResponseMessage> PollAsync(EnrolAgentResponse agent) => _client.PollAsync(agent);
 
     private Task<HttpResponseMessage> HeartbeatAsync(EnrolAgentResponse agent, Guid jobId) =>
         _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Post, $"/api/agents/{agent.AgentId}/jobs/{jobId}/heartbeat", agent.Credential), Ct);

@@ -50,6 +50,19 @@ public sealed class ApiClient(HttpClient http)
         return await IdAsync(response);
     }
 
+    /// <summary>An enrolled agent with one folder and a backup of it waiting in its queue.</summary>
+    public async Task<(EnrolAgentResponse Agent, Guid RecoveryPoint)> QueuedBackupAsync(string path = "/srv/files")
+    {
+        var agent = await EnrolAsync();
+        var group = await CreateGroupAsync($"g-{Guid.NewGuid():N}");
+        var source = await AddFolderAsync(group, agent.AgentId, path);
+        return (agent, await RequestBackupAsync(source));
+    }
+
+    /// <summary>The agent's poll for its next job (200 with the job, or 204).</summary>
+    public Task<HttpResponseMessage> PollAsync(EnrolAgentResponse agent) =>
+        http.SendAsync(AsAgent(HttpMethod.Post, $"/api/agents/{agent.AgentId}/jobs/next", agent.Credential), Ct);
+
     public async Task<JsonElement> GetJsonAsync(string url)
     {
         var response = await http.GetAsync(url, Ct);
