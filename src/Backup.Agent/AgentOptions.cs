@@ -17,6 +17,18 @@ public sealed class AgentOptions
 
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// The repository passphrase, which unwraps the key file the server hands out; data is encrypted here, before it
+    /// leaves the machine. Prefer <see cref="PassphraseFile"/> (a file readable only by the agent) to this setting.
+    /// </summary>
+    public string? Passphrase { get; set; }
+
+    /// <summary>A file whose content (trailing newline removed) is the repository passphrase.</summary>
+    public string? PassphraseFile { get; set; }
+
+    /// <summary>Threads that compress and encrypt chunks (default: one per core).</summary>
+    public int? SealingThreads { get; set; }
+
     /// <summary>A pack is sealed and uploaded once it holds at least this many bytes.</summary>
     public long PackTargetBytes { get; set; } = 16L << 20;
 }

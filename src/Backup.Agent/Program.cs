@@ -16,5 +16,6 @@ builder.Services.AddSingleton(sp => new ServerClient(new HttpClient
     Timeout = TimeSpan.FromMinutes(30),
 }));
 builder.Services.AddSingleton<Credentials>();
+builder.Services.AddSingleton<RepositoryKeys>();
 builder.Services.AddHostedService<JobLoop>();
 await builder.Build().RunAsync();

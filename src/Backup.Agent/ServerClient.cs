@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using Backup.Storage.Contracts;
+using Backup.Storage.Crypto;
 using Backup.Storage.Format;
 
 namespace Backup.Agent;
@@ -38,10 +39,44 @@ public sealed class ServerClient(HttpClient http)
         return (await response.Content.ReadFromJsonAsync<PackStored>(ct))!;
     }
 
-    public async Task CompleteBackupAsync(Guid agentId, Guid recoveryPointId, Manifest manifest, CancellationToken ct)
+    public async Task CompleteBackupAsync(Guid agentId, Guid recoveryPointId, CompleteBackupRequest request, CancellationToken ct)
     {
-        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/recovery-points/{recoveryPointId}/complete", new CompleteBackupRequest(manifest), Manifest.Json, ct);
+        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/recovery-points/{recoveryPointId}/complete", request, Manifest.Json, ct);
         await EnsureSuccessAsync(response, "commit the recovery point", ct);
+    }
+
+    /// <summary>The repository's key file; null when the server has no key yet.</summary>
+    public async Task<byte[]?> KeyFileAsync(Guid agentId, CancellationToken ct)
+    {
+        using var response = await http.GetAsync($"api/agents/{agentId}/key", ct);
+        if (response.StatusCode == HttpStatusCode.NotFound) return null;
+        await EnsureSuccessAsync(response, "fetch the repository key file", ct);
+        return await response.Content.ReadAsByteArrayAsync(ct);
+    }
+
+    /// <summary>Every chunk id the server holds.</summary>
+    public async Task<HashSet<ChunkId>> KnownChunksAsync(Guid agentId, CancellationToken ct)
+    {
+        using var response = await http.GetAsync($"api/agents/{agentId}/chunks", HttpCompletionOption.ResponseHeadersRead, ct);
+        await EnsureSuccessAsync(response, "list the chunks the server holds", ct);
+        await using var body = await response.Content.ReadAsStreamAsync(ct);
+        var known = new HashSet<ChunkId>();
+        var id = new byte[ChunkId.Size];
+        while (true)
+        {
+            var read = await body.ReadAtLeastAsync(id, ChunkId.Size, throwOnEndOfStream: false, ct);
+            if (read == 0) return known;
+            if (read < ChunkId.Size) throw new InvalidDataException("The server's chunk list ended inside a chunk id.");
+            known.Add(new ChunkId(id));
+        }
+    }
+
+    public async Task<Dictionary<ChunkId, ChunkLocation>> RestoreIndexAsync(Guid agentId, Guid restoreId, CancellationToken ct)
+    {
+        using var response = await http.GetAsync($"api/agents/{agentId}/restores/{restoreId}/index", ct);
+        await EnsureSuccessAsync(response, "fetch the restore's chunk index", ct);
+        var locations = await response.Content.ReadFromJsonAsync<List<ChunkLocation>>(ct) ?? [];
+        return locations.ToDictionary(l => ChunkId.Parse(l.ChunkId));
     }
 
     public async Task<JobLeaseRenewal> HeartbeatAsync(Guid agentId, Guid jobId, CancellationToken ct)

@@ -5,6 +5,7 @@ using Backup.Api.Enrolling;
 using Backup.Api.Infrastructure;
 using Backup.Api.ProtectionGroups;
 using Backup.Api.RecoveryPoints;
+using Backup.Api.Repository;
 using Backup.Api.Restores;
 using Backup.Commands.Common;
 using Backup.Commands.CreatingProtectionGroups;
@@ -82,6 +83,7 @@ app.MapProtectionGroups();
 app.MapDataSources();
 app.MapRecoveryPoints();
 app.MapRestores();
+app.MapRepositoryKey();
 app.MapAgentWork();
 app.MapAudit();
 

@@ -3,6 +3,7 @@ using Backup.Commands.DataSources;
 using Backup.Commands.Dispatching;
 using Backup.Commands.ProtectionGroups;
 using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Repository;
 using Backup.Commands.Restores;
 using Backup.Commands.VaultTransfers;
 using Marten;
@@ -43,5 +44,7 @@ public static class BackupEvents
         events.MapEventType<RestoreFailed>("restore_failed.v1");
         events.MapEventType<JobLeaseExpired>("job_lease_expired.v1");
         events.MapEventType<JobRequeued>("job_requeued.v1");
+        events.MapEventType<RepositoryKeyCreated>("repository_key_created.v1");
+        events.MapEventType<RepositoryPassphraseChanged>("repository_passphrase_changed.v1");
     }
 }

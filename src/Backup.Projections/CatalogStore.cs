@@ -1,5 +1,6 @@
 using Backup.Commands;
 using Backup.Commands.Dispatching;
+using Backup.Commands.TakingRecoveryPoints;
 using Backup.Commands.Uniqueness;
 using Backup.Projections.Agents;
 using Backup.Projections.Auditing;
@@ -46,6 +47,7 @@ public static class CatalogStore
         opts.Schema.For<QueuedJob>().Index(j => j.AgentId);
         opts.Schema.For<RecoveryPointView>().Index(r => r.DataSourceId).Index(r => r.Sequence);
         opts.Schema.For<AuditLink>();
+        opts.Schema.For<StoredChunk>().Index(c => c.PackId);
         return opts;
     }
 }

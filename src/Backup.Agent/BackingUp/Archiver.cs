@@ -1,28 +1,39 @@
+using Backup.Storage.Chunking;
+using Backup.Storage.Crypto;
 using Backup.Storage.Format;
 using Microsoft.Extensions.Logging;
 
 namespace Backup.Agent.BackingUp;
 
-public sealed record ArchiveResult(Manifest Manifest, int Files, int Directories, long BytesRead, int Packs);
+/// <summary>What a run produced: the tree, the chunks holding it, every chunk it references, and its totals.</summary>
+/// <param name="BytesRead">Size of all files in the recovery point.</param>
+/// <param name="BytesScanned">Bytes actually read from disk (files the metadata cache could not vouch for).</param>
+public sealed record ArchiveResult(
+    Tree Tree, IReadOnlyList<ChunkId> TreeChunks, IReadOnlyCollection<ChunkId> Referenced,
+    int Files, int Directories, long BytesRead, long BytesScanned, int FilesFromCache, PipelineTotals Pipeline);
 
 /// <summary>
-/// Walks a protected folder (without following symlinks), streams every regular file into packs and
-/// builds the manifest. Items it cannot read are recorded as skipped; the run goes on.
+/// Walks a protected folder (without following symlinks), cuts every regular file into FastCDC chunks and hands
+/// them to the <see cref="ChunkPipeline"/>, which stores only the chunks the server lacks. A file the metadata
+/// cache vouches for is not read at all. Items it cannot back up are recorded as skipped, with the reason, and
+/// the run goes on. Finally the tree itself is chunked into the same pipeline.
 /// </summary>
 public sealed class Archiver(ILogger log)
 {
-    private sealed record PendingEntry(ManifestEntry Entry, IReadOnlyList<ProvisionalSegment> Segments);
+    private readonly FastCdcChunker _chunker = new();
 
     public async Task<ArchiveResult> ArchiveAsync(
-        Guid recoveryPointId, string sourceRoot, PackWriter packs, Action<long, int> progress, CancellationToken ct)
+        string sourceRoot, ChunkPipeline pipeline, ISet<ChunkId> known, MetadataCache? cache,
+        Action<long, int> progress, CancellationToken ct)
     {
         var root = new DirectoryInfo(sourceRoot);
         if (!root.Exists) throw new DirectoryNotFoundException($"The protected folder {sourceRoot} does not exist.");
 
-        var pending = new List<PendingEntry>();
+        var entries = new List<TreeEntry>();
         var skipped = new List<SkippedItem>();
-        int files = 0, directories = 0;
-        long bytes = 0;
+        var referenced = new HashSet<ChunkId>();
+        int files = 0, directories = 0, fromCache = 0;
+        long bytes = 0, scanned = 0;
 
         var stack = new Stack<(DirectoryInfo Dir, string Relative)>();
         stack.Push((root, ""));
@@ -37,8 +48,7 @@ public sealed class Archiver(ILogger log)
             }
             catch (Exception e) when (e is UnauthorizedAccessException or IOException)
             {
-                skipped.Add(new SkippedItem(relative == "" ? "." : relative, e.Message));
-                log.LogWarning("Skipped directory {Path}: {Reason}", dir.FullName, e.Message);
+                Skip(relative == "" ? "." : relative, e.Message);
                 continue;
             }
             Array.Sort(children, (a, b) => string.CompareOrdinal(a.Name, b.Name));
@@ -46,51 +56,111 @@ public sealed class Archiver(ILogger log)
             foreach (var child in children)
             {
                 var path = relative == "" ? child.Name : $"{relative}/{child.Name}";
+                if (child.Name.Contains('\uFFFD'))
+                {
+                    // .NET decodes file names as UTF-8; bytes that are not UTF-8 come back as U+FFFD and the name no longer opens.
+                    Skip(path, "The name is not valid UTF-8, so it cannot be read or recorded faithfully.");
+                    continue;
+                }
                 var mode = OperatingSystem.IsWindows() ? 0 : (int)child.UnixFileMode;
                 var mtime = child.LastWriteTimeUtc.Ticks;
                 if (child.LinkTarget is { } target)
                 {
-                    pending.Add(new PendingEntry(new ManifestEntry(path, EntryKind.Symlink, 0, mode, mtime, LinkTarget: target), []));
+                    entries.Add(new TreeEntry(path, EntryKind.Symlink, 0, mode, mtime, LinkTarget: target));
                 }
                 else if (child is DirectoryInfo sub)
                 {
-                    pending.Add(new PendingEntry(new ManifestEntry(path, EntryKind.Directory, 0, mode, mtime), []));
+                    entries.Add(new TreeEntry(path, EntryKind.Directory, 0, mode, mtime));
                     directories++;
                     subdirectories.Add((sub, path));
                 }
-                else if (child is FileInfo file && IsRegularFile(file))
+                else if (child is FileInfo file)
                 {
+                    var status = UnixFileType.Status(file.FullName);
+                    if (status is null)
+                    {
+                        Skip(path, "The file vanished before it could be read.");
+                        continue;
+                    }
+                    if (status.Value.Kind != UnixFileType.Kind.Regular)
+                    {
+                        Skip(path, "Not a regular file, directory or symlink (fifo, socket or device).");
+                        continue;
+                    }
+                    var reusable = cache?.Reusable(path, status.Value, known);
+                    if (reusable is not null)
+                    {
+                        fromCache++;
+                        Add(path, mode, mtime, status.Value, reusable, status.Value.Size);
+                        continue;
+                    }
                     try
                     {
-                        await using var input = new FileStream(file.FullName, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.SequentialScan | FileOptions.Asynchronous);
-                        var (segments, sha, length) = await packs.AddAsync(input, ct);
-                        pending.Add(new PendingEntry(new ManifestEntry(path, EntryKind.File, length, mode, mtime, sha), segments));
-                        files++;
-                        bytes += length;
-                        progress(bytes, files);
+                        var (chunks, length) = await ReadAsync(file.FullName, pipeline, ct);
+                        scanned += length;
+                        var after = UnixFileType.Status(file.FullName);
+                        if (after is null) { Skip(path, "The file vanished while it was being read."); continue; }
+                        if (after.Value.Size != length || after.Value.MtimeNs != status.Value.MtimeNs || after.Value.CtimeNs != status.Value.CtimeNs)
+                        {
+                            Skip(path, "The file changed while it was being read; it is left for the next run.");
+                            continue;
+                        }
+                        Add(path, mode, mtime, status.Value, chunks, length);
                     }
                     catch (Exception e) when (e is UnauthorizedAccessException or IOException)
                     {
-                        skipped.Add(new SkippedItem(path, e.Message));
-                        log.LogWarning("Skipped file {Path}: {Reason}", file.FullName, e.Message);
+                        Skip(path, e is FileNotFoundException or DirectoryNotFoundException ? "The file vanished before it could be read." : e.Message);
                     }
                 }
                 else
                 {
-                    skipped.Add(new SkippedItem(path, "Not a regular file, directory or symlink (fifo, socket or device)."));
+                    Skip(path, "Not a regular file, directory or symlink (fifo, socket or device).");
                 }
             }
             for (var i = subdirectories.Count - 1; i >= 0; i--) stack.Push(subdirectories[i]);
         }
 
-        await packs.FlushAsync(ct);
-        var entries = pending
-            .Select(p => p.Entry.Kind == EntryKind.File ? p.Entry with { Segments = p.Segments.Select(packs.Resolve).ToList() } : p.Entry)
-            .ToList();
-        var manifest = new Manifest(Manifest.CurrentVersion, recoveryPointId, root.FullName, entries, skipped);
-        return new ArchiveResult(manifest, files, directories, bytes, packs.PacksWritten);
+        var tree = new Tree(Tree.CurrentVersion, root.FullName, entries, skipped);
+        var treeChunks = new List<ChunkId>();
+        using (var treeBytes = new MemoryStream(tree.ToBytes(), writable: false))
+        {
+            foreach (var chunk in _chunker.Chunks(treeBytes))
+            {
+                var id = await pipeline.AddAsync(chunk.Data);
+                treeChunks.Add(id);
+                referenced.Add(id);
+            }
+        }
+        var totals = await pipeline.CompleteAsync();
+        return new ArchiveResult(tree, treeChunks, referenced, files, directories, bytes, scanned, fromCache, totals);
+
+        void Skip(string path, string reason)
+        {
+            skipped.Add(new SkippedItem(path, reason));
+            log.LogWarning("Skipped {Path}: {Reason}", path, reason);
+        }
+
+        void Add(string path, int mode, long mtime, UnixStatus status, ChunkId[] chunks, long length)
+        {
+            entries.Add(new TreeEntry(path, EntryKind.File, length, mode, mtime, Chunks: chunks.Length == 0 ? null : chunks.Select(c => c.ToString()).ToArray()));
+            referenced.UnionWith(chunks);
+            cache?.Record(path, status, chunks);
+            files++;
+            bytes += length;
+            progress(bytes, files);
+        }
     }
 
-    private static bool IsRegularFile(FileInfo file) =>
-        OperatingSystem.IsWindows() || UnixFileType.Of(file.FullName) == UnixFileType.Kind.Regular;
+    private async Task<(ChunkId[] Chunks, long Length)> ReadAsync(string path, ChunkPipeline pipeline, CancellationToken ct)
+    {
+        await using var input = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.SequentialScan);
+        var chunks = new List<ChunkId>();
+        long length = 0;
+        await foreach (var chunk in _chunker.ChunksAsync(input, ct))
+        {
+            chunks.Add(await pipeline.AddAsync(chunk.Data));
+            length += chunk.Length;
+        }
+        return ([.. chunks], length);
+    }
 }

@@ -3,6 +3,7 @@ using Backup.Agent.BackingUp;
 using Backup.Agent.Enrolling;
 using Backup.Agent.Restoring;
 using Backup.Storage.Contracts;
+using Backup.Storage.Crypto;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -11,7 +12,7 @@ namespace Backup.Agent.Jobs;
 
 /// <summary>Polls the server for jobs and runs them one at a time. A failed job is reported, never dropped.</summary>
 public sealed class JobLoop(
-    Credentials credentials, ServerClient server, IOptions<AgentOptions> options, ILoggerFactory loggers, ILogger<JobLoop> log)
+    Credentials credentials, RepositoryKeys keyRing, ServerClient server, IOptions<AgentOptions> options, ILoggerFactory loggers, ILogger<JobLoop> log)
     : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -97,29 +98,61 @@ public sealed class JobLoop(
         }
     }
 
+    /// <summary>The repository's master keys, unwrapped here; a clear error when the server has no key or the passphrase is wrong.</summary>
+    private async Task<MasterKeys> KeysAsync(Guid agentId, CancellationToken ct)
+    {
+        var keyFile = await server.KeyFileAsync(agentId, ct)
+            ?? throw new InvalidOperationException("The backup server has no repository key yet: an administrator must set the passphrase (PUT /api/repository/key).");
+        try
+        {
+            return keyRing.Unlock(keyFile);
+        }
+        catch (WrongPassphraseException)
+        {
+            throw new InvalidOperationException("The agent's passphrase does not open the repository key: it is wrong or was changed on the server. Nothing was read or sent.");
+        }
+    }
+
     private async Task RunBackupAsync(Guid agentId, AgentJob job, string scratch, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
         log.LogInformation("Backup {RecoveryPointId} of {Path} started", job.RecoveryPointId, job.Path);
         try
         {
-            await using var packs = new PackWriter(scratch, options.Value.PackTargetBytes, async (file, packId, _) =>
+            var keys = await KeysAsync(agentId, ct);
+            var known = await server.KnownChunksAsync(agentId, ct);
+            var cache = MetadataCache.Load(MetadataCache.PathFor(options.Value.StateDirectory, job.Path), out var cacheProblem);
+            if (cacheProblem is not null) log.LogWarning("Backup {RecoveryPointId}: {Problem}", job.RecoveryPointId, cacheProblem);
+            await using var pipeline = new ChunkPipeline(keys, known, scratch, options.Value.PackTargetBytes, async (file, packId, chunks, token) =>
             {
-                var stored = await server.UploadPackAsync(agentId, job.RecoveryPointId, packId, file, ct);
-                log.LogInformation("Pack {PackId} stored ({Bytes} bytes{Note})", packId[..12], stored.Bytes, stored.AlreadyPresent ? ", already on the server" : "");
-            });
+                var stored = await server.UploadPackAsync(agentId, job.RecoveryPointId, packId, file, token);
+                log.LogInformation("Pack {PackId} stored ({Chunks} chunks, {Bytes} bytes{Note})", packId[..12], chunks, stored.Bytes, stored.AlreadyPresent ? ", already on the server" : "");
+            }, options.Value.SealingThreads, ct);
             var lastReport = Stopwatch.StartNew();
-            var result = await new Archiver(loggers.CreateLogger<Archiver>()).ArchiveAsync(job.RecoveryPointId, job.Path, packs, (bytes, files) =>
+            var result = await new Archiver(loggers.CreateLogger<Archiver>()).ArchiveAsync(job.Path, pipeline, known, cache, (bytes, files) =>
             {
                 if (lastReport.Elapsed < TimeSpan.FromSeconds(2)) return;
                 lastReport.Restart();
-                log.LogInformation("Backup {RecoveryPointId}: {Files} files, {MiB:F1} MiB read", job.RecoveryPointId, files, bytes / 1048576.0);
+                log.LogInformation("Backup {RecoveryPointId}: {Files} files, {MiB:F1} MiB", job.RecoveryPointId, files, bytes / 1048576.0);
             }, ct);
-            await server.CompleteBackupAsync(agentId, job.RecoveryPointId, result.Manifest, ct);
+            var chunkIds = new byte[result.Referenced.Count * ChunkId.Size];
+            var at = 0;
+            foreach (var id in result.Referenced)
+            {
+                id.WriteTo(chunkIds.AsSpan(at));
+                at += ChunkId.Size;
+            }
+            await server.CompleteBackupAsync(agentId, job.RecoveryPointId, new CompleteBackupRequest(
+                result.TreeChunks.Select(c => c.ToString()).ToList(), Convert.ToBase64String(chunkIds), result.Files, result.Directories,
+                result.BytesRead, result.Tree.Skipped), ct);
+            cache.Save();
+            var p = result.Pipeline;
             log.LogInformation(
-                "Backup {RecoveryPointId} done: {Files} files, {Dirs} directories, {MiB:F1} MiB in {Packs} packs, {Skipped} skipped, {Seconds:F1} s",
-                job.RecoveryPointId, result.Files, result.Directories, result.BytesRead / 1048576.0, result.Packs,
-                result.Manifest.Skipped?.Count ?? 0, clock.Elapsed.TotalSeconds);
+                "Backup {RecoveryPointId} done in {Seconds:F1} s: {Files} files ({Cached} unchanged, not read), {Dirs} directories, {MiB:F1} MiB, "
+                + "{ScannedMiB:F1} MiB read, {NewChunks}/{Chunks} chunks new ({NewMiB:F1} MiB, {SealedMiB:F1} MiB after compression) in {Packs} packs, {Skipped} skipped",
+                job.RecoveryPointId, clock.Elapsed.TotalSeconds, result.Files, result.FilesFromCache, result.Directories, result.BytesRead / 1048576.0,
+                result.BytesScanned / 1048576.0, p.ChunksNew, p.ChunksSeen, p.PlainBytesNew / 1048576.0, p.SealedBytesNew / 1048576.0, p.Packs,
+                result.Tree.Skipped?.Count ?? 0);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -133,9 +166,11 @@ public sealed class JobLoop(
         log.LogInformation("Restore {RestoreId} of recovery point {RecoveryPointId} to {Path} started", job.JobId, job.RecoveryPointId, job.Path);
         try
         {
+            var keys = await KeysAsync(agentId, ct);
             var manifest = await server.RestoreManifestAsync(agentId, job.JobId, ct);
+            var index = await server.RestoreIndexAsync(agentId, job.JobId, ct);
             var result = await new Restorer(loggers.CreateLogger<Restorer>()).RestoreAsync(
-                manifest, job.Path, scratch, (packId, destination, token) => server.DownloadPackAsync(agentId, job.JobId, packId, destination, token),
+                manifest, index, keys, job.Path, scratch, (packId, destination, token) => server.DownloadPackAsync(agentId, job.JobId, packId, destination, token),
                 new RestoreOptions(job.Paths, job.IfExists), ct);
             await server.CompleteRestoreAsync(agentId, job.JobId, result.Files, result.Bytes, result.SkippedExisting, ct);
         }

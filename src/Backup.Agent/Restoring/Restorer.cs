@@ -1,5 +1,7 @@
 using System.Security.Cryptography;
+using Backup.Storage.Blobs;
 using Backup.Storage.Contracts;
+using Backup.Storage.Crypto;
 using Backup.Storage.Format;
 using Microsoft.Extensions.Logging;
 
@@ -14,47 +16,49 @@ public sealed record RestoreOptions(IReadOnlyList<string>? Paths = null, Existin
 }
 
 /// <summary>
-/// Rebuilds a recovery point, or selected items of it, under a target folder. Each pack is fetched once into
-/// scratch space, checked against its id (its SHA-256), used for every file that needs it and deleted after its
-/// last use; every restored file is checked against the SHA-256 in the manifest before it counts as restored.
+/// Rebuilds a recovery point, or selected items of it, under a target folder. The tree is read first (its chunks,
+/// like all others, decrypted and checked against their ids); then every pack holding a needed chunk is fetched
+/// once into scratch space, checked against its id (its SHA-256), and each of its needed chunks is opened, verified
+/// and written at every place it occurs. Files are built as <c>name.restoring</c>, pre-sized and sparse (an all-zero
+/// chunk is not written), and renamed into place only when every byte has been verified; a failure removes them all,
+/// so no unverified file is ever left in the user's folder.
 /// </summary>
 public sealed class Restorer(ILogger log)
 {
     public delegate Task FetchPack(string packId, Stream destination, CancellationToken ct);
 
-    public Task<RestoreResult> RestoreAsync(Manifest manifest, string targetRoot, string scratch, FetchPack fetch, CancellationToken ct) =>
-        RestoreAsync(manifest, targetRoot, scratch, fetch, RestoreOptions.Everything, ct);
+    private readonly record struct Target(int File, long Offset);
 
     public async Task<RestoreResult> RestoreAsync(
-        Manifest manifest, string targetRoot, string scratch, FetchPack fetch, RestoreOptions options, CancellationToken ct)
+        Manifest manifest, IReadOnlyDictionary<ChunkId, ChunkLocation> index, MasterKeys keys, string targetRoot, string scratch,
+        FetchPack fetch, RestoreOptions options, CancellationToken ct)
     {
         var problems = manifest.Validate();
         if (problems.Count > 0) throw new InvalidDataException("The manifest is damaged: " + string.Join(" ", problems));
-        var entries = Select(manifest.Entries, options.Paths);
+        using var envelope = new BlobEnvelope(keys);
+        var plain = GC.AllocateUninitializedArray<byte>(Pack.MaxPlainLength);
+
+        var tree = await ReadTreeAsync(manifest, index, envelope, plain, scratch, fetch, ct);
+        var entries = Select(tree.Entries, options.Paths);
 
         var target = Path.GetFullPath(targetRoot);
         Directory.CreateDirectory(target);
-        var lastUse = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (var i = 0; i < entries.Count; i++)
-            foreach (var s in entries[i].Segments ?? []) lastUse[s.PackId] = i;
-
-        var cached = new Dictionary<string, string>(StringComparer.Ordinal);
-        var written = new List<(ManifestEntry Entry, string Path)>();
-        int files = 0, skipped = 0;
+        var written = new List<(TreeEntry Entry, string Path)>();
+        var files = new List<(TreeEntry Entry, string Path, string Tmp)>();
+        var needs = new Dictionary<string, Dictionary<ChunkId, List<Target>>>(StringComparer.Ordinal);
+        int skipped = 0;
         long bytes = 0;
         try
         {
-            for (var i = 0; i < entries.Count; i++)
+            foreach (var entry in entries)
             {
                 ct.ThrowIfCancellationRequested();
-                var entry = entries[i];
                 var path = TargetPath(target, entry.Path);
                 if (entry.Kind != EntryKind.Directory && Occupied(path))
                 {
                     if (options.IfExists == ExistingItems.Skip)
                     {
                         skipped++;
-                        Release(entry, i, lastUse, cached);
                         continue;
                     }
                     if (options.IfExists == ExistingItems.KeepBoth) path = FreeName(path);
@@ -63,21 +67,58 @@ public sealed class Restorer(ILogger log)
                 {
                     case EntryKind.Directory:
                         Directory.CreateDirectory(path);
+                        written.Add((entry, path));
                         break;
                     case EntryKind.Symlink:
                         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                        if (Occupied(path)) File.Delete(path);
-                        File.CreateSymbolicLink(path, entry.LinkTarget!);
+                        written.Add((entry, path));
                         break;
                     case EntryKind.File:
                         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                        await RestoreFileAsync(entry, path, scratch, cached, fetch, ct);
-                        files++;
+                        var tmp = path + ".restoring";
+                        using (var handle = File.OpenHandle(tmp, FileMode.Create, FileAccess.Write))
+                            RandomAccess.SetLength(handle, entry.Size);
+                        files.Add((entry, path, tmp));
+                        Plan(files.Count - 1, entry, index, needs);
                         bytes += entry.Size;
                         break;
                 }
+            }
+
+            foreach (var (packId, chunks) in needs)
+            {
+                ct.ThrowIfCancellationRequested();
+                var packFile = await FetchVerifiedAsync(packId, scratch, fetch, ct);
+                try
+                {
+                    await using var pack = new FileStream(packFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
+                    foreach (var (id, targets) in chunks.OrderBy(c => index[c.Key].Offset))
+                    {
+                        var data = OpenChunk(pack, packId, id, index[id], envelope, plain, () => files[targets[0].File].Entry.Path);
+                        if (data.IndexOfAnyExcept((byte)0) < 0) continue; // a hole: the pre-sized file already reads as zeros
+                        foreach (var group in targets.GroupBy(t => t.File))
+                        {
+                            using var handle = File.OpenHandle(files[group.Key].Tmp, FileMode.Open, FileAccess.Write);
+                            foreach (var t in group) RandomAccess.Write(handle, data, t.Offset);
+                        }
+                    }
+                }
+                finally
+                {
+                    File.Delete(packFile);
+                }
+            }
+
+            foreach (var (entry, path, tmp) in files)
+            {
+                File.Move(tmp, path, overwrite: true);
                 written.Add((entry, path));
-                Release(entry, i, lastUse, cached);
+            }
+            files.Clear();
+            foreach (var (entry, path) in written.Where(w => w.Entry.Kind == EntryKind.Symlink))
+            {
+                if (Occupied(path)) File.Delete(path);
+                File.CreateSymbolicLink(path, entry.LinkTarget!);
             }
 
             // Metadata last: writing a file changes its directory's mtime, and a read-only directory refuses new files.
@@ -87,14 +128,88 @@ public sealed class Restorer(ILogger log)
         }
         finally
         {
-            foreach (var file in cached.Values) File.Delete(file);
+            // Never leave a half-written or unverified file in the user's folder.
+            foreach (var (_, _, tmp) in files) File.Delete(tmp);
         }
-        log.LogInformation("Restored {Files} files, {Bytes} bytes to {Target}; {Skipped} existing items left as they were", files, bytes, target, skipped);
-        return new RestoreResult(files, bytes, skipped);
+        var restored = written.Count(w => w.Entry.Kind == EntryKind.File);
+        log.LogInformation("Restored {Files} files, {Bytes} bytes to {Target}; {Skipped} existing items left as they were", restored, bytes, target, skipped);
+        return new RestoreResult(restored, bytes, skipped);
+    }
+
+    /// <summary>Fetches and decrypts the tree; every chunk of it is verified like file data.</summary>
+    private static async Task<Tree> ReadTreeAsync(
+        Manifest manifest, IReadOnlyDictionary<ChunkId, ChunkLocation> index, BlobEnvelope envelope, byte[] plain, string scratch,
+        FetchPack fetch, CancellationToken ct)
+    {
+        var ids = manifest.Tree.Select(ChunkId.Parse).ToList();
+        var locations = ids.Select(id => index.TryGetValue(id, out var l) ? l
+            : throw new InvalidDataException($"Chunk {id} of the recovery point's tree is in no pack the server knows.")).ToList();
+        var packs = new Dictionary<string, string>(StringComparer.Ordinal);
+        try
+        {
+            using var bytes = new MemoryStream();
+            for (var i = 0; i < ids.Count; i++)
+            {
+                var location = locations[i];
+                if (!packs.TryGetValue(location.PackId, out var file))
+                    packs[location.PackId] = file = await FetchVerifiedAsync(location.PackId, scratch, fetch, ct);
+                await using var pack = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
+                bytes.Write(OpenChunk(pack, location.PackId, ids[i], location, envelope, plain, () => "the tree"));
+            }
+            var tree = Tree.FromBytes(bytes.GetBuffer().AsSpan(0, (int)bytes.Length));
+            var problems = tree.Validate();
+            if (problems.Count > 0) throw new InvalidDataException("The recovery point's tree is damaged: " + string.Join(" ", problems.Take(5)));
+            return tree;
+        }
+        finally
+        {
+            foreach (var file in packs.Values) File.Delete(file);
+        }
+    }
+
+    private static void Plan(int file, TreeEntry entry, IReadOnlyDictionary<ChunkId, ChunkLocation> index, Dictionary<string, Dictionary<ChunkId, List<Target>>> needs)
+    {
+        long offset = 0;
+        foreach (var hex in entry.Chunks ?? [])
+        {
+            var id = ChunkId.Parse(hex);
+            if (!index.TryGetValue(id, out var location))
+                throw new InvalidDataException($"{entry.Path}: chunk {id} is in no pack the server knows.");
+            if (!needs.TryGetValue(location.PackId, out var chunks)) needs[location.PackId] = chunks = [];
+            if (!chunks.TryGetValue(id, out var targets)) chunks[id] = targets = [];
+            targets.Add(new Target(file, offset));
+            offset += location.PlainLength;
+        }
+        if (offset != entry.Size)
+            throw new InvalidDataException($"{entry.Path}: its chunks add up to {offset} bytes, but the tree says {entry.Size}.");
+    }
+
+    /// <summary>Reads one blob from a verified pack file and opens it; any damage is reported with the pack, chunk and item.</summary>
+    private static ReadOnlySpan<byte> OpenChunk(FileStream pack, string packId, ChunkId id, ChunkLocation location, BlobEnvelope envelope, byte[] plain, Func<string> item)
+    {
+        if (location.Offset < 0 || location.Offset + location.Length > pack.Length)
+            throw new InvalidDataException($"Pack {packId} is shorter than the index says: chunk {id} (needed by {item()}) lies past its end.");
+        var blob = System.Buffers.ArrayPool<byte>.Shared.Rent(location.Length);
+        try
+        {
+            RandomAccess.Read(pack.SafeFileHandle, blob.AsSpan(0, location.Length), location.Offset);
+            var n = envelope.Open(blob.AsSpan(0, location.Length), id, plain);
+            if (n != location.PlainLength)
+                throw new InvalidDataException($"Chunk {id} in pack {packId} holds {n} bytes, not the {location.PlainLength} the index says.");
+            return plain.AsSpan(0, n);
+        }
+        catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or InvalidDataException && !e.Message.Contains(packId, StringComparison.Ordinal))
+        {
+            throw new InvalidDataException($"Pack {packId}, chunk {id} (needed by {item()}): {e.Message}", e);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(blob);
+        }
     }
 
     /// <summary>The selected items, their contents when they are directories, and their parent directories (for modes and mtimes).</summary>
-    public static IReadOnlyList<ManifestEntry> Select(IReadOnlyList<ManifestEntry> all, IReadOnlyList<string>? paths)
+    public static IReadOnlyList<TreeEntry> Select(IReadOnlyList<TreeEntry> all, IReadOnlyList<string>? paths)
     {
         if (paths is null) return all;
         var wanted = paths.Select(p => p.Trim('/')).ToHashSet(StringComparer.Ordinal);
@@ -126,65 +241,9 @@ public sealed class Restorer(ILogger log)
         }
     }
 
-    private static void Release(ManifestEntry entry, int index, Dictionary<string, int> lastUse, Dictionary<string, string> cached)
+    private static async Task<string> FetchVerifiedAsync(string packId, string scratch, FetchPack fetch, CancellationToken ct)
     {
-        foreach (var packId in (entry.Segments ?? []).Select(s => s.PackId).Distinct())
-        {
-            if (lastUse[packId] == index && cached.Remove(packId, out var done)) File.Delete(done);
-        }
-    }
-
-    private static async Task RestoreFileAsync(
-        ManifestEntry entry, string path, string scratch, Dictionary<string, string> cached, FetchPack fetch, CancellationToken ct)
-    {
-        var tmp = path + ".restoring";
-        try
-        {
-            await WriteVerifiedAsync(entry, tmp, scratch, cached, fetch, ct);
-        }
-        catch
-        {
-            // Never leave a half-written or unverified file in the user's folder.
-            File.Delete(tmp);
-            throw;
-        }
-        File.Move(tmp, path, overwrite: true);
-    }
-
-    private static async Task WriteVerifiedAsync(
-        ManifestEntry entry, string tmp, string scratch, Dictionary<string, string> cached, FetchPack fetch, CancellationToken ct)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        await using (var output = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
-        {
-            var buffer = new byte[1 << 20];
-            foreach (var segment in entry.Segments ?? [])
-            {
-                var pack = await PackFileAsync(segment.PackId, scratch, cached, fetch, ct);
-                await using var input = new FileStream(pack, FileMode.Open, FileAccess.Read, FileShare.Read, 1, useAsync: true);
-                if (segment.Offset + segment.Length > input.Length)
-                    throw new InvalidDataException($"Pack {segment.PackId} is shorter than the manifest says (needed for {entry.Path}).");
-                input.Position = segment.Offset;
-                var remaining = segment.Length;
-                while (remaining > 0)
-                {
-                    var n = await input.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, remaining)), ct);
-                    if (n == 0) throw new EndOfStreamException($"Pack {segment.PackId} ended early.");
-                    hash.AppendData(buffer, 0, n);
-                    await output.WriteAsync(buffer.AsMemory(0, n), ct);
-                    remaining -= n;
-                }
-            }
-        }
-        var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
-        if (!string.Equals(actual, entry.Sha256, StringComparison.Ordinal))
-            throw new InvalidDataException($"{entry.Path} does not match its recorded SHA-256 after restore; it was not written.");
-    }
-
-    private static async Task<string> PackFileAsync(string packId, string scratch, Dictionary<string, string> cached, FetchPack fetch, CancellationToken ct)
-    {
-        if (cached.TryGetValue(packId, out var existing)) return existing;
-        var file = Path.Combine(scratch, $"restore-{packId}");
+        var file = Path.Combine(scratch, $"restore-{packId}-{Guid.NewGuid():N}");
         try
         {
             await using var output = new FileStream(file, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16, useAsync: true);
@@ -200,11 +259,10 @@ public sealed class Restorer(ILogger log)
             File.Delete(file);
             throw;
         }
-        cached[packId] = file;
         return file;
     }
 
-    private static void ApplyMetadata(ManifestEntry entry, string path)
+    private static void ApplyMetadata(TreeEntry entry, string path)
     {
         if (entry.Kind == EntryKind.Symlink) return; // Linux cannot chmod a symlink; its own mtime is not worth an lutimes P/Invoke yet.
         if (!OperatingSystem.IsWindows() && entry.Mode != 0) File.SetUnixFileMode(path, (UnixFileMode)entry.Mode);
@@ -219,7 +277,7 @@ public sealed class Restorer(ILogger log)
         var full = Path.GetFullPath(Path.Combine(target, relative.Replace('/', Path.DirectorySeparatorChar)));
         var prefix = Path.EndsInDirectorySeparator(target) ? target : target + Path.DirectorySeparatorChar;
         if (!full.StartsWith(prefix, StringComparison.Ordinal))
-            throw new InvalidDataException($"Manifest path '{relative}' escapes the restore target.");
+            throw new InvalidDataException($"Tree path '{relative}' escapes the restore target.");
         return full;
     }
 }

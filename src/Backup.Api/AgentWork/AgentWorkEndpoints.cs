@@ -1,13 +1,17 @@
 using System.Security.Claims;
 using Backup.Api.Infrastructure;
+using Backup.Commands.Common;
 using Backup.Commands.Dispatching;
+using Backup.Commands.Repository;
 using Backup.Commands.Restores;
 using Backup.Commands.Restoring;
 using Backup.Commands.TakingRecoveryPoints;
 using Backup.Storage.Contracts;
+using Backup.Storage.Crypto;
 using Backup.Storage.Disk;
 using Backup.Storage.Format;
 using Backup.Storage.Vault;
+using Marten;
 using Mediator;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -26,13 +30,21 @@ public static class AgentWorkEndpoints
         work.MapPost("/jobs/{jobId:guid}/heartbeat", Heartbeat)
             .WithSummary("Renew the lease of the job this agent is running")
             .WithDescription("Agents send it every third of the lease. 404 unknown job, 403 another agent's job, 409 the job is not running (e.g. its lease already expired).");
+        work.MapGet("/key", KeyFile)
+            .WithSummary("The repository's key file (master keys wrapped under the passphrase), for the agent to unwrap locally")
+            .WithDescription("404 while no key has been created (PUT /api/repository/key).");
+        work.MapGet("/chunks", KnownChunks)
+            .WithSummary("Every chunk id the server holds, 32 raw bytes each, so the agent uploads only new chunks");
         work.MapPut("/recovery-points/{recoveryPointId:guid}/packs/{packId}", PutPack)
             .WithSummary("Upload one pack of a running backup into the server's disk store")
-            .WithDescription("The body is the pack; its SHA-256 must equal packId (422 otherwise, nothing kept). ?chunks= is the number of pieces it holds.");
+            .WithDescription("The body is a version 2 pack; its SHA-256 must equal packId and its trailer must be consistent (422 otherwise, nothing kept). "
+                + "Its chunks join the server's index.");
         work.MapPost("/recovery-points/{recoveryPointId:guid}/complete", CompleteBackup)
-            .WithSummary("Commit the manifest of a finished backup; the recovery point is created");
+            .WithSummary("Commit a finished backup (tree chunks, referenced chunks, totals); the recovery point is created")
+            .WithDescription("422 when a referenced chunk is not stored on the server; nothing is committed then.");
         work.MapPost("/recovery-points/{recoveryPointId:guid}/fail", FailBackup).WithSummary("Report a backup that could not be taken");
         work.MapGet("/restores/{restoreId:guid}/manifest", RestoreManifest).WithSummary("Read the manifest of the recovery point being restored");
+        work.MapGet("/restores/{restoreId:guid}/index", RestoreIndex).WithSummary("Where each chunk of the recovery point being restored is stored");
         work.MapGet("/restores/{restoreId:guid}/packs/{packId}", RestorePack).WithSummary("Read one pack of the recovery point being restored");
         work.MapPost("/restores/{restoreId:guid}/complete", CompleteRestore).WithSummary("Report a finished, verified restore");
         work.MapPost("/restores/{restoreId:guid}/fail", FailRestore).WithSummary("Report a restore that could not be finished");
@@ -52,16 +64,47 @@ public static class AgentWorkEndpoints
     private static async Task<Ok<JobLeaseRenewal>> Heartbeat(Guid agentId, Guid jobId, ClaimsPrincipal user, IMediator m, CancellationToken ct) =>
         TypedResults.Ok(new JobLeaseRenewal(jobId, await m.Send(new RenewJobLease(user.RequireSelf(agentId), jobId), ct)));
 
+    private static async Task<IResult> KeyFile(Guid agentId, ClaimsPrincipal user, DiskStore disk, CancellationToken ct)
+    {
+        user.RequireSelf(agentId);
+        var bytes = await disk.ReadKeyFileAsync(ct)
+            ?? throw new NotFoundException("Repository key", RepositoryKey.StreamId);
+        return TypedResults.Bytes(bytes, "application/json");
+    }
+
+    private static async Task KnownChunks(Guid agentId, HttpContext http, IQuerySession session, CancellationToken ct)
+    {
+        http.User.RequireSelf(agentId);
+        http.Response.ContentType = "application/octet-stream";
+        var buffer = new byte[ChunkId.Size * 1024];
+        var used = 0;
+        await foreach (var id in session.Query<StoredChunk>().Select(c => c.Id).ToAsyncEnumerable(ct))
+        {
+            Convert.FromHexString(id, buffer.AsSpan(used, ChunkId.Size), out _, out _);
+            used += ChunkId.Size;
+            if (used == buffer.Length)
+            {
+                await http.Response.Body.WriteAsync(buffer, ct);
+                used = 0;
+            }
+        }
+        await http.Response.Body.WriteAsync(buffer.AsMemory(0, used), ct);
+    }
+
     private static async Task<Ok<PackStored>> PutPack(
-        Guid agentId, Guid recoveryPointId, string packId, int? chunks, HttpContext http, IMediator m, DiskStore disk,
+        Guid agentId, Guid recoveryPointId, string packId, HttpContext http, IMediator m, DiskStore disk,
         IOptions<ServerOptions> options, CancellationToken ct)
     {
         if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = options.Value.MaxPackBytes;
         PackStored? stored = null;
-        await m.Send(new WritePackToDisk(http.User.RequireSelf(agentId), recoveryPointId, packId, chunks ?? 1, async token =>
+        await m.Send(new WritePackToDisk(http.User.RequireSelf(agentId), recoveryPointId, packId, async token =>
         {
-            stored = await disk.PutPackAsync(packId, http.Request.Body, options.Value.MaxPackBytes, token);
-            return stored.Bytes;
+            var (result, entries) = await disk.PutPackAsync(packId, http.Request.Body, options.Value.MaxPackBytes, token);
+            stored = result;
+            return new PackOnDisk(result.Bytes, entries.Select(e => new StoredChunk
+            {
+                Id = e.Id.ToString(), PackId = packId, Offset = e.Offset, Length = e.Length, PlainLength = e.PlainLength,
+            }).ToList());
         }), ct);
         return TypedResults.Ok(stored!);
     }
@@ -70,23 +113,34 @@ public static class AgentWorkEndpoints
         Guid agentId, Guid recoveryPointId, CompleteBackupRequest request, ClaimsPrincipal user, IMediator m, DiskStore disk, CancellationToken ct)
     {
         user.RequireSelf(agentId);
-        var manifest = request.Manifest ?? throw new InvalidDataException("The request has no manifest.");
-        if (manifest.RecoveryPointId != recoveryPointId)
-            throw new InvalidDataException($"The manifest is for recovery point {manifest.RecoveryPointId}, not {recoveryPointId}.");
-        var problems = manifest.Validate();
-        if (problems.Count > 0) throw new InvalidDataException(string.Join(" ", problems));
-        var packIds = manifest.PackIds().ToList();
-        var missing = packIds.Where(p => !disk.HasPack(p)).ToList();
-        if (missing.Count > 0)
-            throw new InvalidDataException($"{missing.Count} pack(s) named by the manifest are not on the server, e.g. {missing[0]}.");
+        var tree = request.Tree ?? [];
+        if (tree.Count == 0 || tree.Any(t => !ChunkId.TryParse(t, out _)))
+            throw new InvalidDataException("'tree' must list the chunk ids (64 lowercase hex) of the recovery point's tree.");
+        byte[] raw;
+        try
+        {
+            raw = Convert.FromBase64String(request.Chunks ?? "");
+        }
+        catch (FormatException)
+        {
+            throw new InvalidDataException("'chunks' must be base64 of 32-byte chunk ids.");
+        }
+        if (raw.Length % ChunkId.Size != 0) throw new InvalidDataException("'chunks' must be base64 of 32-byte chunk ids.");
+        var ids = new HashSet<string>(tree, StringComparer.Ordinal);
+        for (var i = 0; i < raw.Length; i += ChunkId.Size) ids.Add(Convert.ToHexStringLower(raw, i, ChunkId.Size));
 
-        var bytes = manifest.ToBytes();
-        var files = manifest.Entries.Where(e => e.Kind == EntryKind.File).ToList();
         await m.Send(new Commands.TakingRecoveryPoints.CompleteBackup(
-            agentId, recoveryPointId, files.Count, manifest.Entries.Count(e => e.Kind == EntryKind.Directory), manifest.Skipped?.Count ?? 0,
-            files.Sum(f => f.Size), packIds.Sum(disk.PackLength) + bytes.Length, packIds,
-            Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)),
-            token => disk.PutManifestAsync(recoveryPointId, bytes, token)), ct);
+            agentId, recoveryPointId, request.Files, request.Directories, request.Skipped?.Count ?? 0, request.BytesRead, ids,
+            async (packs, token) =>
+            {
+                var missing = packs.Where(p => !disk.HasPack(p)).ToList();
+                if (missing.Count > 0)
+                    throw new InvalidDataException($"{missing.Count} pack(s) holding the backup's chunks are not on the server's disk, e.g. {missing[0]}.");
+                var manifest = new Manifest(Manifest.CurrentVersion, recoveryPointId, tree, packs);
+                var bytes = manifest.ToBytes();
+                await disk.PutManifestAsync(recoveryPointId, bytes, token);
+                return new StoredManifest(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)), packs.Sum(disk.PackLength) + bytes.Length);
+            }), ct);
         return TypedResults.NoContent();
     }
 
@@ -107,12 +161,21 @@ public static class AgentWorkEndpoints
         return TypedResults.Bytes(bytes, "application/json");
     }
 
+    private static async Task<Ok<List<ChunkLocation>>> RestoreIndex(
+        Guid agentId, Guid restoreId, ClaimsPrincipal user, IMediator m, IQuerySession session, CancellationToken ct)
+    {
+        var access = await m.Send(new GetRestoreAccess(user.RequireSelf(agentId), restoreId), ct);
+        var packs = access.PackIds.ToArray();
+        var chunks = await session.Query<StoredChunk>().Where(c => c.PackId.IsOneOf(packs)).ToListAsync(ct);
+        return TypedResults.Ok(chunks.Select(c => new ChunkLocation(c.Id, c.PackId, c.Offset, c.Length, c.PlainLength)).ToList());
+    }
+
     private static async Task<IResult> RestorePack(
         Guid agentId, Guid restoreId, string packId, ClaimsPrincipal user, IMediator m, DiskStore disk, VaultStore vault, CancellationToken ct)
     {
         var access = await m.Send(new GetRestoreAccess(user.RequireSelf(agentId), restoreId), ct);
         if (!access.PackIds.Contains(packId))
-            throw new Commands.Common.NotFoundException($"Pack {packId} in recovery point", access.RecoveryPointId);
+            throw new NotFoundException($"Pack {packId} in recovery point", access.RecoveryPointId);
         var stream = access.Source == RestoreSource.Disk ? disk.OpenPack(packId) : await vault.OpenPackAsync(packId, ct);
         return TypedResults.Stream(stream, "application/octet-stream");
     }

@@ -6,13 +6,18 @@ using Mediator;
 
 namespace Backup.Commands.TakingRecoveryPoints;
 
+/// <summary>The manifest as stored: its hash and the bytes the recovery point occupies on disk (its packs and the manifest).</summary>
+public sealed record StoredManifest(string Sha256, long BytesStored);
+
 /// <summary>
-/// An agent commits the manifest of a finished backup. The caller has checked the manifest and that every
-/// pack it names is on disk; <see cref="PersistManifest"/> stores it, only after the backup is known to be this agent's and running.
+/// An agent commits a finished backup: its totals and every chunk it references (its files' and its tree's).
+/// The handler resolves the chunks through the index into the packs that hold them (422 if any is unknown), then
+/// <see cref="PersistManifest"/> checks those packs are on disk and stores the manifest; only then is the recovery
+/// point created.
 /// </summary>
 public sealed record CompleteBackup(
-    Guid AgentId, Guid RecoveryPointId, int Files, int Directories, int SkippedItems, long BytesRead, long BytesStored,
-    IReadOnlyList<string> PackIds, string ManifestSha256, Func<CancellationToken, Task> PersistManifest) : ICommand;
+    Guid AgentId, Guid RecoveryPointId, int Files, int Directories, int SkippedItems, long BytesRead,
+    IReadOnlyCollection<string> ChunkIds, Func<IReadOnlyList<string>, CancellationToken, Task<StoredManifest>> PersistManifest) : ICommand;
 
 public sealed class CompleteBackupValidator : AbstractValidator<CompleteBackup>
 {
@@ -20,19 +25,40 @@ public sealed class CompleteBackupValidator : AbstractValidator<CompleteBackup>
     {
         RuleFor(x => x.Files).GreaterThanOrEqualTo(0);
         RuleFor(x => x.Directories).GreaterThanOrEqualTo(0);
+        RuleFor(x => x.SkippedItems).GreaterThanOrEqualTo(0);
         RuleFor(x => x.BytesRead).GreaterThanOrEqualTo(0);
-        RuleForEach(x => x.PackIds).Matches("^[0-9a-f]{64}$");
+        RuleFor(x => x.ChunkIds).NotEmpty();
+        RuleForEach(x => x.ChunkIds).Matches("^[0-9a-f]{64}$");
     }
 }
 
 public sealed class CompleteBackupHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<CompleteBackup>
 {
+    private const int Batch = 5_000;
+
     public async ValueTask<Unit> Handle(CompleteBackup c, CancellationToken ct)
     {
         var (rp, version) = await session.LoadAsync<RecoveryPoint>(c.RecoveryPointId, RecoveryPoint.Next, ct);
+        RecoveryPoint.RenewLease(rp, c.RecoveryPointId, c.AgentId); // owned by this agent and running, before any work
+
+        var packs = new SortedSet<string>(StringComparer.Ordinal);
+        var missing = new List<string>();
+        foreach (var batch in c.ChunkIds.Distinct(StringComparer.Ordinal).Chunk(Batch))
+        {
+            var found = (await session.LoadManyAsync<StoredChunk>(ct, batch)).ToDictionary(s => s.Id, StringComparer.Ordinal);
+            foreach (var id in batch)
+            {
+                if (found.TryGetValue(id, out var chunk)) packs.Add(chunk.PackId);
+                else missing.Add(id);
+            }
+        }
+        if (missing.Count > 0)
+            throw new UnprocessableException($"{missing.Count} chunk(s) the backup references are not stored on the server, e.g. {missing[0]}; nothing was committed.");
+
+        var packIds = packs.ToList();
+        var stored = await c.PersistManifest(packIds, ct);
         var created = RecoveryPoint.Complete(rp, c.RecoveryPointId, c.AgentId, c.Files, c.Directories, c.SkippedItems, c.BytesRead,
-            c.PackIds, c.BytesStored, c.ManifestSha256, clock.GetUtcNow());
-        await c.PersistManifest(ct);
+            packIds, stored.BytesStored, stored.Sha256, clock.GetUtcNow());
         session.AppendExpected(c.RecoveryPointId, version, created);
         try
         {

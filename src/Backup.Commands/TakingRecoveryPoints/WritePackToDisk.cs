@@ -6,20 +6,21 @@ using Mediator;
 
 namespace Backup.Commands.TakingRecoveryPoints;
 
+/// <summary>What landed on disk: the pack's length and the chunks it holds (from its trailer).</summary>
+public sealed record PackOnDisk(long Bytes, IReadOnlyList<StoredChunk> Chunks);
+
 /// <summary>
 /// An agent delivers one pack of a running backup. <see cref="Write"/> puts the bytes on the server's disk
-/// (verifying them) and returns their length; it runs only once the backup is known to be this agent's and running.
+/// (verifying them) and returns what they hold; it runs only once the backup is known to be this agent's and running.
+/// The pack's chunks join the index in the same transaction as the <see cref="PackWrittenToDisk"/> event.
 /// </summary>
-public sealed record WritePackToDisk(Guid AgentId, Guid RecoveryPointId, string PackId, int ChunkCount, Func<CancellationToken, Task<long>> Write)
+public sealed record WritePackToDisk(Guid AgentId, Guid RecoveryPointId, string PackId, Func<CancellationToken, Task<PackOnDisk>> Write)
     : ICommand<long>;
 
 public sealed class WritePackToDiskValidator : AbstractValidator<WritePackToDisk>
 {
-    public WritePackToDiskValidator()
-    {
+    public WritePackToDiskValidator() =>
         RuleFor(x => x.PackId).Matches("^[0-9a-f]{64}$").WithMessage("'PackId' must be the 64-character lowercase hex SHA-256 of the pack.");
-        RuleFor(x => x.ChunkCount).GreaterThan(0);
-    }
 }
 
 public sealed class WritePackToDiskHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<WritePackToDisk, long>
@@ -29,11 +30,28 @@ public sealed class WritePackToDiskHandler(IDocumentSession session, TimeProvide
         var (rp, _) = await session.LoadAsync<RecoveryPoint>(command.RecoveryPointId, RecoveryPoint.Next, ct);
         // Guard before touching the disk: an agent that does not own this running backup writes nothing.
         RecoveryPoint.RecordPack(rp, command.RecoveryPointId, command.AgentId, command.PackId, 0, 0, clock.GetUtcNow());
-        var bytes = await command.Write(ct);
-        var written = RecoveryPoint.RecordPack(rp, command.RecoveryPointId, command.AgentId, command.PackId, bytes, command.ChunkCount, clock.GetUtcNow());
-        if (written is null) return bytes;
-        session.Events.Append(command.RecoveryPointId, written);
-        await session.SaveChangesAsync(ct);
-        return bytes;
+        var pack = await command.Write(ct);
+        var written = RecoveryPoint.RecordPack(rp, command.RecoveryPointId, command.AgentId, command.PackId, pack.Bytes, pack.Chunks.Count, clock.GetUtcNow());
+        if (written is null) return pack.Bytes;
+
+        for (var attempt = 1; ; attempt++)
+        {
+            // Index only chunks nobody holds yet: an entry is never moved to another pack (see StoredChunk).
+            var ids = pack.Chunks.Select(c => c.Id).Distinct(StringComparer.Ordinal).ToArray();
+            var known = (await session.LoadManyAsync<StoredChunk>(ct, ids)).Select(c => c.Id).ToHashSet(StringComparer.Ordinal);
+            var fresh = pack.Chunks.Where(c => known.Add(c.Id)).ToArray();
+            if (fresh.Length > 0) session.Insert(fresh);
+            session.Events.Append(command.RecoveryPointId, written);
+            try
+            {
+                await session.SaveChangesAsync(ct);
+                return pack.Bytes;
+            }
+            catch (Exception e) when (attempt < 3 && e.IsUniqueViolation())
+            {
+                // Another pack indexed one of these chunks at the same moment; reload and index the rest.
+                session.EjectAllPendingChanges();
+            }
+        }
     }
 }

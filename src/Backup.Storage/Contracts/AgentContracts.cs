@@ -38,7 +38,20 @@ public sealed record JobLeaseRenewal(Guid JobId, DateTimeOffset LeaseExpiresAt);
 
 public sealed record PackStored(string PackId, long Bytes, bool AlreadyPresent);
 
-public sealed record CompleteBackupRequest(Format.Manifest Manifest);
+/// <summary>
+/// The commit of a finished backup. <see cref="Tree"/>: the chunk ids (64 hex) holding the encrypted tree, in order;
+/// <see cref="Chunks"/>: base64 of every distinct chunk id the files reference, 32 bytes each; <see cref="Skipped"/>:
+/// the items the agent could not back up, with the reason (the recovery point is then partial).
+/// </summary>
+public sealed record CompleteBackupRequest(
+    IReadOnlyList<string> Tree, string Chunks, int Files, int Directories, long BytesRead,
+    IReadOnlyList<Format.SkippedItem>? Skipped = null);
+
+/// <summary>Body of PUT /api/repository/key: the passphrase that wraps the repository's new master keys (16 characters or more).</summary>
+public sealed record CreateRepositoryKeyRequest(string Passphrase);
+
+/// <summary>Body of POST /api/repository/key/passphrase.</summary>
+public sealed record ChangePassphraseRequest(string CurrentPassphrase, string NewPassphrase);
 
 public sealed record FailJobRequest(string Reason);
 

@@ -19,7 +19,41 @@ public sealed class DiskStore
         Directory.CreateDirectory(Path.Combine(_root, "packs"));
         Directory.CreateDirectory(Path.Combine(_root, "manifests"));
         Directory.CreateDirectory(Path.Combine(_root, "tmp"));
+        Directory.CreateDirectory(Path.Combine(_root, "keys"));
     }
+
+    public string KeyFilePath => Path.Combine(_root, "keys", "repository.json");
+
+    /// <summary>Stores the first key file; false when one already exists (it is never overwritten this way).</summary>
+    public async Task<bool> TryCreateKeyFileAsync(byte[] keyFile, CancellationToken ct)
+    {
+        var tmp = Path.Combine(_root, "tmp", $"key.{Guid.NewGuid():N}.json");
+        await File.WriteAllBytesAsync(tmp, keyFile, ct);
+        try
+        {
+            File.Move(tmp, KeyFilePath, overwrite: false);
+            return true;
+        }
+        catch (IOException) when (File.Exists(KeyFilePath))
+        {
+            return false;
+        }
+        finally
+        {
+            if (File.Exists(tmp)) File.Delete(tmp);
+        }
+    }
+
+    /// <summary>Replaces the key file (after a passphrase change) by writing a new file and renaming it over the old one.</summary>
+    public async Task ReplaceKeyFileAsync(byte[] keyFile, CancellationToken ct)
+    {
+        var tmp = Path.Combine(_root, "tmp", $"key.{Guid.NewGuid():N}.json");
+        await File.WriteAllBytesAsync(tmp, keyFile, ct);
+        File.Move(tmp, KeyFilePath, overwrite: true);
+    }
+
+    public async Task<byte[]?> ReadKeyFileAsync(CancellationToken ct) =>
+        File.Exists(KeyFilePath) ? await File.ReadAllBytesAsync(KeyFilePath, ct) : null;
 
     public string Root => _root;
 
@@ -35,9 +69,12 @@ public sealed class DiskStore
 
     public long PackLength(string packId) => new FileInfo(PackPath(packId)).Length;
 
-    /// <summary>Streams a pack into the store, verifying that its SHA-256 is <paramref name="packId"/>.</summary>
-    /// <exception cref="InvalidDataException">The bytes do not hash to the claimed id; nothing is kept.</exception>
-    public async Task<PackStored> PutPackAsync(string packId, Stream content, long maxBytes, CancellationToken ct)
+    /// <summary>
+    /// Streams a pack into the store, verifying that its SHA-256 is <paramref name="packId"/> and that it is a well-formed
+    /// version 2 pack; returns what it holds (read from its trailer).
+    /// </summary>
+    /// <exception cref="InvalidDataException">The bytes do not hash to the claimed id or are not a valid pack; nothing is kept.</exception>
+    public async Task<(PackStored Stored, IReadOnlyList<PackEntry> Entries)> PutPackAsync(string packId, Stream content, long maxBytes, CancellationToken ct)
     {
         var final = PackPath(packId);
         var tmp = Path.Combine(_root, "tmp", $"{packId}.{Guid.NewGuid():N}");
@@ -62,10 +99,19 @@ public sealed class DiskStore
             var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
             if (!string.Equals(actual, packId, StringComparison.Ordinal))
                 throw new InvalidDataException($"Pack content hashes to {actual}, not to its name {packId}.");
+            IReadOnlyList<PackEntry> entries;
+            try
+            {
+                entries = Pack.ReadIndex(tmp);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new InvalidDataException($"Pack {packId} is not a valid pack: {e.Message}", e);
+            }
             Directory.CreateDirectory(Path.GetDirectoryName(final)!);
-            if (File.Exists(final)) return new PackStored(packId, written, AlreadyPresent: true);
+            if (File.Exists(final)) return (new PackStored(packId, written, AlreadyPresent: true), entries);
             File.Move(tmp, final, overwrite: false);
-            return new PackStored(packId, written, AlreadyPresent: false);
+            return (new PackStored(packId, written, AlreadyPresent: false), entries);
         }
         finally
         {

@@ -12,45 +12,53 @@ public enum EntryKind
     Symlink = 3,
 }
 
-/// <summary>A slice of a file's bytes stored in a pack.</summary>
-public sealed record PackSegment(string PackId, long Offset, long Length);
-
 /// <summary>
-/// One item of a recovery point. <see cref="Path"/> is relative to the protected folder with '/' separators;
-/// <see cref="Mode"/> holds the Unix permission bits; <see cref="MtimeUtcTicks"/> is the last write time in
-/// .NET ticks (100 ns) since 0001-01-01 UTC.
+/// One item of a recovery point's tree. <see cref="Path"/> is relative to the protected folder with '/' separators;
+/// <see cref="Mode"/> holds the Unix permission bits; <see cref="MtimeUtcTicks"/> is the last write time in .NET ticks
+/// (100 ns) since 0001-01-01 UTC. A file's <see cref="Chunks"/> are the ids of its chunks in file order.
 /// </summary>
-public sealed record ManifestEntry(
+public sealed record TreeEntry(
     string Path, EntryKind Kind, long Size, int Mode, long MtimeUtcTicks,
-    string? Sha256 = null, string? LinkTarget = null, IReadOnlyList<PackSegment>? Segments = null);
+    string? LinkTarget = null, IReadOnlyList<string>? Chunks = null);
 
 /// <summary>An item the agent could not back up, and why; the recovery point is then partial.</summary>
 public sealed record SkippedItem(string Path, string Reason);
 
-/// <summary>The tree of one recovery point (format v1, see docs/format.md).</summary>
-public sealed record Manifest(int FormatVersion, Guid RecoveryPointId, string SourcePath, IReadOnlyList<ManifestEntry> Entries, IReadOnlyList<SkippedItem>? Skipped = null)
+/// <summary>
+/// The tree of one recovery point (format v2, see docs/format.md): every item with its metadata and chunk list.
+/// It is stored encrypted, as chunks in packs like file data, so neither the server nor the vault reads names.
+/// </summary>
+public sealed record Tree(int FormatVersion, string SourcePath, IReadOnlyList<TreeEntry> Entries, IReadOnlyList<SkippedItem>? Skipped = null)
 {
-    public const int CurrentVersion = 1;
+    public const int CurrentVersion = 2;
 
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = false };
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        WriteIndented = false,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
 
     public byte[] ToBytes() => JsonSerializer.SerializeToUtf8Bytes(this, Json);
 
-    public static Manifest FromBytes(ReadOnlySpan<byte> bytes) =>
-        JsonSerializer.Deserialize<Manifest>(bytes, Json) ?? throw new InvalidDataException("The manifest is empty.");
+    public static Tree FromBytes(ReadOnlySpan<byte> bytes)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<Tree>(bytes, Json) ?? throw new InvalidDataException("The tree is empty.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"The tree is not valid JSON: {e.Message}", e);
+        }
+    }
 
-    public string Sha256() => Convert.ToHexStringLower(SHA256.HashData(ToBytes()));
-
-    public IEnumerable<string> PackIds() =>
-        Entries.SelectMany(e => e.Segments ?? []).Select(s => s.PackId).Distinct(StringComparer.Ordinal);
-
-    /// <summary>Problems that make the manifest unusable for a restore; empty when it is sound.</summary>
+    /// <summary>Problems that make the tree unusable for a restore; empty when it is sound.</summary>
     public IReadOnlyList<string> Validate()
     {
         var errors = new List<string>();
-        if (FormatVersion != CurrentVersion) errors.Add($"Unsupported manifest format version {FormatVersion}.");
+        if (FormatVersion != CurrentVersion) errors.Add($"Unsupported tree format version {FormatVersion}.");
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var e in Entries)
+        foreach (var e in Entries ?? [])
         {
             if (string.IsNullOrEmpty(e.Path) || e.Path.StartsWith('/') || e.Path.Split('/').Any(p => p is "" or "." or ".."))
                 errors.Add($"Entry path '{e.Path}' must be relative, without empty, '.' or '..' parts.");
@@ -58,14 +66,54 @@ public sealed record Manifest(int FormatVersion, Guid RecoveryPointId, string So
             if (e.Kind == EntryKind.File)
             {
                 if (e.Size < 0) errors.Add($"File '{e.Path}' has a negative size.");
-                if (e.Sha256 is null || !PackId.IsValid(e.Sha256)) errors.Add($"File '{e.Path}' has no valid SHA-256.");
-                var segments = e.Segments ?? [];
-                if (segments.Sum(s => s.Length) != e.Size) errors.Add($"File '{e.Path}' segments do not add up to its size.");
-                if (segments.Any(s => !PackId.IsValid(s.PackId) || s.Offset < 0 || s.Length <= 0))
-                    errors.Add($"File '{e.Path}' has an invalid segment.");
+                var chunks = e.Chunks ?? [];
+                if (chunks.Any(c => !PackId.IsValid(c))) errors.Add($"File '{e.Path}' names an invalid chunk id.");
+                if (e.Size > 0 && chunks.Count == 0) errors.Add($"File '{e.Path}' has {e.Size} bytes but no chunks.");
+                if (e.Size == 0 && chunks.Count > 0) errors.Add($"File '{e.Path}' is empty but has chunks.");
             }
             if (e.Kind == EntryKind.Symlink && string.IsNullOrEmpty(e.LinkTarget)) errors.Add($"Symlink '{e.Path}' has no target.");
         }
+        return errors;
+    }
+}
+
+/// <summary>
+/// What the server keeps in plain text for a recovery point (format v2): the chunks holding its encrypted tree and
+/// every pack its data lies in, so the server and the vault copy can work without the key.
+/// </summary>
+public sealed record Manifest(int FormatVersion, Guid RecoveryPointId, IReadOnlyList<string> Tree, IReadOnlyList<string> Packs)
+{
+    public const int CurrentVersion = 2;
+
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = false };
+
+    public byte[] ToBytes() => JsonSerializer.SerializeToUtf8Bytes(this, Json);
+
+    public static Manifest FromBytes(ReadOnlySpan<byte> bytes)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<Manifest>(bytes, Json) ?? throw new InvalidDataException("The manifest is empty.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"The manifest is not valid JSON: {e.Message}", e);
+        }
+    }
+
+    public string Sha256() => Convert.ToHexStringLower(SHA256.HashData(ToBytes()));
+
+    public IEnumerable<string> PackIds() => Packs.Distinct(StringComparer.Ordinal);
+
+    /// <summary>Problems that make the manifest unusable; empty when it is sound.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (FormatVersion != CurrentVersion) errors.Add($"Unsupported manifest format version {FormatVersion}.");
+        if (Tree is null || Tree.Count == 0) errors.Add("The manifest names no tree chunk.");
+        else if (Tree.Any(c => !PackId.IsValid(c))) errors.Add("The manifest names an invalid tree chunk id.");
+        if (Packs is null || Packs.Count == 0) errors.Add("The manifest names no pack.");
+        else if (Packs.Any(p => !PackId.IsValid(p))) errors.Add("The manifest names an invalid pack id.");
         return errors;
     }
 }

@@ -62,4 +62,22 @@ public sealed class VaultStore(BlobContainerClient container)
             return null;
         }
     }
+
+    private BlobClient KeyFileBlob => container.GetBlobClient("keys/repository.json");
+
+    /// <summary>The repository's key file (wrapped master keys), so another server can restore from the vault with the passphrase alone.</summary>
+    public async Task UploadKeyFileAsync(byte[] keyFile, CancellationToken ct) =>
+        await KeyFileBlob.UploadAsync(new BinaryData(keyFile), overwrite: true, ct);
+
+    public async Task<byte[]?> ReadKeyFileAsync(CancellationToken ct)
+    {
+        try
+        {
+            return (await KeyFileBlob.DownloadContentAsync(ct)).Value.Content.ToArray();
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            return null;
+        }
+    }
 }

@@ -1,0 +1,266 @@
+using System.Buffers;
+using System.Threading.Channels;
+using Backup.Storage.Blobs;
+using Backup.Storage.Crypto;
+using Backup.Storage.Format;
+
+namespace Backup.Agent.BackingUp;
+
+/// <summary>Stores one finished pack (a file in scratch space) on the server; the pipeline deletes the file afterwards.</summary>
+public delegate Task UploadPack(string path, string packId, int chunkCount, CancellationToken ct);
+
+/// <summary>What the pipeline did: chunks it saw, chunks it sealed and packed, bytes before and after sealing.</summary>
+public sealed record PipelineTotals(int ChunksSeen, int ChunksNew, long PlainBytesNew, long SealedBytesNew, int Packs, long PackBytes);
+
+/// <summary>
+/// The write side of a backup: chunk ids are computed by the caller's thread (the reader) as it adds chunks;
+/// chunks the server does not hold yet go through a bounded channel to one sealing worker per core (zstd, then
+/// AES-256-GCM), then to a single packer that fills packs of <c>packTarget</c> bytes in scratch space, then to an
+/// uploader that sends one pack while the next fills. Every channel is bounded, so memory stays at a few chunks
+/// per stage whatever the size of the data set. The first failure of any stage stops all of them and is
+/// rethrown by <see cref="AddAsync"/> or <see cref="CompleteAsync"/>.
+/// </summary>
+public sealed class ChunkPipeline : IAsyncDisposable
+{
+    private readonly record struct Plain(ChunkId Id, byte[] Buffer, int Length);
+    private readonly record struct Sealed(ChunkId Id, byte[] Buffer, int Length, int PlainLength);
+    private readonly record struct Finished(string Path, string PackId, int Chunks, long Bytes);
+
+    private readonly ChunkIdHasher _ids;
+    private readonly ISet<ChunkId> _known;
+    private readonly string _scratch;
+    private readonly long _packTarget;
+    private readonly UploadPack _upload;
+    private readonly CancellationTokenSource _stop;
+    private readonly Channel<Plain> _toSeal;
+    private readonly Channel<Sealed> _toPack;
+    private readonly Channel<Finished> _toUpload;
+    private readonly Task _sealers;
+    private readonly Task _packer;
+    private readonly Task _uploader;
+    private readonly HashSet<ChunkId> _queued = [];
+    private readonly int _workers;
+    private Exception? _failure;
+    private int _chunksSeen, _chunksNew, _packs;
+    private long _plainNew, _sealedNew, _packBytes;
+    private bool _completed;
+
+    /// <param name="known">Chunk ids the server already holds; the pipeline adds the ones it packs.</param>
+    public ChunkPipeline(MasterKeys keys, ISet<ChunkId> known, string scratch, long packTarget, UploadPack upload, int? sealers = null, CancellationToken ct = default)
+    {
+        _ids = keys.CreateChunkIdHasher();
+        _known = known;
+        _scratch = scratch;
+        _packTarget = packTarget;
+        _upload = upload;
+        _stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var workers = _workers = Math.Max(1, sealers ?? Environment.ProcessorCount);
+        _toSeal = Channel.CreateBounded<Plain>(new BoundedChannelOptions(workers * 2) { SingleWriter = true });
+        _toPack = Channel.CreateBounded<Sealed>(new BoundedChannelOptions(workers * 2) { SingleReader = true });
+        _toUpload = Channel.CreateBounded<Finished>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
+        _sealers = Task.WhenAll(Enumerable.Range(0, workers).Select(_ => Task.Run(() => SealAsync(keys))));
+        _packer = Task.Run(PackAsync);
+        _uploader = Task.Run(UploadAsync);
+    }
+
+    /// <summary>Computes the chunk's id and queues it for storing unless the server or this run already has it.</summary>
+    public async ValueTask<ChunkId> AddAsync(ReadOnlyMemory<byte> chunk)
+    {
+        ThrowIfFailed();
+        var id = _ids.Compute(chunk.Span);
+        _chunksSeen++;
+        if (_known.Contains(id) || !_queued.Add(id)) return id;
+        var buffer = ArrayPool<byte>.Shared.Rent(chunk.Length);
+        chunk.CopyTo(buffer);
+        try
+        {
+            await _toSeal.Writer.WriteAsync(new Plain(id, buffer, chunk.Length), _stop.Token);
+        }
+        catch (OperationCanceledException) when (_failure is not null)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            ThrowIfFailed();
+        }
+        return id;
+    }
+
+    /// <summary>Seals what is queued, packs and uploads the last pack, and returns the totals.</summary>
+    public async Task<PipelineTotals> CompleteAsync()
+    {
+        ThrowIfFailed();
+        _completed = true;
+        _toSeal.Writer.TryComplete();
+        await Task.WhenAll(_sealers, _packer, _uploader).ConfigureAwait(false);
+        ThrowIfFailed();
+        foreach (var id in _queued) _known.Add(id);
+        return new PipelineTotals(_chunksSeen, _chunksNew, _plainNew, _sealedNew, _packs, _packBytes);
+    }
+
+    private async Task SealAsync(MasterKeys keys)
+    {
+        try
+        {
+            using var envelope = new BlobEnvelope(keys);
+            await foreach (var plain in _toSeal.Reader.ReadAllAsync(_stop.Token))
+            {
+                byte[]? output = null;
+                try
+                {
+                    output = ArrayPool<byte>.Shared.Rent(BlobEnvelope.MaxSealedLength(plain.Length));
+                    var blob = envelope.Seal(plain.Buffer.AsSpan(0, plain.Length), output);
+                    await _toPack.Writer.WriteAsync(new Sealed(plain.Id, output, blob.Length, plain.Length), _stop.Token);
+                    output = null;
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(plain.Buffer);
+                    if (output is not null) ArrayPool<byte>.Shared.Return(output);
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            Fail(e);
+        }
+        finally
+        {
+            // The last sealer to finish closes the packer's input.
+            if (Interlocked.Increment(ref _sealersDone) == _workers) _toPack.Writer.TryComplete();
+        }
+    }
+
+    private int _sealersDone;
+
+    private async Task PackAsync()
+    {
+        PackBuilder? pack = null;
+        try
+        {
+            await foreach (var blob in _toPack.Reader.ReadAllAsync(_stop.Token))
+            {
+                try
+                {
+                    pack ??= new PackBuilder(Path.Combine(_scratch, $"pack-{Guid.NewGuid():N}.tmp"));
+                    pack.Add(blob.Id, blob.Buffer.AsSpan(0, blob.Length), blob.PlainLength);
+                    Interlocked.Increment(ref _chunksNew);
+                    Interlocked.Add(ref _plainNew, blob.PlainLength);
+                    Interlocked.Add(ref _sealedNew, blob.Length);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(blob.Buffer);
+                }
+                if (pack.Length >= _packTarget)
+                {
+                    await FinishAsync(pack);
+                    pack = null;
+                }
+            }
+            if (pack is not null)
+            {
+                await FinishAsync(pack);
+                pack = null;
+            }
+        }
+        catch (Exception e)
+        {
+            Fail(e);
+        }
+        finally
+        {
+            if (pack is not null)
+            {
+                await pack.DisposeAsync();
+                TryDelete(pack.Path);
+            }
+            _toUpload.Writer.TryComplete();
+        }
+    }
+
+    private async Task FinishAsync(PackBuilder pack)
+    {
+        var (packId, bytes) = await pack.FinishAsync(_stop.Token);
+        var count = pack.Count;
+        await pack.DisposeAsync();
+        await _toUpload.Writer.WriteAsync(new Finished(pack.Path, packId, count, bytes), _stop.Token);
+    }
+
+    private async Task UploadAsync()
+    {
+        try
+        {
+            await foreach (var finished in _toUpload.Reader.ReadAllAsync(_stop.Token))
+            {
+                try
+                {
+                    await _upload(finished.Path, finished.PackId, finished.Chunks, _stop.Token);
+                    _packs++;
+                    _packBytes += finished.Bytes;
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    throw new PackSealException($"Pack {finished.PackId} could not be stored: {e.Message}", e);
+                }
+                finally
+                {
+                    TryDelete(finished.Path);
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            Fail(e);
+        }
+        finally
+        {
+            // Packs finished but never uploaded (after a failure) are scratch files only.
+            while (_toUpload.Reader.TryRead(out var left)) TryDelete(left.Path);
+        }
+    }
+
+    private void Fail(Exception e)
+    {
+        if (e is OperationCanceledException && _stop.IsCancellationRequested && _failure is null && !_completed) return;
+        if (e is OperationCanceledException && _failure is not null) return;
+        Interlocked.CompareExchange(ref _failure, e, null);
+        _stop.Cancel();
+    }
+
+    private void ThrowIfFailed()
+    {
+        if (_failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(_failure);
+        _stop.Token.ThrowIfCancellationRequested();
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+            // Scratch space; the next run's cleanup removes what is left.
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_stop.IsCancellationRequested) await _stop.CancelAsync();
+        _toSeal.Writer.TryComplete();
+        try
+        {
+            await Task.WhenAll(_sealers, _packer, _uploader).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // Already recorded as the failure, or cancellation after the run ended.
+        }
+        while (_toSeal.Reader.TryRead(out var plain)) ArrayPool<byte>.Shared.Return(plain.Buffer);
+        while (_toPack.Reader.TryRead(out var blob)) ArrayPool<byte>.Shared.Return(blob.Buffer);
+        _stop.Dispose();
+    }
+}
+
+/// <summary>Storing a finished pack failed: the run fails, it is not a problem with the file being read.</summary>
+public sealed class PackSealException(string message, Exception inner) : Exception(message, inner);

@@ -1,0 +1,90 @@
+using System.Security.Cryptography;
+using Backup.Commands.Common;
+using Backup.Commands.Repository;
+using Backup.Commands.SettingPassphrase;
+using Backup.Storage.Contracts;
+using Backup.Storage.Crypto;
+using Backup.Storage.Disk;
+using Backup.Storage.Vault;
+using Marten;
+using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Backup.Api.Repository;
+
+/// <summary>What the server says of its key: never the key, only that it exists, its hash and its cost.</summary>
+public sealed record RepositoryKeyResponse(string KeyFileSha256, string Kdf, int MemoryKiB, int Passes, int PassphraseChanges);
+
+/// <summary>
+/// The repository's encryption key: created once with a passphrase, re-wrapped when the passphrase changes. The key
+/// file (master keys wrapped under the passphrase) is kept on the server's disk and in the vault; agents fetch it and
+/// unwrap it with the passphrase they are configured with, so data is encrypted before it leaves the protected machine.
+/// </summary>
+public static class RepositoryKeyEndpoints
+{
+    public static IEndpointRouteBuilder MapRepositoryKey(this IEndpointRouteBuilder app)
+    {
+        var key = app.MapGroup("/api/repository/key").WithTags("Repository key");
+        key.MapPut("/", Create)
+            .WithSummary("Create the repository's encryption key, protected by a passphrase")
+            .WithDescription("Once per server: 409 if a key exists. The passphrase needs 16 characters or more (400 otherwise); keep it safe, "
+                + "it is the only way to restore from the vault. The key file is stored on the server's disk and in the vault.");
+        key.MapGet("/", Get).WithSummary("Whether the repository has a key, with its key file's hash and cost (never the key)");
+        key.MapPost("/passphrase", ChangePassphrase)
+            .WithSummary("Change the passphrase; no stored data is rewritten")
+            .WithDescription("422 when the current passphrase is wrong (nothing changed); 404 when there is no key yet.");
+        return app;
+    }
+
+    private static async Task<Created<RepositoryKeyResponse>> Create(CreateRepositoryKeyRequest request, IMediator m, DiskStore disk, VaultStore vault, CancellationToken ct)
+    {
+        var written = await m.Send(new CreateRepositoryKey(request.Passphrase ?? "", async token =>
+        {
+            var file = KeyFile.Create(request.Passphrase!, out var keys);
+            keys.Dispose();
+            var bytes = file.ToJsonBytes();
+            if (!await disk.TryCreateKeyFileAsync(bytes, token))
+                throw new ConflictException("The repository already has a key file on disk.");
+            await vault.UploadKeyFileAsync(bytes, token);
+            return Written(file, bytes);
+        }), ct);
+        return TypedResults.Created("/api/repository/key", new RepositoryKeyResponse(written.Sha256, written.Kdf, written.MemoryKiB, written.Passes, 0));
+    }
+
+    private static async Task<Results<Ok<RepositoryKeyResponse>, NotFound>> Get(IQuerySession session, DiskStore disk, CancellationToken ct)
+    {
+        var (state, _) = await session.LoadAsync<RepositoryKey>(RepositoryKey.StreamId, RepositoryKey.Next, ct);
+        var bytes = await disk.ReadKeyFileAsync(ct);
+        if (state is null || bytes is null) return TypedResults.NotFound();
+        var file = KeyFile.FromJson(bytes);
+        return TypedResults.Ok(new RepositoryKeyResponse(state.KeyFileSha256, file.Kdf.Algorithm, (int)file.Kdf.MemoryKiB, (int)file.Kdf.Passes, state.PassphraseChanges));
+    }
+
+    private static async Task<Ok<RepositoryKeyResponse>> ChangePassphrase(
+        ChangePassphraseRequest request, IMediator m, DiskStore disk, VaultStore vault, IQuerySession session, CancellationToken ct)
+    {
+        var written = await m.Send(new ChangeRepositoryPassphrase(request.CurrentPassphrase ?? "", request.NewPassphrase ?? "", async token =>
+        {
+            var current = await disk.ReadKeyFileAsync(token) ?? throw new NotFoundException("Repository key file", RepositoryKey.StreamId);
+            KeyFile rewrapped;
+            try
+            {
+                rewrapped = KeyFile.FromJson(current).Rewrap(request.CurrentPassphrase!, request.NewPassphrase!);
+            }
+            catch (WrongPassphraseException)
+            {
+                throw new UnprocessableException("The current passphrase is wrong; nothing was changed.");
+            }
+            var bytes = rewrapped.ToJsonBytes();
+            // Vault first: if it is unreachable, nothing has changed anywhere and the old passphrase still works.
+            await vault.UploadKeyFileAsync(bytes, token);
+            await disk.ReplaceKeyFileAsync(bytes, token);
+            return Written(rewrapped, bytes);
+        }), ct);
+        var (state, _) = await session.LoadAsync<RepositoryKey>(RepositoryKey.StreamId, RepositoryKey.Next, ct);
+        return TypedResults.Ok(new RepositoryKeyResponse(written.Sha256, written.Kdf, written.MemoryKiB, written.Passes, state?.PassphraseChanges ?? 0));
+    }
+
+    private static KeyFileWritten Written(KeyFile file, byte[] bytes) =>
+        new(Convert.ToHexStringLower(SHA256.HashData(bytes)), file.Kdf.Algorithm, (int)file.Kdf.MemoryKiB, (int)file.Kdf.Passes);
+}

@@ -1,0 +1,159 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using Backup.Storage.Blobs;
+using Backup.Storage.Chunking;
+using Backup.Storage.Crypto;
+
+namespace Backup.Storage.Format;
+
+/// <summary>Where one sealed chunk lies in a pack: its id, the blob's offset and length, and the chunk's plaintext length.</summary>
+public readonly record struct PackEntry(ChunkId Id, long Offset, int Length, int PlainLength);
+
+/// <summary>
+/// A version 2 pack (docs/format.md): <c>"BKPACK2\n"</c>, the sealed blobs back to back, then a trailer of one
+/// 40-byte record per blob (chunk id, sealed length, plaintext length; offsets follow from the order), the
+/// blob count and <c>"BKPKEND2"</c>. Packs describe themselves, so an index can be rebuilt from the packs alone.
+/// The pack's id is the SHA-256 of all its bytes.
+/// </summary>
+public static class Pack
+{
+    public static ReadOnlySpan<byte> HeadMagic => "BKPACK2\n"u8;
+    public static ReadOnlySpan<byte> EndMagic => "BKPKEND2"u8;
+    public const int MagicSize = 8;
+    public const int TrailerRecordSize = ChunkId.Size + 4 + 4;
+    public const int MinBlobLength = BlobEnvelope.MaxOverhead;
+
+    /// <summary>The largest plaintext chunk a pack may hold: FastCDC's maximum.</summary>
+    public static int MaxPlainLength => FastCdcParameters.Default.MaxSize;
+
+    public static int MaxBlobLength => BlobEnvelope.MaxSealedLength(MaxPlainLength);
+
+    /// <summary>Bytes of a pack with no blob.</summary>
+    public const int EmptyLength = MagicSize + 4 + MagicSize;
+
+    /// <summary>
+    /// Reads and checks the trailer of a whole pack in <paramref name="pack"/> (seekable, positioned anywhere).
+    /// </summary>
+    /// <exception cref="InvalidDataException">The pack is truncated or its structure is inconsistent; the message says how.</exception>
+    public static IReadOnlyList<PackEntry> ReadIndex(Stream pack)
+    {
+        var length = pack.Length;
+        if (length < EmptyLength) throw new InvalidDataException($"The pack is {length} bytes, shorter than any pack ({EmptyLength}).");
+        Span<byte> head = stackalloc byte[MagicSize];
+        pack.Position = 0;
+        pack.ReadExactly(head);
+        if (!head.SequenceEqual(HeadMagic)) throw new InvalidDataException("The pack does not start with the version 2 pack header.");
+        Span<byte> tail = stackalloc byte[4 + MagicSize];
+        pack.Position = length - tail.Length;
+        pack.ReadExactly(tail);
+        if (!tail[4..].SequenceEqual(EndMagic)) throw new InvalidDataException("The pack does not end with the pack trailer mark (truncated?).");
+        var count = BinaryPrimitives.ReadUInt32LittleEndian(tail);
+        var trailerLength = (long)count * TrailerRecordSize;
+        if (trailerLength > length - EmptyLength) throw new InvalidDataException($"The pack claims {count} blobs, more than its {length} bytes can hold.");
+
+        var trailer = new byte[trailerLength];
+        pack.Position = length - tail.Length - trailerLength;
+        pack.ReadExactly(trailer);
+        var entries = new PackEntry[count];
+        long offset = MagicSize;
+        var dataEnd = length - tail.Length - trailerLength;
+        for (var i = 0; i < count; i++)
+        {
+            var record = trailer.AsSpan(i * TrailerRecordSize, TrailerRecordSize);
+            var id = new ChunkId(record[..ChunkId.Size]);
+            var blob = BinaryPrimitives.ReadUInt32LittleEndian(record[ChunkId.Size..]);
+            var plain = BinaryPrimitives.ReadUInt32LittleEndian(record[(ChunkId.Size + 4)..]);
+            if (blob < MinBlobLength || blob > MaxBlobLength)
+                throw new InvalidDataException($"Blob {i} of the pack (chunk {id}) has an impossible length {blob}.");
+            if (plain > MaxPlainLength)
+                throw new InvalidDataException($"Blob {i} of the pack (chunk {id}) claims {plain} plaintext bytes, more than a chunk may hold.");
+            entries[i] = new PackEntry(id, offset, (int)blob, (int)plain);
+            offset += blob;
+            if (offset > dataEnd) throw new InvalidDataException($"Blob {i} of the pack (chunk {id}) runs past the pack's data.");
+        }
+        if (offset != dataEnd) throw new InvalidDataException($"The pack's blobs end at {offset}, but its trailer starts at {dataEnd}.");
+        return entries;
+    }
+
+    public static IReadOnlyList<PackEntry> ReadIndex(string path)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
+        return ReadIndex(file);
+    }
+}
+
+/// <summary>
+/// Writes one pack to a file: blobs as they come, the trailer on <see cref="FinishAsync"/>, hashing as it goes so
+/// the pack id costs no second read.
+/// </summary>
+public sealed class PackBuilder : IAsyncDisposable
+{
+    private readonly FileStream _file;
+    private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private readonly List<PackEntry> _entries = [];
+    private bool _finished;
+
+    public PackBuilder(string path)
+    {
+        Path = path;
+        _file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16);
+        Append(Pack.HeadMagic);
+    }
+
+    public string Path { get; }
+
+    /// <summary>Bytes written so far (header and blobs).</summary>
+    public long Length { get; private set; }
+
+    public int Count => _entries.Count;
+
+    public IReadOnlyList<PackEntry> Entries => _entries;
+
+    public void Add(ChunkId id, ReadOnlySpan<byte> sealedBlob, int plainLength)
+    {
+        if (_finished) throw new InvalidOperationException("The pack is finished.");
+        if (sealedBlob.Length < Pack.MinBlobLength || sealedBlob.Length > Pack.MaxBlobLength)
+            throw new ArgumentException($"A sealed blob of {sealedBlob.Length} bytes cannot be packed.", nameof(sealedBlob));
+        ArgumentOutOfRangeException.ThrowIfNegative(plainLength);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(plainLength, Pack.MaxPlainLength);
+        _entries.Add(new PackEntry(id, Length, sealedBlob.Length, plainLength));
+        Append(sealedBlob);
+    }
+
+    /// <summary>Writes the trailer, flushes the file and returns the pack's id (hex SHA-256) and length.</summary>
+    public async Task<(string PackId, long Bytes)> FinishAsync(CancellationToken ct)
+    {
+        if (_finished) throw new InvalidOperationException("The pack is finished.");
+        _finished = true;
+        var trailer = new byte[_entries.Count * Pack.TrailerRecordSize + 4 + Pack.MagicSize];
+        for (var i = 0; i < _entries.Count; i++)
+        {
+            var record = trailer.AsSpan(i * Pack.TrailerRecordSize, Pack.TrailerRecordSize);
+            _entries[i].Id.WriteTo(record);
+            BinaryPrimitives.WriteUInt32LittleEndian(record[ChunkId.Size..], (uint)_entries[i].Length);
+            BinaryPrimitives.WriteUInt32LittleEndian(record[(ChunkId.Size + 4)..], (uint)_entries[i].PlainLength);
+        }
+        BinaryPrimitives.WriteUInt32LittleEndian(trailer.AsSpan(_entries.Count * Pack.TrailerRecordSize), (uint)_entries.Count);
+        Pack.EndMagic.CopyTo(trailer.AsSpan(trailer.Length - Pack.MagicSize));
+        Append(trailer);
+        await _file.FlushAsync(ct);
+        await _file.DisposeAsync();
+        return (Convert.ToHexStringLower(_hash.GetHashAndReset()), Length);
+    }
+
+    private void Append(ReadOnlySpan<byte> bytes)
+    {
+        _file.Write(bytes);
+        _hash.AppendData(bytes);
+        Length += bytes.Length;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _file.DisposeAsync();
+        _hash.Dispose();
+    }
+}
+
+/// <summary>Where the server's index says a chunk is stored (the wire form for restores and checks).</summary>
+public sealed record ChunkLocation(string ChunkId, string PackId, long Offset, int Length, int PlainLength);
