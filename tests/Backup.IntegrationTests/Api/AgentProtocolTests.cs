@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Backup.IntegrationTests.Infrastructure;
 using Backup.Storage.Contracts;
+using Backup.Storage.Crypto;
 using Backup.Storage.Format;
 
 namespace Backup.IntegrationTests.Api;
@@ -18,13 +19,23 @@ public sealed class AgentProtocolTests(ApiFactory api) : IClassFixture<ApiFactor
 
     private Task<HttpResponseMessage> PollAsync(EnrolAgentResponse agent) => _client.PollAsync(agent);
 
-    private async Task<string> UploadPackAsync(EnrolAgentResponse agent, Guid rp, byte[] pack)
+    private async Task<PackStored> UploadPackAsync(EnrolAgentResponse agent, Guid rp, TestPack pack)
     {
-        var id = Convert.ToHexStringLower(SHA256.HashData(pack));
         var response = await _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Put,
-            $"/api/agents/{agent.AgentId}/recovery-points/{rp}/packs/{id}?chunks=2", agent.Credential, new ByteArrayContent(pack)), Ct);
+            $"/api/agents/{agent.AgentId}/recovery-points/{rp}/packs/{pack.Id}", agent.Credential, new ByteArrayContent(pack.Bytes)), Ct);
         response.StatusCode.ShouldBe(HttpStatusCode.OK, await response.Content.ReadAsStringAsync(Ct));
-        return id;
+        return (await response.Content.ReadFromJsonAsync<PackStored>(ApiClient.Json, Ct))!;
+    }
+
+    private Task<HttpResponseMessage> CommitAsync(EnrolAgentResponse agent, Guid rp, CompleteBackupRequest request) =>
+        _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Post,
+            $"/api/agents/{agent.AgentId}/recovery-points/{rp}/complete", agent.Credential, JsonContent.Create(request, options: Manifest.Json)), Ct);
+
+    private async Task<List<ChunkId>> KnownChunksAsync(EnrolAgentResponse agent)
+    {
+        var response = await _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Get, $"/api/agents/{agent.AgentId}/chunks", agent.Credential), Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.OK);
+        return (await response.Content.ReadAsByteArrayAsync(Ct)).Chunk(ChunkId.Size).Select(b => new ChunkId(b)).ToList();
     }
 
     [Fact]
@@ -42,23 +53,20 @@ public sealed class AgentProtocolTests(ApiFactory api) : IClassFixture<ApiFactor
     }
 
     [Fact]
-    public async Task Packs_and_manifest_make_a_recovery_point_on_disk_with_its_totals()
+    public async Task Packs_and_commit_make_a_recovery_point_on_disk_with_its_totals_and_index()
     {
         var (agent, rp) = await QueuedBackupAsync();
         (await PollAsync(agent)).StatusCode.ShouldBe(HttpStatusCode.OK);
 
-        var a = RandomNumberGenerator.GetBytes(3000);
-        var b = RandomNumberGenerator.GetBytes(5000);
-        var packId = await UploadPackAsync(agent, rp, [.. a, .. b]);
-        await UploadPackAsync(agent, rp, [.. a, .. b]); // a retried upload is not a second disk write
-        var manifest = new Manifest(Manifest.CurrentVersion, rp, "/srv/files",
-        [
-            new ManifestEntry("docs", EntryKind.Directory, 0, 493, DateTime.UtcNow.Ticks),
-            new ManifestEntry("docs/a", EntryKind.File, a.Length, 420, DateTime.UtcNow.Ticks, Convert.ToHexStringLower(SHA256.HashData(a)), Segments: [new PackSegment(packId, 0, a.Length)]),
-            new ManifestEntry("docs/b", EntryKind.File, b.Length, 420, DateTime.UtcNow.Ticks, Convert.ToHexStringLower(SHA256.HashData(b)), Segments: [new PackSegment(packId, a.Length, b.Length)]),
-        ]);
-        var commit = await _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Post,
-            $"/api/agents/{agent.AgentId}/recovery-points/{rp}/complete", agent.Credential, JsonContent.Create(new CompleteBackupRequest(manifest), options: Manifest.Json)), Ct);
+        var data = TestPacks.Build(RandomNumberGenerator.GetBytes(3000), RandomNumberGenerator.GetBytes(5000));
+        var tree = TestPacks.Build("{\"pretend\":\"tree\"}"u8.ToArray());
+        (await UploadPackAsync(agent, rp, data)).AlreadyPresent.ShouldBeFalse();
+        (await UploadPackAsync(agent, rp, data)).AlreadyPresent.ShouldBeTrue(); // a retried upload is not a second disk write
+        await UploadPackAsync(agent, rp, tree);
+        (await KnownChunksAsync(agent)).ShouldBe([.. data.Chunks, .. tree.Chunks], ignoreOrder: true);
+
+        var commit = await CommitAsync(agent, rp, new CompleteBackupRequest(
+            [tree.Chunks[0].ToString()], TestPacks.Base64(data.Chunks), Files: 2, Directories: 1, BytesRead: 8000));
         commit.StatusCode.ShouldBe(HttpStatusCode.NoContent, await commit.Content.ReadAsStringAsync(Ct));
 
         var view = await _client.WaitForAsync($"/api/recovery-points/{rp}", v => v.GetProperty("status").GetString() == "Created");
@@ -66,29 +74,68 @@ public sealed class AgentProtocolTests(ApiFactory api) : IClassFixture<ApiFactor
         view.GetProperty("files").GetInt32().ShouldBe(2);
         view.GetProperty("directories").GetInt32().ShouldBe(1);
         view.GetProperty("bytesRead").GetInt64().ShouldBe(8000);
-        view.GetProperty("packsWrittenToDisk").GetInt32().ShouldBe(1);
-        File.Exists(Path.Combine(api.DiskStore, "packs", packId[..2], packId)).ShouldBeTrue();
-        File.Exists(Path.Combine(api.DiskStore, "manifests", $"{rp:N}.json")).ShouldBeTrue();
+        view.GetProperty("packsWrittenToDisk").GetInt32().ShouldBe(2);
+        view.GetProperty("packCount").GetInt32().ShouldBe(2);
+        File.Exists(Path.Combine(api.DiskStore, "packs", data.Id[..2], data.Id)).ShouldBeTrue();
+        var manifest = Manifest.FromBytes(File.ReadAllBytes(Path.Combine(api.DiskStore, "manifests", $"{rp:N}.json")));
+        manifest.Validate().ShouldBeEmpty();
+        manifest.Tree.ShouldBe([tree.Chunks[0].ToString()]);
+        manifest.Packs.ShouldBe(new[] { data.Id, tree.Id }.Order(StringComparer.Ordinal).ToList());
 
         var list = await _client.GetJsonAsync($"/api/recovery-points?dataSourceId={view.GetProperty("dataSourceId").GetGuid()}");
         list.GetProperty("items").EnumerateArray().Select(r => r.GetProperty("id").GetGuid()).ShouldBe([rp]);
     }
 
     [Fact]
-    public async Task A_manifest_naming_a_pack_the_server_does_not_hold_is_refused()
+    public async Task A_second_backup_referencing_chunks_another_run_stored_needs_no_new_pack()
+    {
+        var (agent, first) = await QueuedBackupAsync();
+        (await PollAsync(agent)).StatusCode.ShouldBe(HttpStatusCode.OK);
+        var data = TestPacks.Build(RandomNumberGenerator.GetBytes(4000));
+        var tree = TestPacks.Build(RandomNumberGenerator.GetBytes(100));
+        await UploadPackAsync(agent, first, data);
+        await UploadPackAsync(agent, first, tree);
+        (await CommitAsync(agent, first, new CompleteBackupRequest([tree.Chunks[0].ToString()], TestPacks.Base64(data.Chunks), 1, 0, 4000)))
+            .StatusCode.ShouldBe(HttpStatusCode.NoContent);
+
+        // Same agent, same data source, next run: every chunk is known, so the commit alone makes the recovery point.
+        var second = await _client.RequestBackupAsync((await _client.GetJsonAsync($"/api/recovery-points/{first}")).GetProperty("dataSourceId").GetGuid());
+        (await PollAsync(agent)).StatusCode.ShouldBe(HttpStatusCode.OK);
+        (await CommitAsync(agent, second, new CompleteBackupRequest([tree.Chunks[0].ToString()], TestPacks.Base64(data.Chunks), 1, 0, 4000)))
+            .StatusCode.ShouldBe(HttpStatusCode.NoContent);
+        var view = await _client.WaitForAsync($"/api/recovery-points/{second}", v => v.GetProperty("status").GetString() == "Created");
+        view.GetProperty("packsWrittenToDisk").GetInt32().ShouldBe(0);
+        view.GetProperty("packCount").GetInt32().ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task A_commit_referencing_a_chunk_the_server_does_not_hold_is_refused()
     {
         var (agent, rp) = await QueuedBackupAsync();
         (await PollAsync(agent)).StatusCode.ShouldBe(HttpStatusCode.OK);
-        var ghost = Convert.ToHexStringLower(SHA256.HashData("never uploaded"u8));
-        var manifest = new Manifest(Manifest.CurrentVersion, rp, "/srv/files",
-            [new ManifestEntry("x", EntryKind.File, 5, 420, 0, ghost, Segments: [new PackSegment(ghost, 0, 5)])]);
+        var tree = TestPacks.Build(RandomNumberGenerator.GetBytes(100));
+        await UploadPackAsync(agent, rp, tree);
+        var ghost = TestPacks.Build(RandomNumberGenerator.GetBytes(10)).Chunks; // built, never uploaded
         var before = await api.EventCountAsync();
-        var commit = await _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Post,
-            $"/api/agents/{agent.AgentId}/recovery-points/{rp}/complete", agent.Credential, JsonContent.Create(new CompleteBackupRequest(manifest), options: Manifest.Json)), Ct);
+        var commit = await CommitAsync(agent, rp, new CompleteBackupRequest([tree.Chunks[0].ToString()], TestPacks.Base64(ghost), 1, 0, 10));
         commit.StatusCode.ShouldBe(HttpStatusCode.UnprocessableEntity);
-        (await commit.Content.ReadAsStringAsync(Ct)).ShouldContain("not on the server");
+        (await commit.Content.ReadAsStringAsync(Ct)).ShouldContain("not stored on the server");
         (await api.EventCountAsync()).ShouldBe(before);
         File.Exists(Path.Combine(api.DiskStore, "manifests", $"{rp:N}.json")).ShouldBeFalse();
+    }
+
+    [Theory]
+    [InlineData("not base64 at all!")]
+    [InlineData("AAAA")] // 3 bytes: not a whole number of 32-byte ids
+    public async Task A_commit_whose_chunk_list_is_malformed_is_refused(string chunks)
+    {
+        var (agent, rp) = await QueuedBackupAsync();
+        (await PollAsync(agent)).StatusCode.ShouldBe(HttpStatusCode.OK);
+        var before = await api.EventCountAsync();
+        var commit = await CommitAsync(agent, rp, new CompleteBackupRequest([new string('a', 64)], chunks, 1, 0, 10));
+        commit.StatusCode.ShouldBe(HttpStatusCode.UnprocessableEntity);
+        (await commit.Content.ReadAsStringAsync(Ct)).ShouldContain("'chunks'");
+        (await api.EventCountAsync()).ShouldBe(before);
     }
 
     [Fact]

@@ -196,6 +196,39 @@ public sealed class BadInputTests(ApiFactory api) : IClassFixture<ApiFactory>
         Directory.EnumerateFiles(Path.Combine(api.DiskStore, "tmp")).ShouldBeEmpty();
     }
 
+    [Theory]
+    [InlineData("random bytes")]
+    [InlineData("truncated pack")]
+    [InlineData("trailer lies")]
+    public async Task A_pack_with_the_right_hash_but_a_broken_structure_is_refused_and_not_kept(string damage)
+    {
+        var (agent, rp) = await _client.QueuedBackupAsync("/data");
+        (await _client.PollAsync(agent)).StatusCode.ShouldBe(HttpStatusCode.OK);
+        var good = TestPacks.Build(RandomNumberGenerator.GetBytes(5000), RandomNumberGenerator.GetBytes(7000)).Bytes;
+        var bytes = damage switch
+        {
+            "random bytes" => RandomNumberGenerator.GetBytes(4096),
+            "truncated pack" => good[..^10],
+            _ => Lie(good),
+        };
+        var id = Convert.ToHexStringLower(SHA256.HashData(bytes)); // the hash matches: only the structure is wrong
+        var problem = await ShouldBeRejectedAsync(
+            () => _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Put, $"/api/agents/{agent.AgentId}/recovery-points/{rp}/packs/{id}", agent.Credential, new ByteArrayContent(bytes)), Ct),
+            HttpStatusCode.UnprocessableEntity);
+        problem.GetProperty("detail").GetString()!.ShouldContain("not a valid pack");
+        Directory.EnumerateFiles(Path.Combine(api.DiskStore, "packs"), "*", SearchOption.AllDirectories).ShouldBeEmpty();
+        Directory.EnumerateFiles(Path.Combine(api.DiskStore, "tmp")).ShouldBeEmpty();
+
+        // The first blob's length in the trailer grows by one: the blobs no longer end where the trailer starts.
+        static byte[] Lie(byte[] pack)
+        {
+            var copy = (byte[])pack.Clone();
+            var firstRecord = copy.Length - 12 - 2 * 40;
+            copy[firstRecord + 32]++;
+            return copy;
+        }
+    }
+
     [Fact]
     public async Task Restore_from_the_vault_before_the_online_copy_is_a_409()
     {

@@ -57,6 +57,7 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
         }
         // Workers start after the API so the schema exists; they run the projections and the vault copy.
         _processes.Add(ProductProcess.Start("Backup.Workers", Environment()));
+        await _client.CreateRepositoryKeyAsync();
     }
 
     [Fact]
@@ -84,6 +85,8 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
         await foreach (var b in blobs) names.Add(b.Name);
         names.Count(n => n.StartsWith("packs/", StringComparison.Ordinal)).ShouldBe(point.GetProperty("packCount").GetInt32());
         names.ShouldContain($"manifests/{recoveryPoint:N}.json");
+        names.ShouldContain("keys/repository.json", "the wrapped key must be in the vault so another server can restore with the passphrase");
+        await ShouldNotHoldPlaintextAsync(names, source.FullName);
 
         await ShouldBeAuditedAsync(agentId);
 
@@ -109,6 +112,29 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
         itemRestore.GetProperty("status").GetString().ShouldBe("Completed", itemRestore.ToString());
         itemRestore.GetProperty("files").GetInt32().ShouldBe(1);
         Hash(Path.Combine(into, "projects", "run (restored).sh")).ShouldBe(Hash(Path.Combine(source.FullName, "projects", "run.sh")));
+
+        // The next run of an unchanged folder sends no pack: the metadata cache vouches for every file and the server holds every chunk.
+        var again = await _client.RequestBackupAsync(dataSource);
+        var second = await _client.WaitForAsync($"/api/recovery-points/{again}",
+            rp => rp.GetProperty("status").GetString() is "Created" or "Failed", TimeSpan.FromSeconds(120));
+        second.GetProperty("status").GetString().ShouldBe("Created", second.ToString());
+        second.GetProperty("packsWrittenToDisk").GetInt32().ShouldBe(0, "an unchanged folder adds no pack");
+        second.GetProperty("files").GetInt32().ShouldBe(point.GetProperty("files").GetInt32());
+        agent.Output.ShouldContain($"{SourceFiles(source.FullName).Count} files ({SourceFiles(source.FullName).Count} unchanged, not read)");
+    }
+
+    /// <summary>Encrypted on premises: no stored pack contains a recognisable piece of any source file or name.</summary>
+    private async Task ShouldNotHoldPlaintextAsync(IEnumerable<string> blobNames, string sourceRoot)
+    {
+        var container = new BlobContainerClient(TestServices.Vault, _container);
+        var needles = new[] { "hello backup", "non-ASCII names survive", "readme.txt", "secret.txt", "# café" }
+            .Select(System.Text.Encoding.UTF8.GetBytes).ToList();
+        needles.Add(File.ReadAllBytes(Path.Combine(sourceRoot, "projects", "2026", "big-50MiB.bin")).AsSpan(1 << 20, 64).ToArray());
+        foreach (var name in blobNames.Where(n => n.StartsWith("packs/", StringComparison.Ordinal) || n.StartsWith("manifests/", StringComparison.Ordinal)))
+        {
+            var bytes = (await container.GetBlobClient(name).DownloadContentAsync(Ct)).Value.Content.ToArray();
+            foreach (var needle in needles) bytes.AsSpan().IndexOf(needle).ShouldBe(-1, $"{name} holds plaintext");
+        }
     }
 
     [Fact]
@@ -125,22 +151,42 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
         point.GetProperty("failureReason").GetString()!.ShouldContain(missing);
         point.GetProperty("tier").GetString().ShouldBe("None");
         Directory.EnumerateFiles(Path.Combine(_work.FullName, "disk-store"), "*", SearchOption.AllDirectories)
-            .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}tmp{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
+            .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}tmp{Path.DirectorySeparatorChar}", StringComparison.Ordinal)
+                && !f.Contains($"{Path.DirectorySeparatorChar}keys{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
             .ShouldBeEmpty("a failed run must not leave a manifest or packs claimed");
     }
 
+    [Fact]
+    public async Task An_agent_with_the_wrong_passphrase_fails_its_backup_with_a_clear_reason_and_sends_nothing()
+    {
+        var (_, agentId) = await StartAgentAsync("this is not the passphrase at all", "wrong-key-machine");
+        var source = Directory.CreateDirectory(Path.Combine(_work.FullName, "guarded"));
+        File.WriteAllText(Path.Combine(source.FullName, "secret.txt"), "top secret\n");
+        var group = await _client.CreateGroupAsync("Wrong key");
+        var recoveryPoint = await _client.RequestBackupAsync(await _client.AddFolderAsync(group, agentId, source.FullName));
+
+        var point = await _client.WaitForAsync($"/api/recovery-points/{recoveryPoint}",
+            rp => rp.GetProperty("status").GetString() == "Failed", TimeSpan.FromSeconds(60));
+        point.GetProperty("failureReason").GetString()!.ShouldContain("passphrase");
+        Directory.EnumerateFiles(Path.Combine(_work.FullName, "disk-store", "packs"), "*", SearchOption.AllDirectories)
+            .ShouldBeEmpty("nothing may be sent without the right key");
+    }
+
     /// <summary>Starts the real agent process with a fresh one-time token and waits until it has enrolled.</summary>
-    private async Task<(ProductProcess Process, Guid AgentId)> StartAgentAsync()
+    private async Task<(ProductProcess Process, Guid AgentId)> StartAgentAsync(string passphrase = ApiClient.Passphrase, string machine = "e2e-machine")
     {
         var token = await _client.IssueTokenAsync();
+        var passphraseFile = Path.Combine(_work.FullName, $"{machine}.passphrase");
+        File.WriteAllText(passphraseFile, passphrase + "\n");
         var agent = ProductProcess.Start("Backup.Agent", new Dictionary<string, string>(),
-            $"--Agent:Server={_baseUrl}/", $"--Agent:EnrolmentToken={token}", $"--Agent:StateDirectory={Path.Combine(_work.FullName, "agent-state")}",
-            "--Agent:MachineName=e2e-machine", "--Agent:PollInterval=00:00:00.300");
+            $"--Agent:Server={_baseUrl}/", $"--Agent:EnrolmentToken={token}", $"--Agent:StateDirectory={Path.Combine(_work.FullName, $"{machine}-state")}",
+            $"--Agent:MachineName={machine}", "--Agent:PollInterval=00:00:00.300", $"--Agent:PassphraseFile={passphraseFile}");
         _processes.Add(agent);
         var agentId = await WaitAsync(async () =>
         {
             var agents = await _client.GetJsonAsync("/api/agents");
-            return agents.GetArrayLength() == 1 ? agents[0].GetProperty("id").GetGuid() : (Guid?)null;
+            return agents.EnumerateArray().Where(a => a.GetProperty("machineName").GetString() == machine)
+                .Select(a => (Guid?)a.GetProperty("id").GetGuid()).FirstOrDefault();
         }, agent);
         return (agent, agentId);
     }

@@ -15,6 +15,16 @@ public sealed class ApiClient(HttpClient http)
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
+    /// <summary>The passphrase tests protect their repository key with (16 characters or more).</summary>
+    public const string Passphrase = "correct horse battery staple 2026";
+
+    /// <summary>Sets up the repository's encryption key, as an administrator does once per server.</summary>
+    public async Task CreateRepositoryKeyAsync(string passphrase = Passphrase)
+    {
+        var response = await http.PutAsJsonAsync("/api/repository/key", new { passphrase }, Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.Created, await response.Content.ReadAsStringAsync(Ct));
+    }
+
     public async Task<string> IssueTokenAsync()
     {
         var response = await http.PostAsJsonAsync("/api/enrolment-tokens", new { validForMinutes = 10 }, Ct);

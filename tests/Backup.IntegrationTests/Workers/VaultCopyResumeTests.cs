@@ -67,13 +67,12 @@ public sealed class VaultCopyResumeTests : IAsyncLifetime
         var packIds = new List<string>();
         for (var i = 0; i < Packs; i++)
         {
-            var bytes = RandomNumberGenerator.GetBytes(2 << 20);
-            var id = Convert.ToHexStringLower(SHA256.HashData(bytes));
-            await disk.PutPackAsync(id, new MemoryStream(bytes), long.MaxValue, Ct);
-            packIds.Add(id);
+            var pack = TestPacks.Random(2 << 20);
+            await disk.PutPackAsync(pack.Id, new MemoryStream(pack.Bytes), long.MaxValue, Ct);
+            packIds.Add(pack.Id);
         }
         var recoveryPointId = Guid.CreateVersion7();
-        await disk.PutManifestAsync(recoveryPointId, "{\"formatVersion\":1}"u8.ToArray(), Ct);
+        await disk.PutManifestAsync(recoveryPointId, "{\"formatVersion\":2}"u8.ToArray(), Ct);
 
         var vault = Vault();
         await vault.EnsureCreatedAsync(Ct);
