@@ -85,10 +85,21 @@ if [[ ! -d "$DEMO/protected" ]]; then
   : >"$DEMO/protected/empty.txt"
 fi
 
+say "setting the repository passphrase (kept in $DEMO/passphrase, readable by root only)"
+mkdir -p "$DEMO"
+if [[ ! -s "$DEMO/passphrase" ]]; then
+  (umask 077 && head -c 24 /dev/urandom | base64 >"$DEMO/passphrase")
+fi
+if [[ "$(curl -s -o /dev/null -w '%{http_code}' "$API/api/repository/key")" == 404 ]]; then
+  # printf is a shell builtin: the passphrase never appears on a command line (ps).
+  printf '{"passphrase":"%s"}' "$(cat "$DEMO/passphrase")" |
+    curl -sS -f -X PUT "$API/api/repository/key" -H 'content-type: application/json' --data-binary @- >/dev/null
+fi
+
 say "enrolling a local agent"
 token="$(post /api/enrolment-tokens '{"validForMinutes":30}' | json_field token)"
 rm -rf "$DEMO/agent-state"
-start agent Backup.Agent "--Agent:Server=$API/" "--Agent:EnrolmentToken=$token" "--Agent:StateDirectory=$DEMO/agent-state" "--Agent:MachineName=$(hostname)"
+start agent Backup.Agent "--Agent:Server=$API/" "--Agent:EnrolmentToken=$token" "--Agent:StateDirectory=$DEMO/agent-state" "--Agent:MachineName=$(hostname)" "--Agent:PassphraseFile=$DEMO/passphrase"
 agent=""
 for _ in $(seq 60); do agent="$(curl -s "$API/api/agents" | json_field id)"; [[ -n $agent ]] && break; sleep 0.5; done
 [[ -n $agent ]] || die "the agent did not enrol; see $RUN/agent.log"

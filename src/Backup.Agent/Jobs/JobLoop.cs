@@ -148,7 +148,7 @@ public sealed class JobLoop(
             cache.Save();
             var p = result.Pipeline;
             log.LogInformation(
-                "Backup {RecoveryPointId} done in {Seconds:F1} s: {Files} files ({Cached} unchanged, not read), {Dirs} directories, {MiB:F1} MiB, "
+                "Backup {RecoveryPointId} done in {Seconds:F2} s: {Files} files ({Cached} unchanged, not read), {Dirs} directories, {MiB:F1} MiB, "
                 + "{ScannedMiB:F1} MiB read, {NewChunks}/{Chunks} chunks new ({NewMiB:F1} MiB, {SealedMiB:F1} MiB after compression) in {Packs} packs, {Skipped} skipped",
                 job.RecoveryPointId, clock.Elapsed.TotalSeconds, result.Files, result.FilesFromCache, result.Directories, result.BytesRead / 1048576.0,
                 result.BytesScanned / 1048576.0, p.ChunksNew, p.ChunksSeen, p.PlainBytesNew / 1048576.0, p.SealedBytesNew / 1048576.0, p.Packs,
@@ -164,6 +164,7 @@ public sealed class JobLoop(
     private async Task RunRestoreAsync(Guid agentId, AgentJob job, string scratch, CancellationToken ct)
     {
         log.LogInformation("Restore {RestoreId} of recovery point {RecoveryPointId} to {Path} started", job.JobId, job.RecoveryPointId, job.Path);
+        var clock = Stopwatch.StartNew();
         try
         {
             var keys = await KeysAsync(agentId, ct);
@@ -173,6 +174,8 @@ public sealed class JobLoop(
                 manifest, index, keys, job.Path, scratch, (packId, destination, token) => server.DownloadPackAsync(agentId, job.JobId, packId, destination, token),
                 new RestoreOptions(job.Paths, job.IfExists), ct);
             await server.CompleteRestoreAsync(agentId, job.JobId, result.Files, result.Bytes, result.SkippedExisting, ct);
+            log.LogInformation("Restore {RestoreId} done in {Seconds:F2} s: {Files} files, {MiB:F1} MiB, every chunk verified",
+                job.JobId, clock.Elapsed.TotalSeconds, result.Files, result.Bytes / 1048576.0);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

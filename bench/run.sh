@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: this product vs restic and borg (Debian packages) on the shared dataset, in one run.
+#
+#   bash bench/run.sh                 BENCH_SCALE=0.25 (~400 MB), one run
+#   BENCH_SCALE=1 RUNS=2 bash bench/run.sh
+#
+# Steps, each warm (inputs read once, untimed, right before): initial backup, no-change backup, backup after the
+# ~1 % mutation (../shared/bench/mutate-dataset.sh), full restore. Tool order rotates between runs. Prints one
+# table: seconds, MB/s (dataset bytes / seconds), repository bytes and peak RSS per tool and step, and ratios
+# against restic (speed: restic seconds / tool seconds; size and RSS: tool / restic). Never part of the test suite.
+#
+# This product runs as a user runs it: the real API (with its projection daemon), the real agent process and
+# PostgreSQL; a backup is timed from the API request to the recovery point showing as created, a restore from
+# the request to the restore completed, so HTTP, the server's checks and the catalog are all included. The
+# agent is restarted (state kept) per step so its peak RSS is that step's. Work files go to bench/work/ (ignored).
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$REPO"
+SHARED="$(cd "$REPO/../shared/bench" && pwd -P)"
+SCALE="${BENCH_SCALE:-0.25}"
+RUNS="${RUNS:-1}"
+WORK="$REPO/bench/work"
+PORT="${BENCH_API_PORT:-5190}"
+API="http://127.0.0.1:$PORT"
+PASS="bench-passphrase-0123456789"
+export RESTIC_PASSWORD="$PASS" BORG_PASSPHRASE="$PASS" BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || { say "installing $2"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
+need restic restic
+need borg borgbackup
+need curl curl
+need python3 python3
+[[ -x /usr/bin/time ]] || need /usr/bin/time time
+
+say "starting PostgreSQL (and Azurite, which the API checks at start)"
+started_services=0
+if ! bash scripts/services.sh status >/dev/null 2>&1; then started_services=1; fi
+bash scripts/services.sh up >&2
+eval "$(bash scripts/services.sh env)"
+say "building (Release)"
+for p in Backup.Api Backup.Agent; do dotnet build "src/$p" -c Release -v quiet -nologo >&2; done
+
+API_PID="" AGENT_PID=""
+cleanup() {
+  [[ -n $AGENT_PID ]] && kill "$AGENT_PID" 2>/dev/null || true
+  [[ -n $API_PID ]] && kill "$API_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+  if [[ $started_services == 1 ]]; then bash scripts/services.sh down >&2 || true; fi
+}
+trap cleanup EXIT
+
+warm() { find "$1" -type f -print0 | xargs -0 cat >/dev/null 2>&1 || true; }
+now() { date +%s.%N; }
+json_field() { { grep -o "\"$1\":\"\?[^\",}]*" || true; } | head -1 | sed 's/.*:"\{0,1\}//'; }
+post() { curl -sS -f -X POST "$API$1" -H 'content-type: application/json' -d "${2:-{\}}"; }
+bytes_of() { du -sb "$1" | cut -f1; }
+
+RESULTS="$WORK/results.tsv"
+
+record() { # tool step seconds repo_bytes rss_kb [wall_seconds]
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "${6:-$3}" >>"$RESULTS"
+}
+
+# The agent's own duration of its last job ("... done in 1.23 s"), like a peer's process time.
+agent_seconds() { grep -o 'done in [0-9.]* s' "$1" | tail -1 | awk '{print $3}'; }
+
+# ---- this product -------------------------------------------------------------------------------------------
+product_start() { # run
+  local run=$1
+  export Backup__Schema="bench_$$_$run" Backup__DiskStore="$WORK/product-$run/disk-store" Backup__VaultContainer="bench-$$-$run" Backup__RunDaemon=true
+  mkdir -p "$WORK/product-$run"
+  (cd src/Backup.Api/bin/Release/net10.0 && exec dotnet Backup.Api.dll --urls "$API" >"$WORK/product-$run/api.log" 2>&1) &
+  API_PID=$!
+  for _ in $(seq 120); do [[ "$(curl -s "$API/health" 2>/dev/null)" == Healthy ]] && break; sleep 0.5; done
+  [[ "$(curl -s "$API/health")" == Healthy ]] || die "the API did not start; see $WORK/product-$run/api.log"
+  printf '{"passphrase":"%s"}' "$PASS" | curl -sS -f -X PUT "$API/api/repository/key" -H 'content-type: application/json' --data-binary @- >/dev/null
+  printf '%s\n' "$PASS" >"$WORK/product-$run/passphrase"
+  PRODUCT_TOKEN="$(post /api/enrolment-tokens '{"validForMinutes":600}' | json_field token)"
+  PRODUCT_GROUP="$(post /api/protection-groups "{\"name\":\"bench $run\"}" | json_field id)"
+  PRODUCT_SOURCE=""
+}
+
+agent_start() { # run step
+  local run=$1 step=$2
+  (cd src/Backup.Agent/bin/Release/net10.0 && exec /usr/bin/time -f '%e %M' -o "$WORK/product-$run/agent-$step.time" \
+    dotnet Backup.Agent.dll "--Agent:Server=$API/" "--Agent:EnrolmentToken=$PRODUCT_TOKEN" \
+    "--Agent:StateDirectory=$WORK/product-$run/agent-state" "--Agent:MachineName=bench" "--Agent:PollInterval=00:00:00.100" \
+    "--Agent:PassphraseFile=$WORK/product-$run/passphrase" >>"$WORK/product-$run/agent.log" 2>&1) &
+  AGENT_PID=$!
+  for _ in $(seq 120); do PRODUCT_AGENT="$(curl -s "$API/api/agents" | json_field id)"; [[ -n $PRODUCT_AGENT ]] && break; sleep 0.25; done
+  [[ -n $PRODUCT_AGENT ]] || die "the agent did not enrol; see $WORK/product-$run/agent.log"
+  sleep 1 # first poll done: the job is picked up at the next 100 ms poll
+}
+
+agent_stop() { # run step -> sets AGENT_RSS (peak RSS in KiB); not in $(...), which could not wait for the agent
+  local run=$1 step=$2
+  pkill -TERM -P "$AGENT_PID" 2>/dev/null || true
+  wait "$AGENT_PID" 2>/dev/null || true
+  AGENT_PID=""
+  AGENT_RSS=$(awk '{print $2}' "$WORK/product-$run/agent-$step.time" 2>/dev/null || echo 0)
+}
+
+product_backup() { # run step data
+  local run=$1 step=$2 data=$3
+  agent_start "$run" "$step"
+  if [[ -z $PRODUCT_SOURCE ]]; then
+    PRODUCT_SOURCE="$(post "/api/protection-groups/$PRODUCT_GROUP/data-sources" "{\"agentId\":\"$PRODUCT_AGENT\",\"kind\":\"Folder\",\"path\":\"$data\"}" | json_field id)"
+  fi
+  warm "$data"
+  local start end rp point
+  start=$(now)
+  rp="$(post "/api/data-sources/$PRODUCT_SOURCE/backups" | json_field id)"
+  while :; do
+    point="$(curl -s "$API/api/recovery-points/$rp")"
+    [[ "$point" == *'"status":"Created"'* ]] && break
+    [[ "$point" == *'"status":"Failed"'* ]] && die "backup failed: $point"
+    sleep 0.05
+  done
+  end=$(now)
+  PRODUCT_RP=$rp
+  agent_stop "$run" "$step"
+  record product "$step" "$(agent_seconds "$WORK/product-$run/agent.log")" "$(bytes_of "$WORK/product-$run/disk-store")" "$AGENT_RSS" \
+    "$(awk "BEGIN{print $end - $start}")"
+}
+
+product_restore() { # run data
+  local run=$1 data=$2 target="$WORK/product-$run/restored"
+  rm -rf "$target"
+  agent_start "$run" restore
+  local start end id state
+  start=$(now)
+  id="$(post "/api/recovery-points/$PRODUCT_RP/restores" "{\"source\":\"Disk\",\"targetPath\":\"$target\"}" | json_field id)"
+  while :; do
+    state="$(curl -s "$API/api/restores/$id")"
+    [[ "$state" == *'"status":"Completed"'* ]] && break
+    [[ "$state" == *'"status":"Failed"'* ]] && die "restore failed: $state"
+    sleep 0.05
+  done
+  end=$(now)
+  agent_stop "$run" restore
+  record product restore "$(agent_seconds "$WORK/product-$run/agent.log")" "$(bytes_of "$WORK/product-$run/disk-store")" "$AGENT_RSS" \
+    "$(awk "BEGIN{print $end - $start}")"
+  python3 "$SHARED/dataset.py" manifest "$data" -o "$WORK/product-$run/expected.manifest" >/dev/null
+  python3 "$SHARED/dataset.py" manifest "$target" -o "$WORK/product-$run/restored.manifest" >/dev/null
+  python3 "$SHARED/dataset.py" compare "$WORK/product-$run/expected.manifest" "$WORK/product-$run/restored.manifest" >"$WORK/product-$run/compare.txt" 2>&1 \
+    || die "the product's restore differs from the dataset: $(tail -5 "$WORK/product-$run/compare.txt")"
+}
+
+product_stop() {
+  kill "$API_PID" 2>/dev/null || true
+  wait "$API_PID" 2>/dev/null || true
+  API_PID=""
+}
+
+# ---- peers --------------------------------------------------------------------------------------------------
+timed() { # out-file cmd... -> runs with GNU time, prints "seconds rss_kb"
+  local out=$1; shift
+  /usr/bin/time -f '%e %M' -o "$out" "$@" >/dev/null 2>>"${out}.log" || { cat "${out}.log" >&2; die "$* failed"; }
+  cat "$out"
+}
+
+peer_backup() { # tool run step data
+  local tool=$1 run=$2 step=$3 data=$4 repo="$WORK/$1-$2/repo" r
+  warm "$data"
+  case $tool in
+    restic) r=$(timed "$WORK/restic-$run/$step.time" restic -r "$repo" backup --quiet "$data") ;;
+    borg) r=$(timed "$WORK/borg-$run/$step.time" borg create "$repo::$step" "$data") ;;
+  esac
+  record "$tool" "$step" "${r% *}" "$(bytes_of "$repo")" "${r#* }"
+}
+
+peer_restore() { # tool run data
+  local tool=$1 run=$2 data=$3 repo="$WORK/$1-$2/repo" target="$WORK/$1-$2/restored" r
+  rm -rf "$target"; mkdir -p "$target"
+  case $tool in
+    restic) r=$(timed "$WORK/restic-$run/restore.time" restic -r "$repo" restore latest --target "$target") ;;
+    borg) r=$(cd "$target" && timed "$WORK/borg-$run/restore.time" borg extract "$repo::after-mutation") ;;
+  esac
+  record "$tool" restore "${r% *}" "$(bytes_of "$repo")" "${r#* }"
+}
+
+# ---- the run ------------------------------------------------------------------------------------------------
+rm -rf "$WORK"
+mkdir -p "$WORK"
+: >"$RESULTS"
+for run in $(seq 1 "$RUNS"); do
+  tools=(product restic borg)
+  shift_by=$(( (run - 1) % 3 ))
+  tools=("${tools[@]:$shift_by}" "${tools[@]:0:$shift_by}")
+  say "run $run: order ${tools[*]}; building the dataset (BENCH_SCALE=$SCALE)"
+  data="$WORK/data-$run"
+  BENCH_SCALE="$SCALE" bash "$SHARED/make-dataset.sh" "$data" 1 >"$WORK/dataset-$run.json"
+  printf 'dataset\t%s\n' "$(bytes_of "$data")" >>"$WORK/dataset-bytes"
+  mkdir -p "$WORK/restic-$run" "$WORK/borg-$run"
+  restic -r "$WORK/restic-$run/repo" init --quiet >/dev/null
+  borg init -e repokey "$WORK/borg-$run/repo" >/dev/null 2>&1
+  product_start "$run"
+  for step in initial no-change after-mutation; do
+    if [[ $step == after-mutation ]]; then bash "$SHARED/mutate-dataset.sh" "$data" 2 >"$WORK/mutation-$run.json"; fi
+    for tool in "${tools[@]}"; do
+      say "run $run: $tool $step"
+      if [[ $tool == product ]]; then product_backup "$run" "$step" "$data"; else peer_backup "$tool" "$run" "$step" "$data"; fi
+    done
+  done
+  for tool in "${tools[@]}"; do
+    say "run $run: $tool restore"
+    warm "$data"
+    if [[ $tool == product ]]; then product_restore "$run" "$data"; else peer_restore "$tool" "$run" "$data"; fi
+  done
+  product_stop
+done
+
+dataset_bytes=$(awk '{print $2}' "$WORK/dataset-bytes" | head -1)
+python3 - "$RESULTS" "$dataset_bytes" "$SCALE" "$RUNS" <<'PY'
+import sys, collections, statistics
+path, data_bytes, scale, runs = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+rows = collections.defaultdict(list)
+for line in open(path):
+    tool, step, secs, repo, rss, wall = line.rstrip("\n").split("\t")
+    rows[(tool, step)].append((float(secs), int(repo), int(rss), float(wall)))
+steps = ["initial", "no-change", "after-mutation", "restore"]
+tools = ["product", "restic", "borg"]
+med = lambda xs: statistics.median(xs)
+def get(tool, step):
+    r = rows.get((tool, step))
+    return None if not r else (med([x[0] for x in r]), med([x[1] for x in r]), max(x[2] for x in r), med([x[3] for x in r]))
+print(f"\nDataset {data_bytes/1e6:.0f} MB (BENCH_SCALE={scale}), {runs} run(s), medians; MB/s = dataset bytes / seconds.")
+print("product seconds = the agent's job time (as a peer's process time); 'API s' = request to result visible in the API.")
+print(f"{'step':<15}{'tool':<9}{'seconds':>9}{'API s':>8}{'MB/s':>9}{'repo MB':>10}{'peak RSS MB':>13}{'speed vs restic':>17}{'size vs restic':>16}{'RSS vs restic':>15}")
+for step in steps:
+    base = get("restic", step)
+    for tool in tools:
+        g = get(tool, step)
+        if g is None: continue
+        secs, repo, rss, wall = g
+        api = f"{wall:.2f}" if tool == "product" else "-"
+        speed = f"{base[0]/secs:.2f}x" if base and secs > 0 else "-"
+        size = f"{repo/base[1]:.2f}x" if base and base[1] else "-"
+        mem = f"{rss/base[2]:.2f}x" if base and base[2] else "-"
+        print(f"{step:<15}{tool:<9}{secs:>9.2f}{api:>8}{data_bytes/1e6/secs:>9.1f}{repo/1e6:>10.1f}{rss/1024:>13.1f}{speed:>17}{size:>16}{mem:>15}")
+PY
