@@ -44,6 +44,7 @@ public static class BackupEvents
         events.MapEventType<RestoreFailed>("restore_failed.v1");
         events.MapEventType<JobLeaseExpired>("job_lease_expired.v1");
         events.MapEventType<JobRequeued>("job_requeued.v1");
+        events.MapEventType<BackupItemsSkipped>("backup_items_skipped.v1");
         events.MapEventType<RepositoryKeyCreated>("repository_key_created.v1");
         events.MapEventType<RepositoryPassphraseChanged>("repository_passphrase_changed.v1");
     }

@@ -130,7 +130,8 @@ public static class AgentWorkEndpoints
         for (var i = 0; i < raw.Length; i += ChunkId.Size) ids.Add(Convert.ToHexStringLower(raw, i, ChunkId.Size));
 
         await m.Send(new Commands.TakingRecoveryPoints.CompleteBackup(
-            agentId, recoveryPointId, request.Files, request.Directories, request.Skipped?.Count ?? 0, request.BytesRead, ids,
+            agentId, recoveryPointId, request.Files, request.Directories,
+            (request.Skipped ?? []).Select(i => new Commands.RecoveryPoints.SkippedItemRecord(i.Path, i.Reason)).ToList(), request.BytesRead, ids,
             async (packs, token) =>
             {
                 var missing = packs.Where(p => !disk.HasPack(p)).ToList();

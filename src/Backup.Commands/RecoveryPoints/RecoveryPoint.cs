@@ -14,6 +14,15 @@ public sealed record RecoveryPointCreated(
     Guid RecoveryPointId, Guid DataSourceId, int Files, int Directories, int SkippedItems, long BytesRead, long BytesStored,
     IReadOnlyList<string> PackIds, string ManifestSha256, DateTimeOffset CreatedAt);
 
+/// <summary>An item the agent could not back up, and why.</summary>
+public sealed record SkippedItemRecord(string Path, string Reason);
+
+/// <summary>
+/// The items a backup could not include, with the reasons (at most <see cref="RecoveryPoint.MaxSkippedRecorded"/>;
+/// <see cref="Total"/> counts all); appended just before <see cref="RecoveryPointCreated"/>, which is then partial.
+/// </summary>
+public sealed record BackupItemsSkipped(Guid RecoveryPointId, IReadOnlyList<SkippedItemRecord> Items, int Total, DateTimeOffset RecordedAt);
+
 public sealed record RecoveryPointFailed(Guid RecoveryPointId, string Reason, DateTimeOffset FailedAt);
 
 public enum RecoveryPointStatus
@@ -28,6 +37,8 @@ public sealed record RecoveryPoint(
     Guid Id, Guid DataSourceId, Guid AgentId, RecoveryPointStatus Status,
     IReadOnlySet<string> PacksWritten, IReadOnlyList<string> PackIds, int LeaseExpiries = 0)
 {
+    public const int MaxSkippedRecorded = 1_000;
+
     public static RecoveryPoint? Next(RecoveryPoint? state, object @event) => @event switch
     {
         BackupRequested e => new RecoveryPoint(e.RecoveryPointId, e.DataSourceId, e.AgentId, RecoveryPointStatus.Requested, new HashSet<string>(), []),
@@ -61,6 +72,17 @@ public sealed record RecoveryPoint(
     {
         var point = Running(rp, recoveryPointId, agentId);
         return new RecoveryPointCreated(point.Id, point.DataSourceId, files, directories, skipped, bytesRead, bytesStored, packIds, manifestSha256, now);
+    }
+
+    /// <summary>The events that commit a backup: the skipped items (when there are any), then the recovery point.</summary>
+    public static object[] Commit(
+        RecoveryPoint? rp, Guid recoveryPointId, Guid agentId, int files, int directories, IReadOnlyList<SkippedItemRecord> skipped, long bytesRead,
+        IReadOnlyList<string> packIds, long bytesStored, string manifestSha256, DateTimeOffset now)
+    {
+        var created = Complete(rp, recoveryPointId, agentId, files, directories, skipped.Count, bytesRead, packIds, bytesStored, manifestSha256, now);
+        return skipped.Count == 0
+            ? [created]
+            : [new BackupItemsSkipped(recoveryPointId, skipped.Take(MaxSkippedRecorded).ToList(), skipped.Count, now), created];
     }
 
     public static RecoveryPointFailed Fail(RecoveryPoint? rp, Guid recoveryPointId, Guid agentId, string reason, DateTimeOffset now)

@@ -16,7 +16,7 @@ public sealed record StoredManifest(string Sha256, long BytesStored);
 /// point created.
 /// </summary>
 public sealed record CompleteBackup(
-    Guid AgentId, Guid RecoveryPointId, int Files, int Directories, int SkippedItems, long BytesRead,
+    Guid AgentId, Guid RecoveryPointId, int Files, int Directories, IReadOnlyList<SkippedItemRecord> Skipped, long BytesRead,
     IReadOnlyCollection<string> ChunkIds, Func<IReadOnlyList<string>, CancellationToken, Task<StoredManifest>> PersistManifest) : ICommand;
 
 public sealed class CompleteBackupValidator : AbstractValidator<CompleteBackup>
@@ -25,7 +25,12 @@ public sealed class CompleteBackupValidator : AbstractValidator<CompleteBackup>
     {
         RuleFor(x => x.Files).GreaterThanOrEqualTo(0);
         RuleFor(x => x.Directories).GreaterThanOrEqualTo(0);
-        RuleFor(x => x.SkippedItems).GreaterThanOrEqualTo(0);
+        RuleFor(x => x.Skipped).NotNull();
+        RuleForEach(x => x.Skipped).ChildRules(item =>
+        {
+            item.RuleFor(i => i.Path).NotEmpty().MaximumLength(8_192);
+            item.RuleFor(i => i.Reason).NotEmpty().MaximumLength(2_000);
+        });
         RuleFor(x => x.BytesRead).GreaterThanOrEqualTo(0);
         RuleFor(x => x.ChunkIds).NotEmpty();
         RuleForEach(x => x.ChunkIds).Matches("^[0-9a-f]{64}$");
@@ -57,9 +62,9 @@ public sealed class CompleteBackupHandler(IDocumentSession session, TimeProvider
 
         var packIds = packs.ToList();
         var stored = await c.PersistManifest(packIds, ct);
-        var created = RecoveryPoint.Complete(rp, c.RecoveryPointId, c.AgentId, c.Files, c.Directories, c.SkippedItems, c.BytesRead,
+        var events = RecoveryPoint.Commit(rp, c.RecoveryPointId, c.AgentId, c.Files, c.Directories, c.Skipped, c.BytesRead,
             packIds, stored.BytesStored, stored.Sha256, clock.GetUtcNow());
-        session.AppendExpected(c.RecoveryPointId, version, created);
+        session.AppendExpected(c.RecoveryPointId, version, events);
         try
         {
             await session.SaveChangesAsync(ct);

@@ -41,6 +41,15 @@ public sealed class RecoveryPointView
     public bool Partial => SkippedItems > 0;
     public long BytesRead { get; set; }
     public long BytesStored { get; set; }
+
+    /// <summary>Bytes of the packs this run wrote to disk: what it added to the store (the rest was already there).</summary>
+    public long BytesNew { get; set; }
+
+    /// <summary>From the agent's start to the commit.</summary>
+    public double? DurationSeconds { get; set; }
+
+    /// <summary>What the agent could not back up, with the reasons (the first 1,000; <see cref="SkippedItems"/> counts all).</summary>
+    public List<SkippedItemRecord> Skipped { get; set; } = [];
     public int PacksWrittenToDisk { get; set; }
     public int PackCount { get; set; }
     public bool OnDisk { get; set; }
@@ -70,6 +79,7 @@ public sealed partial class RecoveryPointViewProjection : MultiStreamProjection<
         Identity<BackupStarted>(e => e.RecoveryPointId);
         Identity<PackWrittenToDisk>(e => e.RecoveryPointId);
         Identity<RecoveryPointCreated>(e => e.RecoveryPointId);
+        Identity<BackupItemsSkipped>(e => e.RecoveryPointId);
         Identity<RecoveryPointFailed>(e => e.RecoveryPointId);
         Identity<VaultTransferStarted>(e => e.RecoveryPointId);
         Identity<PackUploadedToVault>(e => e.RecoveryPointId);
@@ -94,7 +104,13 @@ public sealed partial class RecoveryPointViewProjection : MultiStreamProjection<
         v.StartedAt = e.StartedAt;
     }
 
-    public static void Apply(PackWrittenToDisk _, RecoveryPointView v) => v.PacksWrittenToDisk++;
+    public static void Apply(PackWrittenToDisk e, RecoveryPointView v)
+    {
+        v.PacksWrittenToDisk++;
+        v.BytesNew += e.Bytes;
+    }
+
+    public static void Apply(BackupItemsSkipped e, RecoveryPointView v) => v.Skipped = [.. e.Items];
 
     public static void Apply(RecoveryPointCreated e, RecoveryPointView v)
     {
@@ -107,6 +123,7 @@ public sealed partial class RecoveryPointViewProjection : MultiStreamProjection<
         v.BytesStored = e.BytesStored;
         v.PackCount = e.PackIds.Count;
         v.OnDisk = true;
+        if (v.StartedAt is { } started) v.DurationSeconds = Math.Round((e.CreatedAt - started).TotalSeconds, 3);
     }
 
     public static void Apply(RecoveryPointFailed e, RecoveryPointView v)

@@ -66,7 +66,8 @@ public sealed class AgentProtocolTests(ApiFactory api) : IClassFixture<ApiFactor
         (await KnownChunksAsync(agent)).ShouldBe([.. data.Chunks, .. tree.Chunks], ignoreOrder: true);
 
         var commit = await CommitAsync(agent, rp, new CompleteBackupRequest(
-            [tree.Chunks[0].ToString()], TestPacks.Base64(data.Chunks), Files: 2, Directories: 1, BytesRead: 8000));
+            [tree.Chunks[0].ToString()], TestPacks.Base64(data.Chunks), Files: 2, Directories: 1, BytesRead: 8000,
+            Skipped: [new SkippedItem("docs/locked.db", "Permission denied")]));
         commit.StatusCode.ShouldBe(HttpStatusCode.NoContent, await commit.Content.ReadAsStringAsync(Ct));
 
         var view = await _client.WaitForAsync($"/api/recovery-points/{rp}", v => v.GetProperty("status").GetString() == "Created");
@@ -76,6 +77,10 @@ public sealed class AgentProtocolTests(ApiFactory api) : IClassFixture<ApiFactor
         view.GetProperty("bytesRead").GetInt64().ShouldBe(8000);
         view.GetProperty("packsWrittenToDisk").GetInt32().ShouldBe(2);
         view.GetProperty("packCount").GetInt32().ShouldBe(2);
+        view.GetProperty("bytesNew").GetInt64().ShouldBe(data.Bytes.Length + tree.Bytes.Length);
+        view.GetProperty("partial").GetBoolean().ShouldBeTrue();
+        var skipped = view.GetProperty("skipped").EnumerateArray().Single();
+        (skipped.GetProperty("path").GetString(), skipped.GetProperty("reason").GetString()).ShouldBe(("docs/locked.db", "Permission denied"));
         File.Exists(Path.Combine(api.DiskStore, "packs", data.Id[..2], data.Id)).ShouldBeTrue();
         var manifest = Manifest.FromBytes(File.ReadAllBytes(Path.Combine(api.DiskStore, "manifests", $"{rp:N}.json")));
         manifest.Validate().ShouldBeEmpty();
