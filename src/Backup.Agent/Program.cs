@@ -1,12 +1,22 @@
 using Backup.Agent;
 using Backup.Agent.Enrolling;
 using Backup.Agent.Jobs;
+using Backup.Agent.Restoring;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 // The protection agent: enrols with a one-time token, then polls the backup server for backup and restore
 // jobs. It speaks HTTP only and never touches the catalog's database.
+if (args.Length > 0 && args[0] == VaultRestore.Verb)
+{
+    using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
+    using var stop = new CancellationTokenSource();
+    Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
+    return await VaultRestore.RunAsync(args, loggers, stop.Token);
+}
+
 var builder = Host.CreateApplicationBuilder(args);
 builder.Services.AddOptions<AgentOptions>().Bind(builder.Configuration.GetSection(AgentOptions.Section));
 // One client for the process: the credential set after enrolment must be on every later request.
@@ -19,3 +29,4 @@ builder.Services.AddSingleton<Credentials>();
 builder.Services.AddSingleton<RepositoryKeys>();
 builder.Services.AddHostedService<JobLoop>();
 await builder.Build().RunAsync();
+return 0;

@@ -80,4 +80,21 @@ public sealed class VaultStore(BlobContainerClient container)
             return null;
         }
     }
+
+    /// <summary>
+    /// A pack's own index (its trailer), read with ranged requests rather than by downloading the pack: how a server
+    /// that has only the vault rebuilds where each chunk is.
+    /// </summary>
+    public async Task<IReadOnlyList<PackEntry>> ReadPackIndexAsync(string packId, CancellationToken ct)
+    {
+        await using var stream = await PackBlob(packId).OpenReadAsync(new BlobOpenReadOptions(allowModifications: false) { BufferSize = 64 * 1024 }, ct);
+        try
+        {
+            return Pack.ReadIndex(stream);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"Pack {packId} in the vault is not a valid pack: {e.Message}", e);
+        }
+    }
 }

@@ -102,6 +102,8 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
             AssertSameTree(source.FullName, target);
         }
 
+        await ShouldRestoreFromTheVaultAloneAsync(recoveryPoint, source.FullName);
+
         // Item-level restore into a folder that already holds the item: "keep both" puts it beside the original.
         var into = Path.Combine(_work.FullName, "restored-from-Disk");
         var item = await _client.Http.PostAsJsonAsync($"/api/recovery-points/{recoveryPoint}/restores",
@@ -121,6 +123,34 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
         second.GetProperty("packsWrittenToDisk").GetInt32().ShouldBe(0, "an unchanged folder adds no pack");
         second.GetProperty("files").GetInt32().ShouldBe(point.GetProperty("files").GetInt32());
         agent.Output.ShouldContain($"{SourceFiles(source.FullName).Count} files ({SourceFiles(source.FullName).Count} unchanged, not read)");
+    }
+
+    /// <summary>
+    /// Disaster recovery: with the backup server gone, the vault's connection string and the passphrase are enough
+    /// (the key file and the packs' own indexes are in the vault). A wrong passphrase restores nothing.
+    /// </summary>
+    private async Task ShouldRestoreFromTheVaultAloneAsync(Guid recoveryPoint, string sourceRoot)
+    {
+        var wrong = Path.Combine(_work.FullName, "wrong.passphrase");
+        File.WriteAllText(wrong, "not the passphrase, sorry\n");
+        var right = Path.Combine(_work.FullName, "right.passphrase");
+        File.WriteAllText(right, ApiClient.Passphrase + "\n");
+        string[] Args(string target, string passphrase) =>
+            ["restore-from-vault", "--vault", TestServices.Vault, "--container", _container, "--recovery-point", recoveryPoint.ToString(),
+             "--target", target, "--passphrase-file", passphrase];
+
+        var refused = Path.Combine(_work.FullName, "dr-refused");
+        await using (var attempt = ProductProcess.Start("Backup.Agent", new Dictionary<string, string>(), Args(refused, wrong)))
+        {
+            (await attempt.ExitCodeAsync(TimeSpan.FromSeconds(60))).ShouldBe(3, attempt.Output);
+            attempt.Output.ShouldContain("passphrase does not open");
+        }
+        Directory.Exists(refused).ShouldBeFalse();
+
+        var target = Path.Combine(_work.FullName, "dr-restored");
+        await using var restore = ProductProcess.Start("Backup.Agent", new Dictionary<string, string>(), Args(target, right));
+        (await restore.ExitCodeAsync(TimeSpan.FromSeconds(120))).ShouldBe(0, restore.Output);
+        AssertSameTree(sourceRoot, target);
     }
 
     /// <summary>Encrypted on premises: no stored pack contains a recognisable piece of any source file or name.</summary>

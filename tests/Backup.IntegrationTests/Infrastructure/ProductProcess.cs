@@ -17,6 +17,16 @@ public sealed class ProductProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>For a one-shot command: waits for it to end and returns its exit code.</summary>
+    public async Task<int> ExitCodeAsync(TimeSpan timeout)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        limit.CancelAfter(timeout);
+        await _process.WaitForExitAsync(limit.Token);
+        _process.WaitForExit(); // drains the output handlers
+        return _process.ExitCode;
+    }
+
     public static ProductProcess Start(string project, IDictionary<string, string> environment, params string[] args)
     {
         var dll = BuiltDll(project);
