@@ -45,6 +45,7 @@ public static class BackupEvents
         events.MapEventType<JobLeaseExpired>("job_lease_expired.v1");
         events.MapEventType<JobRequeued>("job_requeued.v1");
         events.MapEventType<BackupItemsSkipped>("backup_items_skipped.v1");
+        events.MapEventType<Backup.Commands.CheckingRecoveryPoints.RecoveryPointChecked>("recovery_point_checked.v1");
         events.MapEventType<RepositoryKeyCreated>("repository_key_created.v1");
         events.MapEventType<RepositoryPassphraseChanged>("repository_passphrase_changed.v1");
     }

@@ -1,6 +1,12 @@
 using Backup.Api.Infrastructure;
 using Backup.Api.ProtectionGroups;
+using Backup.Commands.CheckingRecoveryPoints;
 using Backup.Commands.Restores;
+using Backup.Commands.TakingRecoveryPoints;
+using Backup.Storage.Disk;
+using Backup.Storage.Format;
+using Backup.Storage.Vault;
+using Marten;
 using Backup.Commands.Restoring;
 using Backup.Projections.RecoveryPoints;
 using Mediator;
@@ -24,6 +30,10 @@ public static class RecoveryPointEndpoints
             .WithDescription("Filters: dataSourceId, groupId, agentId, tier (Disk, Vault, Both, None), from (inclusive) / to (exclusive) on the request time. "
                 + "limit 1–500 (default 50); pass the returned nextAfter as after for the next page.");
         points.MapGet("/{recoveryPointId:guid}", Get).WithSummary("Get a recovery point");
+        points.MapPost("/{recoveryPointId:guid}/check", Check)
+            .WithSummary("Check one copy of a recovery point: every pack present, its bytes matching its id, its chunks where the index says")
+            .WithDescription("tier = Disk (default) or Vault. Reads every pack of the copy; the outcome is recorded (RecoveryPointChecked) and returned, "
+                + "naming each missing or damaged pack. 409 when the recovery point is not created or has no vault copy.");
         points.MapPost("/{recoveryPointId:guid}/restores", RequestRestore)
             .WithSummary("Restore a recovery point to an alternate folder")
             .WithDescription("Source is Disk or Vault; Vault needs a completed online copy (409 otherwise). Optional paths select items; ifExists is Overwrite, Skip or KeepBoth.");
@@ -37,6 +47,49 @@ public static class RecoveryPointEndpoints
 
     private static async Task<Results<Ok<RecoveryPointView>, NotFound>> Get(Guid recoveryPointId, IMediator m, CancellationToken ct) =>
         await m.Send(new GetRecoveryPoint(recoveryPointId), ct) is { } rp ? TypedResults.Ok(rp) : TypedResults.NotFound();
+
+    private static async Task<Ok<RecoveryPointChecked>> Check(
+        Guid recoveryPointId, RestoreSource? tier, HttpContext http, IMediator m, IQuerySession session, DiskStore disk, VaultStore vault, CancellationToken ct)
+    {
+        var source = tier ?? RestoreSource.Disk;
+        var outcome = await m.Send(new CheckRecoveryPoint(recoveryPointId, source, http.User.Actor(), async (packs, token) =>
+        {
+            var damaged = new List<DamagedPack>();
+            long bytes = 0;
+            foreach (var packId in packs)
+            {
+                var expected = (await session.Query<StoredChunk>().Where(c => c.PackId == packId).ToListAsync(token))
+                    .Select(c => new ChunkLocation(c.Id, c.PackId, c.Offset, c.Length, c.PlainLength));
+                string? problem;
+                if (source == RestoreSource.Disk)
+                {
+                    if (!disk.HasPack(packId)) { damaged.Add(new DamagedPack(packId, "missing")); continue; }
+                    await using var file = disk.OpenPack(packId);
+                    bytes += file.Length;
+                    problem = await PackCheck.ProblemAsync(file, packId, expected, token);
+                }
+                else
+                {
+                    if (await vault.PackLengthAsync(packId, token) is null) { damaged.Add(new DamagedPack(packId, "missing")); continue; }
+                    var tmp = Path.Combine(Path.GetTempPath(), $"check-{packId}-{Guid.NewGuid():N}");
+                    try
+                    {
+                        await using var copy = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
+                        await using (var blob = await vault.OpenPackAsync(packId, token)) await blob.CopyToAsync(copy, 1 << 20, token);
+                        bytes += copy.Length;
+                        problem = await PackCheck.ProblemAsync(copy, packId, expected, token);
+                    }
+                    finally
+                    {
+                        if (File.Exists(tmp)) File.Delete(tmp);
+                    }
+                }
+                if (problem is not null) damaged.Add(new DamagedPack(packId, problem));
+            }
+            return new CheckOutcome(packs.Count, bytes, damaged);
+        }), ct);
+        return TypedResults.Ok(outcome);
+    }
 
     private static async Task<Accepted<IdResponse>> RequestRestore(Guid recoveryPointId, RequestRestoreRequest request, HttpContext http, IMediator m, CancellationToken ct)
     {

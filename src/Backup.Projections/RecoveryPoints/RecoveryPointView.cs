@@ -1,5 +1,7 @@
 using System.Text.Json.Serialization;
+using Backup.Commands.CheckingRecoveryPoints;
 using Backup.Commands.Dispatching;
+using Backup.Commands.Restores;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.VaultTransfers;
 using FluentValidation;
@@ -51,6 +53,13 @@ public sealed class RecoveryPointView
     /// <summary>What the agent could not back up, with the reasons (the first 1,000; <see cref="SkippedItems"/> counts all).</summary>
     public List<SkippedItemRecord> Skipped { get; set; } = [];
     public int PacksWrittenToDisk { get; set; }
+
+    /// <summary>The last consistency check of each copy: null never checked, true sound, false damaged (the packs named below).</summary>
+    public bool? VerifiedOnDisk { get; set; }
+    public bool? VerifiedInVault { get; set; }
+    public DateTimeOffset? LastCheckedAt { get; set; }
+    public List<DamagedPack> DamagedOnDisk { get; set; } = [];
+    public List<DamagedPack> DamagedInVault { get; set; } = [];
     public int PackCount { get; set; }
     public bool OnDisk { get; set; }
     public bool InVault { get; set; }
@@ -80,6 +89,7 @@ public sealed partial class RecoveryPointViewProjection : MultiStreamProjection<
         Identity<PackWrittenToDisk>(e => e.RecoveryPointId);
         Identity<RecoveryPointCreated>(e => e.RecoveryPointId);
         Identity<BackupItemsSkipped>(e => e.RecoveryPointId);
+        Identity<RecoveryPointChecked>(e => e.RecoveryPointId);
         Identity<RecoveryPointFailed>(e => e.RecoveryPointId);
         Identity<VaultTransferStarted>(e => e.RecoveryPointId);
         Identity<PackUploadedToVault>(e => e.RecoveryPointId);
@@ -111,6 +121,22 @@ public sealed partial class RecoveryPointViewProjection : MultiStreamProjection<
     }
 
     public static void Apply(BackupItemsSkipped e, RecoveryPointView v) => v.Skipped = [.. e.Items];
+
+    public static void Apply(RecoveryPointChecked e, RecoveryPointView v)
+    {
+        var sound = e.Damaged.Count == 0;
+        if (e.Tier == RestoreSource.Disk)
+        {
+            v.VerifiedOnDisk = sound;
+            v.DamagedOnDisk = [.. e.Damaged];
+        }
+        else
+        {
+            v.VerifiedInVault = sound;
+            v.DamagedInVault = [.. e.Damaged];
+        }
+        v.LastCheckedAt = e.CheckedAt;
+    }
 
     public static void Apply(RecoveryPointCreated e, RecoveryPointView v)
     {

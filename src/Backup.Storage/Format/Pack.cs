@@ -157,3 +157,32 @@ public sealed class PackBuilder : IAsyncDisposable
 
 /// <summary>Where the server's index says a chunk is stored (the wire form for restores and checks).</summary>
 public sealed record ChunkLocation(string ChunkId, string PackId, long Offset, int Length, int PlainLength);
+
+/// <summary>Keyless verification of a stored pack: its bytes against its id, its structure, and the chunks an index expects in it.</summary>
+public static class PackCheck
+{
+    /// <summary>Null when the pack is sound; otherwise what is wrong, in words. <paramref name="pack"/> must be seekable.</summary>
+    public static async Task<string?> ProblemAsync(Stream pack, string packId, IEnumerable<ChunkLocation> expected, CancellationToken ct)
+    {
+        pack.Position = 0;
+        var actual = Convert.ToHexStringLower(await SHA256.HashDataAsync(pack, ct));
+        if (!string.Equals(actual, packId, StringComparison.Ordinal)) return $"its content hashes to {actual}, not to its id (damaged or truncated)";
+        IReadOnlyList<PackEntry> entries;
+        try
+        {
+            entries = Pack.ReadIndex(pack);
+        }
+        catch (InvalidDataException e)
+        {
+            return $"it is not a valid pack: {e.Message}";
+        }
+        var inPack = entries.ToDictionary(e => e.Id.ToString(), e => e);
+        foreach (var location in expected)
+        {
+            if (!inPack.TryGetValue(location.ChunkId, out var entry)) return $"chunk {location.ChunkId} is indexed in it but not in its trailer";
+            if (entry.Offset != location.Offset || entry.Length != location.Length)
+                return $"chunk {location.ChunkId} lies at {entry.Offset}+{entry.Length}, not at {location.Offset}+{location.Length} as indexed";
+        }
+        return null;
+    }
+}

@@ -104,6 +104,16 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
 
         await ShouldRestoreFromTheVaultAloneAsync(recoveryPoint, source.FullName);
 
+        // Both copies pass the keyless consistency check (every pack read back against its id and the index).
+        foreach (var tier in new[] { "Disk", "Vault" })
+        {
+            var check = await _client.Http.PostAsync($"/api/recovery-points/{recoveryPoint}/check?tier={tier}", null, Ct);
+            var outcome = await check.Content.ReadFromJsonAsync<JsonElement>(Ct);
+            check.StatusCode.ShouldBe(HttpStatusCode.OK, outcome.ToString());
+            outcome.GetProperty("damaged").GetArrayLength().ShouldBe(0, $"{tier}: {outcome}");
+            outcome.GetProperty("packsChecked").GetInt32().ShouldBe(point.GetProperty("packCount").GetInt32());
+        }
+
         // Item-level restore into a folder that already holds the item: "keep both" puts it beside the original.
         var into = Path.Combine(_work.FullName, "restored-from-Disk");
         var item = await _client.Http.PostAsJsonAsync($"/api/recovery-points/{recoveryPoint}/restores",
