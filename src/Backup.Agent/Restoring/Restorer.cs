@@ -85,29 +85,30 @@ public sealed class Restorer(ILogger log)
                 }
             }
 
-            foreach (var (packId, chunks) in needs)
-            {
-                ct.ThrowIfCancellationRequested();
-                var packFile = await FetchVerifiedAsync(packId, scratch, fetch, ct);
-                try
+            // Packs are independent: one worker per core fetches, verifies, decrypts and writes its pack while the
+            // others do theirs (writes go to distinct offsets). Each worker owns its envelope and buffer.
+            await Parallel.ForEachAsync(needs, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(2, Environment.ProcessorCount), CancellationToken = ct },
+                async (need, token) =>
                 {
-                    await using var pack = new FileStream(packFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
-                    foreach (var (id, targets) in chunks.OrderBy(c => index[c.Key].Offset))
+                    var (packId, chunks) = need;
+                    using var worker = new BlobEnvelope(keys);
+                    var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(Pack.MaxPlainLength);
+                    var packFile = await FetchVerifiedAsync(packId, scratch, fetch, token);
+                    try
                     {
-                        var data = OpenChunk(pack, packId, id, index[id], envelope, plain, () => files[targets[0].File].Entry.Path);
-                        if (data.IndexOfAnyExcept((byte)0) < 0) continue; // a hole: the pre-sized file already reads as zeros
-                        foreach (var group in targets.GroupBy(t => t.File))
+                        await using var pack = new FileStream(packFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
+                        foreach (var (id, targets) in chunks.OrderBy(c => index[c.Key].Offset))
                         {
-                            using var handle = File.OpenHandle(files[group.Key].Tmp, FileMode.Open, FileAccess.Write);
-                            foreach (var t in group) RandomAccess.Write(handle, data, t.Offset);
+                            token.ThrowIfCancellationRequested();
+                            WriteChunk(OpenChunk(pack, packId, id, index[id], worker, buffer, () => files[targets[0].File].Entry.Path), targets, files);
                         }
                     }
-                }
-                finally
-                {
-                    File.Delete(packFile);
-                }
-            }
+                    finally
+                    {
+                        System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+                        File.Delete(packFile);
+                    }
+                });
 
             foreach (var (entry, path, tmp) in files)
             {
@@ -134,6 +135,16 @@ public sealed class Restorer(ILogger log)
         var restored = written.Count(w => w.Entry.Kind == EntryKind.File);
         log.LogInformation("Restored {Files} files, {Bytes} bytes to {Target}; {Skipped} existing items left as they were", restored, bytes, target, skipped);
         return new RestoreResult(restored, bytes, skipped);
+    }
+
+    private static void WriteChunk(ReadOnlySpan<byte> data, List<Target> targets, List<(TreeEntry Entry, string Path, string Tmp)> files)
+    {
+        if (data.IndexOfAnyExcept((byte)0) < 0) return; // a hole: the pre-sized file already reads as zeros
+        foreach (var group in targets.GroupBy(t => t.File))
+        {
+            using var handle = File.OpenHandle(files[group.Key].Tmp, FileMode.Open, FileAccess.Write);
+            foreach (var t in group) RandomAccess.Write(handle, data, t.Offset);
+        }
     }
 
     /// <summary>Fetches and decrypts the tree; every chunk of it is verified like file data.</summary>
