@@ -1,3 +1,4 @@
+using Backup.Api.Access;
 using Backup.Api.AgentWork;
 using Backup.Api.Auditing;
 using Backup.Api.DataSources;
@@ -54,15 +55,16 @@ services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new Js
 services.AddProblemDetails();
 services.AddExceptionHandler<ProblemMapping>();
 services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
-services.AddAuthentication()
-    .AddScheme<AuthenticationSchemeOptions, AgentAuthenticationHandler>(AgentAuthenticationHandler.SchemeName, null);
-services.AddAuthorizationBuilder()
-    .AddPolicy(AgentAuthenticationHandler.Policy, p => p.AddAuthenticationSchemes(AgentAuthenticationHandler.SchemeName).RequireAuthenticatedUser());
+services.AddAccess();
 services.AddHealthChecks()
     .AddNpgSql(martenConnection, name: "postgresql")
     .AddCheck<VaultHealthCheck>("vault");
 services.AddEndpointsApiExplorer();
-services.AddSwaggerGen(o => o.SwaggerDoc("v1", new() { Title = "Backup catalog API", Version = "v1" }));
+services.AddSwaggerGen(o =>
+{
+    o.SwaggerDoc("v1", new() { Title = "Backup catalog API", Version = "v1" });
+    o.AddAccessSecurity();
+});
 
 var app = builder.Build();
 app.UseCorrelationId();
@@ -75,8 +77,8 @@ app.UseAuthorization();
 
 await app.Services.GetRequiredService<VaultStore>().EnsureCreatedAsync(CancellationToken.None);
 
-app.MapHealthChecks("/health");
-app.MapGet("/", () => Results.Redirect("/swagger")).ExcludeFromDescription();
+app.MapHealthChecks("/health").AllowAnonymous();
+app.MapGet("/", () => Results.Redirect("/swagger")).ExcludeFromDescription().AllowAnonymous();
 app.MapEnrolment();
 app.MapProtectionGroups();
 app.MapDataSources();
@@ -84,6 +86,7 @@ app.MapRecoveryPoints();
 app.MapRestores();
 app.MapAgentWork();
 app.MapAudit();
+app.MapAccess();
 
 app.Run();
 

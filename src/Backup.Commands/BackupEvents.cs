@@ -1,3 +1,4 @@
+using Backup.Commands.Access;
 using Backup.Commands.Agents;
 using Backup.Commands.DataSources;
 using Backup.Commands.Dispatching;
@@ -43,5 +44,9 @@ public static class BackupEvents
         events.MapEventType<RestoreFailed>("restore_failed.v1");
         events.MapEventType<JobLeaseExpired>("job_lease_expired.v1");
         events.MapEventType<JobRequeued>("job_requeued.v1");
+        events.MapEventType<ApiKeyIssued>("api_key_issued.v1");
+        events.MapEventType<ApiKeyRevoked>("api_key_revoked.v1");
+        events.MapEventType<SecurityPinIssued>("security_pin_issued.v1");
+        events.MapEventType<SecurityPinUsed>("security_pin_used.v1");
     }
 }
