@@ -25,7 +25,10 @@ var builder = WebApplication.CreateBuilder(args);
 var services = builder.Services;
 var config = builder.Configuration;
 
-services.AddOptions<ServerOptions>().Bind(config.GetSection(ServerOptions.Section));
+services.AddOptions<ServerOptions>().Bind(config.GetSection(ServerOptions.Section))
+    .Validate(o => string.IsNullOrEmpty(o.BootstrapAdminKey) || o.BootstrapAdminKey.Trim().Length >= ServerOptions.MinBootstrapAdminKeyLength,
+        $"Backup:BootstrapAdminKey must be at least {ServerOptions.MinBootstrapAdminKeyLength} characters (e.g. openssl rand -base64 32).")
+    .ValidateOnStart();
 services.AddOptions<Backup.Commands.Dispatching.JobLeaseOptions>().Bind(config.GetSection(Backup.Commands.Dispatching.JobLeaseOptions.Section));
 var server = config.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
 var martenConnection = config.GetConnectionString("Marten") ?? throw new InvalidOperationException("ConnectionStrings:Marten is not set.");

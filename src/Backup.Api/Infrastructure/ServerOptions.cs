@@ -25,6 +25,9 @@ public sealed class ServerOptions
     /// </summary>
     public string? BootstrapAdminKey { get; set; }
 
+    /// <summary>A guessable admin key would make every other protection moot.</summary>
+    public const int MinBootstrapAdminKeyLength = 16;
+
     /// <summary>Largest pack the server accepts from an agent.</summary>
     public long MaxPackBytes { get; set; } = 256L << 20;
 }

@@ -14,7 +14,15 @@ public sealed class RevokeApiKeyHandler(IDocumentSession session, TimeProvider c
     {
         var (key, version) = await session.LoadAsync<ApiKey>(command.KeyId, ApiKey.Next, ct);
         session.AppendExpected(command.KeyId, version, ApiKey.Revoke(key, command.KeyId, clock.GetUtcNow()));
-        await session.SaveChangesAsync(ct);
+        try
+        {
+            await session.SaveChangesAsync(ct);
+        }
+        catch (JasperFx.Events.EventStreamUnexpectedMaxEventIdException)
+        {
+            // The key's stream or the security PIN's (staged in this session by the PIN filter) moved under us.
+            throw new ConflictException("Another request revoked this key or spent this security PIN at the same time; nothing was done.");
+        }
         return Unit.Value;
     }
 }

@@ -198,6 +198,16 @@ public sealed class AccessTests(ApiFactory api) : IClassFixture<ApiFactory>
         await ShouldBeRejectedAsync(() => api.CreateAnonymousClient().PostAsync("/api/access/security-pin", null, Ct), HttpStatusCode.Unauthorized);
     }
 
+    [Fact]
+    public void A_short_bootstrap_key_stops_the_api_at_start_without_showing_the_key()
+    {
+        const string weak = "admin123";
+        using var weakApi = api.WithWebHostBuilder(b => b.UseSetting("Backup:RunDaemon", "false").UseSetting("Backup:BootstrapAdminKey", weak));
+        var failure = Should.Throw<Exception>(() => weakApi.CreateClient());
+        failure.ToString().ShouldContain("Backup:BootstrapAdminKey must be at least 16 characters");
+        failure.ToString().ShouldNotContain(weak);
+    }
+
     private async Task<List<string>> EventDataAsync(string alias)
     {
         await using var connection = new NpgsqlConnection(TestServices.Postgres);
