@@ -18,7 +18,6 @@ using Azure.Storage.Blobs;
 using FluentValidation;
 using JasperFx.Events.Daemon;
 using Marten;
-using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
 
 var builder = WebApplication.CreateBuilder(args);

@@ -8,7 +8,6 @@ public static class Roles
     public const string Admin = "admin";
     public const string Operator = "operator";
     public const string Auditor = "auditor";
-    public const string Agent = "agent";
 
     public static readonly IReadOnlyList<string> ForPeople = [Admin, Operator, Auditor];
 }
