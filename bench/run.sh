@@ -54,7 +54,8 @@ trap cleanup EXIT
 warm() { find "$1" -type f -print0 | xargs -0 cat >/dev/null 2>&1 || true; }
 now() { date +%s.%N; }
 json_field() { { grep -o "\"$1\":\"\?[^\",}]*" || true; } | head -1 | sed 's/.*:"\{0,1\}//'; }
-post() { curl -sS -f -X POST "$API$1" -H 'content-type: application/json' -d "${2:-{\}}"; }
+post() { curl -sS -f -X POST "$API$1" -H "@$AUTH" -H 'content-type: application/json' -d "${2:-{\}}"; }
+get() { curl -s -H "@$AUTH" "$API$1"; }
 bytes_of() { du -sb "$1" | cut -f1; }
 
 RESULTS="$WORK/results.tsv"
@@ -69,13 +70,16 @@ agent_seconds() { grep -o 'done in [0-9.]* s' "$1" | tail -1 | awk '{print $3}';
 # ---- this product -------------------------------------------------------------------------------------------
 product_start() { # run
   local run=$1
+  (umask 077; head -c 24 /dev/urandom | base64 | tr -d '+/=\n' >"$WORK/admin.key"; printf 'Authorization: ApiKey %s\n' "$(cat "$WORK/admin.key")" >"$WORK/admin.header")
+  AUTH="$WORK/admin.header"
+  export Backup__BootstrapAdminKey="$(cat "$WORK/admin.key")"
   export Backup__Schema="bench_$$_$run" Backup__DiskStore="$WORK/product-$run/disk-store" Backup__VaultContainer="bench-$$-$run" Backup__RunDaemon=true
   mkdir -p "$WORK/product-$run"
   (cd src/Backup.Api/bin/Release/net10.0 && exec dotnet Backup.Api.dll --urls "$API" >"$WORK/product-$run/api.log" 2>&1) &
   API_PID=$!
   for _ in $(seq 120); do [[ "$(curl -s "$API/health" 2>/dev/null)" == Healthy ]] && break; sleep 0.5; done
   [[ "$(curl -s "$API/health")" == Healthy ]] || die "the API did not start; see $WORK/product-$run/api.log"
-  printf '{"passphrase":"%s"}' "$PASS" | curl -sS -f -X PUT "$API/api/repository/key" -H 'content-type: application/json' --data-binary @- >/dev/null
+  printf '{"passphrase":"%s"}' "$PASS" | curl -sS -f -X PUT "$API/api/repository/key" -H "@$AUTH" -H 'content-type: application/json' --data-binary @- >/dev/null
   printf '%s\n' "$PASS" >"$WORK/product-$run/passphrase"
   PRODUCT_TOKEN="$(post /api/enrolment-tokens '{"validForMinutes":600}' | json_field token)"
   PRODUCT_GROUP="$(post /api/protection-groups "{\"name\":\"bench $run\"}" | json_field id)"
@@ -89,7 +93,7 @@ agent_start() { # run step
     "--Agent:StateDirectory=$WORK/product-$run/agent-state" "--Agent:MachineName=bench" "--Agent:PollInterval=00:00:00.100" \
     "--Agent:PassphraseFile=$WORK/product-$run/passphrase" >>"$WORK/product-$run/agent.log" 2>&1) &
   AGENT_PID=$!
-  for _ in $(seq 120); do PRODUCT_AGENT="$(curl -s "$API/api/agents" | json_field id)"; [[ -n $PRODUCT_AGENT ]] && break; sleep 0.25; done
+  for _ in $(seq 120); do PRODUCT_AGENT="$(get /api/agents | json_field id)"; [[ -n $PRODUCT_AGENT ]] && break; sleep 0.25; done
   [[ -n $PRODUCT_AGENT ]] || die "the agent did not enrol; see $WORK/product-$run/agent.log"
   sleep 1 # first poll done: the job is picked up at the next 100 ms poll
 }
@@ -113,7 +117,7 @@ product_backup() { # run step data
   start=$(now)
   rp="$(post "/api/data-sources/$PRODUCT_SOURCE/backups" | json_field id)"
   while :; do
-    point="$(curl -s "$API/api/recovery-points/$rp")"
+    point="$(get "/api/recovery-points/$rp")"
     [[ "$point" == *'"status":"Created"'* ]] && break
     [[ "$point" == *'"status":"Failed"'* ]] && die "backup failed: $point"
     sleep 0.05
@@ -133,7 +137,7 @@ product_restore() { # run data
   start=$(now)
   id="$(post "/api/recovery-points/$PRODUCT_RP/restores" "{\"source\":\"Disk\",\"targetPath\":\"$target\"}" | json_field id)"
   while :; do
-    state="$(curl -s "$API/api/restores/$id")"
+    state="$(get "/api/restores/$id")"
     [[ "$state" == *'"status":"Completed"'* ]] && break
     [[ "$state" == *'"status":"Failed"'* ]] && die "restore failed: $state"
     sleep 0.05

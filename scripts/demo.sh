@@ -60,6 +60,13 @@ say "building"
 dotnet build Backup.sln -c Release -v quiet -nologo
 
 export Backup__Schema=demo Backup__DiskStore="$REPO/.local/disk-store" Backup__VaultContainer=demo-vault
+# The first admin's API key: made on the first run, kept in the git-ignored .local/ (owner-only), given to the API
+# alone through its environment, and sent by every call below from a header file (never on a command line). The API
+# never logs it.
+ADMIN_KEY_FILE="$REPO/.local/bootstrap-admin.key"
+AUTH_HEADER="$REPO/.local/bootstrap-admin.header"
+if [[ ! -s $ADMIN_KEY_FILE ]]; then (umask 077; head -c 32 /dev/urandom | base64 | tr -d '+/=\n' >"$ADMIN_KEY_FILE"); fi
+(umask 077; printf 'Authorization: ApiKey %s\n' "$(cat "$ADMIN_KEY_FILE")" >"$AUTH_HEADER")
 start() { # name project args...
   local name=$1 project=$2; shift 2
   cd "$REPO/src/$project/bin/Release/net10.0"
@@ -68,10 +75,11 @@ start() { # name project args...
   cd "$REPO"
 }
 json_field() { { grep -o "\"$1\":\"[^\"]*\"" || true; } | head -1 | cut -d'"' -f4; }
-post() { curl -sS -f -X POST "$API$1" -H 'content-type: application/json' -d "${2:-{\}}"; }
+post() { curl -sS -f -X POST "$API$1" -H "@$AUTH_HEADER" -H 'content-type: application/json' -d "${2:-{\}}"; }
+get() { curl -s "$API$1" -H "@$AUTH_HEADER"; }
 
 say "starting the API on $API and the workers"
-start api Backup.Api --urls "$API"
+Backup__BootstrapAdminKey="$(cat "$ADMIN_KEY_FILE")" start api Backup.Api --urls "$API"
 for _ in $(seq 120); do curl -s -o /dev/null "$API/health" && break; sleep 0.5; done
 [[ "$(curl -s "$API/health")" == "Healthy" ]] || die "the API did not become healthy; see $RUN/api.log"
 start workers Backup.Workers
@@ -90,10 +98,10 @@ mkdir -p "$DEMO"
 if [[ ! -s "$DEMO/passphrase" ]]; then
   (umask 077 && head -c 24 /dev/urandom | base64 >"$DEMO/passphrase")
 fi
-if [[ "$(curl -s -o /dev/null -w '%{http_code}' "$API/api/repository/key")" == 404 ]]; then
+if [[ "$(curl -s -o /dev/null -w '%{http_code}' -H "@$AUTH_HEADER" "$API/api/repository/key")" == 404 ]]; then
   # printf is a shell builtin: the passphrase never appears on a command line (ps).
   printf '{"passphrase":"%s"}' "$(cat "$DEMO/passphrase")" |
-    curl -sS -f -X PUT "$API/api/repository/key" -H 'content-type: application/json' --data-binary @- >/dev/null
+    curl -sS -f -X PUT "$API/api/repository/key" -H "@$AUTH_HEADER" -H 'content-type: application/json' --data-binary @- >/dev/null
 fi
 
 say "enrolling a local agent"
@@ -101,18 +109,18 @@ token="$(post /api/enrolment-tokens '{"validForMinutes":30}' | json_field token)
 rm -rf "$DEMO/agent-state"
 start agent Backup.Agent "--Agent:Server=$API/" "--Agent:EnrolmentToken=$token" "--Agent:StateDirectory=$DEMO/agent-state" "--Agent:MachineName=$(hostname)" "--Agent:PassphraseFile=$DEMO/passphrase"
 agent=""
-for _ in $(seq 60); do agent="$(curl -s "$API/api/agents" | json_field id)"; [[ -n $agent ]] && break; sleep 0.5; done
+for _ in $(seq 60); do agent="$(get /api/agents | json_field id)"; [[ -n $agent ]] && break; sleep 0.5; done
 [[ -n $agent ]] || die "the agent did not enrol; see $RUN/agent.log"
 
 say "protecting the folder and taking a backup"
-group="$(curl -s "$API/api/protection-groups" | json_field id)"
+group="$(get /api/protection-groups | json_field id)"
 [[ -n $group ]] || group="$(post /api/protection-groups '{"name":"Demo servers"}' | json_field id)"
 source="$(post "/api/protection-groups/$group/data-sources" "{\"agentId\":\"$agent\",\"kind\":\"Folder\",\"path\":\"$DEMO/protected\"}" | json_field id)"
 rp="$(post "/api/data-sources/$source/backups" | json_field id)"
 
 say "waiting for recovery point $rp on disk and in the vault"
 for _ in $(seq 240); do
-  point="$(curl -s "$API/api/recovery-points/$rp")"
+  point="$(get "/api/recovery-points/$rp")"
   [[ "$point" == *'"tier":"Both"'* ]] && break
   [[ "$point" == *'"status":"Failed"'* ]] && die "the backup failed: $point"
   sleep 0.5
@@ -123,7 +131,7 @@ say "restoring it from the vault into $DEMO/restored"
 rm -rf "$DEMO/restored"
 restore="$(post "/api/recovery-points/$rp/restores" "{\"source\":\"Vault\",\"targetPath\":\"$DEMO/restored\"}" | json_field id)"
 for _ in $(seq 240); do
-  state="$(curl -s "$API/api/restores/$restore")"
+  state="$(get "/api/restores/$restore")"
   [[ "$state" == *'"status":"Completed"'* || "$state" == *'"status":"Failed"'* ]] && break
   sleep 0.5
 done
@@ -136,7 +144,8 @@ Recovery point (GET $API/api/recovery-points/$rp):
 $point
 
 Where to look:
-  Swagger UI        $API/swagger
+  Swagger UI        $API/swagger  (Authorize with "ApiKey <key>")
+  Admin API key     $ADMIN_KEY_FILE
   Recovery points   $API/api/recovery-points
   Health            $API/health
   Disk store        $REPO/.local/disk-store

@@ -1,3 +1,4 @@
+using Backup.Api.Access;
 using Backup.Api.AgentWork;
 using Backup.Api.Auditing;
 using Backup.Api.DataSources;
@@ -18,14 +19,16 @@ using Azure.Storage.Blobs;
 using FluentValidation;
 using JasperFx.Events.Daemon;
 using Marten;
-using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
 
 var builder = WebApplication.CreateBuilder(args);
 var services = builder.Services;
 var config = builder.Configuration;
 
-services.AddOptions<ServerOptions>().Bind(config.GetSection(ServerOptions.Section));
+services.AddOptions<ServerOptions>().Bind(config.GetSection(ServerOptions.Section))
+    .Validate(o => string.IsNullOrEmpty(o.BootstrapAdminKey) || o.BootstrapAdminKey.Trim().Length >= ServerOptions.MinBootstrapAdminKeyLength,
+        $"Backup:BootstrapAdminKey must be at least {ServerOptions.MinBootstrapAdminKeyLength} characters (e.g. openssl rand -base64 32).")
+    .ValidateOnStart();
 services.AddOptions<Backup.Commands.Dispatching.JobLeaseOptions>().Bind(config.GetSection(Backup.Commands.Dispatching.JobLeaseOptions.Section));
 var server = config.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
 var martenConnection = config.GetConnectionString("Marten") ?? throw new InvalidOperationException("ConnectionStrings:Marten is not set.");
@@ -55,15 +58,16 @@ services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new Js
 services.AddProblemDetails();
 services.AddExceptionHandler<ProblemMapping>();
 services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
-services.AddAuthentication()
-    .AddScheme<AuthenticationSchemeOptions, AgentAuthenticationHandler>(AgentAuthenticationHandler.SchemeName, null);
-services.AddAuthorizationBuilder()
-    .AddPolicy(AgentAuthenticationHandler.Policy, p => p.AddAuthenticationSchemes(AgentAuthenticationHandler.SchemeName).RequireAuthenticatedUser());
+services.AddAccess();
 services.AddHealthChecks()
     .AddNpgSql(martenConnection, name: "postgresql")
     .AddCheck<VaultHealthCheck>("vault");
 services.AddEndpointsApiExplorer();
-services.AddSwaggerGen(o => o.SwaggerDoc("v1", new() { Title = "Backup catalog API", Version = "v1" }));
+services.AddSwaggerGen(o =>
+{
+    o.SwaggerDoc("v1", new() { Title = "Backup catalog API", Version = "v1" });
+    o.AddAccessSecurity();
+});
 
 var app = builder.Build();
 app.UseCorrelationId();
@@ -76,8 +80,8 @@ app.UseAuthorization();
 
 await app.Services.GetRequiredService<VaultStore>().EnsureCreatedAsync(CancellationToken.None);
 
-app.MapHealthChecks("/health");
-app.MapGet("/", () => Results.Redirect("/swagger")).ExcludeFromDescription();
+app.MapHealthChecks("/health").AllowAnonymous();
+app.MapGet("/", () => Results.Redirect("/swagger")).ExcludeFromDescription().AllowAnonymous();
 app.MapEnrolment();
 app.MapProtectionGroups();
 app.MapDataSources();
@@ -86,6 +90,7 @@ app.MapRestores();
 app.MapRepositoryKey();
 app.MapAgentWork();
 app.MapAudit();
+app.MapAccess();
 
 app.Run();
 

@@ -1,3 +1,4 @@
+using Backup.Commands.Access;
 using Backup.Commands.Agents;
 using Backup.Commands.DataSources;
 using Backup.Commands.Dispatching;
@@ -48,5 +49,9 @@ public static class BackupEvents
         events.MapEventType<Backup.Commands.CheckingRecoveryPoints.RecoveryPointChecked>("recovery_point_checked.v1");
         events.MapEventType<RepositoryKeyCreated>("repository_key_created.v1");
         events.MapEventType<RepositoryPassphraseChanged>("repository_passphrase_changed.v1");
+        events.MapEventType<ApiKeyIssued>("api_key_issued.v1");
+        events.MapEventType<ApiKeyRevoked>("api_key_revoked.v1");
+        events.MapEventType<SecurityPinIssued>("security_pin_issued.v1");
+        events.MapEventType<SecurityPinUsed>("security_pin_used.v1");
     }
 }

@@ -1,7 +1,9 @@
 using Backup.Commands;
+using Backup.Commands.Access;
 using Backup.Commands.Dispatching;
 using Backup.Commands.TakingRecoveryPoints;
 using Backup.Commands.Uniqueness;
+using Backup.Projections.Access;
 using Backup.Projections.Agents;
 using Backup.Projections.Auditing;
 using Backup.Projections.DataSources;
@@ -37,6 +39,9 @@ public static class CatalogStore
         opts.Projections.Add<ProtectionGroupViewProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<DataSourceViewProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<AgentJobQueueProjection>(ProjectionLifecycle.Inline);
+        opts.Projections.Add<ApiKeyNameProjection>(ProjectionLifecycle.Inline);
+        opts.Projections.Add<ApiKeyViewProjection>(ProjectionLifecycle.Inline);
+        opts.Projections.Add<RecentSecurityPinProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<RecoveryPointViewProjection>(ProjectionLifecycle.Async);
         opts.Projections.Add<RestoreViewProjection>(ProjectionLifecycle.Async);
         // Registered here rather than on AddMarten so that every daemon (workers, or the API's when it runs one) chains.
@@ -44,6 +49,8 @@ public static class CatalogStore
 
         opts.Schema.For<ProtectionGroupName>().UniqueIndex(g => g.NameKey);
         opts.Schema.For<ProtectedFolder>().UniqueIndex(f => f.Key);
+        opts.Schema.For<ApiKeyName>().UniqueIndex(k => k.NameKey);
+        opts.Schema.For<RecentSecurityPin>().Index(p => p.ExpiresAt);
         opts.Schema.For<QueuedJob>().Index(j => j.AgentId);
         opts.Schema.For<RecoveryPointView>().Index(r => r.DataSourceId).Index(r => r.Sequence);
         opts.Schema.For<AuditLink>();

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Backup.Api.Infrastructure;
 using Backup.Projections.Auditing;
 using Mediator;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -10,7 +11,7 @@ public static class AuditEndpoints
 {
     public static IEndpointRouteBuilder MapAudit(this IEndpointRouteBuilder app)
     {
-        var audit = app.MapGroup("/api/audit").WithTags("Audit");
+        var audit = app.MapGroup("/api/audit").WithTags("Audit").RequireAuthorization(AccessPolicies.Audit);
         audit.MapGet("/verify", Verify)
             .WithSummary("Prove the event log was not edited")
             .WithDescription("Recomputes the hash chain over the stored events (from the first, or from sequence 'from' trusting the stored link before it) " +

@@ -11,10 +11,11 @@ public static class DataSourceEndpoints
     public static IEndpointRouteBuilder MapDataSources(this IEndpointRouteBuilder app)
     {
         var sources = app.MapGroup("/api/data-sources").WithTags("Data sources");
-        sources.MapGet("/{dataSourceId:guid}", Get).WithSummary("Get a protected data source");
+        sources.MapGet("/{dataSourceId:guid}", Get).WithSummary("Get a protected data source").RequireAuthorization(AccessPolicies.Read);
         sources.MapPost("/{dataSourceId:guid}/backups", RequestBackup)
             .WithSummary("Create a recovery point now")
-            .WithDescription("Queues a backup for the data source's agent; returns the id of the recovery point it will create.");
+            .WithDescription("Queues a backup for the data source's agent; returns the id of the recovery point it will create.")
+            .RequireAuthorization(AccessPolicies.Operate);
         return app;
     }
 

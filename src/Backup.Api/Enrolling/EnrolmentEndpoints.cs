@@ -1,3 +1,4 @@
+using Backup.Api.Infrastructure;
 using Backup.Commands.Enrolling;
 using Backup.Projections.Agents;
 using Backup.Storage.Contracts;
@@ -15,15 +16,17 @@ public static class EnrolmentEndpoints
         var tokens = app.MapGroup("/api/enrolment-tokens").WithTags("Agents");
         tokens.MapPost("/", IssueToken)
             .WithSummary("Issue a one-time enrolment token")
-            .WithDescription("The token enrols exactly one machine; it is shown once and only its hash is stored.");
+            .WithDescription("The token enrols exactly one machine; it is shown once and only its hash is stored.")
+            .RequireAuthorization(AccessPolicies.Operate);
 
         var agents = app.MapGroup("/api/agents").WithTags("Agents");
         agents.MapPost("/enrol", Enrol)
             .WithSummary("Enrol a protection agent with a one-time token")
-            .WithDescription("Returns the agent's id and its credential. 401 for an unknown token, 403 for a spent or expired one.");
+            .WithDescription("Returns the agent's id and its credential. 401 for an unknown token, 403 for a spent or expired one.")
+            .AllowAnonymous(); // the one-time token is the credential
         agents.MapGet("/", async (IMediator mediator, CancellationToken ct) => TypedResults.Ok(await mediator.Send(new ListAgents(), ct)))
-            .WithSummary("List enrolled agents");
-        agents.MapGet("/{agentId:guid}", GetAgent).WithSummary("Get one enrolled agent");
+            .WithSummary("List enrolled agents").RequireAuthorization(AccessPolicies.Read);
+        agents.MapGet("/{agentId:guid}", GetAgent).WithSummary("Get one enrolled agent").RequireAuthorization(AccessPolicies.Read);
         return app;
     }
 

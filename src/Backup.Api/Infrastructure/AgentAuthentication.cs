@@ -40,5 +40,6 @@ public static class AgentIdentity
         return agentIdInRoute;
     }
 
-    public static string Actor(this ClaimsPrincipal user) => user.Identity?.Name ?? "operator";
+    /// <summary>"user:&lt;key name&gt;" for people, "agent:&lt;id&gt;" for agents; "anonymous" only where no credential is needed (enrolment).</summary>
+    public static string Actor(this ClaimsPrincipal user) => user.Identity?.Name ?? "anonymous";
 }

@@ -19,6 +19,15 @@ public sealed class ServerOptions
     /// </summary>
     public bool RunDaemon { get; set; }
 
+    /// <summary>
+    /// The first admin's API key ("Authorization: ApiKey &lt;key&gt;"), acting as "user:bootstrap-admin". Set it from a
+    /// secret store or environment (Backup__BootstrapAdminKey), never in a committed file; it is never logged.
+    /// </summary>
+    public string? BootstrapAdminKey { get; set; }
+
+    /// <summary>A guessable admin key would make every other protection moot.</summary>
+    public const int MinBootstrapAdminKeyLength = 16;
+
     /// <summary>Largest pack the server accepts from an agent.</summary>
     public long MaxPackBytes { get; set; } = 256L << 20;
 }

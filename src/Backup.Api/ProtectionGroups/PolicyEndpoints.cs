@@ -42,24 +42,28 @@ public static class PolicyEndpoints
             .WithSummary("Set the short-term (disk) policy")
             .WithDescription("Retention 1–448 days; sync every 15/30/45/60/120/240/360/720/1440 minutes or just before each recovery point; " +
                              "recovery-point times (hh:mm) and days in the IANA time zone; at most 64 recovery points kept per data source. " + Conditional)
-            .Produces<VersionResponse>().ProducesValidationProblem().ProducesProblem(404).ProducesProblem(412).ProducesProblem(428);
+            .Produces<VersionResponse>().ProducesValidationProblem().ProducesProblem(404).ProducesProblem(412).ProducesProblem(428)
+            .RequireAuthorization(AccessPolicies.Operate);
         groups.MapPut("/{groupId:guid}/online-policy", (Guid groupId, OnlinePolicyRequest r, HttpContext http, IMediator m, CancellationToken ct) =>
                 SendAsync(http, expected => m.Send(new SetOnlinePolicy(groupId, expected, r.BackupTimes, r.Schedule, r.Days,
                     r.DailyRetentionDays, r.WeeklyRetentionWeeks, r.MonthlyRetentionMonths, r.YearlyRetentionYears), ct)))
             .WithSummary("Set the online (vault) policy")
             .WithDescription("At most 2 backup times a day; daily or weekly; GFS retention tiers (null = off): daily 7–9,999 days, weekly 4–5,163 weeks, " +
                              "monthly 3–1,188 months, yearly 1–99 years. Needs a short-term policy first (409). " + Conditional)
-            .Produces<VersionResponse>().ProducesValidationProblem().ProducesProblem(404).ProducesProblem(409).ProducesProblem(412).ProducesProblem(428);
+            .Produces<VersionResponse>().ProducesValidationProblem().ProducesProblem(404).ProducesProblem(409).ProducesProblem(412).ProducesProblem(428)
+            .RequireAuthorization(AccessPolicies.Operate);
         groups.MapPut("/{groupId:guid}/throttling", (Guid groupId, OnlineThrottlingRequest r, HttpContext http, IMediator m, CancellationToken ct) =>
                 SendAsync(http, expected => m.Send(new SetOnlineThrottling(groupId, expected, r.WorkHoursKbps, r.NonWorkHoursKbps, r.WorkDays, r.WorkStart, r.WorkEnd), ct)))
             .WithSummary("Set bandwidth throttling for online transfers")
             .WithDescription("Rates in Kbps, 512 to 1,047,552 (1023 Mbps), for work hours (start < end, on work days) and the rest. " + Conditional)
-            .Produces<VersionResponse>().ProducesValidationProblem().ProducesProblem(404).ProducesProblem(412).ProducesProblem(428);
+            .Produces<VersionResponse>().ProducesValidationProblem().ProducesProblem(404).ProducesProblem(412).ProducesProblem(428)
+            .RequireAuthorization(AccessPolicies.Operate);
         groups.MapPut("/{groupId:guid}/alert-threshold", (Guid groupId, AlertThresholdRequest r, HttpContext http, IMediator m, CancellationToken ct) =>
                 SendAsync(http, expected => m.Send(new SetAlertThreshold(groupId, expected, r.DaysWithoutRecoveryPoint), ct)))
             .WithSummary("Set the missed-backup alert threshold")
             .WithDescription("Days (1–30) without a recovery point before a data source raises a missed-backup alert. " + Conditional)
-            .Produces<VersionResponse>().ProducesValidationProblem().ProducesProblem(404).ProducesProblem(412).ProducesProblem(428);
+            .Produces<VersionResponse>().ProducesValidationProblem().ProducesProblem(404).ProducesProblem(412).ProducesProblem(428)
+            .RequireAuthorization(AccessPolicies.Operate);
         return groups;
     }
 

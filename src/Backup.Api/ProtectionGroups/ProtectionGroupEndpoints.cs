@@ -20,15 +20,18 @@ public static class ProtectionGroupEndpoints
     public static IEndpointRouteBuilder MapProtectionGroups(this IEndpointRouteBuilder app)
     {
         var groups = app.MapGroup("/api/protection-groups").WithTags("Protection groups");
-        groups.MapPost("/", Create).WithSummary("Create a protection group").WithDescription("Names are unique, case-insensitively (409).");
+        groups.MapPost("/", Create).WithSummary("Create a protection group").WithDescription("Names are unique, case-insensitively (409).")
+            .RequireAuthorization(AccessPolicies.Operate);
         groups.MapGet("/", async (IMediator m, CancellationToken ct) => TypedResults.Ok(await m.Send(new ListProtectionGroups(), ct)))
-            .WithSummary("List protection groups");
+            .WithSummary("List protection groups").RequireAuthorization(AccessPolicies.Read);
         groups.MapGet("/{groupId:guid}", Get).WithSummary("Get a protection group")
-            .WithDescription("With its policies; the ETag header is the group's version, to send back in If-Match when editing a policy.");
+            .WithDescription("With its policies; the ETag header is the group's version, to send back in If-Match when editing a policy.")
+            .RequireAuthorization(AccessPolicies.Read);
         groups.MapPolicies();
         groups.MapPost("/{groupId:guid}/data-sources", AddDataSource)
             .WithSummary("Protect a folder of an enrolled agent in this group")
-            .WithDescription("The path is absolute on the agent's machine; a folder is protected at most once (409).");
+            .WithDescription("The path is absolute on the agent's machine; a folder is protected at most once (409).")
+            .RequireAuthorization(AccessPolicies.Operate);
         return app;
     }
 

@@ -28,15 +28,18 @@ public static class RecoveryPointEndpoints
         points.MapGet("/", List)
             .WithSummary("List recovery points, newest first")
             .WithDescription("Filters: dataSourceId, groupId, agentId, tier (Disk, Vault, Both, None), from (inclusive) / to (exclusive) on the request time. "
-                + "limit 1–500 (default 50); pass the returned nextAfter as after for the next page.");
-        points.MapGet("/{recoveryPointId:guid}", Get).WithSummary("Get a recovery point");
+                + "limit 1–500 (default 50); pass the returned nextAfter as after for the next page.")
+            .RequireAuthorization(AccessPolicies.Read);
+        points.MapGet("/{recoveryPointId:guid}", Get).WithSummary("Get a recovery point").RequireAuthorization(AccessPolicies.Read);
         points.MapPost("/{recoveryPointId:guid}/check", Check)
             .WithSummary("Check one copy of a recovery point: every pack present, its bytes matching its id, its chunks where the index says")
             .WithDescription("tier = Disk (default) or Vault. Reads every pack of the copy; the outcome is recorded (RecoveryPointChecked) and returned, "
-                + "naming each missing or damaged pack. 409 when the recovery point is not created or has no vault copy.");
+                + "naming each missing or damaged pack. 409 when the recovery point is not created or has no vault copy.")
+            .RequireAuthorization(AccessPolicies.Operate);
         points.MapPost("/{recoveryPointId:guid}/restores", RequestRestore)
             .WithSummary("Restore a recovery point to an alternate folder")
-            .WithDescription("Source is Disk or Vault; Vault needs a completed online copy (409 otherwise). Optional paths select items; ifExists is Overwrite, Skip or KeepBoth.");
+            .WithDescription("Source is Disk or Vault; Vault needs a completed online copy (409 otherwise). Optional paths select items; ifExists is Overwrite, Skip or KeepBoth.")
+            .RequireAuthorization(AccessPolicies.Operate);
         return app;
     }
 

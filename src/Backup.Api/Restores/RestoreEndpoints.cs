@@ -1,3 +1,4 @@
+using Backup.Api.Infrastructure;
 using Backup.Projections.Restores;
 using Mediator;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -8,7 +9,7 @@ public static class RestoreEndpoints
 {
     public static IEndpointRouteBuilder MapRestores(this IEndpointRouteBuilder app)
     {
-        var restores = app.MapGroup("/api/restores").WithTags("Restores");
+        var restores = app.MapGroup("/api/restores").WithTags("Restores").RequireAuthorization(AccessPolicies.Read);
         restores.MapGet("/{restoreId:guid}", Get).WithSummary("Get a restore job: status, files and bytes restored, failure reason");
         return app;
     }

@@ -1,3 +1,4 @@
+using Backup.Commands.Access;
 using Backup.Commands.DataSources;
 using Backup.Commands.ProtectionGroups;
 using Marten.Events.Aggregation;
@@ -36,4 +37,21 @@ public sealed partial class ProtectedFolderProjection : MultiStreamProjection<Pr
     public ProtectedFolderProjection() => Identity<DataSourceProtected>(e => e.DataSourceId);
 
     public static ProtectedFolder Create(DataSourceProtected e) => new() { Id = e.DataSourceId, Key = ProtectedFolder.KeyOf(e.AgentId, e.Path) };
+}
+
+/// <summary>
+/// A key name stays taken after its key is revoked: the audit trail names people by key ("user:&lt;name&gt;"), and a
+/// reused name would blur who did what.
+/// </summary>
+public sealed class ApiKeyName
+{
+    public Guid Id { get; set; }
+    public string NameKey { get; set; } = "";
+
+    public static string KeyOf(string name) => name.Trim().ToUpperInvariant();
+}
+
+public sealed partial class ApiKeyNameProjection : SingleStreamProjection<ApiKeyName, Guid>
+{
+    public static ApiKeyName Create(ApiKeyIssued e) => new() { Id = e.KeyId, NameKey = ApiKeyName.KeyOf(e.Name) };
 }

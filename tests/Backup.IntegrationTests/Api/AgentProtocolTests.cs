@@ -94,7 +94,9 @@ public sealed class AgentProtocolTests(ApiFactory api) : IClassFixture<ApiFactor
     [Fact]
     public async Task A_second_backup_referencing_chunks_another_run_stored_needs_no_new_pack()
     {
-        var (agent, first) = await QueuedBackupAsync();
+        var agent = await _client.EnrolAsync();
+        var dataSource = await _client.AddFolderAsync(await _client.CreateGroupAsync($"g-{Guid.NewGuid():N}"), agent.AgentId, "/srv/files");
+        var first = await _client.RequestBackupAsync(dataSource);
         (await PollAsync(agent)).StatusCode.ShouldBe(HttpStatusCode.OK);
         var data = TestPacks.Build(RandomNumberGenerator.GetBytes(4000));
         var tree = TestPacks.Build(RandomNumberGenerator.GetBytes(100));
@@ -104,7 +106,7 @@ public sealed class AgentProtocolTests(ApiFactory api) : IClassFixture<ApiFactor
             .StatusCode.ShouldBe(HttpStatusCode.NoContent);
 
         // Same agent, same data source, next run: every chunk is known, so the commit alone makes the recovery point.
-        var second = await _client.RequestBackupAsync((await _client.GetJsonAsync($"/api/recovery-points/{first}")).GetProperty("dataSourceId").GetGuid());
+        var second = await _client.RequestBackupAsync(dataSource);
         (await PollAsync(agent)).StatusCode.ShouldBe(HttpStatusCode.OK);
         (await CommitAsync(agent, second, new CompleteBackupRequest([tree.Chunks[0].ToString()], TestPacks.Base64(data.Chunks), 1, 0, 4000)))
             .StatusCode.ShouldBe(HttpStatusCode.NoContent);

@@ -131,7 +131,7 @@ public sealed class BadInputTests(ApiFactory api) : IClassFixture<ApiFactory>
     public async Task Agent_endpoints_need_a_valid_credential()
     {
         var agent = await _client.EnrolAsync();
-        await ShouldBeRejectedAsync(() => _client.Http.PostAsync($"/api/agents/{agent.AgentId}/jobs/next", null, Ct), HttpStatusCode.Unauthorized);
+        await ShouldBeRejectedAsync(() => api.CreateAnonymousClient().PostAsync($"/api/agents/{agent.AgentId}/jobs/next", null, Ct), HttpStatusCode.Unauthorized);
         var forged = agent.Credential[..^4] + "AAAA";
         await ShouldBeRejectedAsync(
             () => _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Post, $"/api/agents/{agent.AgentId}/jobs/next", forged), Ct),

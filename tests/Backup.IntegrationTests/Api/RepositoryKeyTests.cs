@@ -29,6 +29,17 @@ public sealed class RepositoryKeyTests : IAsyncLifetime
 
     public ValueTask DisposeAsync() => _api.DisposeAsync();
 
+    /// <summary>The change as an admin sends it; the PIN is issued beforehand (issuing it is an event of its own).</summary>
+    private Task<HttpResponseMessage> ChangePassphraseAsync(string current, string next, string? pin)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/api/repository/key/passphrase")
+        {
+            Content = JsonContent.Create(new { currentPassphrase = current, newPassphrase = next }),
+        };
+        if (pin is not null) request.Headers.Add("X-Security-Pin", pin);
+        return _client.Http.SendAsync(request, Ct);
+    }
+
     private string DiskKeyFile => Path.Combine(_api.DiskStore, "keys", "repository.json");
 
     private async Task<byte[]> VaultKeyFileAsync() =>
@@ -72,7 +83,7 @@ public sealed class RepositoryKeyTests : IAsyncLifetime
         var before = KeyFile.FromJson(File.ReadAllBytes(DiskKeyFile));
         using var original = before.Unlock(First);
 
-        var response = await _client.Http.PostAsJsonAsync("/api/repository/key/passphrase", new { currentPassphrase = First, newPassphrase = Second }, Ct);
+        var response = await ChangePassphraseAsync(First, Second, await _client.PinAsync());
         response.StatusCode.ShouldBe(HttpStatusCode.OK, await response.Content.ReadAsStringAsync(Ct));
 
         var after = File.ReadAllBytes(DiskKeyFile);
@@ -88,23 +99,28 @@ public sealed class RepositoryKeyTests : IAsyncLifetime
         await _client.CreateRepositoryKeyAsync(First);
         var disk = File.ReadAllBytes(DiskKeyFile);
 
+        var pin = await _client.PinAsync();
         var problem = await _api.ShouldBeRejectedAsync(
-            () => _client.Http.PostAsJsonAsync("/api/repository/key/passphrase", new { currentPassphrase = "not the first passphrase!", newPassphrase = Second }, Ct),
+            () => ChangePassphraseAsync("not the first passphrase!", Second, pin),
             HttpStatusCode.UnprocessableEntity);
         problem.GetProperty("detail").GetString()!.ShouldContain("current passphrase is wrong");
         File.ReadAllBytes(DiskKeyFile).ShouldBe(disk);
         (await VaultKeyFileAsync()).ShouldBe(disk);
+
+        // The right passphrase without the second factor changes nothing either.
+        var noPin = await _api.ShouldBeRejectedAsync(() => ChangePassphraseAsync(First, Second, pin: null), HttpStatusCode.Forbidden);
+        noPin.GetProperty("detail").GetString()!.ShouldContain("X-Security-Pin");
+        File.ReadAllBytes(DiskKeyFile).ShouldBe(disk);
     }
 
     [Fact]
     public async Task Changing_the_passphrase_before_any_key_exists_is_a_404_and_a_weak_new_one_a_400()
     {
-        await _api.ShouldBeRejectedAsync(
-            () => _client.Http.PostAsJsonAsync("/api/repository/key/passphrase", new { currentPassphrase = First, newPassphrase = Second }, Ct),
-            HttpStatusCode.NotFound);
+        var pin = await _client.PinAsync();
+        await _api.ShouldBeRejectedAsync(() => ChangePassphraseAsync(First, Second, pin), HttpStatusCode.NotFound);
         await _client.CreateRepositoryKeyAsync(First);
         ShouldName(await _api.ShouldBeRejectedAsync(
-            () => _client.Http.PostAsJsonAsync("/api/repository/key/passphrase", new { currentPassphrase = First, newPassphrase = "short" }, Ct),
+            () => ChangePassphraseAsync(First, "short", pin),
             HttpStatusCode.BadRequest), "newPassphrase");
     }
 }

@@ -123,7 +123,7 @@ public sealed class AuditTests(ApiFactory api) : IClassFixture<ApiFactory>
         }
         finally
         {
-            await SqlAsync($"""UPDATE "{api.Schema}".mt_events SET headers = jsonb_set(headers, ARRAY['actor'], '"operator"') WHERE seq_id = @seq""", seq);
+            await SqlAsync($"""UPDATE "{api.Schema}".mt_events SET headers = jsonb_set(headers, ARRAY['actor'], '"user:bootstrap-admin"') WHERE seq_id = @seq""", seq);
         }
         (await VerifyAsync()).GetProperty("intact").GetBoolean().ShouldBeTrue();
     }
@@ -196,7 +196,7 @@ public sealed class AuditTests(ApiFactory api) : IClassFixture<ApiFactory>
         requested.ShouldNotBeEmpty();
         requested.ShouldAllBe(e => e.GetProperty("eventType").GetString() == "backup_requested.v1");
 
-        (await EventsAsync($"?streamId={source}&actor=operator")).Count.ShouldBe(1);
+        (await EventsAsync($"?streamId={source}&actor=user:bootstrap-admin")).Count.ShouldBe(1);
         (await EventsAsync($"?streamId={source}&actor=agent:nobody")).ShouldBeEmpty();
 
         var window = $"from={Uri.EscapeDataString(startedAt.ToString("O"))}&to={Uri.EscapeDataString(DateTimeOffset.UtcNow.AddMinutes(1).ToString("O"))}";
@@ -290,7 +290,7 @@ public sealed class AuditTests(ApiFactory api) : IClassFixture<ApiFactory>
         var created = (await EventsAsync($"?streamId={group}")).Single();
         created.GetProperty("correlationId").GetString().ShouldBe(correlation);
         created.GetProperty("causationId").GetString().ShouldBe("CreateProtectionGroup");
-        created.GetProperty("actor").GetString().ShouldBe("operator");
+        created.GetProperty("actor").GetString().ShouldBe("user:bootstrap-admin");
 
         // Without the header the request's trace id correlates; an agent's own commands are its actions.
         var agent = await _client.EnrolAsync();

@@ -22,6 +22,7 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
     private readonly List<ProductProcess> _processes = [];
     private ApiClient _client = null!;
     private string _baseUrl = "";
+    private readonly string _adminKey = $"e2e-admin-{Guid.NewGuid():N}";
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -32,6 +33,7 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
         ["Backup__Schema"] = _schema,
         ["Backup__DiskStore"] = Path.Combine(_work.FullName, "disk-store"),
         ["Backup__VaultContainer"] = _container,
+        ["Backup__BootstrapAdminKey"] = _adminKey,
         ["Logging__LogLevel__Default"] = "Information",
     };
 
@@ -41,7 +43,7 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
         _baseUrl = $"http://127.0.0.1:{port}";
         var api = ProductProcess.Start("Backup.Api", Environment(), "--urls", _baseUrl);
         _processes.Add(api);
-        _client = new ApiClient(new HttpClient { BaseAddress = new Uri(_baseUrl) });
+        _client = new ApiClient(new HttpClient { BaseAddress = new Uri(_baseUrl), DefaultRequestHeaders = { Authorization = new("ApiKey", _adminKey) } });
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (true)
         {

@@ -25,6 +25,14 @@ public sealed class ApiClient(HttpClient http)
         response.StatusCode.ShouldBe(HttpStatusCode.Created, await response.Content.ReadAsStringAsync(Ct));
     }
 
+    /// <summary>A fresh security PIN (5 minutes, one use) for a destructive operation; the caller must be an admin.</summary>
+    public async Task<string> PinAsync()
+    {
+        var response = await http.PostAsync("/api/access/security-pin", null, Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.OK, await response.Content.ReadAsStringAsync(Ct));
+        return (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("pin").GetString()!;
+    }
+
     public async Task<string> IssueTokenAsync()
     {
         var response = await http.PostAsJsonAsync("/api/enrolment-tokens", new { validForMinutes = 10 }, Ct);

@@ -1,3 +1,7 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
 using Azure.Storage.Blobs;
 using Marten;
 using Microsoft.AspNetCore.Hosting;
@@ -13,6 +17,9 @@ public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
     public string DiskStore { get; } = Directory.CreateTempSubdirectory("backup-disk-").FullName;
     public string VaultContainer { get; } = $"vault-{Guid.NewGuid():N}";
 
+    /// <summary>Backup:BootstrapAdminKey of this API; every client it creates sends it unless told otherwise.</summary>
+    public string AdminKey { get; } = $"test-admin-{Guid.NewGuid():N}";
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseSetting("ConnectionStrings:Marten", TestServices.Postgres);
@@ -21,6 +28,39 @@ public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
         builder.UseSetting("Backup:DiskStore", DiskStore);
         builder.UseSetting("Backup:VaultContainer", VaultContainer);
         builder.UseSetting("Backup:RunDaemon", "true");
+        builder.UseSetting("Backup:BootstrapAdminKey", AdminKey);
+    }
+
+    /// <summary>The default client is the bootstrap admin, so tests about something else need not care about access.</summary>
+    protected override void ConfigureClient(HttpClient client)
+    {
+        base.ConfigureClient(client);
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("ApiKey", AdminKey);
+    }
+
+    /// <summary>A client that sends no credential at all.</summary>
+    public HttpClient CreateAnonymousClient()
+    {
+        var client = CreateClient();
+        client.DefaultRequestHeaders.Authorization = null;
+        return client;
+    }
+
+    /// <summary>A client holding a freshly issued API key with this role (admin, operator, auditor).</summary>
+    public async Task<HttpClient> CreateClientAsync(string role)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var response = await CreateClient().PostAsJsonAsync("/api/access/keys", new { name = $"{role}-{Guid.NewGuid():N}", role }, ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.Created, await response.Content.ReadAsStringAsync(ct));
+        var key = (await response.Content.ReadFromJsonAsync<JsonElement>(ct)).GetProperty("key").GetString()!;
+        return CreateClientWithKey(key);
+    }
+
+    public HttpClient CreateClientWithKey(string key)
+    {
+        var client = CreateClient();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("ApiKey", key);
+        return client;
     }
 
     public IDocumentStore Store => Services.GetRequiredService<IDocumentStore>();
