@@ -120,7 +120,9 @@ public sealed class JobLoop(
         try
         {
             var keys = await KeysAsync(agentId, ct);
+            var keyTime = clock.Elapsed;
             var known = await server.KnownChunksAsync(agentId, ct);
+            var indexTime = clock.Elapsed;
             var cache = MetadataCache.Load(MetadataCache.PathFor(options.Value.StateDirectory, job.Path), out var cacheProblem);
             if (cacheProblem is not null) log.LogWarning("Backup {RecoveryPointId}: {Problem}", job.RecoveryPointId, cacheProblem);
             await using var pipeline = new ChunkPipeline(keys, known, scratch, options.Value.PackTargetBytes, async (file, packId, chunks, token) =>
@@ -135,6 +137,7 @@ public sealed class JobLoop(
                 lastReport.Restart();
                 log.LogInformation("Backup {RecoveryPointId}: {Files} files, {MiB:F1} MiB", job.RecoveryPointId, files, bytes / 1048576.0);
             }, ct);
+            var archiveTime = clock.Elapsed;
             var chunkIds = new byte[result.Referenced.Count * ChunkId.Size];
             var at = 0;
             foreach (var id in result.Referenced)
@@ -145,7 +148,11 @@ public sealed class JobLoop(
             await server.CompleteBackupAsync(agentId, job.RecoveryPointId, new CompleteBackupRequest(
                 result.TreeChunks.Select(c => c.ToString()).ToList(), Convert.ToBase64String(chunkIds), result.Files, result.Directories,
                 result.BytesRead, result.Tree.Skipped), ct);
+            var commitTime = clock.Elapsed;
             cache.Save();
+            log.LogInformation("Backup {RecoveryPointId} phases: key {Key:F2} s, {Known} known chunk ids {Index:F2} s, walk/read/upload {Archive:F2} s, commit {Commit:F2} s",
+                job.RecoveryPointId, keyTime.TotalSeconds, known.Count, (indexTime - keyTime).TotalSeconds, (archiveTime - indexTime).TotalSeconds,
+                (commitTime - archiveTime).TotalSeconds);
             var p = result.Pipeline;
             log.LogInformation(
                 "Backup {RecoveryPointId} done in {Seconds:F2} s: {Files} files ({Cached} unchanged, not read), {Dirs} directories, {MiB:F1} MiB, "

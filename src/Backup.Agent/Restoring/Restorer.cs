@@ -38,7 +38,9 @@ public sealed class Restorer(ILogger log)
         using var envelope = new BlobEnvelope(keys);
         var plain = GC.AllocateUninitializedArray<byte>(Pack.MaxPlainLength);
 
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var tree = await ReadTreeAsync(manifest, index, envelope, plain, scratch, fetch, ct);
+        var treeTime = clock.Elapsed;
         var entries = Select(tree.Entries, options.Paths);
 
         var target = Path.GetFullPath(targetRoot);
@@ -85,6 +87,7 @@ public sealed class Restorer(ILogger log)
                 }
             }
 
+            var planTime = clock.Elapsed;
             // Packs are independent: one worker per core fetches, verifies, decrypts and writes its pack while the
             // others do theirs (writes go to distinct offsets). Each worker owns its envelope and buffer.
             await Parallel.ForEachAsync(needs, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(2, Environment.ProcessorCount), CancellationToken = ct },
@@ -110,6 +113,8 @@ public sealed class Restorer(ILogger log)
                     }
                 });
 
+            log.LogInformation("Restore: tree {Tree:F2} s, plan and pre-size {Plan:F2} s, {Packs} packs {PackTime:F2} s",
+                treeTime.TotalSeconds, (planTime - treeTime).TotalSeconds, needs.Count, (clock.Elapsed - planTime).TotalSeconds);
             foreach (var (entry, path, tmp) in files)
             {
                 File.Move(tmp, path, overwrite: true);
