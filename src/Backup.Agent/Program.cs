@@ -1,7 +1,7 @@
 using Backup.Agent;
 using Backup.Agent.Enrolling;
 using Backup.Agent.Jobs;
-using Backup.Agent.Restoring;
+using Backup.Agent.Offline;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -9,12 +9,12 @@ using Microsoft.Extensions.Options;
 
 // The protection agent: enrols with a one-time token, then polls the backup server for backup and restore
 // jobs. It speaks HTTP only and never touches the catalog's database.
-if (args.Length > 0 && args[0] == VaultRestore.Verb)
+if (OfflineCommands.Handles(args))
 {
     using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
     using var stop = new CancellationTokenSource();
     Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
-    return await VaultRestore.RunAsync(args, loggers, stop.Token);
+    return await OfflineCommands.RunAsync(args, loggers, stop.Token);
 }
 
 var builder = Host.CreateApplicationBuilder(args);

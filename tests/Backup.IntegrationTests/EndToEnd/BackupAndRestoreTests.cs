@@ -135,6 +135,41 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
         second.GetProperty("packsWrittenToDisk").GetInt32().ShouldBe(0, "an unchanged folder adds no pack");
         second.GetProperty("files").GetInt32().ShouldBe(point.GetProperty("files").GetInt32());
         agent.Output.ShouldContain($"{SourceFiles(source.FullName).Count} files ({SourceFiles(source.FullName).Count} unchanged, not read)");
+
+        await ShouldCheckOfflineAsync(point.GetProperty("packCount").GetInt32());
+    }
+
+    /// <summary>
+    /// The offline deep check (every blob decrypted and checked against its id) finds both copies sound; then a flipped
+    /// byte in one pack on disk is found and named, with the files that need it.
+    /// </summary>
+    private async Task ShouldCheckOfflineAsync(int packs)
+    {
+        var passphrase = Path.Combine(_work.FullName, "check.passphrase");
+        File.WriteAllText(passphrase, ApiClient.Passphrase + "\n");
+        var disk = Path.Combine(_work.FullName, "disk-store");
+        async Task<(int Code, string Output)> CheckAsync(params string[] where)
+        {
+            await using var check = ProductProcess.Start("Backup.Agent", new Dictionary<string, string>(), ["check", .. where, "--passphrase-file", passphrase, "--deep"]);
+            var code = await check.ExitCodeAsync(TimeSpan.FromSeconds(120));
+            return (code, check.Output);
+        }
+
+        var (vaultCode, vaultOutput) = await CheckAsync("--vault", TestServices.Vault, "--container", _container);
+        vaultCode.ShouldBe(0, vaultOutput);
+        vaultOutput.ShouldContain("no damage found");
+        var (diskCode, diskOutput) = await CheckAsync("--disk-store", disk);
+        diskCode.ShouldBe(0, diskOutput);
+        diskOutput.ShouldContain($"{packs} pack(s)");
+
+        var victim = Directory.EnumerateFiles(Path.Combine(disk, "packs"), "*", SearchOption.AllDirectories).OrderByDescending(f => new FileInfo(f).Length).First();
+        var bytes = File.ReadAllBytes(victim);
+        bytes[bytes.Length / 2] ^= 0x40;
+        File.WriteAllBytes(victim, bytes);
+        var (damagedCode, damagedOutput) = await CheckAsync("--disk-store", disk);
+        damagedCode.ShouldBe(1, damagedOutput);
+        damagedOutput.ShouldContain($"pack {Path.GetFileName(victim)}: its content hashes to");
+        damagedOutput.ShouldContain("file(s) need missing or damaged chunks");
     }
 
     /// <summary>
