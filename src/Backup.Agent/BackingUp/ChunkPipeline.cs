@@ -39,6 +39,10 @@ public sealed class ChunkPipeline : IAsyncDisposable
     private readonly Task _packer;
     private readonly Task _uploader;
     private readonly HashSet<ChunkId> _queued = [];
+
+    // A private pool, bounded per size and free for the GC once the run ends: the shared pool would keep buffers in
+    // every thread the async stages ran on, and the run's peak memory with them.
+    private readonly ArrayPool<byte> _pool;
     private readonly int _workers;
     private Exception? _failure;
     private int _chunksSeen, _chunksNew, _packs;
@@ -55,6 +59,7 @@ public sealed class ChunkPipeline : IAsyncDisposable
         _upload = upload;
         _stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var workers = _workers = Math.Max(1, sealers ?? Environment.ProcessorCount);
+        _pool = ArrayPool<byte>.Create(maxArrayLength: 16 << 20, maxArraysPerBucket: workers * 4 + 2);
         _toSeal = Channel.CreateBounded<Plain>(new BoundedChannelOptions(workers * 2) { SingleWriter = true });
         _toPack = Channel.CreateBounded<Sealed>(new BoundedChannelOptions(workers * 2) { SingleReader = true });
         _toUpload = Channel.CreateBounded<Finished>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
@@ -70,7 +75,7 @@ public sealed class ChunkPipeline : IAsyncDisposable
         var id = _ids.Compute(chunk.Span);
         _chunksSeen++;
         if (_known.Contains(id) || !_queued.Add(id)) return id;
-        var buffer = ArrayPool<byte>.Shared.Rent(chunk.Length);
+        var buffer = _pool.Rent(chunk.Length);
         chunk.CopyTo(buffer);
         try
         {
@@ -78,7 +83,7 @@ public sealed class ChunkPipeline : IAsyncDisposable
         }
         catch (OperationCanceledException) when (_failure is not null)
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            _pool.Return(buffer);
             ThrowIfFailed();
         }
         return id;
@@ -106,15 +111,15 @@ public sealed class ChunkPipeline : IAsyncDisposable
                 byte[]? output = null;
                 try
                 {
-                    output = ArrayPool<byte>.Shared.Rent(BlobEnvelope.MaxSealedLength(plain.Length));
+                    output = _pool.Rent(BlobEnvelope.MaxSealedLength(plain.Length));
                     var blob = envelope.Seal(plain.Buffer.AsSpan(0, plain.Length), output);
                     await _toPack.Writer.WriteAsync(new Sealed(plain.Id, output, blob.Length, plain.Length), _stop.Token);
                     output = null;
                 }
                 finally
                 {
-                    ArrayPool<byte>.Shared.Return(plain.Buffer);
-                    if (output is not null) ArrayPool<byte>.Shared.Return(output);
+                    _pool.Return(plain.Buffer);
+                    if (output is not null) _pool.Return(output);
                 }
             }
         }
@@ -148,7 +153,7 @@ public sealed class ChunkPipeline : IAsyncDisposable
                 }
                 finally
                 {
-                    ArrayPool<byte>.Shared.Return(blob.Buffer);
+                    _pool.Return(blob.Buffer);
                 }
                 if (pack.Length >= _packTarget)
                 {
@@ -256,8 +261,8 @@ public sealed class ChunkPipeline : IAsyncDisposable
         {
             // Already recorded as the failure, or cancellation after the run ended.
         }
-        while (_toSeal.Reader.TryRead(out var plain)) ArrayPool<byte>.Shared.Return(plain.Buffer);
-        while (_toPack.Reader.TryRead(out var blob)) ArrayPool<byte>.Shared.Return(blob.Buffer);
+        while (_toSeal.Reader.TryRead(out var plain)) _pool.Return(plain.Buffer);
+        while (_toPack.Reader.TryRead(out var blob)) _pool.Return(blob.Buffer);
         _stop.Dispose();
     }
 }

@@ -95,7 +95,8 @@ public sealed class Restorer(ILogger log)
                 {
                     var (packId, chunks) = need;
                     using var worker = new BlobEnvelope(keys);
-                    var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(Pack.MaxPlainLength);
+                    var buffer = GC.AllocateUninitializedArray<byte>(Pack.MaxPlainLength);
+                    var blob = new byte[1 << 20];
                     var packFile = await FetchVerifiedAsync(packId, scratch, fetch, token);
                     try
                     {
@@ -103,12 +104,11 @@ public sealed class Restorer(ILogger log)
                         foreach (var (id, targets) in chunks.OrderBy(c => index[c.Key].Offset))
                         {
                             token.ThrowIfCancellationRequested();
-                            WriteChunk(OpenChunk(pack, packId, id, index[id], worker, buffer, () => files[targets[0].File].Entry.Path), targets, files);
+                            WriteChunk(OpenChunk(pack, packId, id, index[id], worker, buffer, ref blob, () => files[targets[0].File].Entry.Path), targets, files);
                         }
                     }
                     finally
                     {
-                        System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
                         File.Delete(packFile);
                     }
                 });
@@ -161,6 +161,7 @@ public sealed class Restorer(ILogger log)
         var locations = ids.Select(id => index.TryGetValue(id, out var l) ? l
             : throw new InvalidDataException($"Chunk {id} of the recovery point's tree is in no pack the server knows.")).ToList();
         var packs = new Dictionary<string, string>(StringComparer.Ordinal);
+        var blob = new byte[1 << 20];
         try
         {
             using var bytes = new MemoryStream();
@@ -170,7 +171,7 @@ public sealed class Restorer(ILogger log)
                 if (!packs.TryGetValue(location.PackId, out var file))
                     packs[location.PackId] = file = await FetchVerifiedAsync(location.PackId, scratch, fetch, ct);
                 await using var pack = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
-                bytes.Write(OpenChunk(pack, location.PackId, ids[i], location, envelope, plain, () => "the tree"));
+                bytes.Write(OpenChunk(pack, location.PackId, ids[i], location, envelope, plain, ref blob, () => "the tree"));
             }
             var tree = Tree.FromBytes(bytes.GetBuffer().AsSpan(0, (int)bytes.Length));
             var problems = tree.Validate();
@@ -201,11 +202,15 @@ public sealed class Restorer(ILogger log)
     }
 
     /// <summary>Reads one blob from a verified pack file and opens it; any damage is reported with the pack, chunk and item.</summary>
-    private static ReadOnlySpan<byte> OpenChunk(FileStream pack, string packId, ChunkId id, ChunkLocation location, BlobEnvelope envelope, byte[] plain, Func<string> item)
+    /// <param name="blob">A reusable buffer for the sealed blob, grown when a blob is larger.</param>
+    private static ReadOnlySpan<byte> OpenChunk(
+        FileStream pack, string packId, ChunkId id, ChunkLocation location, BlobEnvelope envelope, byte[] plain, ref byte[] blob, Func<string> item)
     {
         if (location.Offset < 0 || location.Offset + location.Length > pack.Length)
             throw new InvalidDataException($"Pack {packId} is shorter than the index says: chunk {id} (needed by {item()}) lies past its end.");
-        var blob = System.Buffers.ArrayPool<byte>.Shared.Rent(location.Length);
+        if (location.Length > Pack.MaxBlobLength)
+            throw new InvalidDataException($"Chunk {id} in pack {packId} is indexed as {location.Length} bytes, more than any blob.");
+        if (blob.Length < location.Length) blob = GC.AllocateUninitializedArray<byte>(Math.Max(location.Length, blob.Length * 2));
         try
         {
             RandomAccess.Read(pack.SafeFileHandle, blob.AsSpan(0, location.Length), location.Offset);
@@ -217,10 +222,6 @@ public sealed class Restorer(ILogger log)
         catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or InvalidDataException && !e.Message.Contains(packId, StringComparison.Ordinal))
         {
             throw new InvalidDataException($"Pack {packId}, chunk {id} (needed by {item()}): {e.Message}", e);
-        }
-        finally
-        {
-            System.Buffers.ArrayPool<byte>.Shared.Return(blob);
         }
     }
 
