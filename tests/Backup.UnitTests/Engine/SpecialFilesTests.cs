@@ -23,11 +23,11 @@ public sealed class SpecialFilesTests : IDisposable
         // Opening a fifo blocks the calling thread, so run the whole backup off this one and give up after a while.
         var result = await Task.Run(() => _rig.BackupAsync(1 << 20, ct), ct).WaitAsync(TimeSpan.FromSeconds(15), ct);
 
-        var skipped = result.Manifest.Skipped.ShouldNotBeNull();
+        var skipped = result.Tree.Skipped.ShouldNotBeNull();
         skipped.Select(s => s.Path).Order(StringComparer.Ordinal).ShouldBe(["pipe", "sock"]);
         skipped.ShouldAllBe(s => s.Reason.Contains("fifo", StringComparison.OrdinalIgnoreCase));
-        result.Manifest.Entries.Select(e => e.Path).ShouldBe(["a.txt", "z.txt"]);
-        result.Files.ShouldBe(2);
+        result.Tree.Entries.Select(e => e.Path).ShouldBe(["a.txt", "z.txt"]);
+        result.Archive.Files.ShouldBe(2);
 
         var target = _rig.NewTarget();
         await _rig.RestoreAsync(result.Manifest, target, ct);
@@ -45,14 +45,16 @@ public sealed class SpecialFilesTests : IDisposable
     }
 
     [Fact]
-    public async Task Empty_folder_backs_up_to_an_empty_manifest_without_packs()
+    public async Task Empty_folder_backs_up_to_an_empty_tree_in_one_pack()
     {
         var ct = TestContext.Current.CancellationToken;
 
         var result = await _rig.BackupAsync(1 << 20, ct);
 
-        result.Manifest.Entries.ShouldBeEmpty();
-        result.Packs.ShouldBe(0);
+        result.Tree.Entries.ShouldBeEmpty();
+        // The (empty) tree itself is a chunk, so even an empty folder has a recovery point to restore.
+        result.Archive.Pipeline.Packs.ShouldBe(1);
+        result.Manifest.Validate().ShouldBeEmpty();
         var target = _rig.NewTarget();
         (await _rig.RestoreAsync(result.Manifest, target, ct)).Files.ShouldBe(0);
         Directory.Exists(target).ShouldBeTrue();
