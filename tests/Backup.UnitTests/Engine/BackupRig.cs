@@ -62,7 +62,11 @@ internal sealed class BackupRig : IDisposable
     /// is stored (a test makes an upload fail by throwing from it). With <paramref name="useCache"/> the metadata cache of
     /// the previous successful run is used, and replaced after this one succeeds, as the agent does after the commit.
     /// </summary>
-    public async Task<BackupRun> BackupAsync(long packTarget, Action<int> beforeUpload, bool useCache, CancellationToken ct)
+    public Task<BackupRun> BackupAsync(long packTarget, Action<int> beforeUpload, bool useCache, CancellationToken ct) =>
+        BackupAsync(packTarget, beforeUpload, useCache, (_, _) => { }, ct);
+
+    /// <summary>As above, with the archiver's progress callback (bytes and files so far), called after each file is added.</summary>
+    public async Task<BackupRun> BackupAsync(long packTarget, Action<int> beforeUpload, bool useCache, Action<long, int> progress, CancellationToken ct)
     {
         var known = new HashSet<ChunkId>(Index.Keys);
         var cache = useCache ? MetadataCache.Load(CachePath, out _) : null;
@@ -72,7 +76,7 @@ internal sealed class BackupRig : IDisposable
             beforeUpload(++uploads);
             return UploadAsync(file, packId, token);
         }, ct: ct);
-        var result = await new Archiver(NullLogger.Instance).ArchiveAsync(Source, pipeline, known, cache, (_, _) => { }, ct);
+        var result = await new Archiver(NullLogger.Instance).ArchiveAsync(Source, pipeline, known, cache, progress, ct);
         var manifest = Commit(result.TreeChunks, result.Referenced);
         cache?.Save();
         return new BackupRun(result, manifest);
