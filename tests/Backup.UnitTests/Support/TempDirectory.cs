@@ -33,6 +33,10 @@ public sealed class TempDirectory : IDisposable
         }
         catch (IOException) when (!OperatingSystem.IsWindows())
         {
+            // Names that are not UTF-8 cannot be deleted through .NET; rm below takes them.
+        }
+        if (Directory.Exists(Path) && !OperatingSystem.IsWindows())
+        {
             using var rm = System.Diagnostics.Process.Start("rm", ["-rf", "--", Path])!;
             rm.WaitForExit();
         }
