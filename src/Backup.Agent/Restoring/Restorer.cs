@@ -282,7 +282,8 @@ public sealed class Restorer(ILogger log)
     private static void ApplyMetadata(TreeEntry entry, string path)
     {
         if (entry.Kind == EntryKind.Symlink) return; // Linux cannot chmod a symlink; its own mtime is not worth an lutimes P/Invoke yet.
-        if (!OperatingSystem.IsWindows() && entry.Mode != 0) File.SetUnixFileMode(path, (UnixFileMode)entry.Mode);
+        // Mode 0 is a real mode (a file locked from everyone), not "unknown": skipping it left such a file world-readable.
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, (UnixFileMode)entry.Mode);
         var mtime = new DateTime(entry.MtimeUtcTicks, DateTimeKind.Utc);
         if (entry.Kind == EntryKind.Directory) Directory.SetLastWriteTimeUtc(path, mtime);
         else File.SetLastWriteTimeUtc(path, mtime);

@@ -121,33 +121,37 @@ public sealed class ValidatorTests
     [InlineData("../../../../etc/passwd")]
     public void Pack_upload_needs_a_lowercase_sha256_name(string packId)
     {
-        ShouldFailOn(new WritePackToDiskValidator().Validate(new WritePackToDisk(AgentId, Guid.NewGuid(), packId, 1, _ => Task.FromResult(0L))), nameof(WritePackToDisk.PackId));
+        ShouldFailOn(new WritePackToDiskValidator().Validate(Upload(packId)), nameof(WritePackToDisk.PackId));
     }
 
+    // What a pack holds is read from its trailer by the store, so the upload only needs a well-formed name.
     [Fact]
-    public void Pack_upload_needs_at_least_one_chunk()
+    public void Pack_upload_with_a_lowercase_sha256_name_is_valid()
     {
-        new WritePackToDiskValidator().Validate(new WritePackToDisk(AgentId, Guid.NewGuid(), PackId, 1, _ => Task.FromResult(0L))).IsValid.ShouldBeTrue();
-        ShouldFailOn(new WritePackToDiskValidator().Validate(new WritePackToDisk(AgentId, Guid.NewGuid(), PackId, 0, _ => Task.FromResult(0L))), nameof(WritePackToDisk.ChunkCount));
+        new WritePackToDiskValidator().Validate(Upload(PackId)).IsValid.ShouldBeTrue();
     }
 
-    [Fact]
-    public void Completed_backup_names_only_valid_packs()
-    {
-        static CompleteBackup Command(params string[] packs) =>
-            new(AgentId, Guid.NewGuid(), 1, 0, 0, 10, 10, packs, new string('e', 64), _ => Task.CompletedTask);
+    private static WritePackToDisk Upload(string packId) =>
+        new(AgentId, Guid.NewGuid(), packId, _ => Task.FromResult(new PackOnDisk(0, [])));
 
-        new CompleteBackupValidator().Validate(Command(PackId)).IsValid.ShouldBeTrue();
-        ShouldFailOn(new CompleteBackupValidator().Validate(Command(PackId, "nope")), "PackIds[1]");
+    private static CompleteBackup Completion(int files, int directories, int skipped, long bytes, params string[] chunkIds) =>
+        new(AgentId, Guid.NewGuid(), files, directories, skipped, bytes, chunkIds, (_, _) => Task.FromResult(new StoredManifest(new string('e', 64), 0)));
+
+    [Fact]
+    public void Completed_backup_names_only_valid_chunk_ids()
+    {
+        new CompleteBackupValidator().Validate(Completion(1, 0, 0, 10, PackId)).IsValid.ShouldBeTrue();
+        ShouldFailOn(new CompleteBackupValidator().Validate(Completion(1, 0, 0, 10, PackId, "nope")), "ChunkIds[1]");
+        ShouldFailOn(new CompleteBackupValidator().Validate(Completion(1, 0, 0, 10)), nameof(CompleteBackup.ChunkIds));
     }
 
     [Fact]
     public void Completed_backup_counts_cannot_be_negative()
     {
-        var result = new CompleteBackupValidator().Validate(new CompleteBackup(AgentId, Guid.NewGuid(), -1, -1, 0, -1, 0, [], "", _ => Task.CompletedTask));
+        var result = new CompleteBackupValidator().Validate(Completion(-1, -1, -1, -1, PackId));
 
         result.Errors.Select(e => e.PropertyName).ShouldBe(
-            [nameof(CompleteBackup.Files), nameof(CompleteBackup.Directories), nameof(CompleteBackup.BytesRead)], ignoreOrder: true);
+            [nameof(CompleteBackup.Files), nameof(CompleteBackup.Directories), nameof(CompleteBackup.SkippedItems), nameof(CompleteBackup.BytesRead)], ignoreOrder: true);
     }
 
     [Theory]

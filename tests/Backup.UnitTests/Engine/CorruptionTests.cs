@@ -1,11 +1,13 @@
 using System.Runtime.Versioning;
 using System.Security.Cryptography;
-using Backup.Agent.BackingUp;
+using Backup.Agent.Restoring;
+using Backup.Storage.Crypto;
 using Backup.Storage.Format;
+using Backup.UnitTests.Primitives;
 
 namespace Backup.UnitTests.Engine;
 
-/// <summary>A restore never hands the user a file whose bytes differ from what was backed up.</summary>
+/// <summary>A restore never hands the user a file whose bytes differ from what was backed up, and names what is damaged.</summary>
 [UnsupportedOSPlatform("windows")]
 public sealed class CorruptionTests : IDisposable
 {
@@ -14,120 +16,194 @@ public sealed class CorruptionTests : IDisposable
 
     public void Dispose() => _rig.Dispose();
 
-    // Archived in ordinal order: first.txt, last.txt, middle.bin; with 1 MiB packs middle.bin spans four packs,
-    // and its last pack holds nothing else.
-    private async Task<ArchiveResult> BackUpAsync(CancellationToken ct)
+    // Archived in ordinal order: first.txt, last.txt, middle.bin. With 1 MiB packs, middle.bin's 8 MiB (fixed data, so
+    // fixed chunk boundaries) lie in several packs, at least one of which holds neither its first chunk nor the tree.
+    private async Task<BackupRun> BackUpAsync(CancellationToken ct)
     {
         _content["first.txt"] = RandomNumberGenerator.GetBytes(1000);
         _content["last.txt"] = RandomNumberGenerator.GetBytes(2000);
-        _content["middle.bin"] = RandomNumberGenerator.GetBytes(3 << 20);
+        _content["middle.bin"] = TestData.Random(20261125, 8 << 20);
         foreach (var (name, bytes) in _content) _rig.Write(name, bytes);
-        return await _rig.BackupAsync(1 << 20, ct);
+        return await _rig.BackupAsync(1 << 20, TestContext.Current.CancellationToken);
     }
 
-    private static ManifestEntry Entry(ArchiveResult result, string path) => result.Manifest.Entries.Single(e => e.Path == path);
+    private List<ChunkLocation> Locations(BackupRun run, string path) =>
+        run.Entry(path).Chunks!.Select(c => _rig.Index[ChunkId.Parse(c)]).ToList();
 
-    private void ShouldHoldOnlyIntactFiles(string target)
+    private HashSet<string> TreePacks(BackupRun run) =>
+        run.Manifest.Tree.Select(c => _rig.Index[ChunkId.Parse(c)].PackId).ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>A pack holding part of middle.bin, but not its first chunk and no chunk of the tree.</summary>
+    private string LaterPackOfMiddle(BackupRun run)
     {
-        foreach (var file in Directory.GetFiles(target, "*", SearchOption.AllDirectories))
-        {
-            var name = Path.GetRelativePath(target, file);
-            if (_content.TryGetValue(name, out var expected)) File.ReadAllBytes(file).ShouldBe(expected, name);
-        }
+        var packs = Locations(run, "middle.bin").Select(l => l.PackId).ToList();
+        var later = packs.Where(p => p != packs[0] && !TreePacks(run).Contains(p)).ToList();
+        later.ShouldNotBeEmpty("middle.bin should lie in several packs");
+        return later[^1];
     }
+
+    private async Task FlipByteAsync(string packId, Func<int, int> at, CancellationToken ct)
+    {
+        var path = _rig.Store.PackPath(packId);
+        var bytes = await File.ReadAllBytesAsync(path, ct);
+        bytes[at(bytes.Length)] ^= 0x40;
+        await File.WriteAllBytesAsync(path, bytes, ct);
+    }
+
+    private static string[] FilesIn(string target) =>
+        Directory.Exists(target) ? Directory.GetFiles(target, "*", SearchOption.AllDirectories) : [];
 
     [Fact]
     public async Task Flipped_byte_in_a_stored_pack_fails_the_restore_naming_the_pack()
     {
         var ct = TestContext.Current.CancellationToken;
-        var result = await BackUpAsync(ct);
-        var corruptPack = Entry(result, "middle.bin").Segments!.Last().PackId;
-        var packPath = _rig.Store.PackPath(corruptPack);
-        var bytes = await File.ReadAllBytesAsync(packPath, ct);
-        bytes[bytes.Length / 2] ^= 0x40;
-        await File.WriteAllBytesAsync(packPath, bytes, ct);
+        var run = await BackUpAsync(ct);
+        var corruptPack = LaterPackOfMiddle(run);
+        await FlipByteAsync(corruptPack, n => n / 2, ct);
         var target = _rig.NewTarget();
 
-        var e = await Should.ThrowAsync<InvalidDataException>(() => _rig.RestoreAsync(result.Manifest, target, ct));
+        var e = await Should.ThrowAsync<InvalidDataException>(() => _rig.RestoreAsync(run.Manifest, target, ct));
 
         e.Message.ShouldContain(corruptPack);
         File.Exists(Path.Combine(target, "middle.bin")).ShouldBeFalse();
-        ShouldHoldOnlyIntactFiles(target);
         Directory.GetFiles(_rig.RestoreScratch).ShouldBeEmpty();
     }
 
     // Regression: the half-written middle.bin.restoring used to stay in the target when a later pack of the file failed its check.
     [Fact]
-    public async Task Pack_failing_its_check_mid_file_leaves_no_restoring_file_in_the_target()
+    public async Task Pack_failing_its_check_mid_file_leaves_no_file_in_the_target()
     {
         var ct = TestContext.Current.CancellationToken;
-        var result = await BackUpAsync(ct);
-        var segments = Entry(result, "middle.bin").Segments!;
-        segments.Count.ShouldBeGreaterThan(1); // the bad pack is not the file's first, so some of it was written already
-        var packPath = _rig.Store.PackPath(segments.Last().PackId);
-        var bytes = await File.ReadAllBytesAsync(packPath, ct);
-        bytes[bytes.Length / 2] ^= 0x40;
-        await File.WriteAllBytesAsync(packPath, bytes, ct);
+        var run = await BackUpAsync(ct);
+        await FlipByteAsync(LaterPackOfMiddle(run), n => n / 2, ct);
         var target = _rig.NewTarget();
 
-        await Should.ThrowAsync<InvalidDataException>(() => _rig.RestoreAsync(result.Manifest, target, ct));
+        await Should.ThrowAsync<InvalidDataException>(() => _rig.RestoreAsync(run.Manifest, target, ct));
 
-        Directory.GetFiles(target, "*.restoring", SearchOption.AllDirectories).ShouldBeEmpty();
-        Directory.GetFiles(target).Select(Path.GetFileName).Order(StringComparer.Ordinal).ShouldBe(["first.txt", "last.txt"]);
-        ShouldHoldOnlyIntactFiles(target);
+        // Files are renamed into place only once every pack has been verified, so not even the intact small files are there.
+        FilesIn(target).ShouldBeEmpty();
     }
 
     [Fact]
-    public async Task Corrupt_first_pack_means_no_file_needing_it_is_written()
+    public async Task Corrupt_pack_holding_the_first_file_means_no_file_is_written()
     {
         var ct = TestContext.Current.CancellationToken;
-        var result = await BackUpAsync(ct);
-        var firstPack = Entry(result, "first.txt").Segments!.Single().PackId;
-        var packPath = _rig.Store.PackPath(firstPack);
-        var bytes = await File.ReadAllBytesAsync(packPath, ct);
-        bytes[0] ^= 0x01;
-        await File.WriteAllBytesAsync(packPath, bytes, ct);
+        var run = await BackUpAsync(ct);
+        var firstPack = Locations(run, "first.txt").Single().PackId;
+        await FlipByteAsync(firstPack, _ => 0, ct);
         var target = _rig.NewTarget();
 
-        var e = await Should.ThrowAsync<InvalidDataException>(() => _rig.RestoreAsync(result.Manifest, target, ct));
+        var e = await Should.ThrowAsync<InvalidDataException>(() => _rig.RestoreAsync(run.Manifest, target, ct));
 
         e.Message.ShouldContain(firstPack);
-        File.Exists(Path.Combine(target, "first.txt")).ShouldBeFalse();
-        ShouldHoldOnlyIntactFiles(target);
+        FilesIn(target).ShouldBeEmpty();
     }
 
     [Fact]
-    public async Task File_not_matching_its_recorded_sha256_is_not_left_in_place()
+    public async Task Corrupt_trailer_of_a_stored_pack_is_caught_by_its_sha256_before_any_chunk_is_used()
     {
         var ct = TestContext.Current.CancellationToken;
-        var result = await BackUpAsync(ct);
-        var wrongSha = Convert.ToHexStringLower(SHA256.HashData("something else"u8));
-        var lying = result.Manifest with
+        var run = await BackUpAsync(ct);
+        var pack = LaterPackOfMiddle(run);
+        await FlipByteAsync(pack, n => n - 20, ct);
+        var target = _rig.NewTarget();
+
+        var e = await Should.ThrowAsync<InvalidDataException>(() => _rig.RestoreAsync(run.Manifest, target, ct));
+
+        e.Message.ShouldContain(pack);
+        e.Message.ShouldContain("corrupt");
+        FilesIn(target).ShouldBeEmpty();
+    }
+
+    // An intact pack cannot hold a wrong chunk without the key; what can go wrong is the index pointing a chunk at another blob.
+    [Fact]
+    public async Task Index_pointing_a_chunk_at_another_blob_fails_the_restore_naming_the_chunk_and_the_file()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var run = await BackUpAsync(ct);
+        var index = _rig.IndexFor(run.Manifest);
+        var first = Locations(run, "first.txt").Single();
+        var other = Locations(run, "last.txt").Single();
+        index[ChunkId.Parse(first.ChunkId)] = first with { PackId = other.PackId, Offset = other.Offset, Length = other.Length };
+        var target = _rig.NewTarget();
+
+        var e = await Should.ThrowAsync<InvalidDataException>(() =>
+            _rig.RestoreAsync(run.Manifest, target, RestoreOptions.Everything, _rig.Keys, index, ct));
+
+        e.Message.ShouldContain(first.ChunkId);
+        e.Message.ShouldContain("first.txt");
+        e.Message.ShouldContain("damaged");
+        e.InnerException.ShouldBeOfType<ChunkMismatchException>().Actual.ToString().ShouldBe(other.ChunkId);
+        FilesIn(target).ShouldBeEmpty();
+        Directory.GetFiles(_rig.RestoreScratch).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task Index_pointing_a_chunk_past_the_end_of_its_pack_fails_naming_the_pack()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var run = await BackUpAsync(ct);
+        var index = _rig.IndexFor(run.Manifest);
+        var first = Locations(run, "first.txt").Single();
+        index[ChunkId.Parse(first.ChunkId)] = first with { Offset = _rig.Store.PackLength(first.PackId) };
+        var target = _rig.NewTarget();
+
+        var e = await Should.ThrowAsync<InvalidDataException>(() =>
+            _rig.RestoreAsync(run.Manifest, target, RestoreOptions.Everything, _rig.Keys, index, ct));
+
+        e.Message.ShouldContain(first.PackId);
+        FilesIn(target).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task Restoring_with_another_repository_key_fails_clearly_and_leaves_nothing_in_the_target()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var run = await BackUpAsync(ct);
+        using var otherKeys = MasterKeys.Generate();
+        var target = _rig.NewTarget();
+        var treeChunk = run.Manifest.Tree[0];
+
+        var e = await Should.ThrowAsync<InvalidDataException>(() =>
+            _rig.RestoreAsync(run.Manifest, target, RestoreOptions.Everything, otherKeys, _rig.IndexFor(run.Manifest), ct));
+
+        e.Message.ShouldContain(treeChunk);
+        e.Message.ShouldContain(_rig.Index[ChunkId.Parse(treeChunk)].PackId);
+        e.Message.ShouldContain("another key");
+        e.InnerException.ShouldBeOfType<BlobAuthenticationException>();
+        Directory.Exists(target).ShouldBeFalse();
+        Directory.GetFileSystemEntries(_rig.RestoreScratch).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task Tree_whose_file_size_does_not_match_its_chunks_fails_naming_the_file()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var run = await BackUpAsync(ct);
+        var lying = await _rig.StoreTreeAsync(run.Tree with
         {
-            Entries = result.Manifest.Entries.Select(e => e.Path == "middle.bin" ? e with { Sha256 = wrongSha } : e).ToList(),
-        };
+            Entries = run.Tree.Entries.Select(e => e.Path == "middle.bin" ? e with { Size = e.Size + 1 } : e).ToList(),
+        }, ct);
         var target = _rig.NewTarget();
 
         var e = await Should.ThrowAsync<InvalidDataException>(() => _rig.RestoreAsync(lying, target, ct));
 
         e.Message.ShouldContain("middle.bin");
-        File.Exists(Path.Combine(target, "middle.bin")).ShouldBeFalse();
-        Directory.GetFiles(target).Select(Path.GetFileName).Order(StringComparer.Ordinal).ShouldBe(["first.txt", "last.txt"]);
-        ShouldHoldOnlyIntactFiles(target);
+        FilesIn(target).ShouldBeEmpty();
         Directory.GetFiles(_rig.RestoreScratch).ShouldBeEmpty();
     }
 
     [Theory]
     [InlineData("../escaped.txt")]
     [InlineData("/tmp/escaped.txt")]
-    public async Task Manifest_path_outside_the_target_is_refused_before_anything_is_written(string evilPath)
+    public async Task Tree_path_outside_the_target_is_refused_before_anything_is_written(string evilPath)
     {
         var ct = TestContext.Current.CancellationToken;
-        var result = await BackUpAsync(ct);
-        var evil = result.Manifest with
+        var run = await BackUpAsync(ct);
+        var evil = await _rig.StoreTreeAsync(run.Tree with
         {
-            Entries = result.Manifest.Entries.Select(e => e.Path == "first.txt" ? e with { Path = evilPath } : e).ToList(),
-        };
+            Entries = run.Tree.Entries.Select(e => e.Path == "first.txt" ? e with { Path = evilPath } : e).ToList(),
+        }, ct);
         var target = _rig.NewTarget();
 
         var e = await Should.ThrowAsync<InvalidDataException>(() => _rig.RestoreAsync(evil, target, ct));
@@ -141,30 +217,30 @@ public sealed class CorruptionTests : IDisposable
     public async Task Pack_missing_from_the_store_fails_the_restore()
     {
         var ct = TestContext.Current.CancellationToken;
-        var result = await BackUpAsync(ct);
-        File.Delete(_rig.Store.PackPath(Entry(result, "middle.bin").Segments!.Last().PackId));
+        var run = await BackUpAsync(ct);
+        File.Delete(_rig.Store.PackPath(LaterPackOfMiddle(run)));
         var target = _rig.NewTarget();
 
-        await Should.ThrowAsync<FileNotFoundException>(() => _rig.RestoreAsync(result.Manifest, target, ct));
+        await Should.ThrowAsync<FileNotFoundException>(() => _rig.RestoreAsync(run.Manifest, target, ct));
 
-        File.Exists(Path.Combine(target, "middle.bin")).ShouldBeFalse();
-        ShouldHoldOnlyIntactFiles(target);
+        FilesIn(target).ShouldBeEmpty();
     }
 
     // Regression: the fetched-into file restore-<packId> used to stay in scratch when the fetch itself failed.
     [Theory]
-    [InlineData("first.txt")]  // nothing cached yet when the fetch fails
-    [InlineData("middle.bin")] // the file's last pack: earlier packs are cached and half the file is written
+    [InlineData("first.txt")]  // nothing, or only the tree's pack, fetched yet when the fetch fails
+    [InlineData("middle.bin")] // a later pack of the file: earlier packs are fetched and part of the file is written
     public async Task Pack_missing_from_the_store_leaves_restore_scratch_empty(string fileOfTheMissingPack)
     {
         var ct = TestContext.Current.CancellationToken;
-        var result = await BackUpAsync(ct);
-        File.Delete(_rig.Store.PackPath(Entry(result, fileOfTheMissingPack).Segments!.Last().PackId));
+        var run = await BackUpAsync(ct);
+        var missing = fileOfTheMissingPack == "middle.bin" ? LaterPackOfMiddle(run) : Locations(run, fileOfTheMissingPack).Single().PackId;
+        File.Delete(_rig.Store.PackPath(missing));
         var target = _rig.NewTarget();
 
-        await Should.ThrowAsync<FileNotFoundException>(() => _rig.RestoreAsync(result.Manifest, target, ct));
+        await Should.ThrowAsync<FileNotFoundException>(() => _rig.RestoreAsync(run.Manifest, target, ct));
 
         Directory.GetFileSystemEntries(_rig.RestoreScratch).ShouldBeEmpty();
-        Directory.GetFiles(target, "*.restoring", SearchOption.AllDirectories).ShouldBeEmpty();
+        FilesIn(target).ShouldBeEmpty();
     }
 }

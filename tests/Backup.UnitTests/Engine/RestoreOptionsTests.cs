@@ -1,6 +1,7 @@
 using System.Runtime.Versioning;
 using Backup.Agent.Restoring;
 using Backup.Storage.Contracts;
+using Backup.Storage.Format;
 
 namespace Backup.UnitTests.Engine;
 
@@ -13,7 +14,7 @@ public sealed class RestoreOptionsTests : IDisposable
 
     public void Dispose() => _rig.Dispose();
 
-    private async Task<Backup.Storage.Format.Manifest> BackUpTreeAsync()
+    private async Task<Manifest> BackUpTreeAsync()
     {
         _rig.Write("docs/2026/report.txt", "report v1"u8.ToArray());
         _rig.Write("docs/2026/notes/n1.txt", "note one"u8.ToArray());

@@ -2,6 +2,7 @@ using System.Runtime.Versioning;
 using System.Text;
 using Backup.Agent.BackingUp;
 using Backup.Agent.Restoring;
+using Backup.Storage.Crypto;
 using Backup.Storage.Format;
 
 namespace Backup.UnitTests.Engine;
@@ -19,7 +20,9 @@ public sealed class RoundTripFixture : IAsyncLifetime
 
     private readonly BackupRig _rig = new();
 
-    public ArchiveResult Archive { get; private set; } = null!;
+    public BackupRun Run { get; private set; } = null!;
+    public ArchiveResult Archive => Run.Archive;
+    public IReadOnlyDictionary<ChunkId, ChunkLocation> Index { get; private set; } = null!;
     public RestoreResult Restored { get; private set; } = null!;
     public IReadOnlyDictionary<string, TreeItem> Original { get; private set; } = null!;
     public IReadOnlyDictionary<string, TreeItem> Copy { get; private set; } = null!;
@@ -34,12 +37,13 @@ public sealed class RoundTripFixture : IAsyncLifetime
         BuildTree();
         Original = TreeSnapshot.Of(_rig.Source);
 
-        Archive = await _rig.BackupAsync(PackTarget, ct);
+        Run = await _rig.BackupAsync(PackTarget, ct);
         BackupScratchLeftovers = Directory.GetFiles(_rig.BackupScratch);
-        StoredPacks = Directory.GetFiles(Path.Combine(_rig.Store.Root, "packs"), "*", SearchOption.AllDirectories).Select(Path.GetFileName).ToArray()!;
+        StoredPacks = _rig.StoredPacks();
+        Index = _rig.IndexFor(Run.Manifest);
 
         Target = _rig.NewTarget();
-        Restored = await _rig.RestoreAsync(Archive.Manifest, Target, ct);
+        Restored = await _rig.RestoreAsync(Run.Manifest, Target, ct);
         RestoreScratchLeftovers = Directory.GetFiles(_rig.RestoreScratch);
         Copy = TreeSnapshot.Of(Target);
     }
@@ -135,7 +139,7 @@ public sealed class RoundTripTests(RoundTripFixture f) : IClassFixture<RoundTrip
         Originals("symlink").Count().ShouldBe(5);
         foreach (var original in Originals("symlink"))
             f.Copy[original.Path].LinkTarget.ShouldBe(original.LinkTarget, original.Path);
-        f.Archive.Manifest.Entries.ShouldNotContain(e => e.Path.StartsWith("link-to-nested/", StringComparison.Ordinal));
+        f.Archive.Tree.Entries.ShouldNotContain(e => e.Path.StartsWith("link-to-nested/", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -162,25 +166,40 @@ public sealed class RoundTripTests(RoundTripFixture f) : IClassFixture<RoundTrip
         f.Archive.BytesRead.ShouldBe(Originals("file").Sum(i => i.Size));
         f.Restored.Files.ShouldBe(f.Archive.Files);
         f.Restored.Bytes.ShouldBe(f.Archive.BytesRead);
-        f.Archive.Manifest.Skipped.ShouldBeEmpty();
-        f.Archive.Manifest.Validate().ShouldBeEmpty();
+        f.Archive.Tree.Skipped.ShouldBeEmpty();
+        f.Archive.Tree.Validate().ShouldBeEmpty();
+        f.Run.Manifest.Validate().ShouldBeEmpty();
     }
 
     [Fact]
-    public void Large_file_is_spread_over_many_packs_that_add_up_to_its_size()
+    public void Large_file_is_cut_into_chunks_spread_over_many_packs_that_add_up_to_its_size()
     {
-        var big = f.Archive.Manifest.Entries.Single(e => e.Path == "big.bin");
+        var big = f.Run.Entry("big.bin");
 
-        var segments = big.Segments.ShouldNotBeNull();
-        segments.Sum(s => s.Length).ShouldBe(RoundTripFixture.BigFileBytes);
-        segments.Select(s => s.PackId).Distinct().Count().ShouldBeGreaterThanOrEqualTo(RoundTripFixture.BigFileBytes / (int)RoundTripFixture.PackTarget);
+        var chunks = big.Chunks.ShouldNotBeNull().Select(ChunkId.Parse).ToList();
+        chunks.Count.ShouldBeGreaterThan(RoundTripFixture.BigFileBytes / Pack.MaxPlainLength);
+        chunks.Sum(c => (long)f.Index[c].PlainLength).ShouldBe(RoundTripFixture.BigFileBytes);
+        // A pack is sealed once it reaches the target, so it holds at most the target plus one blob.
+        chunks.Select(c => f.Index[c].PackId).Distinct().Count()
+            .ShouldBeGreaterThanOrEqualTo(RoundTripFixture.BigFileBytes / (int)(RoundTripFixture.PackTarget + Pack.MaxBlobLength));
+    }
+
+    [Fact]
+    public void Tree_is_stored_as_chunks_and_the_manifest_names_no_file_names()
+    {
+        f.Run.Manifest.Tree.ShouldBe(f.Archive.TreeChunks.Select(c => c.ToString()));
+        var json = System.Text.Encoding.UTF8.GetString(f.Run.Manifest.ToBytes());
+        json.ShouldNotContain("big.bin");
+        json.ShouldNotContain("a.txt");
+        // Random file data does not compress, so the packs hold about as many bytes as the files (plus a little overhead).
+        f.Archive.Pipeline.PlainBytesNew.ShouldBeGreaterThanOrEqualTo(f.Archive.BytesRead);
     }
 
     [Fact]
     public void Every_pack_the_manifest_names_is_in_the_store_and_nothing_else()
     {
-        f.StoredPacks.Order(StringComparer.Ordinal).ShouldBe(f.Archive.Manifest.PackIds().Order(StringComparer.Ordinal));
-        f.Archive.Packs.ShouldBe(f.StoredPacks.Length);
+        f.StoredPacks.Order(StringComparer.Ordinal).ShouldBe(f.Run.Manifest.PackIds().Order(StringComparer.Ordinal));
+        f.Archive.Pipeline.Packs.ShouldBe(f.StoredPacks.Length);
     }
 
     [Fact]
@@ -193,9 +212,10 @@ public sealed class RoundTripTests(RoundTripFixture f) : IClassFixture<RoundTrip
     [Fact]
     public void Manifest_of_a_real_backup_survives_serialisation()
     {
-        var copy = Manifest.FromBytes(f.Archive.Manifest.ToBytes());
+        var copy = Manifest.FromBytes(f.Run.Manifest.ToBytes());
 
-        copy.Sha256().ShouldBe(f.Archive.Manifest.Sha256());
+        copy.Sha256().ShouldBe(f.Run.Manifest.Sha256());
         copy.Validate().ShouldBeEmpty();
+        Tree.FromBytes(f.Archive.Tree.ToBytes()).ToBytes().ShouldBe(f.Archive.Tree.ToBytes());
     }
 }

@@ -26,10 +26,12 @@ public sealed class SealFailureTests : IDisposable
         {
             seals = n;
             if (n == 2) throw new IOException("upload failed");
-        }, ct));
+        }, useCache: true, ct));
 
         e.InnerException.ShouldBeOfType<IOException>().Message.ShouldBe("upload failed");
         seals.ShouldBe(2); // nothing more was packed and sealed after the failure
         Directory.GetFileSystemEntries(_rig.BackupScratch).ShouldBeEmpty();
+        // The run was not committed, so the metadata cache must not vouch for anything it read.
+        File.Exists(_rig.CachePath).ShouldBeFalse();
     }
 }

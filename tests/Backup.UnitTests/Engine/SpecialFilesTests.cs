@@ -1,11 +1,16 @@
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Runtime.Versioning;
+using Backup.Storage.Format;
 
 namespace Backup.UnitTests.Engine;
 
 [UnsupportedOSPlatform("windows")]
-public sealed class SpecialFilesTests : IDisposable
+public sealed partial class SpecialFilesTests : IDisposable
 {
+    [LibraryImport("libc", EntryPoint = "geteuid")]
+    private static partial uint GetEuid();
+
     private readonly BackupRig _rig = new();
 
     public void Dispose() => _rig.Dispose();
@@ -23,11 +28,11 @@ public sealed class SpecialFilesTests : IDisposable
         // Opening a fifo blocks the calling thread, so run the whole backup off this one and give up after a while.
         var result = await Task.Run(() => _rig.BackupAsync(1 << 20, ct), ct).WaitAsync(TimeSpan.FromSeconds(15), ct);
 
-        var skipped = result.Manifest.Skipped.ShouldNotBeNull();
+        var skipped = result.Tree.Skipped.ShouldNotBeNull();
         skipped.Select(s => s.Path).Order(StringComparer.Ordinal).ShouldBe(["pipe", "sock"]);
         skipped.ShouldAllBe(s => s.Reason.Contains("fifo", StringComparison.OrdinalIgnoreCase));
-        result.Manifest.Entries.Select(e => e.Path).ShouldBe(["a.txt", "z.txt"]);
-        result.Files.ShouldBe(2);
+        result.Tree.Entries.Select(e => e.Path).ShouldBe(["a.txt", "z.txt"]);
+        result.Archive.Files.ShouldBe(2);
 
         var target = _rig.NewTarget();
         await _rig.RestoreAsync(result.Manifest, target, ct);
@@ -45,16 +50,146 @@ public sealed class SpecialFilesTests : IDisposable
     }
 
     [Fact]
-    public async Task Empty_folder_backs_up_to_an_empty_manifest_without_packs()
+    public async Task Empty_folder_backs_up_to_an_empty_tree_in_one_pack()
     {
         var ct = TestContext.Current.CancellationToken;
 
         var result = await _rig.BackupAsync(1 << 20, ct);
 
-        result.Manifest.Entries.ShouldBeEmpty();
-        result.Packs.ShouldBe(0);
+        result.Tree.Entries.ShouldBeEmpty();
+        // The (empty) tree itself is a chunk, so even an empty folder has a recovery point to restore.
+        result.Archive.Pipeline.Packs.ShouldBe(1);
+        result.Manifest.Validate().ShouldBeEmpty();
         var target = _rig.NewTarget();
         (await _rig.RestoreAsync(result.Manifest, target, ct)).Files.ShouldBe(0);
         Directory.Exists(target).ShouldBeTrue();
+    }
+
+    private static string[] Names(string folder) =>
+        Directory.GetFileSystemEntries(folder).Select(p => Path.GetFileName(p)).Order(StringComparer.Ordinal).ToArray();
+
+    [Fact]
+    public async Task File_that_vanishes_after_the_folder_was_listed_is_skipped_with_a_reason_and_the_run_goes_on()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        _rig.Write("a.txt", "a"u8.ToArray());
+        var vanishing = _rig.Write("b.txt", "b"u8.ToArray());
+        _rig.Write("c.txt", "c"u8.ToArray());
+
+        // The archiver reports progress after each file; by then it has listed the folder, so b.txt is gone when it gets there.
+        var result = await _rig.BackupAsync(1 << 20, _ => { }, useCache: true, (_, files) =>
+        {
+            if (files == 1) File.Delete(vanishing);
+        }, ct);
+
+        var skipped = result.Tree.Skipped.ShouldNotBeNull().ShouldHaveSingleItem();
+        skipped.Path.ShouldBe("b.txt");
+        skipped.Reason.ShouldContain("vanished");
+        result.Tree.Entries.Select(e => e.Path).ShouldBe(["a.txt", "c.txt"]);
+        var target = _rig.NewTarget();
+        await _rig.RestoreAsync(result.Manifest, target, ct);
+        Names(target).ShouldBe(["a.txt", "c.txt"]);
+    }
+
+    [Fact]
+    public async Task File_replaced_by_a_dangling_symlink_after_listing_is_recorded_as_that_symlink_not_followed()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        _rig.Write("a.txt", "a"u8.ToArray());
+        var replaced = _rig.Write("b.txt", "b"u8.ToArray());
+        _rig.Write("c.txt", "c"u8.ToArray());
+
+        var result = await _rig.BackupAsync(1 << 20, _ => { }, useCache: true, (_, files) =>
+        {
+            if (files != 1) return;
+            File.Delete(replaced);
+            File.CreateSymbolicLink(replaced, "/nonexistent/elsewhere");
+        }, ct);
+
+        result.Tree.Skipped.ShouldBeEmpty();
+        var b = result.Entry("b.txt");
+        (b.Kind, b.LinkTarget, b.Chunks).ShouldBe((EntryKind.Symlink, "/nonexistent/elsewhere", null));
+        result.Archive.Files.ShouldBe(2);
+        var target = _rig.NewTarget();
+        await _rig.RestoreAsync(result.Manifest, target, ct);
+        new FileInfo(Path.Combine(target, "b.txt")).LinkTarget.ShouldBe("/nonexistent/elsewhere");
+    }
+
+    // Root reads any file whatever its mode, so there the same tree proves the other half: a mode-000 file is backed up
+    // and gets its mode back. As any other user it cannot be read and must be skipped with the reason.
+    [Fact]
+    public async Task Unreadable_file_is_skipped_with_the_reason_or_for_root_backed_up_with_its_mode()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        _rig.Write("a.txt", "a"u8.ToArray());
+        _rig.Write("locked.txt", "secret"u8.ToArray(), UnixFileMode.None);
+        _rig.Write("z.txt", "z"u8.ToArray());
+
+        var result = await _rig.BackupAsync(1 << 20, ct);
+
+        var target = _rig.NewTarget();
+        await _rig.RestoreAsync(result.Manifest, target, ct);
+        if (GetEuid() == 0)
+        {
+            result.Tree.Skipped.ShouldBeEmpty();
+            result.Entry("locked.txt").Mode.ShouldBe(0);
+            File.GetUnixFileMode(Path.Combine(target, "locked.txt")).ShouldBe(UnixFileMode.None);
+            File.ReadAllText(Path.Combine(target, "locked.txt")).ShouldBe("secret");
+            Names(target).ShouldBe(["a.txt", "locked.txt", "z.txt"]);
+        }
+        else
+        {
+            var skipped = result.Tree.Skipped.ShouldNotBeNull().ShouldHaveSingleItem();
+            skipped.Path.ShouldBe("locked.txt");
+            skipped.Reason.ShouldContain("denied", Case.Insensitive);
+            Names(target).ShouldBe(["a.txt", "z.txt"]);
+        }
+    }
+
+    [Fact]
+    public async Task Names_that_are_not_valid_utf8_are_skipped_with_a_reason_not_a_crash()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        _rig.Write("good.txt", "good"u8.ToArray());
+        // .NET cannot create such names, so let Python write the raw bytes: a file, and a directory holding a file.
+        BackupRig.Run("python3", "-c",
+            "import os, sys; d = os.fsencode(sys.argv[1]); open(d + b'/bad\\xff.txt', 'w').write('x'); "
+            + "os.mkdir(d + b'/dir\\xfe'); open(d + b'/dir\\xfe/inner.txt', 'w').write('y')",
+            _rig.Source);
+        Directory.GetFileSystemEntries(_rig.Source).Length.ShouldBe(3);
+
+        var result = await _rig.BackupAsync(1 << 20, ct);
+
+        var skipped = result.Tree.Skipped.ShouldNotBeNull();
+        skipped.Count.ShouldBe(2);
+        skipped.ShouldAllBe(s => s.Reason.Contains("UTF-8"));
+        skipped.Select(s => s.Path).ShouldBe(["bad\uFFFD.txt", "dir\uFFFD"], ignoreOrder: true);
+        result.Tree.Entries.Select(e => e.Path).ShouldBe(["good.txt"]);
+        var target = _rig.NewTarget();
+        await _rig.RestoreAsync(result.Manifest, target, ct);
+        Names(target).ShouldBe(["good.txt"]);
+    }
+
+    [Fact]
+    public async Task Symlink_loops_are_stored_as_symlinks_not_followed()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        _rig.Write("d/file.txt", "x"u8.ToArray());
+        File.CreateSymbolicLink(Path.Combine(_rig.Source, "a"), "b");
+        File.CreateSymbolicLink(Path.Combine(_rig.Source, "b"), "a");
+        Directory.CreateSymbolicLink(Path.Combine(_rig.Source, "d", "self"), ".");
+        Directory.CreateSymbolicLink(Path.Combine(_rig.Source, "d", "up"), "..");
+
+        var result = await _rig.BackupAsync(1 << 20, ct).WaitAsync(TimeSpan.FromSeconds(30), ct);
+
+        result.Tree.Skipped.ShouldBeEmpty();
+        result.Tree.Entries.Select(e => (e.Path, e.Kind, e.LinkTarget)).ShouldBe(
+        [
+            ("a", EntryKind.Symlink, "b"), ("b", EntryKind.Symlink, "a"), ("d", EntryKind.Directory, null),
+            ("d/file.txt", EntryKind.File, null), ("d/self", EntryKind.Symlink, "."), ("d/up", EntryKind.Symlink, ".."),
+        ]);
+        var target = _rig.NewTarget();
+        await _rig.RestoreAsync(result.Manifest, target, ct);
+        TreeSnapshot.Of(target).Values.ShouldBe(TreeSnapshot.Of(_rig.Source).Values);
     }
 }

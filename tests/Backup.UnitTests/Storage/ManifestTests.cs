@@ -3,90 +3,75 @@ using Backup.Storage.Format;
 
 namespace Backup.UnitTests.Storage;
 
+/// <summary>The version 2 tree (encrypted, per recovery point) and manifest (plain, on the server): serialisation and validation.</summary>
 public sealed class ManifestTests
 {
-    private static readonly string PackA = new('a', 64);
-    private static readonly string PackB = new('b', 64);
-    private static readonly string FileSha = new('c', 64);
+    private static readonly string ChunkA = new('a', 64);
+    private static readonly string ChunkB = new('b', 64);
+    private static readonly string PackC = new('c', 64);
+    private static readonly string PackD = new('d', 64);
 
-    private static ManifestEntry File(string path, long size, params PackSegment[] segments) =>
-        new(path, EntryKind.File, size, 0b110_100_100, 638_000_000_000_000_123, FileSha, Segments: segments);
+    private static TreeEntry File(string path, long size, params string[] chunks) =>
+        new(path, EntryKind.File, size, 0b110_100_100, 638_000_000_000_000_123, Chunks: chunks.Length == 0 ? null : chunks);
 
-    private static Manifest Sound(params ManifestEntry[] entries) =>
-        new(Manifest.CurrentVersion, Guid.Parse("0195f3a0-0000-7000-8000-0000000000c1"), "/srv/data", entries);
+    private static Tree Sound(params TreeEntry[] entries) => new(Tree.CurrentVersion, "/srv/data", entries);
 
-    private static Manifest Sample() => new(
-        Manifest.CurrentVersion,
-        Guid.Parse("0195f3a0-0000-7000-8000-0000000000c1"),
+    private static Tree Sample() => new(
+        Tree.CurrentVersion,
         "/srv/data",
         [
-            new ManifestEntry("docs", EntryKind.Directory, 0, 0b111_101_101, 638_000_000_000_000_000),
-            File("docs/ß-名字.txt", 30, new PackSegment(PackA, 0, 10), new PackSegment(PackB, 0, 20)),
+            new TreeEntry("docs", EntryKind.Directory, 0, 0b111_101_101, 638_000_000_000_000_000),
+            File("docs/ß-名字.txt", 30, ChunkA, ChunkB),
             File("docs/empty", 0),
-            new ManifestEntry("docs/link", EntryKind.Symlink, 0, 0b111_111_111, 638_000_000_000_000_999, LinkTarget: "../elsewhere"),
+            new TreeEntry("docs/link", EntryKind.Symlink, 0, 0b111_111_111, 638_000_000_000_000_999, LinkTarget: "../elsewhere"),
         ],
         [new SkippedItem("pipe", "Not a regular file")]);
 
+    private static Manifest SampleManifest() =>
+        new(Manifest.CurrentVersion, Guid.Parse("0195f3a0-0000-7000-8000-0000000000c1"), [ChunkA], [PackC, PackD]);
+
     [Fact]
-    public void Manifest_survives_a_json_round_trip()
+    public void Tree_survives_a_json_round_trip()
     {
         var original = Sample();
 
-        var copy = Manifest.FromBytes(original.ToBytes());
+        var copy = Tree.FromBytes(original.ToBytes());
 
         copy.FormatVersion.ShouldBe(original.FormatVersion);
-        copy.RecoveryPointId.ShouldBe(original.RecoveryPointId);
         copy.SourcePath.ShouldBe(original.SourcePath);
         copy.Entries.Count.ShouldBe(original.Entries.Count);
         for (var i = 0; i < original.Entries.Count; i++)
         {
             var (a, b) = (original.Entries[i], copy.Entries[i]);
-            (b with { Segments = null }).ShouldBe(a with { Segments = null });
-            (b.Segments ?? []).ShouldBe(a.Segments ?? []);
+            (b with { Chunks = null }).ShouldBe(a with { Chunks = null });
+            (b.Chunks ?? []).ShouldBe(a.Chunks ?? []);
         }
         copy.Skipped.ShouldBe(original.Skipped);
         copy.ToBytes().ShouldBe(original.ToBytes());
-        copy.Sha256().ShouldBe(original.Sha256());
     }
 
     [Fact]
-    public void Manifest_json_is_camel_case_with_named_entry_kinds()
+    public void Tree_json_is_camel_case_with_named_entry_kinds()
     {
         var json = Encoding.UTF8.GetString(Sample().ToBytes());
 
-        json.ShouldContain("\"formatVersion\":1");
+        json.ShouldContain("\"formatVersion\":2");
         json.ShouldContain("\"kind\":\"Symlink\"");
         json.ShouldContain("\"linkTarget\":\"../elsewhere\"");
+        json.ShouldContain($"\"chunks\":[\"{ChunkA}\",\"{ChunkB}\"]");
     }
 
     [Fact]
-    public void Empty_manifest_document_is_rejected()
+    public void Empty_or_malformed_documents_are_rejected_as_invalid_data()
     {
+        Should.Throw<InvalidDataException>(() => Tree.FromBytes("null"u8));
+        Should.Throw<InvalidDataException>(() => Tree.FromBytes("{\"entries\":"u8));
         Should.Throw<InvalidDataException>(() => Manifest.FromBytes("null"u8));
+        Should.Throw<InvalidDataException>(() => Manifest.FromBytes("[1,2]"u8));
     }
 
     [Fact]
-    public void Sha256_changes_when_any_entry_changes()
-    {
-        var original = Sample();
-        var changed = original with { Entries = [.. original.Entries.Take(3), original.Entries[3] with { LinkTarget = "../other" }] };
-
-        changed.Sha256().ShouldNotBe(original.Sha256());
-        original.Sha256().ShouldMatch("^[0-9a-f]{64}$");
-    }
-
-    [Fact]
-    public void Pack_ids_are_listed_once_each()
-    {
-        var manifest = Sound(
-            File("a", 15, new PackSegment(PackA, 0, 5), new PackSegment(PackB, 0, 10)),
-            File("b", 5, new PackSegment(PackB, 10, 5)));
-
-        manifest.PackIds().ShouldBe([PackA, PackB]);
-    }
-
-    [Fact]
-    public void Sound_manifest_has_no_problems()
+    public void Sound_tree_has_no_problems()
     {
         Sample().Validate().ShouldBeEmpty();
     }
@@ -103,7 +88,7 @@ public sealed class ManifestTests
     [InlineData("")]
     public void Paths_that_could_escape_or_are_not_plain_relative_paths_are_problems(string path)
     {
-        var problems = Sound(new ManifestEntry(path, EntryKind.Directory, 0, 0, 0)).Validate();
+        var problems = Sound(new TreeEntry(path, EntryKind.Directory, 0, 0, 0)).Validate();
 
         problems.ShouldHaveSingleItem().ShouldContain("must be relative");
     }
@@ -111,28 +96,21 @@ public sealed class ManifestTests
     [Fact]
     public void Duplicate_paths_are_a_problem()
     {
-        var problems = Sound(
-            new ManifestEntry("x", EntryKind.Directory, 0, 0, 0),
-            File("x", 5, new PackSegment(PackA, 0, 5))).Validate();
+        var problems = Sound(new TreeEntry("x", EntryKind.Directory, 0, 0, 0), File("x", 5, ChunkA)).Validate();
 
         problems.ShouldHaveSingleItem().ShouldContain("appears twice");
     }
 
-    [Theory]
-    [InlineData(10, 9)]
-    [InlineData(10, 11)]
-    [InlineData(0, 1)]
-    public void Segments_that_do_not_add_up_to_the_size_are_a_problem(long size, long segmentLength)
+    [Fact]
+    public void File_with_bytes_but_no_chunks_is_a_problem()
     {
-        var problems = Sound(File("f", size, new PackSegment(PackA, 0, segmentLength))).Validate();
-
-        problems.ShouldHaveSingleItem().ShouldContain("do not add up");
+        Sound(File("f", 10)).Validate().ShouldHaveSingleItem().ShouldContain("no chunks");
     }
 
     [Fact]
-    public void File_with_bytes_but_no_segments_is_a_problem()
+    public void Empty_file_with_chunks_is_a_problem()
     {
-        Sound(File("f", 10)).Validate().ShouldHaveSingleItem().ShouldContain("do not add up");
+        Sound(File("f", 0, ChunkA)).Validate().ShouldHaveSingleItem().ShouldContain("empty but has chunks");
     }
 
     [Theory]
@@ -140,25 +118,9 @@ public sealed class ManifestTests
     [InlineData("aaaa")]
     [InlineData("../../../../../../../../../../../../../../../../../../etc/shadow")]
     [InlineData("gggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggg")]
-    public void Segment_naming_an_invalid_pack_is_a_problem(string packId)
+    public void File_naming_an_invalid_chunk_id_is_a_problem(string chunk)
     {
-        var problems = Sound(File("f", 5, new PackSegment(packId, 0, 5))).Validate();
-
-        problems.ShouldHaveSingleItem().ShouldContain("invalid segment");
-    }
-
-    [Fact]
-    public void Negative_offsets_and_empty_segments_are_problems()
-    {
-        Sound(File("f", 5, new PackSegment(PackA, -1, 5))).Validate().ShouldHaveSingleItem().ShouldContain("invalid segment");
-        Sound(File("f", 5, new PackSegment(PackA, 0, 5), new PackSegment(PackB, 0, 0))).Validate().ShouldHaveSingleItem().ShouldContain("invalid segment");
-    }
-
-    [Fact]
-    public void File_without_a_valid_sha256_is_a_problem()
-    {
-        Sound(File("f", 0) with { Sha256 = null }).Validate().ShouldHaveSingleItem().ShouldContain("SHA-256");
-        Sound(File("f", 0) with { Sha256 = "abc" }).Validate().ShouldHaveSingleItem().ShouldContain("SHA-256");
+        Sound(File("f", 5, chunk)).Validate().ShouldHaveSingleItem().ShouldContain("invalid chunk id");
     }
 
     [Fact]
@@ -170,14 +132,77 @@ public sealed class ManifestTests
     [Fact]
     public void Symlink_without_target_is_a_problem()
     {
-        Sound(new ManifestEntry("l", EntryKind.Symlink, 0, 0, 0)).Validate().ShouldHaveSingleItem().ShouldContain("no target");
+        Sound(new TreeEntry("l", EntryKind.Symlink, 0, 0, 0)).Validate().ShouldHaveSingleItem().ShouldContain("no target");
     }
 
     [Theory]
     [InlineData(0)]
-    [InlineData(2)]
-    public void Unknown_format_version_is_a_problem(int version)
+    [InlineData(1)]
+    [InlineData(3)]
+    public void Unknown_tree_format_version_is_a_problem(int version)
     {
         (Sample() with { FormatVersion = version }).Validate().ShouldHaveSingleItem().ShouldContain("format version");
+    }
+
+    [Fact]
+    public void Manifest_survives_a_json_round_trip_and_names_no_file()
+    {
+        var original = SampleManifest();
+
+        var copy = Manifest.FromBytes(original.ToBytes());
+
+        copy.FormatVersion.ShouldBe(Manifest.CurrentVersion);
+        copy.RecoveryPointId.ShouldBe(original.RecoveryPointId);
+        copy.Tree.ShouldBe(original.Tree);
+        copy.Packs.ShouldBe(original.Packs);
+        copy.ToBytes().ShouldBe(original.ToBytes());
+        copy.Sha256().ShouldBe(original.Sha256());
+        original.Sha256().ShouldMatch("^[0-9a-f]{64}$");
+        Encoding.UTF8.GetString(original.ToBytes()).ShouldContain("\"formatVersion\":2");
+    }
+
+    [Fact]
+    public void Manifest_sha256_changes_when_a_pack_changes()
+    {
+        var original = SampleManifest();
+
+        (original with { Packs = [PackC] }).Sha256().ShouldNotBe(original.Sha256());
+    }
+
+    [Fact]
+    public void Pack_ids_are_listed_once_each()
+    {
+        (SampleManifest() with { Packs = [PackC, PackD, PackC] }).PackIds().ShouldBe([PackC, PackD]);
+    }
+
+    [Fact]
+    public void Sound_manifest_has_no_problems()
+    {
+        SampleManifest().Validate().ShouldBeEmpty();
+    }
+
+    [Fact]
+    public void Manifest_without_tree_or_packs_is_a_problem()
+    {
+        (SampleManifest() with { Tree = [] }).Validate().ShouldHaveSingleItem().ShouldContain("no tree chunk");
+        (SampleManifest() with { Packs = [] }).Validate().ShouldHaveSingleItem().ShouldContain("no pack");
+    }
+
+    [Theory]
+    [InlineData("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")]
+    [InlineData("aaaa")]
+    [InlineData("../../../../../../../../../../../../../../../../../../etc/shadow")]
+    public void Manifest_naming_an_invalid_tree_chunk_or_pack_is_a_problem(string id)
+    {
+        (SampleManifest() with { Tree = [id] }).Validate().ShouldHaveSingleItem().ShouldContain("invalid tree chunk");
+        (SampleManifest() with { Packs = [PackC, id] }).Validate().ShouldHaveSingleItem().ShouldContain("invalid pack");
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void Unknown_manifest_format_version_is_a_problem(int version)
+    {
+        (SampleManifest() with { FormatVersion = version }).Validate().ShouldHaveSingleItem().ShouldContain("format version");
     }
 }

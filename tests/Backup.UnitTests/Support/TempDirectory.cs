@@ -19,11 +19,26 @@ public sealed class TempDirectory : IDisposable
         // Tests make read-only directories; give them back write permission so they can be emptied.
         if (!OperatingSystem.IsWindows())
         {
-            foreach (var dir in new DirectoryInfo(Path).EnumerateDirectories("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
+            foreach (var dir in new DirectoryInfo(Path).EnumerateDirectories("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint }))
             {
-                if (dir.LinkTarget is null) dir.UnixFileMode |= UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+                // Symlinks are skipped (not entered): a link to "." or ".." would make the walk endless. A name that is not
+                // UTF-8 cannot be opened through .NET at all; rm removes those below.
+                if (dir.Name.Contains('\uFFFD')) continue;
+                dir.UnixFileMode |= UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
             }
         }
-        Directory.Delete(Path, recursive: true);
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException) when (!OperatingSystem.IsWindows())
+        {
+            // Names that are not UTF-8 cannot be deleted through .NET; rm below takes them.
+        }
+        if (Directory.Exists(Path) && !OperatingSystem.IsWindows())
+        {
+            using var rm = System.Diagnostics.Process.Start("rm", ["-rf", "--", Path])!;
+            rm.WaitForExit();
+        }
     }
 }

@@ -1,0 +1,163 @@
+using System.Security.Cryptography;
+using Backup.Agent.BackingUp;
+using Backup.Storage.Blobs;
+using Backup.Storage.Crypto;
+using Backup.Storage.Format;
+using Backup.UnitTests.Support;
+
+namespace Backup.UnitTests.Engine;
+
+/// <summary>The write side of a backup: chunks in, sealed blobs packed into packs named by their SHA-256, uploaded once each.</summary>
+public sealed class ChunkPipelineTests : IDisposable
+{
+    private readonly TempDirectory _scratch = new();
+    private readonly MasterKeys _keys = MasterKeys.Generate();
+    private readonly Dictionary<string, byte[]> _uploaded = new(StringComparer.Ordinal);
+    private readonly HashSet<ChunkId> _known = [];
+
+    public void Dispose()
+    {
+        _keys.Dispose();
+        _scratch.Dispose();
+    }
+
+    private ChunkPipeline Pipeline(long packTarget, UploadPack? upload = null) =>
+        new(_keys, _known, _scratch.Path, packTarget, upload ?? (async (file, packId, chunks, ct) =>
+        {
+            var bytes = await File.ReadAllBytesAsync(file, ct);
+            Pack.ReadIndex(new MemoryStream(bytes)).Count.ShouldBe(chunks);
+            lock (_uploaded) _uploaded.Add(packId, bytes);
+        }), ct: TestContext.Current.CancellationToken);
+
+    /// <summary>Every stored chunk, opened from the uploaded packs through their trailers.</summary>
+    private Dictionary<ChunkId, byte[]> Stored()
+    {
+        using var envelope = new BlobEnvelope(_keys);
+        var chunks = new Dictionary<ChunkId, byte[]>();
+        foreach (var bytes in _uploaded.Values)
+            foreach (var e in Pack.ReadIndex(new MemoryStream(bytes)))
+            {
+                var plain = envelope.Open(bytes.AsSpan((int)e.Offset, e.Length), e.Id, Pack.MaxPlainLength);
+                plain.Length.ShouldBe(e.PlainLength);
+                chunks.Add(e.Id, plain);
+            }
+        return chunks;
+    }
+
+    [Fact]
+    public async Task Every_pack_is_named_by_the_sha256_of_its_bytes_and_stays_within_the_target_plus_one_blob()
+    {
+        const long target = 256 << 10;
+        await using var pipeline = Pipeline(target);
+        foreach (var size in new[] { 1, 300_000, 70_000, 1_000_000, 5, 200_000, 90_000 })
+            await pipeline.AddAsync(RandomNumberGenerator.GetBytes(size));
+        var totals = await pipeline.CompleteAsync();
+
+        _uploaded.Count.ShouldBeGreaterThan(1);
+        totals.Packs.ShouldBe(_uploaded.Count);
+        totals.PackBytes.ShouldBe(_uploaded.Values.Sum(b => (long)b.Length));
+        foreach (var (packId, bytes) in _uploaded)
+        {
+            packId.ShouldBe(Convert.ToHexStringLower(SHA256.HashData(bytes)));
+            PackId.IsValid(packId).ShouldBeTrue();
+            // A pack is sealed as soon as it reaches the target, so only its last blob (and the trailer) may lie beyond it.
+            var entries = Pack.ReadIndex(new MemoryStream(bytes));
+            entries[^1].Offset.ShouldBeLessThan(target);
+        }
+    }
+
+    [Fact]
+    public async Task Chunks_come_back_from_the_pack_trailers_byte_for_byte_under_their_ids()
+    {
+        var chunks = new[] { RandomNumberGenerator.GetBytes(100_000), new byte[2 << 20], "text text text text text"u8.ToArray(), RandomNumberGenerator.GetBytes(1) };
+        await using var pipeline = Pipeline(1 << 20);
+        var ids = new List<ChunkId>();
+        foreach (var chunk in chunks) ids.Add(await pipeline.AddAsync(chunk));
+        var totals = await pipeline.CompleteAsync();
+
+        var stored = Stored();
+        stored.Count.ShouldBe(chunks.Length);
+        for (var i = 0; i < chunks.Length; i++)
+        {
+            ids[i].ShouldBe(_keys.CreateChunkIdHasher().Compute(chunks[i]));
+            stored[ids[i]].ShouldBe(chunks[i]);
+        }
+        totals.ChunksNew.ShouldBe(chunks.Length);
+        totals.PlainBytesNew.ShouldBe(chunks.Sum(c => (long)c.Length));
+        totals.SealedBytesNew.ShouldBeLessThan(totals.PlainBytesNew); // the zeros compress
+    }
+
+    [Fact]
+    public async Task Chunk_seen_twice_or_already_on_the_server_is_stored_once_or_not_at_all()
+    {
+        var onServer = RandomNumberGenerator.GetBytes(5000);
+        _known.Add(_keys.CreateChunkIdHasher().Compute(onServer));
+        var twice = RandomNumberGenerator.GetBytes(7000);
+        await using var pipeline = Pipeline(1 << 20);
+
+        var first = await pipeline.AddAsync(twice);
+        await pipeline.AddAsync(onServer);
+        var second = await pipeline.AddAsync(twice);
+        var totals = await pipeline.CompleteAsync();
+
+        second.ShouldBe(first);
+        totals.ChunksSeen.ShouldBe(3);
+        totals.ChunksNew.ShouldBe(1);
+        Stored().Keys.ShouldBe([first]);
+        _known.ShouldContain(first); // the next run knows it too
+    }
+
+    [Fact]
+    public async Task Nothing_new_means_no_pack()
+    {
+        var chunk = RandomNumberGenerator.GetBytes(5000);
+        _known.Add(_keys.CreateChunkIdHasher().Compute(chunk));
+        await using var pipeline = Pipeline(1 << 20);
+
+        await pipeline.AddAsync(chunk);
+        var totals = await pipeline.CompleteAsync();
+
+        totals.Packs.ShouldBe(0);
+        _uploaded.ShouldBeEmpty();
+        Directory.GetFileSystemEntries(_scratch.Path).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task Scratch_pack_files_are_removed_once_uploaded()
+    {
+        await using var pipeline = Pipeline(64 << 10);
+        for (var i = 0; i < 8; i++) await pipeline.AddAsync(RandomNumberGenerator.GetBytes(50_000));
+        await pipeline.CompleteAsync();
+
+        _uploaded.Count.ShouldBe(4);
+        Directory.GetFileSystemEntries(_scratch.Path).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task Failed_upload_surfaces_as_a_pack_seal_exception_and_leaves_no_scratch_file()
+    {
+        var pipeline = Pipeline(64 << 10, (_, _, _, _) => throw new IOException("server went away"));
+        var e = await Should.ThrowAsync<PackSealException>(async () =>
+        {
+            for (var i = 0; i < 50; i++) await pipeline.AddAsync(RandomNumberGenerator.GetBytes(50_000));
+            await pipeline.CompleteAsync();
+        });
+        await pipeline.DisposeAsync();
+
+        e.InnerException.ShouldBeOfType<IOException>().Message.ShouldBe("server went away");
+        Directory.GetFileSystemEntries(_scratch.Path).ShouldBeEmpty();
+        _known.ShouldBeEmpty(); // nothing the failed run packed may count as stored
+    }
+
+    [Fact]
+    public async Task After_a_failed_upload_nothing_more_is_accepted()
+    {
+        await using var pipeline = Pipeline(1 << 20, (_, _, _, _) => throw new IOException("server went away"));
+        await pipeline.AddAsync(RandomNumberGenerator.GetBytes(1000));
+
+        await Should.ThrowAsync<PackSealException>(() => pipeline.CompleteAsync());
+
+        await Should.ThrowAsync<PackSealException>(async () => await pipeline.AddAsync(RandomNumberGenerator.GetBytes(10)));
+        Directory.GetFileSystemEntries(_scratch.Path).ShouldBeEmpty();
+    }
+}
