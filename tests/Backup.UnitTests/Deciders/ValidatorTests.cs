@@ -2,6 +2,7 @@ using Backup.Commands.AddingDataSources;
 using Backup.Commands.CreatingProtectionGroups;
 using Backup.Commands.DataSources;
 using Backup.Commands.Enrolling;
+using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
 using Backup.Commands.Restoring;
 using Backup.Commands.TakingRecoveryPoints;
@@ -134,24 +135,35 @@ public sealed class ValidatorTests
     private static WritePackToDisk Upload(string packId) =>
         new(AgentId, Guid.NewGuid(), packId, _ => Task.FromResult(new PackOnDisk(0, [])));
 
-    private static CompleteBackup Completion(int files, int directories, int skipped, long bytes, params string[] chunkIds) =>
+    private static CompleteBackup Completion(int files, int directories, long bytes, params string[] chunkIds) =>
+        Completion(files, directories, [], bytes, chunkIds);
+
+    private static CompleteBackup Completion(int files, int directories, IReadOnlyList<SkippedItemRecord> skipped, long bytes, params string[] chunkIds) =>
         new(AgentId, Guid.NewGuid(), files, directories, skipped, bytes, chunkIds, (_, _) => Task.FromResult(new StoredManifest(new string('e', 64), 0)));
 
     [Fact]
     public void Completed_backup_names_only_valid_chunk_ids()
     {
-        new CompleteBackupValidator().Validate(Completion(1, 0, 0, 10, PackId)).IsValid.ShouldBeTrue();
-        ShouldFailOn(new CompleteBackupValidator().Validate(Completion(1, 0, 0, 10, PackId, "nope")), "ChunkIds[1]");
-        ShouldFailOn(new CompleteBackupValidator().Validate(Completion(1, 0, 0, 10)), nameof(CompleteBackup.ChunkIds));
+        new CompleteBackupValidator().Validate(Completion(1, 0, 10, PackId)).IsValid.ShouldBeTrue();
+        ShouldFailOn(new CompleteBackupValidator().Validate(Completion(1, 0, 10, PackId, "nope")), "ChunkIds[1]");
+        ShouldFailOn(new CompleteBackupValidator().Validate(Completion(1, 0, 10)), nameof(CompleteBackup.ChunkIds));
     }
 
     [Fact]
     public void Completed_backup_counts_cannot_be_negative()
     {
-        var result = new CompleteBackupValidator().Validate(Completion(-1, -1, -1, -1, PackId));
+        var result = new CompleteBackupValidator().Validate(Completion(-1, -1, -1, PackId));
 
         result.Errors.Select(e => e.PropertyName).ShouldBe(
-            [nameof(CompleteBackup.Files), nameof(CompleteBackup.Directories), nameof(CompleteBackup.SkippedItems), nameof(CompleteBackup.BytesRead)], ignoreOrder: true);
+            [nameof(CompleteBackup.Files), nameof(CompleteBackup.Directories), nameof(CompleteBackup.BytesRead)], ignoreOrder: true);
+    }
+
+    [Fact]
+    public void Skipped_items_need_a_path_and_a_reason()
+    {
+        new CompleteBackupValidator().Validate(Completion(1, 0, [new SkippedItemRecord("a/b", "Permission denied")], 10, PackId)).IsValid.ShouldBeTrue();
+        var result = new CompleteBackupValidator().Validate(Completion(1, 0, [new SkippedItemRecord("", "x"), new SkippedItemRecord("c", "")], 10, PackId));
+        result.Errors.Select(e => e.PropertyName).ShouldBe(["Skipped[0].Path", "Skipped[1].Reason"], ignoreOrder: true);
     }
 
     [Theory]
