@@ -1,4 +1,5 @@
 using Backup.Api.AgentWork;
+using Backup.Api.Alerts;
 using Backup.Api.Auditing;
 using Backup.Api.DataSources;
 using Backup.Api.Enrolling;
@@ -84,6 +85,7 @@ app.MapRecoveryPoints();
 app.MapRestores();
 app.MapAgentWork();
 app.MapAudit();
+app.MapAlerts();
 
 app.Run();
 

@@ -1,4 +1,5 @@
 using Backup.Commands.Agents;
+using Backup.Commands.Alerts;
 using Backup.Commands.DataSources;
 using Backup.Commands.Dispatching;
 using Backup.Commands.ProtectionGroups;
@@ -43,5 +44,7 @@ public static class BackupEvents
         events.MapEventType<RestoreFailed>("restore_failed.v1");
         events.MapEventType<JobLeaseExpired>("job_lease_expired.v1");
         events.MapEventType<JobRequeued>("job_requeued.v1");
+        events.MapEventType<AlertRaised>("alert_raised.v1");
+        events.MapEventType<AlertResolved>("alert_resolved.v1");
     }
 }

@@ -2,6 +2,7 @@ using Backup.Commands;
 using Backup.Commands.Dispatching;
 using Backup.Commands.Uniqueness;
 using Backup.Projections.Agents;
+using Backup.Projections.Alerts;
 using Backup.Projections.Auditing;
 using Backup.Projections.DataSources;
 using Backup.Projections.ProtectionGroups;
@@ -36,6 +37,7 @@ public static class CatalogStore
         opts.Projections.Add<ProtectionGroupViewProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<DataSourceViewProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<AgentJobQueueProjection>(ProjectionLifecycle.Inline);
+        opts.Projections.Add<AlertViewProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<RecoveryPointViewProjection>(ProjectionLifecycle.Async);
         opts.Projections.Add<RestoreViewProjection>(ProjectionLifecycle.Async);
         // Registered here rather than on AddMarten so that every daemon (workers, or the API's when it runs one) chains.
@@ -46,6 +48,8 @@ public static class CatalogStore
         opts.Schema.For<QueuedJob>().Index(j => j.AgentId);
         opts.Schema.For<RecoveryPointView>().Index(r => r.DataSourceId).Index(r => r.Sequence);
         opts.Schema.For<AuditLink>();
+        opts.Schema.For<AlertView>().Index(a => a.RaisedAt).Index(a => a.DataSourceId);
+        opts.Schema.For<AgentContact>();
         return opts;
     }
 }

@@ -4,6 +4,7 @@ using Backup.Projections;
 using Backup.Storage.Disk;
 using Backup.Storage.Vault;
 using Backup.Workers;
+using Backup.Workers.Alerting;
 using Backup.Workers.Dispatching;
 using Backup.Workers.Scheduling;
 using Backup.Workers.TransferringToVault;
@@ -28,6 +29,9 @@ builder.Services.AddOptions<SchedulerOptions>().Bind(config.GetSection(Scheduler
 builder.Services.AddHostedService<ShortTermScheduler>();
 builder.Services.AddOptions<JobLeaseOptions>().Bind(config.GetSection(JobLeaseOptions.Section));
 builder.Services.AddHostedService<LeaseReaper>();
+builder.Services.AddOptions<AlertOptions>().Bind(config.GetSection(AlertOptions.Section));
+builder.Services.AddSingleton<AlertMonitor>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<AlertMonitor>());
 builder.Services.AddMarten(opts => opts.ConfigureCatalog(martenConnection, options.Schema))
     .UseLightweightSessions()
     .ApplyAllDatabaseChangesOnStartup()

@@ -49,6 +49,7 @@ public sealed class RecoveryPointView
     public DateTimeOffset? CopiedToVaultAt { get; set; }
     public string? VaultError { get; set; }
     public string? FailureReason { get; set; }
+    public DateTimeOffset? FailedAt { get; set; }
 
     /// <summary>How often the agent lost its lease on this backup (each time the job went back to the queue).</summary>
     public int LeaseExpiries { get; set; }
@@ -113,6 +114,7 @@ public sealed partial class RecoveryPointViewProjection : MultiStreamProjection<
     {
         v.Status = RecoveryPointStatus.Failed;
         v.FailureReason = e.Reason;
+        v.FailedAt = e.FailedAt;
     }
 
     public static void Apply(JobLeaseExpired e, RecoveryPointView v)
