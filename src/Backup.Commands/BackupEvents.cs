@@ -5,6 +5,7 @@ using Backup.Commands.Dispatching;
 using Backup.Commands.ProtectionGroups;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
+using Backup.Commands.Scheduling;
 using Backup.Commands.VaultTransfers;
 using Marten;
 
@@ -46,5 +47,6 @@ public static class BackupEvents
         events.MapEventType<JobRequeued>("job_requeued.v1");
         events.MapEventType<AlertRaised>("alert_raised.v1");
         events.MapEventType<AlertResolved>("alert_resolved.v1");
+        events.MapEventType<OnlineBackupDue>("online_backup_due.v1");
     }
 }

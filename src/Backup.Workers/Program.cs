@@ -27,6 +27,7 @@ builder.Services.AddOptions<VaultCopyOptions>().Bind(config.GetSection(VaultCopy
 builder.Services.AddSingleton<VaultCopier>();
 builder.Services.AddOptions<SchedulerOptions>().Bind(config.GetSection(SchedulerOptions.Section));
 builder.Services.AddHostedService<ShortTermScheduler>();
+builder.Services.AddHostedService<OnlineScheduler>();
 builder.Services.AddOptions<JobLeaseOptions>().Bind(config.GetSection(JobLeaseOptions.Section));
 builder.Services.AddHostedService<LeaseReaper>();
 builder.Services.AddOptions<AlertOptions>().Bind(config.GetSection(AlertOptions.Section));
