@@ -6,6 +6,7 @@ using Backup.Storage.Vault;
 using Backup.Workers;
 using Backup.Workers.Alerting;
 using Backup.Workers.Dispatching;
+using Backup.Workers.Retention;
 using Backup.Workers.Scheduling;
 using Backup.Workers.TransferringToVault;
 using JasperFx.Events.Daemon;
@@ -33,6 +34,8 @@ builder.Services.AddHostedService<LeaseReaper>();
 builder.Services.AddOptions<AlertOptions>().Bind(config.GetSection(AlertOptions.Section));
 builder.Services.AddSingleton<AlertMonitor>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<AlertMonitor>());
+builder.Services.AddOptions<RetentionOptions>().Bind(config.GetSection(RetentionOptions.Section));
+builder.Services.AddHostedService<RetentionWorker>();
 builder.Services.AddMarten(opts => opts.ConfigureCatalog(martenConnection, options.Schema))
     .UseLightweightSessions()
     .ApplyAllDatabaseChangesOnStartup()
