@@ -13,7 +13,8 @@ using JasperFx.Events.Daemon;
 using Marten;
 
 // Headless workers: Marten's async daemon (projections and subscriptions, with leader election between
-// worker processes), the short-term scheduler and the online copy of recovery points to the vault.
+// worker processes), the short-term and online schedulers, the online copy of recovery points to the vault, the lease
+// reaper, the alert monitor and retention.
 var builder = Host.CreateApplicationBuilder(args);
 var config = builder.Configuration;
 var options = config.GetSection(WorkerOptions.Section).Get<WorkerOptions>() ?? new WorkerOptions();
@@ -32,8 +33,7 @@ builder.Services.AddHostedService<OnlineScheduler>();
 builder.Services.AddOptions<JobLeaseOptions>().Bind(config.GetSection(JobLeaseOptions.Section));
 builder.Services.AddHostedService<LeaseReaper>();
 builder.Services.AddOptions<AlertOptions>().Bind(config.GetSection(AlertOptions.Section));
-builder.Services.AddSingleton<AlertMonitor>();
-builder.Services.AddHostedService(sp => sp.GetRequiredService<AlertMonitor>());
+builder.Services.AddHostedService<AlertMonitor>();
 builder.Services.AddOptions<RetentionOptions>().Bind(config.GetSection(RetentionOptions.Section));
 builder.Services.AddHostedService<RetentionWorker>();
 builder.Services.AddMarten(opts => opts.ConfigureCatalog(martenConnection, options.Schema))
