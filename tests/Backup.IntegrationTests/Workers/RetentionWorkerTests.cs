@@ -1,4 +1,6 @@
 extern alias workers;
+using System.Net;
+using System.Net.Http.Json;
 using Backup.Commands.DataSources;
 using Backup.Commands.ProtectionGroups;
 using Backup.Commands.RecoveryPoints;
@@ -101,6 +103,15 @@ public sealed class RetentionWorkerTests(ApiFactory api) : IClassFixture<ApiFact
         (await _client.WaitForAsync($"/api/recovery-points/{tenDays}", v => v.GetProperty("tier").GetString() == "None")).GetProperty("status").GetString().ShouldBe("Created");
         await _client.WaitForAsync($"/api/recovery-points/{threeDays}", v => v.GetProperty("tier").GetString() == "Vault");
         (await _client.GetJsonAsync($"/api/recovery-points/{oneDay}")).GetProperty("tier").GetString().ShouldBe("Disk");
+
+        // A copy the policy no longer keeps is not offered for restore; the one still kept is.
+        var fromDisk = await _client.Http.PostAsJsonAsync($"/api/recovery-points/{threeDays}/restores", new { source = "Disk", targetPath = "/alt" }, Ct);
+        fromDisk.StatusCode.ShouldBe(HttpStatusCode.Conflict, await fromDisk.Content.ReadAsStringAsync(Ct));
+        (await fromDisk.Content.ReadAsStringAsync(Ct)).ShouldContain("expired on disk");
+        var fromVault = await _client.Http.PostAsJsonAsync($"/api/recovery-points/{threeDays}/restores", new { source = "Vault", targetPath = "/alt" }, Ct);
+        fromVault.StatusCode.ShouldBe(HttpStatusCode.Accepted, await fromVault.Content.ReadAsStringAsync(Ct));
+        var expiredInVault = await _client.Http.PostAsJsonAsync($"/api/recovery-points/{tenDays}/restores", new { source = "Vault", targetPath = "/alt" }, Ct);
+        expiredInVault.StatusCode.ShouldBe(HttpStatusCode.Conflict);
 
         // Once the view has caught up, nothing is left to expire at the same instant.
         (await Worker().ExpireAsync(Now, Ct)).Where(e => e.RecoveryPointId == tenDays || e.RecoveryPointId == threeDays || e.RecoveryPointId == oneDay).ShouldBeEmpty();
