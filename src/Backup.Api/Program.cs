@@ -1,5 +1,6 @@
 using Backup.Api.Access;
 using Backup.Api.AgentWork;
+using Backup.Api.Alerts;
 using Backup.Api.Auditing;
 using Backup.Api.DataSources;
 using Backup.Api.Enrolling;
@@ -91,6 +92,7 @@ app.MapRepositoryKey();
 app.MapAgentWork();
 app.MapAudit();
 app.MapAccess();
+app.MapAlerts();
 
 app.Run();
 

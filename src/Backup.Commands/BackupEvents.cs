@@ -1,11 +1,13 @@
 using Backup.Commands.Access;
 using Backup.Commands.Agents;
+using Backup.Commands.Alerts;
 using Backup.Commands.DataSources;
 using Backup.Commands.Dispatching;
 using Backup.Commands.ProtectionGroups;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Repository;
 using Backup.Commands.Restores;
+using Backup.Commands.Scheduling;
 using Backup.Commands.VaultTransfers;
 using Marten;
 
@@ -53,5 +55,9 @@ public static class BackupEvents
         events.MapEventType<ApiKeyRevoked>("api_key_revoked.v1");
         events.MapEventType<SecurityPinIssued>("security_pin_issued.v1");
         events.MapEventType<SecurityPinUsed>("security_pin_used.v1");
+        events.MapEventType<AlertRaised>("alert_raised.v1");
+        events.MapEventType<AlertResolved>("alert_resolved.v1");
+        events.MapEventType<OnlineBackupDue>("online_backup_due.v1");
+        events.MapEventType<RecoveryPointExpired>("recovery_point_expired.v1");
     }
 }

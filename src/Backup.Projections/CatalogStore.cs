@@ -5,6 +5,7 @@ using Backup.Commands.TakingRecoveryPoints;
 using Backup.Commands.Uniqueness;
 using Backup.Projections.Access;
 using Backup.Projections.Agents;
+using Backup.Projections.Alerts;
 using Backup.Projections.Auditing;
 using Backup.Projections.DataSources;
 using Backup.Projections.ProtectionGroups;
@@ -42,6 +43,7 @@ public static class CatalogStore
         opts.Projections.Add<ApiKeyNameProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<ApiKeyViewProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<RecentSecurityPinProjection>(ProjectionLifecycle.Inline);
+        opts.Projections.Add<AlertViewProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<RecoveryPointViewProjection>(ProjectionLifecycle.Async);
         opts.Projections.Add<RestoreViewProjection>(ProjectionLifecycle.Async);
         // Registered here rather than on AddMarten so that every daemon (workers, or the API's when it runs one) chains.
@@ -55,6 +57,8 @@ public static class CatalogStore
         opts.Schema.For<RecoveryPointView>().Index(r => r.DataSourceId).Index(r => r.Sequence);
         opts.Schema.For<AuditLink>();
         opts.Schema.For<StoredChunk>().Index(c => c.PackId);
+        opts.Schema.For<AlertView>().Index(a => a.RaisedAt).Index(a => a.DataSourceId);
+        opts.Schema.For<AgentContact>();
         return opts;
     }
 }

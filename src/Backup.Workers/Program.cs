@@ -4,14 +4,17 @@ using Backup.Projections;
 using Backup.Storage.Disk;
 using Backup.Storage.Vault;
 using Backup.Workers;
+using Backup.Workers.Alerting;
 using Backup.Workers.Dispatching;
+using Backup.Workers.Retention;
 using Backup.Workers.Scheduling;
 using Backup.Workers.TransferringToVault;
 using JasperFx.Events.Daemon;
 using Marten;
 
 // Headless workers: Marten's async daemon (projections and subscriptions, with leader election between
-// worker processes), the short-term scheduler and the online copy of recovery points to the vault.
+// worker processes), the short-term and online schedulers, the online copy of recovery points to the vault, the lease
+// reaper, the alert monitor and retention.
 var builder = Host.CreateApplicationBuilder(args);
 var config = builder.Configuration;
 var options = config.GetSection(WorkerOptions.Section).Get<WorkerOptions>() ?? new WorkerOptions();
@@ -26,8 +29,13 @@ builder.Services.AddOptions<VaultCopyOptions>().Bind(config.GetSection(VaultCopy
 builder.Services.AddSingleton<VaultCopier>();
 builder.Services.AddOptions<SchedulerOptions>().Bind(config.GetSection(SchedulerOptions.Section));
 builder.Services.AddHostedService<ShortTermScheduler>();
+builder.Services.AddHostedService<OnlineScheduler>();
 builder.Services.AddOptions<JobLeaseOptions>().Bind(config.GetSection(JobLeaseOptions.Section));
 builder.Services.AddHostedService<LeaseReaper>();
+builder.Services.AddOptions<AlertOptions>().Bind(config.GetSection(AlertOptions.Section));
+builder.Services.AddHostedService<AlertMonitor>();
+builder.Services.AddOptions<RetentionOptions>().Bind(config.GetSection(RetentionOptions.Section));
+builder.Services.AddHostedService<RetentionWorker>();
 builder.Services.AddMarten(opts => opts.ConfigureCatalog(martenConnection, options.Schema))
     .UseLightweightSessions()
     .ApplyAllDatabaseChangesOnStartup()

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net;
 using Backup.Agent.BackingUp;
 using Backup.Agent.Enrolling;
 using Backup.Agent.Restoring;
@@ -44,10 +45,10 @@ public sealed class JobLoop(
             switch (job.Kind)
             {
                 case AgentJobKind.Backup:
-                    await WithHeartbeatAsync(me.AgentId, job, () => RunBackupAsync(me.AgentId, job, scratch, stoppingToken), stoppingToken);
+                    await WithLeaseAsync(me.AgentId, job, scratch, (jobScratch, ct) => RunBackupAsync(me.AgentId, job, jobScratch, ct), stoppingToken);
                     break;
                 case AgentJobKind.Restore:
-                    await WithHeartbeatAsync(me.AgentId, job, () => RunRestoreAsync(me.AgentId, job, scratch, stoppingToken), stoppingToken);
+                    await WithLeaseAsync(me.AgentId, job, scratch, (jobScratch, ct) => RunRestoreAsync(me.AgentId, job, jobScratch, ct), stoppingToken);
                     break;
                 default:
                     log.LogError("Job {JobId} has kind {Kind}, which this agent does not know", job.JobId, job.Kind);
@@ -56,25 +57,39 @@ public sealed class JobLoop(
         }
     }
 
-    /// <summary>Keeps the job's lease alive (a heartbeat every third of it) for as long as <paramref name="run"/> runs.</summary>
-    private async Task WithHeartbeatAsync(Guid agentId, AgentJob job, Func<Task> run, CancellationToken ct)
+    /// <summary>
+    /// Runs a job in a scratch folder of its own while keeping its lease alive (a heartbeat every third of it). When the
+    /// server refuses a heartbeat because the job is no longer ours (409: the lease expired and the job was re-queued or
+    /// failed; 403/404), the run is cancelled: no further upload, no report, and its scratch files are removed, so a
+    /// job the server has taken back is never completed or failed by a run it no longer recognises.
+    /// </summary>
+    private async Task WithLeaseAsync(Guid agentId, AgentJob job, string scratch, Func<string, CancellationToken, Task> run, CancellationToken stoppingToken)
     {
-        using var jobEnded = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var leaseLost = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        using var jobEnded = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        var jobScratch = Directory.CreateDirectory(Path.Combine(scratch, job.JobId.ToString("N"))).FullName;
         var beats = job.LeaseSeconds > 0
-            ? HeartbeatsAsync(agentId, job.JobId, TimeSpan.FromSeconds(job.LeaseSeconds) / 3, jobEnded.Token)
+            ? HeartbeatsAsync(agentId, job.JobId, TimeSpan.FromSeconds(job.LeaseSeconds) / 3, leaseLost, jobEnded.Token)
             : Task.CompletedTask;
         try
         {
-            await run();
+            await run(jobScratch, leaseLost.Token);
+        }
+        catch (Exception e) when (leaseLost.IsCancellationRequested && !stoppingToken.IsCancellationRequested)
+        {
+            log.LogDebug(e, "Job {JobId} stopped after its lease was lost", job.JobId);
         }
         finally
         {
             await jobEnded.CancelAsync();
             await beats;
+            DeleteScratch(jobScratch);
         }
+        if (leaseLost.IsCancellationRequested && !stoppingToken.IsCancellationRequested)
+            log.LogWarning("Job {JobId} abandoned: the server no longer holds its lease for this agent; nothing was reported", job.JobId);
     }
 
-    private async Task HeartbeatsAsync(Guid agentId, Guid jobId, TimeSpan every, CancellationToken ct)
+    private async Task HeartbeatsAsync(Guid agentId, Guid jobId, TimeSpan every, CancellationTokenSource leaseLost, CancellationToken ct)
     {
         try
         {
@@ -85,9 +100,15 @@ public sealed class JobLoop(
                 {
                     await server.HeartbeatAsync(agentId, jobId, ct);
                 }
+                catch (ServerRejectedException e) when (LeaseGone(e.Status))
+                {
+                    log.LogWarning("Heartbeat for job {JobId} refused ({Status}): the lease is gone; cancelling the job", jobId, (int)e.Status);
+                    await leaseLost.CancelAsync();
+                    return;
+                }
                 catch (Exception e) when (e is HttpRequestException or ServerRejectedException)
                 {
-                    // A missed beat is not fatal: the lease is three beats long. A rejected one means the lease is gone.
+                    // A missed beat is not fatal: the lease is three beats long.
                     log.LogWarning("Heartbeat for job {JobId} failed: {Reason}", jobId, e.Message);
                 }
             }
@@ -95,6 +116,44 @@ public sealed class JobLoop(
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
             // The job ended.
+        }
+    }
+
+    private static bool LeaseGone(HttpStatusCode status) =>
+        status is HttpStatusCode.Conflict or HttpStatusCode.Forbidden or HttpStatusCode.NotFound;
+
+    /// <summary>
+    /// Before a failure is reported, one more heartbeat asks whether the job is still ours: an upload refused because the
+    /// lease expired a moment ago must not fail a job the server has already queued again.
+    /// </summary>
+    private async Task<bool> StillOursAsync(Guid agentId, Guid jobId, Exception failure, CancellationToken ct)
+    {
+        try
+        {
+            await server.HeartbeatAsync(agentId, jobId, ct);
+            return true;
+        }
+        catch (ServerRejectedException e) when (LeaseGone(e.Status))
+        {
+            log.LogDebug(failure, "Job {JobId} stopped after its lease was lost", jobId);
+            log.LogWarning("Job {JobId} abandoned: the server no longer holds its lease for this agent ({Status}); nothing was reported", jobId, (int)e.Status);
+            return false;
+        }
+        catch (HttpRequestException)
+        {
+            return true; // Unknown: report, and let the server decide.
+        }
+    }
+
+    private void DeleteScratch(string jobScratch)
+    {
+        try
+        {
+            Directory.Delete(jobScratch, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            log.LogWarning("Could not remove the scratch folder {Path}: {Reason}", jobScratch, e.Message);
         }
     }
 
@@ -161,8 +220,9 @@ public sealed class JobLoop(
                 result.BytesScanned / 1048576.0, p.ChunksNew, p.ChunksSeen, p.PlainBytesNew / 1048576.0, p.SealedBytesNew / 1048576.0, p.Packs,
                 result.Tree.Skipped?.Count ?? 0);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (e is not OperationCanceledException && !ct.IsCancellationRequested)
         {
+            if (!await StillOursAsync(agentId, job.JobId, e, ct)) return;
             log.LogError(e, "Backup {RecoveryPointId} failed", job.RecoveryPointId);
             await ReportAsync(() => server.FailBackupAsync(agentId, job.RecoveryPointId, e.Message, ct));
         }
@@ -184,8 +244,9 @@ public sealed class JobLoop(
             log.LogInformation("Restore {RestoreId} done in {Seconds:F2} s: {Files} files, {MiB:F1} MiB, every chunk verified",
                 job.JobId, clock.Elapsed.TotalSeconds, result.Files, result.Bytes / 1048576.0);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (e is not OperationCanceledException && !ct.IsCancellationRequested)
         {
+            if (!await StillOursAsync(agentId, job.JobId, e, ct)) return;
             log.LogError(e, "Restore {RestoreId} failed", job.JobId);
             await ReportAsync(() => server.FailRestoreAsync(agentId, job.JobId, e.Message, ct));
         }

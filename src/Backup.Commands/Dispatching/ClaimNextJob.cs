@@ -21,6 +21,11 @@ public sealed class ClaimNextJobHandler(IDocumentStore store, TimeProvider clock
     {
         IReadOnlyList<QueuedJob> candidates;
         var now = clock.GetUtcNow();
+        await using (var contact = store.LightweightSession())
+        {
+            contact.Store(new AgentContact { Id = command.AgentId, LastPolledAt = now });
+            await contact.SaveChangesAsync(ct);
+        }
         await using (var query = store.QuerySession())
         {
             candidates = await query.Query<QueuedJob>()

@@ -25,6 +25,19 @@ public sealed record BackupItemsSkipped(Guid RecoveryPointId, IReadOnlyList<Skip
 
 public sealed record RecoveryPointFailed(Guid RecoveryPointId, string Reason, DateTimeOffset FailedAt);
 
+/// <summary>Where a copy of a recovery point is kept.</summary>
+public enum StorageTier
+{
+    Disk = 1,
+    Vault = 2,
+}
+
+/// <summary>
+/// The policy no longer keeps the recovery point on <see cref="Tier"/> (short-term range or the 64-point cap on disk, GFS in
+/// the vault). Its packs are not deleted yet: garbage collection comes with the new pack format.
+/// </summary>
+public sealed record RecoveryPointExpired(Guid RecoveryPointId, StorageTier Tier, string Reason, DateTimeOffset ExpiredAt);
+
 public enum RecoveryPointStatus
 {
     Requested = 1,
@@ -35,7 +48,8 @@ public enum RecoveryPointStatus
 
 public sealed record RecoveryPoint(
     Guid Id, Guid DataSourceId, Guid AgentId, RecoveryPointStatus Status,
-    IReadOnlySet<string> PacksWritten, IReadOnlyList<string> PackIds, int LeaseExpiries = 0)
+    IReadOnlySet<string> PacksWritten, IReadOnlyList<string> PackIds, int LeaseExpiries = 0,
+    bool ExpiredOnDisk = false, bool ExpiredInVault = false)
 {
     public const int MaxSkippedRecorded = 1_000;
 
@@ -48,6 +62,8 @@ public sealed record RecoveryPoint(
         RecoveryPointFailed when state is not null => state with { Status = RecoveryPointStatus.Failed },
         JobLeaseExpired when state is not null => state with { LeaseExpiries = state.LeaseExpiries + 1 },
         JobRequeued when state is not null => state with { Status = RecoveryPointStatus.Requested },
+        RecoveryPointExpired { Tier: StorageTier.Disk } when state is not null => state with { ExpiredOnDisk = true },
+        RecoveryPointExpired { Tier: StorageTier.Vault } when state is not null => state with { ExpiredInVault = true },
         _ => state,
     };
 
@@ -91,6 +107,14 @@ public sealed record RecoveryPoint(
         if (point.Status is RecoveryPointStatus.Created or RecoveryPointStatus.Failed)
             throw new ConflictException($"Backup {recoveryPointId} has already ended ({point.Status}).");
         return new RecoveryPointFailed(point.Id, reason, now);
+    }
+
+    /// <summary>Null when there is nothing to expire: the point never got created, or already expired on that tier.</summary>
+    public static RecoveryPointExpired? Expire(RecoveryPoint? rp, StorageTier tier, string reason, DateTimeOffset now)
+    {
+        if (rp is not { Status: RecoveryPointStatus.Created }) return null;
+        var already = tier == StorageTier.Disk ? rp.ExpiredOnDisk : rp.ExpiredInVault;
+        return already ? null : new RecoveryPointExpired(rp.Id, tier, reason, now);
     }
 
     /// <summary>A heartbeat: only the owning agent, only while the backup runs.</summary>

@@ -76,7 +76,7 @@ public static class ShortTermCalendar
         due[utc] = due.GetValueOrDefault(utc) | work;
     }
 
-    private static DateTimeOffset FirstOccurrence(DateTime local, TimeZoneInfo zone) => AllOccurrences(local, zone).First();
+    internal static DateTimeOffset FirstOccurrence(DateTime local, TimeZoneInfo zone) => AllOccurrences(local, zone).First();
 
     /// <summary>The instants a local wall-clock time names: one, two (fall back; earlier first) or, in a gap, the jump.</summary>
     private static IEnumerable<DateTimeOffset> AllOccurrences(DateTime local, TimeZoneInfo zone)

@@ -67,6 +67,9 @@ public sealed class RecoveryPointView
     public DateTimeOffset? CopiedToVaultAt { get; set; }
     public string? VaultError { get; set; }
     public string? FailureReason { get; set; }
+    public DateTimeOffset? FailedAt { get; set; }
+    public DateTimeOffset? ExpiredFromDiskAt { get; set; }
+    public DateTimeOffset? ExpiredFromVaultAt { get; set; }
 
     /// <summary>How often the agent lost its lease on this backup (each time the job went back to the queue).</summary>
     public int LeaseExpiries { get; set; }
@@ -91,6 +94,7 @@ public sealed partial class RecoveryPointViewProjection : MultiStreamProjection<
         Identity<BackupItemsSkipped>(e => e.RecoveryPointId);
         Identity<RecoveryPointChecked>(e => e.RecoveryPointId);
         Identity<RecoveryPointFailed>(e => e.RecoveryPointId);
+        Identity<RecoveryPointExpired>(e => e.RecoveryPointId);
         Identity<VaultTransferStarted>(e => e.RecoveryPointId);
         Identity<PackUploadedToVault>(e => e.RecoveryPointId);
         Identity<VaultTransferCompleted>(e => e.RecoveryPointId);
@@ -156,6 +160,22 @@ public sealed partial class RecoveryPointViewProjection : MultiStreamProjection<
     {
         v.Status = RecoveryPointStatus.Failed;
         v.FailureReason = e.Reason;
+        v.FailedAt = e.FailedAt;
+    }
+
+    /// <summary>Expired on a tier: the policy no longer keeps it there (the copy is not deleted yet, and is not offered).</summary>
+    public static void Apply(RecoveryPointExpired e, RecoveryPointView v)
+    {
+        if (e.Tier == StorageTier.Disk)
+        {
+            v.OnDisk = false;
+            v.ExpiredFromDiskAt = e.ExpiredAt;
+        }
+        else
+        {
+            v.InVault = false;
+            v.ExpiredFromVaultAt = e.ExpiredAt;
+        }
     }
 
     public static void Apply(JobLeaseExpired e, RecoveryPointView v)

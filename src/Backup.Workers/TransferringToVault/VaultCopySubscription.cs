@@ -1,5 +1,6 @@
 using Backup.Commands.Common;
 using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Scheduling;
 using JasperFx.Events.Daemon;
 using JasperFx.Events.Projections;
 using Marten;
@@ -8,7 +9,9 @@ using Marten.Subscriptions;
 namespace Backup.Workers.TransferringToVault;
 
 /// <summary>
-/// Reacts to every new recovery point by copying it to the vault. Runs in the async daemon, so with several
+/// Reacts to every new recovery point by copying it to the vault, unless its group has an online policy: then the copy
+/// waits for the group's <see cref="OnlineBackupDue"/>, which copies the latest recovery points not yet in the vault
+/// (<see cref="VaultCopyPlan"/>). Runs in the async daemon, so with several
 /// workers exactly one (the HotCold leader) processes each event; its position advances only after the copy,
 /// so a worker that dies mid-copy leaves the event to be processed again, and the copy resumes.
 /// </summary>
@@ -23,6 +26,7 @@ public sealed class VaultCopySubscription : SubscriptionBase
         _copier = copier;
         Name = SubscriptionId;
         IncludeType<RecoveryPointCreated>();
+        IncludeType<OnlineBackupDue>();
     }
 
     public override async Task<IChangeListener> ProcessEventsAsync(
@@ -30,11 +34,16 @@ public sealed class VaultCopySubscription : SubscriptionBase
     {
         foreach (var e in page.Events)
         {
-            if (e.Data is RecoveryPointCreated created)
+            // The copy's events continue the story of the request that created the recovery point (or of the online schedule).
+            var metadata = new CommandMetadata { CorrelationId = e.CorrelationId, CausationId = e.Id.ToString(), Actor = Actor };
+            if (e.Data is RecoveryPointCreated created && await VaultCopyPlan.CopiesRightAwayAsync(operations, created.DataSourceId, cancellationToken))
             {
-                // The copy's events continue the story of the request that created the recovery point.
-                var metadata = new CommandMetadata { CorrelationId = e.CorrelationId, CausationId = e.Id.ToString(), Actor = Actor };
                 await _copier.CopyAsync(created.RecoveryPointId, created.PackIds, metadata, cancellationToken);
+            }
+            else if (e.Data is OnlineBackupDue due)
+            {
+                foreach (var point in await VaultCopyPlan.DueOnlineAsync(operations, due.GroupId, cancellationToken))
+                    await _copier.CopyAsync(point.Id, point.PackIds, metadata, cancellationToken);
             }
         }
         return NullChangeListener.Instance;

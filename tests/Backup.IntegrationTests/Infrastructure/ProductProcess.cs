@@ -44,6 +44,32 @@ public sealed class ProductProcess : IAsyncDisposable
         return product;
     }
 
+    /// <summary>Starts the real API on a free port and waits until <c>/health</c> answers 200; returns it and its base address.</summary>
+    public static async Task<(ProductProcess Api, string BaseUrl)> StartApiAsync(IDictionary<string, string> environment, CancellationToken ct)
+    {
+        var baseUrl = $"http://127.0.0.1:{FreePort()}";
+        var api = Start("Backup.Api", environment, "--urls", baseUrl);
+        using var http = new HttpClient { BaseAddress = new Uri(baseUrl) };
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            try
+            {
+                if ((await http.GetAsync("/health", ct)).StatusCode == HttpStatusCode.OK) return (api, baseUrl);
+            }
+            catch (HttpRequestException) when (DateTime.UtcNow < deadline && !api.HasExited)
+            {
+            }
+            if (DateTime.UtcNow > deadline || api.HasExited)
+            {
+                var output = api.Output;
+                await api.DisposeAsync();
+                throw new InvalidOperationException("The API did not become healthy:\n" + output);
+            }
+            await Task.Delay(250, ct);
+        }
+    }
+
     /// <summary>The build output of a src project, in the same configuration as this test assembly.</summary>
     public static string BuiltDll(string project)
     {

@@ -168,4 +168,18 @@ public sealed class RecoveryPointTests
         after.PacksWritten.ShouldContain(PackA);
         running.PacksWritten.ShouldBeEmpty();
     }
+
+    [Fact]
+    public void A_created_point_expires_once_per_tier_and_a_point_that_never_got_created_does_not()
+    {
+        var created = Fold(Requested(), new BackupStarted(PointId, AgentId, Clock.Now), Created(RunningPoint()));
+
+        var fromDisk = RecoveryPoint.Expire(created, StorageTier.Disk, "older than the range", Clock.Now).ShouldNotBeNull();
+        fromDisk.ShouldBe(new RecoveryPointExpired(PointId, StorageTier.Disk, "older than the range", Clock.Now));
+        var afterDisk = RecoveryPoint.Next(created, fromDisk)!;
+        RecoveryPoint.Expire(afterDisk, StorageTier.Disk, "again", Clock.Now).ShouldBeNull();
+        RecoveryPoint.Expire(afterDisk, StorageTier.Vault, "gfs", Clock.Now).ShouldNotBeNull().Tier.ShouldBe(StorageTier.Vault);
+        RecoveryPoint.Expire(RunningPoint(), StorageTier.Disk, "not created", Clock.Now).ShouldBeNull();
+        RecoveryPoint.Expire(null, StorageTier.Disk, "unknown", Clock.Now).ShouldBeNull();
+    }
 }
