@@ -1,3 +1,4 @@
+using Backup.Api.Infrastructure;
 using Backup.Commands.Alerts;
 using Backup.Projections.Alerts;
 using Mediator;
@@ -13,7 +14,8 @@ public static class AlertEndpoints
         alerts.MapGet("/", List)
             .WithSummary("List alerts, newest first")
             .WithDescription("Missed backups, failed backups, lost agents and failed vault transfers, raised and resolved by the workers. "
-                + "Filters: status (Active, Resolved), dataSourceId, kind (MissedBackup, BackupFailed, AgentLost, VaultTransferFailed); limit 1–500 (default 100).");
+                + "Filters: status (Active, Resolved), dataSourceId, kind (MissedBackup, BackupFailed, AgentLost, VaultTransferFailed); limit 1–500 (default 100).")
+            .RequireAuthorization(AccessPolicies.Read);
         return app;
     }
 

@@ -80,11 +80,11 @@ public sealed class OnlineVaultCopyTests : IAsyncLifetime
     private async Task<Guid> CreatedAsync((Guid Group, Guid Source) g)
     {
         var disk = _worker.Services.GetRequiredService<DiskStore>();
-        var bytes = RandomNumberGenerator.GetBytes(64 << 10);
-        var packId = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        var pack = TestPacks.Random(64 << 10);
+        var (bytes, packId) = (pack.Bytes, pack.Id);
         await disk.PutPackAsync(packId, new MemoryStream(bytes), long.MaxValue, Ct);
         var id = Guid.CreateVersion7();
-        await disk.PutManifestAsync(id, "{\"formatVersion\":1}"u8.ToArray(), Ct);
+        await disk.PutManifestAsync(id, "{\"formatVersion\":2}"u8.ToArray(), Ct);
         var agent = Guid.CreateVersion7();
         var now = DateTimeOffset.UtcNow;
         await using var session = Store.LightweightSession();
