@@ -16,7 +16,7 @@ public sealed record PipelineTotals(int ChunksSeen, int ChunksNew, long PlainByt
 /// The write side of a backup: chunk ids are computed by the caller's thread (the reader) as it adds chunks;
 /// chunks the server does not hold yet go through a bounded channel to one sealing worker per core (zstd, then
 /// AES-256-GCM), then to a single packer that fills packs of <c>packTarget</c> bytes in scratch space, then to an
-/// uploader that sends one pack while the next fills. Every channel is bounded, so memory stays at a few chunks
+/// two uploaders that send packs while the next fills. Every channel is bounded, so memory stays at a few chunks
 /// per stage whatever the size of the data set. The first failure of any stage stops all of them and is
 /// rethrown by <see cref="AddAsync"/> or <see cref="CompleteAsync"/>.
 /// </summary>
@@ -37,7 +37,7 @@ public sealed class ChunkPipeline : IAsyncDisposable
     private readonly Channel<Finished> _toUpload;
     private readonly Task _sealers;
     private readonly Task _packer;
-    private readonly Task _uploader;
+    private readonly Task _uploaders;
     private readonly HashSet<ChunkId> _queued = [];
 
     // A private pool, bounded per size and free for the GC once the run ends: the shared pool would keep buffers in
@@ -62,10 +62,11 @@ public sealed class ChunkPipeline : IAsyncDisposable
         _pool = ArrayPool<byte>.Create(maxArrayLength: 16 << 20, maxArraysPerBucket: workers * 4 + 2);
         _toSeal = Channel.CreateBounded<Plain>(new BoundedChannelOptions(workers * 2) { SingleWriter = true });
         _toPack = Channel.CreateBounded<Sealed>(new BoundedChannelOptions(workers * 2) { SingleReader = true });
-        _toUpload = Channel.CreateBounded<Finished>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
+        // Two uploads in flight: the server's hash, write and fsync of one pack overlap the transfer of the next.
+        _toUpload = Channel.CreateBounded<Finished>(new BoundedChannelOptions(1) { SingleWriter = true });
         _sealers = Task.WhenAll(Enumerable.Range(0, workers).Select(_ => Task.Run(() => SealAsync(keys))));
         _packer = Task.Run(PackAsync);
-        _uploader = Task.Run(UploadAsync);
+        _uploaders = Task.WhenAll(Task.Run(UploadAsync), Task.Run(UploadAsync));
     }
 
     /// <summary>Computes the chunk's id and queues it for storing unless the server or this run already has it.</summary>
@@ -95,7 +96,7 @@ public sealed class ChunkPipeline : IAsyncDisposable
         ThrowIfFailed();
         _completed = true;
         _toSeal.Writer.TryComplete();
-        await Task.WhenAll(_sealers, _packer, _uploader).ConfigureAwait(false);
+        await Task.WhenAll(_sealers, _packer, _uploaders).ConfigureAwait(false);
         ThrowIfFailed();
         foreach (var id in _queued) _known.Add(id);
         return new PipelineTotals(_chunksSeen, _chunksNew, _plainNew, _sealedNew, _packs, _packBytes);
@@ -199,8 +200,8 @@ public sealed class ChunkPipeline : IAsyncDisposable
                 try
                 {
                     await _upload(finished.Path, finished.PackId, finished.Chunks, _stop.Token);
-                    _packs++;
-                    _packBytes += finished.Bytes;
+                    Interlocked.Increment(ref _packs);
+                    Interlocked.Add(ref _packBytes, finished.Bytes);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -255,7 +256,7 @@ public sealed class ChunkPipeline : IAsyncDisposable
         _toSeal.Writer.TryComplete();
         try
         {
-            await Task.WhenAll(_sealers, _packer, _uploader).ConfigureAwait(false);
+            await Task.WhenAll(_sealers, _packer, _uploaders).ConfigureAwait(false);
         }
         catch (Exception)
         {

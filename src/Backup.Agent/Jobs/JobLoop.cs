@@ -42,18 +42,33 @@ public sealed class JobLoop(
                 continue;
             }
 
-            switch (job.Kind)
+            try
             {
-                case AgentJobKind.Backup:
-                    await WithLeaseAsync(me.AgentId, job, scratch, (jobScratch, ct) => RunBackupAsync(me.AgentId, job, jobScratch, ct), stoppingToken);
-                    break;
-                case AgentJobKind.Restore:
-                    await WithLeaseAsync(me.AgentId, job, scratch, (jobScratch, ct) => RunRestoreAsync(me.AgentId, job, jobScratch, ct), stoppingToken);
-                    break;
-                default:
-                    log.LogError("Job {JobId} has kind {Kind}, which this agent does not know", job.JobId, job.Kind);
-                    break;
+                await RunJobAsync(me.AgentId, job, scratch, stoppingToken);
             }
+            finally
+            {
+                // Between jobs the agent is idle: hand the job's large buffers back to the system rather than keep them
+                // resident until some later collection (they live in the large object heap, collected only in gen 2).
+                System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
+                GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            }
+        }
+    }
+
+    private async Task RunJobAsync(Guid agentId, AgentJob job, string scratch, CancellationToken stoppingToken)
+    {
+        switch (job.Kind)
+        {
+            case AgentJobKind.Backup:
+                await WithLeaseAsync(agentId, job, scratch, (jobScratch, ct) => RunBackupAsync(agentId, job, jobScratch, ct), stoppingToken);
+                break;
+            case AgentJobKind.Restore:
+                await WithLeaseAsync(agentId, job, scratch, (jobScratch, ct) => RunRestoreAsync(agentId, job, jobScratch, ct), stoppingToken);
+                break;
+            default:
+                log.LogError("Job {JobId} has kind {Kind}, which this agent does not know", job.JobId, job.Kind);
+                break;
         }
     }
 

@@ -48,10 +48,17 @@ public sealed class Restorer(ILogger log)
         var written = new List<(TreeEntry Entry, string Path)>();
         var files = new List<(TreeEntry Entry, string Path, string Tmp)>();
         var needs = new Dictionary<string, Dictionary<ChunkId, List<Target>>>(StringComparer.Ordinal);
+        var made = new HashSet<string>(StringComparer.Ordinal);
         int skipped = 0;
         long bytes = 0;
         try
         {
+            void Parent(string path)
+            {
+                var parent = Path.GetDirectoryName(path)!;
+                if (made.Add(parent)) Directory.CreateDirectory(parent);
+            }
+
             foreach (var entry in entries)
             {
                 ct.ThrowIfCancellationRequested();
@@ -68,24 +75,28 @@ public sealed class Restorer(ILogger log)
                 switch (entry.Kind)
                 {
                     case EntryKind.Directory:
-                        Directory.CreateDirectory(path);
+                        if (made.Add(path)) Directory.CreateDirectory(path);
                         written.Add((entry, path));
                         break;
                     case EntryKind.Symlink:
-                        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                        Parent(path);
                         written.Add((entry, path));
                         break;
                     case EntryKind.File:
-                        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                        var tmp = path + ".restoring";
-                        using (var handle = File.OpenHandle(tmp, FileMode.Create, FileAccess.Write))
-                            RandomAccess.SetLength(handle, entry.Size);
-                        files.Add((entry, path, tmp));
+                        Parent(path);
+                        files.Add((entry, path, path + ".restoring"));
                         Plan(files.Count - 1, entry, index, needs);
                         bytes += entry.Size;
                         break;
                 }
             }
+
+            // Every file pre-sized (sparse) before any chunk lands, across the cores: it is all system calls.
+            Parallel.ForEach(files, new ParallelOptions { CancellationToken = ct }, file =>
+            {
+                using var handle = File.OpenHandle(file.Tmp, FileMode.Create, FileAccess.Write);
+                RandomAccess.SetLength(handle, file.Entry.Size);
+            });
 
             var planTime = clock.Elapsed;
             // Packs are independent: one worker per core fetches, verifies, decrypts and writes its pack while the

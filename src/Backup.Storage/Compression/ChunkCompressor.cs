@@ -36,8 +36,35 @@ public sealed class ChunkCompressor : IDisposable
     {
         written = 0;
         var room = Math.Min(destination.Length, source.Length - 1);
-        if (room <= 0) return false;
+        if (room <= 0 || LooksIncompressible(source)) return false;
         return _compressor.TryWrap(source, destination[..room], out written);
+    }
+
+    private const int SampleSize = 4096;
+
+    /// <summary>
+    /// True when three 4 KiB samples (start, middle, end) all look like random bytes (Shannon entropy above 7.9
+    /// bits per byte): random or already-compressed data then skips a zstd attempt that would fail anyway. A chunk
+    /// whose samples miss a compressible stretch is stored raw: a little space for a lot of time, never wrong bytes.
+    /// </summary>
+    public static bool LooksIncompressible(ReadOnlySpan<byte> data)
+    {
+        if (data.Length < 4 * SampleSize) return false;
+        return Random(data[..SampleSize]) && Random(data.Slice(data.Length / 2 - SampleSize / 2, SampleSize)) && Random(data[^SampleSize..]);
+
+        static bool Random(ReadOnlySpan<byte> sample)
+        {
+            Span<int> counts = stackalloc int[256];
+            foreach (var b in sample) counts[b]++;
+            double entropy = 0;
+            foreach (var c in counts)
+            {
+                if (c == 0) continue;
+                var p = (double)c / sample.Length;
+                entropy -= p * Math.Log2(p);
+            }
+            return entropy > 7.9;
+        }
     }
 
     /// <summary>
