@@ -96,7 +96,14 @@ public sealed class ChunkPipeline : IAsyncDisposable
         ThrowIfFailed();
         _completed = true;
         _toSeal.Writer.TryComplete();
-        await Task.WhenAll(_sealers, _packer, _uploaders).ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(_sealers, _packer, _uploaders).ConfigureAwait(false);
+        }
+        finally
+        {
+            while (_toUpload.Reader.TryRead(out var left)) TryDelete(left.Path);
+        }
         ThrowIfFailed();
         foreach (var id in _queued) _known.Add(id);
         return new PipelineTotals(_chunksSeen, _chunksNew, _plainNew, _sealedNew, _packs, _packBytes);
@@ -264,6 +271,8 @@ public sealed class ChunkPipeline : IAsyncDisposable
         }
         while (_toSeal.Reader.TryRead(out var plain)) _pool.Return(plain.Buffer);
         while (_toPack.Reader.TryRead(out var blob)) _pool.Return(blob.Buffer);
+        // Every stage has stopped: a pack the packer finished while the uploaders were already leaving is scratch only.
+        while (_toUpload.Reader.TryRead(out var left)) TryDelete(left.Path);
         _stop.Dispose();
     }
 }

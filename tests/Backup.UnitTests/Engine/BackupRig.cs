@@ -73,7 +73,7 @@ internal sealed class BackupRig : IDisposable
         var uploads = 0;
         await using var pipeline = new ChunkPipeline(Keys, known, BackupScratch, packTarget, (file, packId, _, token) =>
         {
-            beforeUpload(++uploads);
+            beforeUpload(Interlocked.Increment(ref uploads)); // the pipeline runs two uploads at once
             return UploadAsync(file, packId, token);
         }, ct: ct);
         var result = await new Archiver(NullLogger.Instance).ArchiveAsync(Source, pipeline, known, cache, progress, ct);
@@ -101,7 +101,8 @@ internal sealed class BackupRig : IDisposable
     {
         await using var content = File.OpenRead(file);
         var (_, entries) = await Store.PutPackAsync(packId, content, long.MaxValue, ct);
-        foreach (var e in entries) Index.TryAdd(e.Id, new ChunkLocation(e.Id.ToString(), packId, e.Offset, e.Length, e.PlainLength));
+        lock (Index) // two uploads at once, like two requests to the server
+            foreach (var e in entries) Index.TryAdd(e.Id, new ChunkLocation(e.Id.ToString(), packId, e.Offset, e.Length, e.PlainLength));
     }
 
     /// <summary>What the server does on commit: every referenced chunk must be indexed, and the manifest names their packs.</summary>

@@ -195,10 +195,12 @@ public sealed class CorruptionTests : IDisposable
 
     [Theory]
     [InlineData("../escaped.txt")]
-    [InlineData("/tmp/escaped.txt")]
+    [InlineData("/ABSOLUTE/escaped.txt")]
     public async Task Tree_path_outside_the_target_is_refused_before_anything_is_written(string evilPath)
     {
         var ct = TestContext.Current.CancellationToken;
+        // An absolute path of this test's own, so no other process can have made the file the last line looks for.
+        evilPath = evilPath.Replace("/ABSOLUTE", Path.Combine(Path.GetTempPath(), $"escape-{Guid.NewGuid():N}"), StringComparison.Ordinal);
         var run = await BackUpAsync(ct);
         var evil = await _rig.StoreTreeAsync(run.Tree with
         {

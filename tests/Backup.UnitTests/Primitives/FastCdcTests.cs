@@ -147,10 +147,15 @@ public sealed class FastCdcTests
         var count = 0;
         foreach (var _ in chunker.Chunks(new MemoryStream(data))) count++; // warm up (JIT, statics)
 
-        var allocated = GC.GetAllocatedBytesForCurrentThread();
-        count = 0;
-        foreach (var _ in chunker.Chunks(new MemoryStream(data))) count++;
-        allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
+        // The least of three passes: a pass that happens to run while the runtime re-JITs a method is not the chunker's cost.
+        var allocated = long.MaxValue;
+        for (var pass = 0; pass < 3; pass++)
+        {
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            count = 0;
+            foreach (var _ in chunker.Chunks(new MemoryStream(data))) count++;
+            allocated = Math.Min(allocated, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
 
         count.ShouldBeGreaterThan(500);
         // Any object per chunk costs at least 24 bytes; a few KiB of one-off runtime work (tiered JIT while
