@@ -27,30 +27,35 @@ public sealed class WritePackToDiskHandler(IDocumentSession session, TimeProvide
 {
     public async ValueTask<long> Handle(WritePackToDisk command, CancellationToken ct)
     {
-        var (rp, _) = await session.LoadAsync<RecoveryPoint>(command.RecoveryPointId, RecoveryPoint.Next, ct);
+        var (rp, version) = await session.LoadAsync<RecoveryPoint>(command.RecoveryPointId, RecoveryPoint.Next, ct);
         // Guard before touching the disk: an agent that does not own this running backup writes nothing.
         RecoveryPoint.RecordPack(rp, command.RecoveryPointId, command.AgentId, command.PackId, 0, 0, clock.GetUtcNow());
         var pack = await command.Write(ct);
-        var written = RecoveryPoint.RecordPack(rp, command.RecoveryPointId, command.AgentId, command.PackId, pack.Bytes, pack.Chunks.Count, clock.GetUtcNow());
-        if (written is null) return pack.Bytes;
 
         for (var attempt = 1; ; attempt++)
         {
+            // Appended at the version the guard saw: a lease reaped meanwhile (JobRequeued) must not be followed by a
+            // disk write of the run it took the job from. Another pack of the same run appended meanwhile is no reason
+            // to refuse this one: reload, guard again, retry.
+            var written = RecoveryPoint.RecordPack(rp, command.RecoveryPointId, command.AgentId, command.PackId, pack.Bytes, pack.Chunks.Count, clock.GetUtcNow());
+            if (written is null) return pack.Bytes;
+
             // Index only chunks nobody holds yet: an entry is never moved to another pack (see StoredChunk).
             var ids = pack.Chunks.Select(c => c.Id).Distinct(StringComparer.Ordinal).ToArray();
             var known = (await session.LoadManyAsync<StoredChunk>(ct, ids)).Select(c => c.Id).ToHashSet(StringComparer.Ordinal);
             var fresh = pack.Chunks.Where(c => known.Add(c.Id)).ToArray();
             if (fresh.Length > 0) session.Insert(fresh);
-            session.Events.Append(command.RecoveryPointId, written);
+            session.AppendExpected(command.RecoveryPointId, version, written);
             try
             {
                 await session.SaveChangesAsync(ct);
                 return pack.Bytes;
             }
-            catch (Exception e) when (attempt < 3 && e.IsUniqueViolation())
+            catch (Exception e) when (attempt < 10 && (e is JasperFx.Events.EventStreamUnexpectedMaxEventIdException || e.IsUniqueViolation()))
             {
-                // Another pack indexed one of these chunks at the same moment; reload and index the rest.
+                // Another pack of this run, or another pack indexing one of these chunks, got in first.
                 session.EjectAllPendingChanges();
+                (rp, version) = await session.LoadAsync<RecoveryPoint>(command.RecoveryPointId, RecoveryPoint.Next, ct);
             }
         }
     }
