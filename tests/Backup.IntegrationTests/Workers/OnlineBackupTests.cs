@@ -98,9 +98,13 @@ public sealed class OnlineBackupTests(ApiFactory api) : IClassFixture<ApiFactory
             return mine;
         }, Ct)));
 
+        // The schedulers also serve the groups earlier tests of this class left in the schema: count this group's.
         var all = started.SelectMany(s => s).ToList();
+        all.ShouldBeUnique("no due online backup of any group is appended twice");
+        var expected = new[] { "2026-03-10T00:00Z", "2026-03-10T12:00Z", "2026-03-11T00:00Z", "2026-03-11T12:00Z", "2026-03-12T00:00Z" }
+            .Select(t => OnlineCalendar.OnlineBackupDueId(group, DateTimeOffset.Parse(t, System.Globalization.CultureInfo.InvariantCulture))).ToHashSet();
+        all = all.Where(expected.Contains).ToList();
         all.Count.ShouldBe(5, "each due online backup is appended by exactly one scheduler");
-        all.ShouldBeUnique();
         await using var session = api.Store.QuerySession();
         var events = await session.Events.QueryAllRawEvents().Where(e => e.EventTypeName == "online_backup_due.v1").ToListAsync(Ct);
         var due = events.Select(e => (OnlineBackupDue)e.Data).Where(d => d.GroupId == group).ToList();
