@@ -35,21 +35,8 @@ public sealed class AlertMonitor(IServiceProvider services, TimeProvider clock, 
 {
     public const string Actor = "worker:alerts";
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(options.Value.CheckInterval, clock);
-        do
-        {
-            try
-            {
-                await CheckAsync(clock.GetUtcNow(), stoppingToken);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                log.LogError(e, "Checking alert conditions failed; trying again in {Interval}", options.Value.CheckInterval);
-            }
-        } while (await timer.WaitForNextTickAsync(stoppingToken));
-    }
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        PeriodicWork.RunAsync(clock, options.Value.CheckInterval, (now, ct) => CheckAsync(now, ct), log, "Checking alert conditions", stoppingToken);
 
     /// <summary>Raises every alert whose condition holds at <paramref name="now"/> and resolves every active one whose condition cleared.</summary>
     /// <returns>What this monitor changed (not what another monitor changed first).</returns>

@@ -17,21 +17,8 @@ public sealed class LeaseReaper(IDocumentStore store, TimeProvider clock, IOptio
 {
     private static readonly CommandMetadata Worker = new() { Actor = "worker:lease-reaper" };
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(options.Value.ReaperInterval, clock);
-        do
-        {
-            try
-            {
-                await ReapAsync(clock.GetUtcNow(), stoppingToken);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                log.LogError(e, "Looking for expired job leases failed; trying again in {Interval}", options.Value.ReaperInterval);
-            }
-        } while (await timer.WaitForNextTickAsync(stoppingToken));
-    }
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        PeriodicWork.RunAsync(clock, options.Value.ReaperInterval, (now, ct) => ReapAsync(now, ct), log, "Looking for expired job leases", stoppingToken);
 
     /// <summary>Expires every lease that ran out before <paramref name="now"/>; returns how many this reaper expired.</summary>
     public async Task<int> ReapAsync(DateTimeOffset now, CancellationToken ct)

@@ -24,21 +24,8 @@ public sealed class RetentionWorker(IServiceProvider services, TimeProvider cloc
 {
     private static readonly CommandMetadata Worker = new() { Actor = "worker:retention" };
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(options.Value.Interval, clock);
-        do
-        {
-            try
-            {
-                await ExpireAsync(clock.GetUtcNow(), stoppingToken);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                log.LogError(e, "Applying retention failed; trying again in {Interval}", options.Value.Interval);
-            }
-        } while (await timer.WaitForNextTickAsync(stoppingToken));
-    }
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        PeriodicWork.RunAsync(clock, options.Value.Interval, (now, ct) => ExpireAsync(now, ct), log, "Applying retention", stoppingToken);
 
     /// <summary>Expires what the policies no longer keep at <paramref name="now"/>; returns what this worker expired.</summary>
     public async Task<IReadOnlyList<Expiry>> ExpireAsync(DateTimeOffset now, CancellationToken ct)

@@ -17,23 +17,9 @@ public sealed class OnlineScheduler(
 {
     private DateTimeOffset? _lastTick;
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(options.Value.TickInterval, clock);
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         // As in the short-term scheduler: a failed tick leaves the mark where it was, and the next one covers the same instants.
-        do
-        {
-            try
-            {
-                await TickAsync(clock.GetUtcNow(), stoppingToken);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                log.LogError(e, "Online scheduling tick failed; retrying in {Interval}", options.Value.TickInterval);
-            }
-        }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
-    }
+        PeriodicWork.RunAsync(clock, options.Value.TickInterval, (now, ct) => TickAsync(now, ct), log, "Online scheduling tick", stoppingToken);
 
     /// <summary>Appends every online backup due after the previous tick (or <c>now - lookback</c>) up to and including <paramref name="now"/>.</summary>
     /// <returns>The due ids this call started (not those another worker started first).</returns>

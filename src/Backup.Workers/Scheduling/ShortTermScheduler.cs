@@ -28,24 +28,10 @@ public sealed class ShortTermScheduler(
 
     private DateTimeOffset? _lastTick;
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(options.Value.TickInterval, clock);
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         // A failed tick (database briefly down) is logged and retried: the previous tick mark only moves on
         // success, so the next tick covers the same slots again, and what was already requested collides.
-        do
-        {
-            try
-            {
-                await TickAsync(clock.GetUtcNow(), stoppingToken);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                log.LogError(e, "Scheduling tick failed; retrying in {Interval}", options.Value.TickInterval);
-            }
-        }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
-    }
+        PeriodicWork.RunAsync(clock, options.Value.TickInterval, (now, ct) => TickAsync(now, ct), log, "Scheduling tick", stoppingToken);
 
     /// <summary>Requests everything due after the previous tick (or <c>now - lookback</c>) up to and including <paramref name="now"/>.</summary>
     /// <returns>The recovery points this call started (not those another worker started first).</returns>
