@@ -25,6 +25,11 @@ public sealed class WritePackToDiskValidator : AbstractValidator<WritePackToDisk
 
 public sealed class WritePackToDiskHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<WritePackToDisk, long>
 {
+    // An agent uploads two packs of a run at once: in this process they take turns to record them (the disk writes
+    // themselves overlap), instead of racing on the stream version and redoing the whole index insert. Striped by
+    // recovery point, so nothing grows. Across several API processes the expected-version retry below still holds.
+    private static readonly SemaphoreSlim[] Stripes = [.. Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1))];
+
     public async ValueTask<long> Handle(WritePackToDisk command, CancellationToken ct)
     {
         var (rp, version) = await session.LoadAsync<RecoveryPoint>(command.RecoveryPointId, RecoveryPoint.Next, ct);
@@ -32,6 +37,21 @@ public sealed class WritePackToDiskHandler(IDocumentSession session, TimeProvide
         RecoveryPoint.RecordPack(rp, command.RecoveryPointId, command.AgentId, command.PackId, 0, 0, clock.GetUtcNow());
         var pack = await command.Write(ct);
 
+        var stripe = Stripes[(command.RecoveryPointId.GetHashCode() & int.MaxValue) % Stripes.Length];
+        await stripe.WaitAsync(ct);
+        try
+        {
+            (rp, version) = await session.LoadAsync<RecoveryPoint>(command.RecoveryPointId, RecoveryPoint.Next, ct);
+            return await RecordAsync(command, pack, rp, version, ct);
+        }
+        finally
+        {
+            stripe.Release();
+        }
+    }
+
+    private async Task<long> RecordAsync(WritePackToDisk command, PackOnDisk pack, RecoveryPoint? rp, long version, CancellationToken ct)
+    {
         for (var attempt = 1; ; attempt++)
         {
             // Appended at the version the guard saw: a lease reaped meanwhile (JobRequeued) must not be followed by a
