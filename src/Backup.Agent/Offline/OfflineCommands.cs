@@ -148,6 +148,9 @@ public static class OfflineCommands
         var plain = GC.AllocateUninitializedArray<byte>(Pack.MaxPlainLength);
         long bytesRead = 0, chunksOpened = 0;
         var packs = manifests.Values.SelectMany(m => m.PackIds()).Distinct(StringComparer.Ordinal).ToList();
+        // Tree chunks are opened while their pack is at hand, so no pack is fetched twice.
+        var treeChunks = manifests.Values.SelectMany(m => m.Tree).Select(ChunkId.Parse).ToHashSet();
+        var treePlain = new Dictionary<ChunkId, byte[]>();
         foreach (var packId in packs)
         {
             if (!await repository.HasPackAsync(packId, ct)) { Bad(packId, "missing"); continue; }
@@ -162,14 +165,16 @@ public static class OfflineCommands
                 foreach (var entry in Pack.ReadIndex(copy))
                 {
                     index.TryAdd(entry.Id, new ChunkLocation(entry.Id.ToString(), packId, entry.Offset, entry.Length, entry.PlainLength));
-                    if (!options.Deep) continue;
+                    var isTree = treeChunks.Contains(entry.Id) && !treePlain.ContainsKey(entry.Id);
+                    if (!options.Deep && !isTree) continue;
                     var blob = new byte[entry.Length];
                     RandomAccess.Read(copy.SafeFileHandle, blob, entry.Offset);
                     try
                     {
                         var n = envelope.Open(blob, entry.Id, plain);
                         if (n != entry.PlainLength) Bad(packId, $"chunk {entry.Id} holds {n} bytes, not {entry.PlainLength}");
-                        chunksOpened++;
+                        if (isTree) treePlain[entry.Id] = plain.AsSpan(0, n).ToArray();
+                        if (options.Deep) chunksOpened++;
                     }
                     catch (Exception e) when (e is CryptographicException or InvalidDataException)
                     {
@@ -187,7 +192,7 @@ public static class OfflineCommands
         foreach (var (rp, manifest) in manifests)
         {
             var treeIds = manifest.Tree.Select(ChunkId.Parse).ToList();
-            if (treeIds.Any(id => !index.TryGetValue(id, out var l) || badPacks.Contains(l.PackId)))
+            if (treeIds.Any(id => !treePlain.ContainsKey(id) || badPacks.Contains(index[id].PackId)))
             {
                 problems.Add($"recovery point {rp}: its tree is in a missing or damaged pack");
                 continue;
@@ -195,18 +200,9 @@ public static class OfflineCommands
             Tree tree;
             try
             {
-                using var treeBytes = new MemoryStream();
-                foreach (var id in treeIds)
-                {
-                    var location = index[id];
-                    var blob = new MemoryStream();
-                    await repository.CopyPackAsync(location.PackId, blob, ct);
-                    var n = envelope.Open(blob.GetBuffer().AsSpan((int)location.Offset, location.Length), id, plain);
-                    treeBytes.Write(plain, 0, n);
-                }
-                tree = Tree.FromBytes(treeBytes.GetBuffer().AsSpan(0, (int)treeBytes.Length));
+                tree = Tree.FromBytes(treeIds.SelectMany(id => treePlain[id]).ToArray());
             }
-            catch (Exception e) when (e is CryptographicException or InvalidDataException)
+            catch (InvalidDataException e)
             {
                 problems.Add($"recovery point {rp}: its tree cannot be read: {e.Message}");
                 continue;

@@ -166,9 +166,7 @@ public static class AgentWorkEndpoints
         Guid agentId, Guid restoreId, ClaimsPrincipal user, IMediator m, IQuerySession session, CancellationToken ct)
     {
         var access = await m.Send(new GetRestoreAccess(user.RequireSelf(agentId), restoreId), ct);
-        var packs = access.PackIds.ToArray();
-        var chunks = await session.Query<StoredChunk>().Where(c => c.PackId.IsOneOf(packs)).ToListAsync(ct);
-        return TypedResults.Ok(chunks.Select(c => new ChunkLocation(c.Id, c.PackId, c.Offset, c.Length, c.PlainLength)).ToList());
+        return TypedResults.Ok(await session.InPacksAsync(access.PackIds, ct));
     }
 
     private static async Task<IResult> RestorePack(

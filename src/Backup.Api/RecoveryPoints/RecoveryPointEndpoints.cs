@@ -59,10 +59,10 @@ public static class RecoveryPointEndpoints
         {
             var damaged = new List<DamagedPack>();
             long bytes = 0;
+            var indexed = (await session.InPacksAsync(packs, token)).ToLookup(c => c.PackId, StringComparer.Ordinal);
             foreach (var packId in packs)
             {
-                var expected = (await session.Query<StoredChunk>().Where(c => c.PackId == packId).ToListAsync(token))
-                    .Select(c => new ChunkLocation(c.Id, c.PackId, c.Offset, c.Length, c.PlainLength));
+                var expected = indexed[packId];
                 string? problem;
                 if (source == RestoreSource.Disk)
                 {
