@@ -26,6 +26,11 @@ set -e
 # Microsoft.Testing.Platform prints one summary per test run: add them up.
 passed=$(grep -E '^\s+succeeded: [0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
 failed=$(grep -E '^\s+failed: [0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+if [[ $status != 0 ]]; then
+  # Repeat each failed test with its message last, where a CI log's tail shows it.
+  echo "=== failed tests ==="
+  awk '/^failed /{show=1; print; next} /^[^ ]/{show=0} show' "$log" | head -300
+fi
 rm -f "$log"
 if [[ $status != 0 && $failed == 0 ]]; then failed=1; fi
 if [[ $started == 1 ]]; then

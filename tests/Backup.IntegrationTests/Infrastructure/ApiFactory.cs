@@ -29,6 +29,8 @@ public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
         builder.UseSetting("Backup:VaultContainer", VaultContainer);
         builder.UseSetting("Backup:RunDaemon", "true");
         builder.UseSetting("Backup:BootstrapAdminKey", AdminKey);
+        // Warnings and errors only: per-request info lines would bury a failing test's message in CI's output.
+        builder.UseSetting("Logging:LogLevel:Default", "Warning");
     }
 
     /// <summary>The default client is the bootstrap admin, so tests about something else need not care about access.</summary>
