@@ -58,6 +58,8 @@ public static class BackupEvents
         events.MapEventType<AlertRaised>("alert_raised.v1");
         events.MapEventType<AlertResolved>("alert_resolved.v1");
         events.MapEventType<OnlineBackupDue>("online_backup_due.v1");
+        events.MapEventType<CollectingGarbage.PacksCondemned>("packs_condemned.v1");
+        events.MapEventType<CollectingGarbage.PacksDeleted>("packs_deleted.v1");
         events.MapEventType<RecoveryPointExpired>("recovery_point_expired.v1");
     }
 }

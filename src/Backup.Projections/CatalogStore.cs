@@ -44,6 +44,7 @@ public static class CatalogStore
         opts.Projections.Add<ApiKeyViewProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<RecentSecurityPinProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<AlertViewProjection>(ProjectionLifecycle.Inline);
+        opts.Projections.Add<Backup.Commands.CollectingGarbage.RecoveryPointPacksProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<RecoveryPointViewProjection>(ProjectionLifecycle.Async);
         opts.Projections.Add<RestoreViewProjection>(ProjectionLifecycle.Async);
         // Registered here rather than on AddMarten so that every daemon (workers, or the API's when it runs one) chains.
@@ -57,6 +58,8 @@ public static class CatalogStore
         opts.Schema.For<RecoveryPointView>().Index(r => r.DataSourceId).Index(r => r.Sequence);
         opts.Schema.For<AuditLink>();
         opts.Schema.For<StoredChunk>().Index(c => c.PackId);
+        opts.Schema.For<Backup.Commands.CollectingGarbage.CondemnedPack>();
+        opts.Schema.For<Backup.Commands.CollectingGarbage.Condemnation>();
         opts.Schema.For<AlertView>().Index(a => a.RaisedAt).Index(a => a.DataSourceId);
         opts.Schema.For<AgentContact>();
         return opts;

@@ -5,6 +5,7 @@ using Backup.Storage.Disk;
 using Backup.Storage.Vault;
 using Backup.Workers;
 using Backup.Workers.Alerting;
+using Backup.Workers.CollectingGarbage;
 using Backup.Workers.Dispatching;
 using Backup.Workers.Retention;
 using Backup.Workers.Scheduling;
@@ -36,6 +37,8 @@ builder.Services.AddOptions<AlertOptions>().Bind(config.GetSection(AlertOptions.
 builder.Services.AddHostedService<AlertMonitor>();
 builder.Services.AddOptions<RetentionOptions>().Bind(config.GetSection(RetentionOptions.Section));
 builder.Services.AddHostedService<RetentionWorker>();
+builder.Services.AddOptions<PackCollectionOptions>().Bind(config.GetSection(PackCollectionOptions.Section));
+builder.Services.AddHostedService<PackCollector>();
 builder.Services.AddMarten(opts => opts.ConfigureCatalog(martenConnection, options.Schema))
     .UseLightweightSessions()
     .ApplyAllDatabaseChangesOnStartup()

@@ -1,5 +1,6 @@
 using System.Security.Claims;
 using Backup.Api.Infrastructure;
+using Backup.Commands.CollectingGarbage;
 using Backup.Commands.Common;
 using Backup.Commands.Dispatching;
 using Backup.Commands.Repository;
@@ -72,13 +73,21 @@ public static class AgentWorkEndpoints
         return TypedResults.Bytes(bytes, "application/json");
     }
 
-    private static async Task KnownChunks(Guid agentId, HttpContext http, IQuerySession session, CancellationToken ct)
+    private static async Task KnownChunks(Guid agentId, HttpContext http, IDocumentSession session, CancellationToken ct)
     {
         http.User.RequireSelf(agentId);
+        // Read apart from garbage collection's decisions; chunks of condemned packs are not offered (they may go), so
+        // a backup that starts now uploads them again rather than relying on them.
+        await CollectionLock.SharedAsync(session, ct);
+        var condemned = (await session.Query<CondemnedPack>().Select(p => p.Id).ToListAsync(ct)).ToHashSet(StringComparer.Ordinal);
+        var ids = condemned.Count == 0
+            ? session.Query<StoredChunk>().Select(c => c.Id).ToAsyncEnumerable(ct)
+            : session.Query<StoredChunk>().Select(c => new IndexedChunk(c.Id, c.PackId)).ToAsyncEnumerable(ct)
+                .Where(c => !condemned.Contains(c.PackId)).Select(c => c.Id);
         http.Response.ContentType = "application/octet-stream";
         var buffer = new byte[ChunkId.Size * 1024];
         var used = 0;
-        await foreach (var id in session.Query<StoredChunk>().Select(c => c.Id).ToAsyncEnumerable(ct))
+        await foreach (var id in ids)
         {
             Convert.FromHexString(id, buffer.AsSpan(used, ChunkId.Size), out _, out _);
             used += ChunkId.Size;
@@ -191,3 +200,5 @@ public static class AgentWorkEndpoints
         return TypedResults.NoContent();
     }
 }
+
+internal sealed record IndexedChunk(string Id, string PackId);

@@ -1,3 +1,4 @@
+using Backup.Commands.CollectingGarbage;
 using Backup.Commands.Common;
 using Backup.Commands.RecoveryPoints;
 using FluentValidation;
@@ -43,6 +44,8 @@ public sealed class CompleteBackupHandler(IDocumentSession session, TimeProvider
 
     public async ValueTask<Unit> Handle(CompleteBackup c, CancellationToken ct)
     {
+        // Until this commit ends, garbage collection neither decides nor deletes: the packs resolved below stay on disk.
+        await CollectionLock.SharedAsync(session, ct);
         var (rp, version) = await session.LoadAsync<RecoveryPoint>(c.RecoveryPointId, RecoveryPoint.Next, ct);
         RecoveryPoint.RenewLease(rp, c.RecoveryPointId, c.AgentId); // owned by this agent and running, before any work
 
@@ -61,6 +64,11 @@ public sealed class CompleteBackupHandler(IDocumentSession session, TimeProvider
             throw new UnprocessableException($"{missing.Count} chunk(s) the backup references are not stored on the server, e.g. {missing[0]}; nothing was committed.");
 
         var packIds = packs.ToList();
+        // A pack condemned by garbage collection that this recovery point needs is kept (it was not deleted yet: the
+        // collector deletes only under the exclusive lock).
+        foreach (var batch in packIds.Chunk(Batch))
+            foreach (var condemned in await session.LoadManyAsync<CondemnedPack>(ct, batch))
+                session.Delete(condemned);
         var stored = await c.PersistManifest(packIds, ct);
         var events = RecoveryPoint.Commit(rp, c.RecoveryPointId, c.AgentId, c.Files, c.Directories, c.Skipped, c.BytesRead,
             packIds, stored.BytesStored, stored.Sha256, clock.GetUtcNow());

@@ -1,3 +1,4 @@
+using Backup.Commands.CollectingGarbage;
 using Backup.Commands.Common;
 using Backup.Commands.RecoveryPoints;
 using FluentValidation;
@@ -54,6 +55,8 @@ public sealed class WritePackToDiskHandler(IDocumentSession session, TimeProvide
     {
         for (var attempt = 1; ; attempt++)
         {
+            // Shared with other writers, exclusive of garbage collection: the chunks found indexed below stay where they are.
+            await CollectionLock.SharedAsync(session, ct);
             // Appended at the version the guard saw: a lease reaped meanwhile (JobRequeued) must not be followed by a
             // disk write of the run it took the job from. Another pack of the same run appended meanwhile is no reason
             // to refuse this one: reload, guard again, retry.
@@ -62,9 +65,14 @@ public sealed class WritePackToDiskHandler(IDocumentSession session, TimeProvide
 
             // Index only chunks nobody holds yet: an entry is never moved to another pack (see StoredChunk).
             var ids = pack.Chunks.Select(c => c.Id).Distinct(StringComparer.Ordinal).ToArray();
-            var known = (await session.LoadManyAsync<StoredChunk>(ct, ids)).Select(c => c.Id).ToHashSet(StringComparer.Ordinal);
+            var found = await session.LoadManyAsync<StoredChunk>(ct, ids);
+            var known = found.Select(c => c.Id).ToHashSet(StringComparer.Ordinal);
             var fresh = pack.Chunks.Where(c => known.Add(c.Id)).ToArray();
             if (fresh.Length > 0) session.Insert(fresh);
+            // This pack's chunks stay indexed where they are; a condemned pack holding them (or this very pack, uploaded
+            // again) is needed again, so it is kept.
+            var holders = found.Select(c => c.PackId).Append(command.PackId).Distinct(StringComparer.Ordinal).ToArray();
+            foreach (var condemned in await session.LoadManyAsync<CondemnedPack>(ct, holders)) session.Delete(condemned);
             session.AppendExpected(command.RecoveryPointId, version, written);
             try
             {

@@ -119,6 +119,32 @@ public sealed class DiskStore
         }
     }
 
+    /// <summary>Every pack file in the store with its length and last write (packs/&lt;2 hex&gt;/&lt;id&gt;; anything else is ignored).</summary>
+    public IEnumerable<StoredPackFile> ListPacks()
+    {
+        foreach (var directory in Directory.EnumerateDirectories(Path.Combine(_root, "packs")))
+            foreach (var file in new DirectoryInfo(directory).EnumerateFiles())
+                if (PackId.IsValid(file.Name) && file.Name.StartsWith(Path.GetFileName(directory), StringComparison.Ordinal))
+                    yield return new StoredPackFile(file.Name, file.Length, new DateTimeOffset(file.LastWriteTimeUtc, TimeSpan.Zero));
+    }
+
+    /// <summary>Deletes a pack; false when it was not there.</summary>
+    public bool DeletePack(string packId)
+    {
+        var path = PackPath(packId);
+        if (!File.Exists(path)) return false;
+        File.Delete(path);
+        return true;
+    }
+
+    public bool DeleteManifest(Guid recoveryPointId)
+    {
+        var path = ManifestPath(recoveryPointId);
+        if (!File.Exists(path)) return false;
+        File.Delete(path);
+        return true;
+    }
+
     public Stream OpenPack(string packId) =>
         new FileStream(PackPath(packId), FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, useAsync: true);
 
@@ -134,3 +160,6 @@ public sealed class DiskStore
     public Task<byte[]> ReadManifestAsync(Guid recoveryPointId, CancellationToken ct) =>
         File.ReadAllBytesAsync(ManifestPath(recoveryPointId), ct);
 }
+
+/// <summary>A pack file as the store lists it.</summary>
+public sealed record StoredPackFile(string PackId, long Bytes, DateTimeOffset WrittenAt);

@@ -1,6 +1,7 @@
 using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
+using Backup.Storage.Disk;
 using Backup.Storage.Format;
 
 namespace Backup.Storage.Vault;
@@ -36,6 +37,24 @@ public sealed class VaultStore(BlobContainerClient container)
             return null;
         }
     }
+
+    /// <summary>Every pack blob in the vault with its length and last modification.</summary>
+    public async IAsyncEnumerable<StoredPackFile> ListPacksAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        await foreach (var blob in container.GetBlobsAsync(BlobTraits.None, BlobStates.None, "packs/", ct))
+        {
+            var id = blob.Name["packs/".Length..];
+            if (PackId.IsValid(id))
+                yield return new StoredPackFile(id, blob.Properties.ContentLength ?? 0, blob.Properties.LastModified ?? DateTimeOffset.MinValue);
+        }
+    }
+
+    /// <summary>Deletes a pack blob; false when it was not there.</summary>
+    public async Task<bool> DeletePackAsync(string packId, CancellationToken ct) =>
+        (await PackBlob(packId).DeleteIfExistsAsync(cancellationToken: ct)).Value;
+
+    public async Task<bool> DeleteManifestAsync(Guid recoveryPointId, CancellationToken ct) =>
+        (await ManifestBlob(recoveryPointId).DeleteIfExistsAsync(cancellationToken: ct)).Value;
 
     public async Task UploadPackAsync(string packId, Stream content, CancellationToken ct) =>
         await PackBlob(packId).UploadAsync(content, new BlobUploadOptions

@@ -19,24 +19,11 @@ public sealed class AgentProtocolTests(ApiFactory api) : IClassFixture<ApiFactor
 
     private Task<HttpResponseMessage> PollAsync(EnrolAgentResponse agent) => _client.PollAsync(agent);
 
-    private async Task<PackStored> UploadPackAsync(EnrolAgentResponse agent, Guid rp, TestPack pack)
-    {
-        var response = await _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Put,
-            $"/api/agents/{agent.AgentId}/recovery-points/{rp}/packs/{pack.Id}", agent.Credential, new ByteArrayContent(pack.Bytes)), Ct);
-        response.StatusCode.ShouldBe(HttpStatusCode.OK, await response.Content.ReadAsStringAsync(Ct));
-        return (await response.Content.ReadFromJsonAsync<PackStored>(ApiClient.Json, Ct))!;
-    }
+    private Task<PackStored> UploadPackAsync(EnrolAgentResponse agent, Guid rp, TestPack pack) => _client.UploadPackAsync(agent, rp, pack);
 
-    private Task<HttpResponseMessage> CommitAsync(EnrolAgentResponse agent, Guid rp, CompleteBackupRequest request) =>
-        _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Post,
-            $"/api/agents/{agent.AgentId}/recovery-points/{rp}/complete", agent.Credential, JsonContent.Create(request, options: Manifest.Json)), Ct);
+    private Task<HttpResponseMessage> CommitAsync(EnrolAgentResponse agent, Guid rp, CompleteBackupRequest request) => _client.CommitAsync(agent, rp, request);
 
-    private async Task<List<ChunkId>> KnownChunksAsync(EnrolAgentResponse agent)
-    {
-        var response = await _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Get, $"/api/agents/{agent.AgentId}/chunks", agent.Credential), Ct);
-        response.StatusCode.ShouldBe(HttpStatusCode.OK);
-        return (await response.Content.ReadAsByteArrayAsync(Ct)).Chunk(ChunkId.Size).Select(b => new ChunkId(b)).ToList();
-    }
+    private Task<List<ChunkId>> KnownChunksAsync(EnrolAgentResponse agent) => _client.KnownChunksAsync(agent);
 
     [Fact]
     public async Task Two_polls_racing_for_one_job_hand_it_out_once()

@@ -113,6 +113,28 @@ public sealed class ApiClient(HttpClient http)
         return request;
     }
 
+    /// <summary>The agent uploads one pack of a running backup (asserts it was accepted).</summary>
+    public async Task<PackStored> UploadPackAsync(EnrolAgentResponse agent, Guid recoveryPoint, TestPack pack)
+    {
+        var response = await http.SendAsync(AsAgent(HttpMethod.Put,
+            $"/api/agents/{agent.AgentId}/recovery-points/{recoveryPoint}/packs/{pack.Id}", agent.Credential, new ByteArrayContent(pack.Bytes)), Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.OK, await response.Content.ReadAsStringAsync(Ct));
+        return (await response.Content.ReadFromJsonAsync<PackStored>(Json, Ct))!;
+    }
+
+    /// <summary>The agent commits a backup.</summary>
+    public Task<HttpResponseMessage> CommitAsync(EnrolAgentResponse agent, Guid recoveryPoint, CompleteBackupRequest request) =>
+        http.SendAsync(AsAgent(HttpMethod.Post,
+            $"/api/agents/{agent.AgentId}/recovery-points/{recoveryPoint}/complete", agent.Credential, JsonContent.Create(request, options: Backup.Storage.Format.Manifest.Json)), Ct);
+
+    /// <summary>The chunk ids the server tells agents it holds.</summary>
+    public async Task<List<Backup.Storage.Crypto.ChunkId>> KnownChunksAsync(EnrolAgentResponse agent)
+    {
+        var response = await http.SendAsync(AsAgent(HttpMethod.Get, $"/api/agents/{agent.AgentId}/chunks", agent.Credential), Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.OK);
+        return (await response.Content.ReadAsByteArrayAsync(Ct)).Chunk(Backup.Storage.Crypto.ChunkId.Size).Select(b => new Backup.Storage.Crypto.ChunkId(b)).ToList();
+    }
+
     public static async Task<Guid> IdAsync(HttpResponseMessage response) =>
         (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("id").GetGuid();
 }
