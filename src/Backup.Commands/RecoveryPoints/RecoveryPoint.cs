@@ -34,7 +34,7 @@ public enum StorageTier
 
 /// <summary>
 /// The policy no longer keeps the recovery point on <see cref="Tier"/> (short-term range or the 64-point cap on disk, GFS in
-/// the vault). Its packs are not deleted yet: garbage collection comes with the new pack format.
+/// the vault). Its packs go when no kept point needs them (garbage collection, PackCollector).
 /// </summary>
 public sealed record RecoveryPointExpired(Guid RecoveryPointId, StorageTier Tier, string Reason, DateTimeOffset ExpiredAt);
 

@@ -163,7 +163,7 @@ public sealed partial class RecoveryPointViewProjection : MultiStreamProjection<
         v.FailedAt = e.FailedAt;
     }
 
-    /// <summary>Expired on a tier: the policy no longer keeps it there (the copy is not deleted yet, and is not offered).</summary>
+    /// <summary>Expired on a tier: the policy no longer keeps it there (it is not offered; garbage collection reclaims its packs).</summary>
     public static void Apply(RecoveryPointExpired e, RecoveryPointView v)
     {
         if (e.Tier == StorageTier.Disk)

@@ -17,7 +17,7 @@ public sealed record Expiry(Guid RecoveryPointId, StorageTier Tier);
 /// Applies the groups' retention on a timer (the injected <see cref="TimeProvider"/>): on disk the short-term range and the
 /// 64-point cap, in the vault the online policy's GFS tiers (<see cref="RetentionRules"/>), and records each expiry as
 /// <see cref="RecoveryPointExpired"/> on the recovery point's stream at the version it read, so several workers expire a
-/// point once. Packs are not deleted: garbage collection comes with the new pack format.
+/// point once. Packs are reclaimed separately, by the PackCollector.
 /// </summary>
 public sealed class RetentionWorker(IServiceProvider services, TimeProvider clock, IOptions<RetentionOptions> options, ILogger<RetentionWorker> log)
     : BackgroundService
