@@ -1,7 +1,12 @@
 using Azure;
 using Backup.Commands.Common;
+using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Scheduling;
+using Backup.Projections.DataSources;
+using Backup.Projections.ProtectionGroups;
 using Backup.Commands.VaultTransfers;
 using Backup.Storage.Disk;
+using Backup.Storage.Transfer;
 using Backup.Storage.Vault;
 using Marten;
 using Microsoft.Extensions.Options;
@@ -36,12 +41,27 @@ public sealed class VaultCopier(
         })
         .Build();
 
+    /// <summary>
+    /// The group's online throttling as a rate by instant (work hours in the group's time zone), or no limit. Read when the
+    /// copy starts: a change applies from the next copy on.
+    /// </summary>
+    private static async Task<Func<DateTimeOffset, long?>> ThrottlingAsync(IDocumentSession session, Guid recoveryPointId, CancellationToken ct)
+    {
+        var (point, _) = await session.LoadAsync<RecoveryPoint>(recoveryPointId, RecoveryPoint.Next, ct);
+        var source = point is null ? null : await session.LoadAsync<DataSourceView>(point.DataSourceId, ct);
+        var group = source is null ? null : await session.LoadAsync<ProtectionGroupView>(source.GroupId, ct);
+        if (group?.OnlineThrottling is not { } throttling) return _ => null;
+        var zone = group.ShortTermPolicy?.TimeZone ?? "UTC";
+        return now => ThrottleSchedule.BytesPerSecond(throttling, zone, now);
+    }
+
     public async Task CopyAsync(Guid recoveryPointId, IReadOnlyList<string> packIds, CommandMetadata metadata, CancellationToken ct)
     {
         // Resolved late: the store owns this copier's subscription, so taking it in the constructor would be circular.
         var store = services.GetRequiredService<IDocumentStore>();
         var transferId = VaultTransfer.IdFor(recoveryPointId);
         VaultTransfer transfer;
+        Pacer pacer;
         await using (var session = metadata.ApplyTo(store.LightweightSession()))
         {
             var (state, version) = await session.LoadAsync<VaultTransfer>(transferId, VaultTransfer.Next, ct);
@@ -54,6 +74,7 @@ public sealed class VaultCopier(
             session.AppendExpected(transferId, version, started);
             await session.SaveChangesAsync(ct);
             transfer = VaultTransfer.Next(state, started)!;
+            pacer = new Pacer(clock, await ThrottlingAsync(session, recoveryPointId, ct));
         }
 
         try
@@ -68,7 +89,7 @@ public sealed class VaultCopier(
                 {
                     // Resume point: a pack already in the vault with its full length is not sent again.
                     if (await vault.PackLengthAsync(packId, token) == length) return;
-                    await using var pack = disk.OpenPack(packId);
+                    await using var pack = new PacedStream(disk.OpenPack(packId), pacer);
                     await vault.UploadPackAsync(packId, pack, token);
                 }, ct);
                 var uploaded = VaultTransfer.RecordUpload(transfer, packId, length, clock.GetUtcNow());
