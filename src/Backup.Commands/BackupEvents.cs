@@ -60,6 +60,8 @@ public static class BackupEvents
         events.MapEventType<OnlineBackupDue>("online_backup_due.v1");
         events.MapEventType<CollectingGarbage.PacksCondemned>("packs_condemned.v1");
         events.MapEventType<CollectingGarbage.PacksDeleted>("packs_deleted.v1");
+        events.MapEventType<CheckingRecoveryPoints.ConsistencyCheckDue>("consistency_check_due.v1");
+        events.MapEventType<CheckingRecoveryPoints.ConsistencyCheckCompleted>("consistency_check_completed.v1");
         events.MapEventType<RecoveryPointExpired>("recovery_point_expired.v1");
     }
 }

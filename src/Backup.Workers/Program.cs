@@ -5,6 +5,7 @@ using Backup.Storage.Disk;
 using Backup.Storage.Vault;
 using Backup.Workers;
 using Backup.Workers.Alerting;
+using Backup.Workers.Checking;
 using Backup.Workers.CollectingGarbage;
 using Backup.Workers.Dispatching;
 using Backup.Workers.Retention;
@@ -39,11 +40,15 @@ builder.Services.AddOptions<RetentionOptions>().Bind(config.GetSection(Retention
 builder.Services.AddHostedService<RetentionWorker>();
 builder.Services.AddOptions<PackCollectionOptions>().Bind(config.GetSection(PackCollectionOptions.Section));
 builder.Services.AddHostedService<PackCollector>();
+builder.Services.AddOptions<ConsistencyCheckOptions>().Bind(config.GetSection(ConsistencyCheckOptions.Section));
+builder.Services.AddSingleton<ConsistencyChecker>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<ConsistencyChecker>());
 builder.Services.AddMarten(opts => opts.ConfigureCatalog(martenConnection, options.Schema))
     .UseLightweightSessions()
     .ApplyAllDatabaseChangesOnStartup()
     .AddAsyncDaemon(DaemonMode.HotCold)
-    .AddSubscriptionWithServices<VaultCopySubscription>(ServiceLifetime.Singleton);
+    .AddSubscriptionWithServices<VaultCopySubscription>(ServiceLifetime.Singleton)
+    .AddSubscriptionWithServices<ConsistencyRepairSubscription>(ServiceLifetime.Singleton);
 
 var host = builder.Build();
 await vault.EnsureCreatedAsync(CancellationToken.None);

@@ -1,6 +1,7 @@
 using Backup.Api.Infrastructure;
 using Backup.Api.ProtectionGroups;
 using Backup.Commands.CheckingRecoveryPoints;
+using Backup.Storage.Checking;
 using Backup.Commands.Restores;
 using Backup.Commands.TakingRecoveryPoints;
 using Backup.Storage.Disk;
@@ -57,39 +58,11 @@ public static class RecoveryPointEndpoints
         var source = tier ?? RestoreSource.Disk;
         var outcome = await m.Send(new CheckRecoveryPoint(recoveryPointId, source, http.User.Actor(), async (packs, token) =>
         {
-            var damaged = new List<DamagedPack>();
-            long bytes = 0;
             var indexed = (await session.InPacksAsync(packs, token)).ToLookup(c => c.PackId, StringComparer.Ordinal);
-            foreach (var packId in packs)
-            {
-                var expected = indexed[packId];
-                string? problem;
-                if (source == RestoreSource.Disk)
-                {
-                    if (!disk.HasPack(packId)) { damaged.Add(new DamagedPack(packId, "missing")); continue; }
-                    await using var file = disk.OpenPack(packId);
-                    bytes += file.Length;
-                    problem = await PackCheck.ProblemAsync(file, packId, expected, token);
-                }
-                else
-                {
-                    if (await vault.PackLengthAsync(packId, token) is null) { damaged.Add(new DamagedPack(packId, "missing")); continue; }
-                    var tmp = Path.Combine(Path.GetTempPath(), $"check-{packId}-{Guid.NewGuid():N}");
-                    try
-                    {
-                        await using var copy = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
-                        await using (var blob = await vault.OpenPackAsync(packId, token)) await blob.CopyToAsync(copy, 1 << 20, token);
-                        bytes += copy.Length;
-                        problem = await PackCheck.ProblemAsync(copy, packId, expected, token);
-                    }
-                    finally
-                    {
-                        if (File.Exists(tmp)) File.Delete(tmp);
-                    }
-                }
-                if (problem is not null) damaged.Add(new DamagedPack(packId, problem));
-            }
-            return new CheckOutcome(packs.Count, bytes, damaged);
+            var result = source == RestoreSource.Disk
+                ? await TierCheck.DiskAsync(disk, packs, indexed, token)
+                : await TierCheck.VaultAsync(vault, packs, indexed, token);
+            return new CheckOutcome(result.PacksChecked, result.BytesChecked, [.. result.Damaged.Select(d => new DamagedPack(d.PackId, d.Problem))]);
         }), ct);
         return TypedResults.Ok(outcome);
     }

@@ -12,6 +12,7 @@ namespace Backup.Commands.CollectingGarbage;
 public sealed class RecoveryPointPacks
 {
     public Guid Id { get; set; }
+    public Guid DataSourceId { get; set; }
     public RecoveryPointStatus Status { get; set; }
 
     /// <summary>Packs this run wrote to disk (what a running backup may still reference).</summary>
@@ -52,7 +53,7 @@ public sealed partial class RecoveryPointPacksProjection : MultiStreamProjection
         Identities<PacksDeleted>(e => e.ManifestsOf);
     }
 
-    public static RecoveryPointPacks Create(BackupRequested e) => new() { Id = e.RecoveryPointId, Status = RecoveryPointStatus.Requested };
+    public static RecoveryPointPacks Create(BackupRequested e) => new() { Id = e.RecoveryPointId, DataSourceId = e.DataSourceId, Status = RecoveryPointStatus.Requested };
 
     public static void Apply(BackupStarted _, RecoveryPointPacks p) => p.Status = RecoveryPointStatus.Running;
 

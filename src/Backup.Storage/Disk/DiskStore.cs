@@ -74,7 +74,18 @@ public sealed class DiskStore
     /// version 2 pack; returns what it holds (read from its trailer).
     /// </summary>
     /// <exception cref="InvalidDataException">The bytes do not hash to the claimed id or are not a valid pack; nothing is kept.</exception>
-    public async Task<(PackStored Stored, IReadOnlyList<PackEntry> Entries)> PutPackAsync(string packId, Stream content, long maxBytes, CancellationToken ct)
+    public Task<(PackStored Stored, IReadOnlyList<PackEntry> Entries)> PutPackAsync(string packId, Stream content, long maxBytes, CancellationToken ct) =>
+        WritePackAsync(packId, content, maxBytes, replace: false, ct);
+
+    /// <summary>
+    /// Rewrites a pack (a repair): the new bytes are verified like an upload and only then renamed over the damaged or
+    /// missing copy.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The bytes do not hash to the id or are not a valid pack; the old file is left as it was.</exception>
+    public Task ReplacePackAsync(string packId, Stream content, long maxBytes, CancellationToken ct) =>
+        WritePackAsync(packId, content, maxBytes, replace: true, ct);
+
+    private async Task<(PackStored Stored, IReadOnlyList<PackEntry> Entries)> WritePackAsync(string packId, Stream content, long maxBytes, bool replace, CancellationToken ct)
     {
         var final = PackPath(packId);
         var tmp = Path.Combine(_root, "tmp", $"{packId}.{Guid.NewGuid():N}");
@@ -109,8 +120,8 @@ public sealed class DiskStore
                 throw new InvalidDataException($"Pack {packId} is not a valid pack: {e.Message}", e);
             }
             Directory.CreateDirectory(Path.GetDirectoryName(final)!);
-            if (File.Exists(final)) return (new PackStored(packId, written, AlreadyPresent: true), entries);
-            File.Move(tmp, final, overwrite: false);
+            if (!replace && File.Exists(final)) return (new PackStored(packId, written, AlreadyPresent: true), entries);
+            File.Move(tmp, final, overwrite: replace);
             return (new PackStored(packId, written, AlreadyPresent: false), entries);
         }
         finally

@@ -1,0 +1,174 @@
+using Backup.Commands.CheckingRecoveryPoints;
+using Backup.Commands.CollectingGarbage;
+using Backup.Commands.Common;
+using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Restores;
+using Backup.Commands.TakingRecoveryPoints;
+using Backup.Projections.DataSources;
+using Backup.Storage.Checking;
+using Backup.Storage.Disk;
+using Backup.Storage.Format;
+using Backup.Storage.Vault;
+using Marten;
+using Microsoft.Extensions.Options;
+
+namespace Backup.Workers.Checking;
+
+/// <summary>
+/// The consistency check, daily (once per day across workers: <see cref="ConsistencyCheckDue"/> on a stream named by the
+/// day) and whenever a copy is found inconsistent (<see cref="ConsistencyRepairSubscription"/>): reads back every pack a
+/// kept recovery point needs on each tier, repairs a damaged or missing copy from the other tier's sound copy (verified
+/// as it is written), and where no sound copy is left drops the pack from the chunk index, so agents send that data again,
+/// and requests a new backup of each data source concerned. Findings go on the recovery points (<see cref="RecoveryPointChecked"/>,
+/// damaged and then, once repaired, sound again) and in one <see cref="ConsistencyCheckCompleted"/>.
+/// </summary>
+public sealed class ConsistencyChecker(
+    IServiceProvider services, DiskStore disk, VaultStore vault, TimeProvider clock, IOptions<ConsistencyCheckOptions> options, ILogger<ConsistencyChecker> log)
+    : BackgroundService
+{
+    public const string Actor = "worker:consistency-check";
+    private static readonly CommandMetadata Worker = new() { Actor = Actor };
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        PeriodicWork.RunAsync(clock, options.Value.Interval, async (now, ct) => await TickAsync(now, ct), log, "Consistency check", stoppingToken);
+
+    private IDocumentSession Session() => Worker.ApplyTo(services.GetRequiredService<IDocumentStore>().LightweightSession());
+
+    /// <summary>Runs today's check when it is due and no worker has started it; null otherwise.</summary>
+    public async Task<ConsistencyCheckCompleted?> TickAsync(DateTimeOffset now, CancellationToken ct)
+    {
+        var day = DateOnly.FromDateTime(now.UtcDateTime);
+        var dueAt = new DateTimeOffset(day.ToDateTime(options.Value.TimeOfDay), TimeSpan.Zero);
+        if (now < dueAt) return null;
+        var checkId = ConsistencyCheck.DueId(day);
+        await using (var session = Session())
+        {
+            session.Events.StartStream(checkId, new ConsistencyCheckDue(checkId, day, dueAt));
+            try
+            {
+                await session.SaveChangesAsync(ct);
+            }
+            catch (Marten.Exceptions.ExistingStreamIdCollisionException)
+            {
+                return null; // today's check is another worker's (or done)
+            }
+        }
+        return await CheckAsync(checkId, "daily", null, ct);
+    }
+
+    /// <summary>Checks (and repairs) every needed pack, or only <paramref name="onlyPacks"/>, on both tiers.</summary>
+    public async Task<ConsistencyCheckCompleted> CheckAsync(Guid checkId, string reason, IReadOnlyCollection<string>? onlyPacks, CancellationToken ct)
+    {
+        List<RecoveryPointPacks> points;
+        ILookup<string, ChunkLocation> indexed;
+        await using (var query = services.GetRequiredService<IDocumentStore>().QuerySession())
+        {
+            points = [.. await query.Query<RecoveryPointPacks>().Where(p => p.Status == RecoveryPointStatus.Created).ToListAsync(ct)];
+            var all = points.SelectMany(p => p.Packs).Distinct(StringComparer.Ordinal).ToArray();
+            indexed = (await query.Query<StoredChunk>().Where(c => c.PackId.IsOneOf(all)).ToListAsync(ct))
+                .Select(c => new ChunkLocation(c.Id, c.PackId, c.Offset, c.Length, c.PlainLength)).ToLookup(c => c.PackId, StringComparer.Ordinal);
+        }
+        bool Wanted(string pack) => onlyPacks is null || onlyPacks.Contains(pack);
+        var onDisk = points.Where(p => p.NeedsDisk).SelectMany(p => p.Packs).Where(Wanted).ToHashSet(StringComparer.Ordinal);
+        var inVault = points.Where(p => p.NeedsVault && p.InVault).SelectMany(p => p.Packs).Where(Wanted).ToHashSet(StringComparer.Ordinal);
+
+        var diskCheck = await TierCheck.DiskAsync(disk, onDisk, indexed, ct);
+        var vaultCheck = await TierCheck.VaultAsync(vault, inVault, indexed, ct);
+        var damaged = diskCheck.Damaged.Select(d => new DamagedCopy(d.PackId, StorageTier.Disk, d.Problem))
+            .Concat(vaultCheck.Damaged.Select(d => new DamagedCopy(d.PackId, StorageTier.Vault, d.Problem))).ToList();
+        var badOnDisk = diskCheck.Damaged.Select(d => d.PackId).ToHashSet(StringComparer.Ordinal);
+        var badInVault = vaultCheck.Damaged.Select(d => d.PackId).ToHashSet(StringComparer.Ordinal);
+
+        var repaired = new List<PackRepaired>();
+        foreach (var packId in badOnDisk)
+            if (!badInVault.Contains(packId) && await FromVaultAsync(packId, ct)) repaired.Add(new PackRepaired(packId, StorageTier.Disk, StorageTier.Vault));
+        foreach (var packId in badInVault)
+            if (!badOnDisk.Contains(packId) && disk.HasPack(packId) && await ToVaultAsync(packId, indexed[packId], ct)) repaired.Add(new PackRepaired(packId, StorageTier.Vault, StorageTier.Disk));
+        var fixedOn = repaired.ToLookup(r => r.Tier);
+        var unrecoverable = badOnDisk.Union(badInVault)
+            .Where(p => !repaired.Any(r => r.PackId == p)).Order(StringComparer.Ordinal).ToList();
+
+        var affected = points.Where(p => p.Packs.Any(pack => badOnDisk.Contains(pack) || badInVault.Contains(pack))).ToList();
+        var now = clock.GetUtcNow();
+        var requested = new List<Guid>();
+        await using (var session = Session())
+        {
+            foreach (var point in affected)
+            {
+                Record(session, point, RestoreSource.Disk, onDisk, diskCheck, fixedOn[StorageTier.Disk], now);
+                Record(session, point, RestoreSource.Vault, inVault, vaultCheck, fixedOn[StorageTier.Vault], now);
+            }
+            foreach (var packId in unrecoverable)
+            {
+                // No sound copy anywhere: the next backups must send this data again rather than point at it.
+                var id = packId;
+                session.DeleteWhere<StoredChunk>(c => c.PackId == id);
+            }
+            var lost = affected.Where(p => p.Packs.Any(unrecoverable.Contains)).Select(p => p.DataSourceId).Distinct();
+            foreach (var dataSourceId in lost)
+                if (await session.LoadAsync<DataSourceView>(dataSourceId, ct) is { } source)
+                {
+                    var rp = ConsistencyCheck.RepairBackupId(checkId, dataSourceId);
+                    session.Events.StartStream<RecoveryPoint>(rp,
+                        new BackupRequested(rp, source.Id, source.GroupId, source.AgentId, source.Path, Actor, now));
+                    requested.Add(rp);
+                }
+            var completed = new ConsistencyCheckCompleted(checkId, reason, diskCheck.PacksChecked + vaultCheck.PacksChecked,
+                diskCheck.BytesChecked + vaultCheck.BytesChecked, damaged, repaired, unrecoverable, [.. affected.Select(p => p.Id)], requested, now);
+            session.Events.Append(checkId, completed);
+            await session.SaveChangesAsync(ct);
+            if (damaged.Count > 0)
+                log.LogWarning("Consistency check {CheckId}: {Damaged} damaged copies, {Repaired} repaired, {Lost} packs without a sound copy, {Backups} backups requested",
+                    checkId, damaged.Count, repaired.Count, unrecoverable.Count, requested.Count);
+            return completed;
+        }
+    }
+
+    /// <summary>What the check found on one copy of a point; and, if every damaged pack of it was repaired, that it is sound now.</summary>
+    private static void Record(
+        IDocumentSession session, RecoveryPointPacks point, RestoreSource tier, HashSet<string> checkedPacks, TierCheckResult result,
+        IEnumerable<PackRepaired> repaired, DateTimeOffset now)
+    {
+        var mine = point.Packs.Where(checkedPacks.Contains).ToList();
+        if (mine.Count == 0) return;
+        var found = result.Damaged.Where(d => point.Packs.Contains(d.PackId)).Select(d => new DamagedPack(d.PackId, d.Problem)).ToList();
+        if (found.Count == 0) return;
+        session.Events.Append(point.Id, new RecoveryPointChecked(point.Id, tier, mine.Count, 0, found, Actor, now));
+        var fixedIds = repaired.Select(r => r.PackId).ToHashSet(StringComparer.Ordinal);
+        if (found.All(d => fixedIds.Contains(d.PackId)))
+            session.Events.Append(point.Id, new RecoveryPointChecked(point.Id, tier, mine.Count, 0, [], Actor, now));
+    }
+
+    /// <summary>Rewrites the disk copy from the vault; false when the vault has no sound copy either (the write verifies it).</summary>
+    private async Task<bool> FromVaultAsync(string packId, CancellationToken ct)
+    {
+        if (await vault.PackLengthAsync(packId, ct) is not { } length) return false;
+        try
+        {
+            await using var blob = await vault.OpenPackAsync(packId, ct);
+            await disk.ReplacePackAsync(packId, blob, length, ct);
+            log.LogWarning("Pack {PackId} repaired on disk from the vault", packId);
+            return true;
+        }
+        catch (InvalidDataException e)
+        {
+            log.LogError("Pack {PackId}: the vault's copy is no good either ({Problem})", packId, e.Message);
+            return false;
+        }
+    }
+
+    /// <summary>Uploads the disk copy over the vault's, once it is checked sound (it may not have been: its point left the disk).</summary>
+    private async Task<bool> ToVaultAsync(string packId, IEnumerable<ChunkLocation> indexed, CancellationToken ct)
+    {
+        await using var file = disk.OpenPack(packId);
+        if (await PackCheck.ProblemAsync(file, packId, indexed, ct) is { } problem)
+        {
+            log.LogError("Pack {PackId}: the disk's copy is no good either ({Problem})", packId, problem);
+            return false;
+        }
+        file.Position = 0;
+        await vault.UploadPackAsync(packId, file, ct);
+        log.LogWarning("Pack {PackId} repaired in the vault from disk", packId);
+        return true;
+    }
+}
