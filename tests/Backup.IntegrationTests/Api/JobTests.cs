@@ -1,8 +1,10 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
-using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Common;
+using Backup.Commands.Dispatching;
+using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Restores;
 using Backup.IntegrationTests.Infrastructure;
 using Backup.Projections.RecoveryPoints;
 using Backup.Storage.Contracts;
@@ -131,6 +133,66 @@ public sealed class JobTests(ApiFactory api) : IClassFixture<ApiFactory>
         Items(await _client.GetJsonAsync($"/api/jobs?agentId={backup.Agent.AgentId}&kind=VaultCopy")).Single().GetProperty("id").GetGuid()
             .ShouldBe(copy.GetProperty("id").GetGuid());
         Items(await _client.GetJsonAsync($"/api/jobs?dataSourceId={backup.DataSourceId}&state=Failed")).Select(Kind).ShouldBe(["ConsistencyCheck"]);
+    }
+
+    [Fact]
+    public async Task A_vault_copy_that_failed_and_was_retried_is_one_job_that_failed_then_succeeded()
+    {
+        var backup = await _client.CreatedBackupAsync();
+        var pack = backup.Packs[0];
+        var path = Path.Combine(api.DiskStore, "packs", pack.Id[..2], pack.Id);
+        File.Move(path, path + ".away");
+        await Should.ThrowAsync<Exception>(() => api.CopyToVaultAsync(backup.RecoveryPointId));
+
+        var failed = (await JobsAsync($"dataSourceId={backup.DataSourceId}&kind=VaultCopy", j => j.Length == 1 && State(j[0]) == "Failed")).Single();
+        failed.GetProperty("failureReason").GetString().ShouldNotBeNullOrWhiteSpace();
+        failed.GetProperty("attempts").GetInt32().ShouldBe(1);
+
+        File.Move(path + ".away", path);
+        await api.CopyToVaultAsync(backup.RecoveryPointId);
+        var copy = (await JobsAsync($"dataSourceId={backup.DataSourceId}&kind=VaultCopy", j => j.Length == 1 && State(j[0]) == "Succeeded")).Single();
+        copy.GetProperty("id").GetGuid().ShouldBe(failed.GetProperty("id").GetGuid());
+        copy.GetProperty("attempts").GetInt32().ShouldBe(2);
+        copy.GetProperty("failureReason").ValueKind.ShouldBe(JsonValueKind.Null);
+        copy.GetProperty("bytes").GetInt64().ShouldBe(backup.PackBytes);
+        copy.GetProperty("requestedAt").GetDateTimeOffset().ShouldBe(failed.GetProperty("requestedAt").GetDateTimeOffset());
+    }
+
+    [Fact]
+    public async Task Lost_leases_put_a_backup_and_a_restore_back_in_the_queue_each_as_its_own_job()
+    {
+        var backup = await _client.CreatedBackupAsync();
+        var rp = Guid.CreateVersion7();
+        var restoreId = Guid.CreateVersion7();
+        var agentId = backup.Agent.AgentId;
+        var now = DateTimeOffset.UtcNow;
+        await using (var session = api.Store.LightweightSession())
+        {
+            session.Events.StartStream<RecoveryPoint>(rp,
+                new BackupRequested(rp, backup.DataSourceId, backup.GroupId, agentId, "/srv", "scheduler", now),
+                new BackupStarted(rp, agentId, now),
+                new JobLeaseExpired(rp, agentId, 1, "no heartbeat", now.AddMinutes(2)),
+                new JobRequeued(rp, agentId, 1, now.AddMinutes(3), now.AddMinutes(2)));
+            session.Events.StartStream<Restore>(restoreId,
+                new RestoreRequested(restoreId, backup.RecoveryPointId, backup.DataSourceId, agentId, RestoreSource.Disk, "/r", "user:olga", now),
+                new RestoreStarted(restoreId, agentId, now),
+                new JobLeaseExpired(restoreId, agentId, 1, "no heartbeat", now.AddMinutes(2)),
+                new RestoreFailed(restoreId, backup.RecoveryPointId, "agent lost: lease expired 1 time", now.AddMinutes(2)));
+            await session.SaveChangesAsync(Ct);
+        }
+
+        var jobs = await JobsAsync($"dataSourceId={backup.DataSourceId}", j => j.Length == 3 && j.Any(x => Kind(x) == "Restore" && State(x) == "Failed"));
+        var requeued = jobs.Single(j => j.GetProperty("id").GetGuid() == rp);
+        (Kind(requeued), State(requeued)).ShouldBe(("Backup", "Requested"));
+        requeued.GetProperty("leaseExpiries").GetInt32().ShouldBe(1);
+        requeued.GetProperty("startedAt").ValueKind.ShouldBe(JsonValueKind.Null);
+        requeued.GetProperty("requestedBy").GetString().ShouldBe("scheduler");
+        var restore = jobs.Single(j => j.GetProperty("id").GetGuid() == restoreId);
+        (Kind(restore), State(restore)).ShouldBe(("Restore", "Failed"));
+        restore.GetProperty("leaseExpiries").GetInt32().ShouldBe(1);
+        restore.GetProperty("groupId").GetGuid().ShouldBe(backup.GroupId);
+        restore.GetProperty("failureReason").GetString().ShouldBe("agent lost: lease expired 1 time");
+        restore.GetProperty("durationSeconds").GetDouble().ShouldBe(120, 0.001);
     }
 
     [Fact]
