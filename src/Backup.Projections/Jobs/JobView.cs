@@ -107,11 +107,11 @@ public sealed record BackupOfJob(Guid DataSourceId, Guid GroupId, Guid AgentId)
 // agent; EnrichEventsAsync builds them. Never stored: the event log keeps the original events.
 public sealed record RestoreOfBackup(RestoreRequested Requested, BackupOfJob Backup, long Sequence);
 public sealed record VaultCopyOfBackup(VaultTransferStarted Started, BackupOfJob Backup, string? Actor, long Sequence);
-
-/// <summary>A vault transfer started again after a failure (the stream's later starts): same job, next attempt.</summary>
-public sealed record VaultCopyRetried(VaultTransferStarted Started);
 public sealed record CheckOfBackup(RecoveryPointChecked Checked, BackupOfJob Backup, long Sequence, Guid EventId);
 public sealed record ExpiryOfBackup(RecoveryPointExpired Expired, BackupOfJob Backup, string? Actor, long Sequence, Guid EventId);
+
+/// <summary>A vault transfer started again after a failure (a later start on its stream): the same job, its next attempt.</summary>
+public sealed record VaultCopyRetried(VaultTransferStarted Started);
 
 /// <summary>
 /// Async. A backup, restore or vault copy is one document over its stream; a check or expiry is one document per event
