@@ -5,6 +5,7 @@ using Backup.Api.Auditing;
 using Backup.Api.DataSources;
 using Backup.Api.Enrolling;
 using Backup.Api.Infrastructure;
+using Backup.Api.Jobs;
 using Backup.Api.ProtectionGroups;
 using Backup.Api.RecoveryPoints;
 using Backup.Api.Repository;
@@ -93,6 +94,7 @@ app.MapAgentWork();
 app.MapAudit();
 app.MapAccess();
 app.MapAlerts();
+app.MapJobs();
 
 app.Run();
 

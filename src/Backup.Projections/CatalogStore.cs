@@ -8,6 +8,7 @@ using Backup.Projections.Agents;
 using Backup.Projections.Alerts;
 using Backup.Projections.Auditing;
 using Backup.Projections.DataSources;
+using Backup.Projections.Jobs;
 using Backup.Projections.ProtectionGroups;
 using Backup.Projections.RecoveryPoints;
 using Backup.Projections.Restores;
@@ -47,6 +48,7 @@ public static class CatalogStore
         opts.Projections.Add<Backup.Commands.CollectingGarbage.RecoveryPointPacksProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<RecoveryPointViewProjection>(ProjectionLifecycle.Async);
         opts.Projections.Add<RestoreViewProjection>(ProjectionLifecycle.Async);
+        opts.Projections.Add<JobViewProjection>(ProjectionLifecycle.Async);
         // Registered here rather than on AddMarten so that every daemon (workers, or the API's when it runs one) chains.
         opts.Projections.Subscribe(new AuditChainSubscription());
 
@@ -56,6 +58,7 @@ public static class CatalogStore
         opts.Schema.For<RecentSecurityPin>().Index(p => p.ExpiresAt);
         opts.Schema.For<QueuedJob>().Index(j => j.AgentId);
         opts.Schema.For<RecoveryPointView>().Index(r => r.DataSourceId).Index(r => r.Sequence);
+        opts.Schema.For<JobView>().Index(j => j.Sequence).Index(j => j.DataSourceId).Index(j => j.GroupId);
         opts.Schema.For<AuditLink>();
         opts.Schema.For<StoredChunk>().Index(c => c.PackId);
         opts.Schema.For<Backup.Commands.CollectingGarbage.CondemnedPack>();

@@ -32,6 +32,14 @@ public static class RecoveryPointEndpoints
                 + "limit 1–500 (default 50); pass the returned nextAfter as after for the next page.")
             .RequireAuthorization(AccessPolicies.Read);
         points.MapGet("/{recoveryPointId:guid}", Get).WithSummary("Get a recovery point").RequireAuthorization(AccessPolicies.Read);
+        points.MapGet("/{recoveryPointId:guid}/custody", Custody)
+            .WithSummary("Chain of custody of a recovery point: every step from its request to its expiry, in log order")
+            .WithDescription("Scheduled or requested → started (claimed by its agent; lost leases and re-queues) → each pack written to disk (its id is its SHA-256) "
+                + "→ created → each consistency check (tier, outcome, damaged packs) → the vault copy (started, each pack uploaded, failed, completed) → expired per tier. "
+                + "Each step has its time, actor, event type, global sequence and, once the audit chain has linked it, the chain's hash of that event "
+                + "(compare with GET /api/audit/verify). Read from the event log itself. 404 when no recovery point has this id.")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .RequireAuthorization(AccessPolicies.Audit);
         points.MapPost("/{recoveryPointId:guid}/check", Check)
             .WithSummary("Check one copy of a recovery point: every pack present, its bytes matching its id, its chunks where the index says")
             .WithDescription("tier = Disk (default) or Vault. Reads every pack of the copy; the outcome is recorded (RecoveryPointChecked) and returned, "
@@ -51,6 +59,9 @@ public static class RecoveryPointEndpoints
 
     private static async Task<Results<Ok<RecoveryPointView>, NotFound>> Get(Guid recoveryPointId, IMediator m, CancellationToken ct) =>
         await m.Send(new GetRecoveryPoint(recoveryPointId), ct) is { } rp ? TypedResults.Ok(rp) : TypedResults.NotFound();
+
+    private static async Task<Results<Ok<RecoveryPointCustody>, NotFound>> Custody(Guid recoveryPointId, IMediator m, CancellationToken ct) =>
+        await m.Send(new GetRecoveryPointCustody(recoveryPointId), ct) is { } custody ? TypedResults.Ok(custody) : TypedResults.NotFound();
 
     private static async Task<Ok<RecoveryPointChecked>> Check(
         Guid recoveryPointId, RestoreSource? tier, HttpContext http, IMediator m, IQuerySession session, DiskStore disk, VaultStore vault, CancellationToken ct)

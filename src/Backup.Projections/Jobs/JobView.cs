@@ -1,0 +1,431 @@
+using Backup.Commands.CheckingRecoveryPoints;
+using Backup.Commands.Common;
+using Backup.Commands.Dispatching;
+using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Restores;
+using Backup.Commands.VaultTransfers;
+using FluentValidation;
+using JasperFx.Events;
+using JasperFx.Events.Grouping;
+using Marten;
+using Marten.Events.Projections;
+using Mediator;
+
+namespace Backup.Projections.Jobs;
+
+/// <summary>What a job did to a recovery point.</summary>
+public enum JobKind
+{
+    /// <summary>An agent took the recovery point to the server's disk.</summary>
+    Backup = 1,
+
+    /// <summary>The workers copied the recovery point to the vault (online transfer).</summary>
+    VaultCopy = 2,
+
+    Restore = 3,
+
+    /// <summary>One copy (disk or vault) was read back and checked pack by pack.</summary>
+    ConsistencyCheck = 4,
+
+    /// <summary>Retention expired one copy (disk or vault) of the recovery point.</summary>
+    Retention = 5,
+}
+
+public enum JobState
+{
+    /// <summary>Waiting for its agent (again, after a lost lease).</summary>
+    Requested = 1,
+    Running = 2,
+    Succeeded = 3,
+
+    /// <summary>See <see cref="JobView.FailureReason"/>; a consistency check fails when the copy it read is damaged.</summary>
+    Failed = 4,
+}
+
+/// <summary>
+/// One job in the history: a backup, vault copy or restore from request to end, or a consistency check or expiry,
+/// which the catalog records as one event each. Every job concerns one recovery point, so each carries its data source,
+/// group and agent.
+/// </summary>
+public sealed class JobView
+{
+    /// <summary>Backup: the recovery point's id; vault copy: the transfer's; restore: the restore's; check and expiry: the event's.</summary>
+    public Guid Id { get; set; }
+
+    /// <summary>Global sequence of the event that opened the job: the order of the list and its cursor.</summary>
+    public long Sequence { get; set; }
+    public JobKind Kind { get; set; }
+    public JobState State { get; set; }
+    public Guid RecoveryPointId { get; set; }
+    public Guid DataSourceId { get; set; }
+    public Guid GroupId { get; set; }
+    public Guid AgentId { get; set; }
+
+    /// <summary>The copy the job read or wrote: Disk for backups, Vault for vault copies, the source of a restore, the tier checked or expired.</summary>
+    public StorageTier Tier { get; set; }
+
+    /// <summary>Who asked: <c>user:&lt;key name&gt;</c>, <c>scheduler</c>, or the worker that did it on its own (<c>worker:vault-copy</c>, <c>worker:retention</c>).</summary>
+    public string? RequestedBy { get; set; }
+    public DateTimeOffset RequestedAt { get; set; }
+
+    /// <summary>When its agent (or worker) took it; for a vault copy, its first attempt. Null for checks and expiries, which record only their end.</summary>
+    public DateTimeOffset? StartedAt { get; set; }
+    public DateTimeOffset? FinishedAt { get; set; }
+
+    /// <summary>From start to end; null while running or when no start was recorded.</summary>
+    public double? DurationSeconds { get; set; }
+
+    /// <summary>
+    /// Bytes the job moved: packs written to disk (backup), uploaded (vault copy), restored (restore) or read back (check).
+    /// A backup's packs count as they land, so a running backup shows its progress.
+    /// </summary>
+    public long Bytes { get; set; }
+
+    /// <summary>Bytes the agent read from the data source (backups only, once created).</summary>
+    public long? BytesRead { get; set; }
+
+    /// <summary>Packs written (backup), uploaded (vault copy) or checked (check).</summary>
+    public int Packs { get; set; }
+    public int? Files { get; set; }
+    public string? FailureReason { get; set; }
+
+    /// <summary>Why retention expired the copy (retention jobs).</summary>
+    public string? Detail { get; set; }
+
+    /// <summary>Lost leases (backup, restore) or attempts (vault copy) before this state.</summary>
+    public int LeaseExpiries { get; set; }
+    public int Attempts { get; set; }
+}
+
+/// <summary>The backup a job belongs to, looked up from the recovery point's <see cref="BackupRequested"/> (unknown: all empty).</summary>
+public sealed record BackupOfJob(Guid DataSourceId, Guid GroupId, Guid AgentId)
+{
+    public static readonly BackupOfJob Unknown = new(Guid.Empty, Guid.Empty, Guid.Empty);
+}
+
+// Stand-ins the projection applies in place of events that do not name their recovery point's data source, group and
+// agent; EnrichEventsAsync builds them. Never stored: the event log keeps the original events.
+public sealed record RestoreOfBackup(RestoreRequested Requested, BackupOfJob Backup, long Sequence);
+public sealed record VaultCopyOfBackup(VaultTransferStarted Started, BackupOfJob Backup, string? Actor, long Sequence);
+public sealed record CheckOfBackup(RecoveryPointChecked Checked, BackupOfJob Backup, long Sequence, Guid EventId);
+public sealed record ExpiryOfBackup(RecoveryPointExpired Expired, BackupOfJob Backup, string? Actor, long Sequence, Guid EventId);
+
+/// <summary>A vault transfer started again after a failure (a later start on its stream): the same job, its next attempt.</summary>
+public sealed record VaultCopyRetried(VaultTransferStarted Started);
+
+/// <summary>
+/// Async. A backup, restore or vault copy is one document over its stream; a check or expiry is one document per event
+/// (keyed by the event's id). Restores, copies, checks and expiries learn their data source, group and agent from the
+/// recovery point's first event, which is always in the log before them (one indexed query per batch).
+/// </summary>
+public sealed partial class JobViewProjection : MultiStreamProjection<JobView, Guid>
+{
+    public JobViewProjection()
+    {
+        Identity<BackupRequested>(e => e.RecoveryPointId);
+        Identity<BackupStarted>(e => e.RecoveryPointId);
+        Identity<PackWrittenToDisk>(e => e.RecoveryPointId);
+        Identity<RecoveryPointCreated>(e => e.RecoveryPointId);
+        Identity<RecoveryPointFailed>(e => e.RecoveryPointId);
+        Identity<RestoreRequested>(e => e.RestoreId);
+        Identity<RestoreStarted>(e => e.RestoreId);
+        Identity<RestoreCompleted>(e => e.RestoreId);
+        Identity<RestoreFailed>(e => e.RestoreId);
+        // Lease events name the job, a recovery point (backup) or a restore: both are job ids here.
+        Identity<JobLeaseExpired>(e => e.JobId);
+        Identity<JobRequeued>(e => e.JobId);
+        Identity<VaultTransferStarted>(e => e.TransferId);
+        Identity<PackUploadedToVault>(e => e.TransferId);
+        Identity<VaultTransferCompleted>(e => e.TransferId);
+        Identity<VaultTransferFailed>(e => e.TransferId);
+        // The daemon loads only the event types the Apply/Create methods name; these four are applied through their
+        // stand-ins (see EnrichEventsAsync), so they are named here.
+        IncludeType<RestoreRequested>();
+        IncludeType<VaultTransferStarted>();
+        IncludeType<RecoveryPointChecked>();
+        IncludeType<RecoveryPointExpired>();
+        CustomGrouping((_, events, grouping) =>
+        {
+            foreach (var e in events)
+                if (e.Data is RecoveryPointChecked or RecoveryPointExpired) grouping.AddEvent(e.Id, e);
+            return Task.CompletedTask;
+        });
+    }
+
+    public override async Task EnrichEventsAsync(SliceGroup<JobView, Guid> group, IQuerySession querySession, CancellationToken cancellation)
+    {
+        var slices = group.Slices.ToList();
+        var recoveryPoints = slices.SelectMany(s => s.Events()).Select(e => e.Data switch
+        {
+            RestoreRequested r => r.RecoveryPointId,
+            VaultTransferStarted v => v.RecoveryPointId,
+            RecoveryPointChecked c => c.RecoveryPointId,
+            RecoveryPointExpired x => x.RecoveryPointId,
+            _ => Guid.Empty,
+        }).Where(id => id != Guid.Empty).Distinct().ToArray();
+        if (recoveryPoints.Length == 0) return;
+
+        // BackupRequested opens every recovery-point stream: version 1, found through the (stream, version) key.
+        var firsts = await querySession.Events.QueryAllRawEvents()
+            .Where(e => e.StreamId.IsOneOf(recoveryPoints) && e.Version == 1)
+            .ToListAsync(cancellation);
+        var backups = firsts.Select(e => e.Data).OfType<BackupRequested>()
+            .ToDictionary(b => b.RecoveryPointId, b => new BackupOfJob(b.DataSourceId, b.GroupId, b.AgentId));
+        BackupOfJob Lookup(Guid id) => backups.TryGetValue(id, out var b) ? b : BackupOfJob.Unknown;
+
+        foreach (var slice in slices)
+        {
+            var events = slice.Events();
+            for (var i = 0; i < events.Count; i++)
+            {
+                var e = events[i];
+                switch (e.Data)
+                {
+                    case RestoreRequested r:
+                        slice.ReplaceEvent(i, new RestoreOfBackup(r, Lookup(r.RecoveryPointId), e.Sequence));
+                        break;
+                    case VaultTransferStarted v when e.Version == 1:
+                        slice.ReplaceEvent(i, new VaultCopyOfBackup(v, Lookup(v.RecoveryPointId), Actor(e), e.Sequence));
+                        break;
+                    case VaultTransferStarted v:
+                        slice.ReplaceEvent(i, new VaultCopyRetried(v));
+                        break;
+                    case RecoveryPointChecked c:
+                        slice.ReplaceEvent(i, new CheckOfBackup(c, Lookup(c.RecoveryPointId), e.Sequence, e.Id));
+                        break;
+                    case RecoveryPointExpired x:
+                        slice.ReplaceEvent(i, new ExpiryOfBackup(x, Lookup(x.RecoveryPointId), Actor(e), e.Sequence, e.Id));
+                        break;
+                }
+            }
+        }
+    }
+
+    private static string? Actor(IEvent e) => e.GetHeader(CommandMetadata.ActorHeader)?.ToString();
+
+    public static JobView Create(IEvent<BackupRequested> @event)
+    {
+        var e = @event.Data;
+        return new JobView
+        {
+            Id = e.RecoveryPointId, Sequence = @event.Sequence, Kind = JobKind.Backup, State = JobState.Requested, RecoveryPointId = e.RecoveryPointId,
+            DataSourceId = e.DataSourceId, GroupId = e.GroupId, AgentId = e.AgentId, Tier = StorageTier.Disk,
+            RequestedBy = e.RequestedBy, RequestedAt = e.RequestedAt,
+        };
+    }
+
+    public static void Apply(BackupStarted e, JobView v)
+    {
+        v.State = JobState.Running;
+        v.StartedAt = e.StartedAt;
+        v.Attempts++;
+    }
+
+    public static void Apply(PackWrittenToDisk e, JobView v)
+    {
+        v.Packs++;
+        v.Bytes += e.Bytes;
+    }
+
+    public static void Apply(RecoveryPointCreated e, JobView v)
+    {
+        v.BytesRead = e.BytesRead;
+        v.Files = e.Files;
+        Finish(v, JobState.Succeeded, e.CreatedAt);
+    }
+
+    public static void Apply(RecoveryPointFailed e, JobView v)
+    {
+        v.FailureReason = e.Reason;
+        Finish(v, JobState.Failed, e.FailedAt);
+    }
+
+    public static JobView Create(RestoreOfBackup restore)
+    {
+        var (e, backup, sequence) = restore;
+        return new JobView
+        {
+            Id = e.RestoreId, Sequence = sequence, Kind = JobKind.Restore, State = JobState.Requested, RecoveryPointId = e.RecoveryPointId,
+            DataSourceId = e.DataSourceId, GroupId = backup.GroupId, AgentId = e.AgentId, Tier = (StorageTier)(int)e.Source,
+            RequestedBy = e.RequestedBy, RequestedAt = e.RequestedAt,
+        };
+    }
+
+    public static void Apply(RestoreStarted e, JobView v)
+    {
+        v.State = JobState.Running;
+        v.StartedAt = e.StartedAt;
+        v.Attempts++;
+    }
+
+    public static void Apply(RestoreCompleted e, JobView v)
+    {
+        v.Bytes = e.Bytes;
+        v.Files = e.Files;
+        Finish(v, JobState.Succeeded, e.CompletedAt);
+    }
+
+    public static void Apply(RestoreFailed e, JobView v)
+    {
+        v.FailureReason = e.Reason;
+        Finish(v, JobState.Failed, e.FailedAt);
+    }
+
+    public static void Apply(JobLeaseExpired e, JobView v) => v.LeaseExpiries = e.Attempt;
+
+    public static void Apply(JobRequeued _, JobView v)
+    {
+        v.State = JobState.Requested;
+        v.StartedAt = null;
+    }
+
+    public static JobView Create(VaultCopyOfBackup copy)
+    {
+        var (e, backup, actor, sequence) = copy;
+        return new JobView
+        {
+            Id = e.TransferId, Sequence = sequence, Kind = JobKind.VaultCopy, State = JobState.Running, RecoveryPointId = e.RecoveryPointId,
+            DataSourceId = backup.DataSourceId, GroupId = backup.GroupId, AgentId = backup.AgentId, Tier = StorageTier.Vault,
+            RequestedBy = actor, RequestedAt = e.StartedAt, StartedAt = e.StartedAt, Attempts = 1,
+        };
+    }
+
+    /// <summary>A retry of a failed copy runs again in the same job; it resumes at the first pack the vault lacks.</summary>
+    public static void Apply(VaultCopyRetried _, JobView v)
+    {
+        v.State = JobState.Running;
+        v.FinishedAt = null;
+        v.DurationSeconds = null;
+        v.FailureReason = null;
+        v.Attempts++;
+    }
+
+    public static void Apply(PackUploadedToVault e, JobView v)
+    {
+        v.Packs++;
+        v.Bytes += e.Bytes;
+    }
+
+    public static void Apply(VaultTransferCompleted e, JobView v)
+    {
+        v.Bytes = e.Bytes;
+        v.Packs = e.PackCount;
+        Finish(v, JobState.Succeeded, e.CompletedAt);
+    }
+
+    public static void Apply(VaultTransferFailed e, JobView v)
+    {
+        v.FailureReason = e.Reason;
+        Finish(v, JobState.Failed, e.FailedAt);
+    }
+
+    public static JobView Create(CheckOfBackup @checked)
+    {
+        var (e, backup, sequence, eventId) = @checked;
+        return new JobView
+        {
+            Id = eventId, Sequence = sequence, Kind = JobKind.ConsistencyCheck, RecoveryPointId = e.RecoveryPointId,
+            DataSourceId = backup.DataSourceId, GroupId = backup.GroupId, AgentId = backup.AgentId, Tier = (StorageTier)(int)e.Tier,
+            RequestedBy = e.CheckedBy, RequestedAt = e.CheckedAt, FinishedAt = e.CheckedAt, Bytes = e.BytesChecked, Packs = e.PacksChecked,
+            State = e.Damaged.Count == 0 ? JobState.Succeeded : JobState.Failed,
+            FailureReason = e.Damaged.Count == 0 ? null
+                : $"{e.Damaged.Count} of {e.PacksChecked} pack(s) missing or damaged: "
+                  + string.Join("; ", e.Damaged.Take(10).Select(d => $"{d.PackId} {d.Problem}")) + (e.Damaged.Count > 10 ? "; …" : ""),
+        };
+    }
+
+    public static JobView Create(ExpiryOfBackup expiry)
+    {
+        var (e, backup, actor, sequence, eventId) = expiry;
+        return new JobView
+        {
+            Id = eventId, Sequence = sequence, Kind = JobKind.Retention, State = JobState.Succeeded, RecoveryPointId = e.RecoveryPointId,
+            DataSourceId = backup.DataSourceId, GroupId = backup.GroupId, AgentId = backup.AgentId, Tier = e.Tier,
+            RequestedBy = actor, RequestedAt = e.ExpiredAt, FinishedAt = e.ExpiredAt, Detail = e.Reason,
+        };
+    }
+
+    private static void Finish(JobView v, JobState state, DateTimeOffset at)
+    {
+        v.State = state;
+        v.FinishedAt = at;
+        v.DurationSeconds = v.StartedAt is { } started ? Math.Round((at - started).TotalSeconds, 3) : null;
+    }
+}
+
+public sealed record GetJob(Guid JobId) : IQuery<JobView?>;
+
+public sealed class GetJobHandler(IQuerySession session) : IQueryHandler<GetJob, JobView?>
+{
+    public async ValueTask<JobView?> Handle(GetJob query, CancellationToken ct) => await session.LoadAsync<JobView>(query.JobId, ct);
+}
+
+/// <summary>A page of jobs and the cursor for the next page (null on the last page).</summary>
+public sealed record JobPage(IReadOnlyList<JobView> Items, string? NextAfter);
+
+/// <summary>
+/// Jobs, newest first, filtered by kind, state, data source, group, agent and request time (<see cref="From"/> inclusive,
+/// <see cref="To"/> exclusive). <see cref="After"/> is the opaque cursor a previous page returned.
+/// </summary>
+public sealed record ListJobs(
+    JobKind? Kind = null, JobState? State = null, Guid? DataSourceId = null, Guid? GroupId = null, Guid? AgentId = null,
+    DateTimeOffset? From = null, DateTimeOffset? To = null, string? After = null, int Limit = 50) : IQuery<JobPage>;
+
+public sealed class ListJobsValidator : AbstractValidator<ListJobs>
+{
+    public ListJobsValidator()
+    {
+        RuleFor(x => x.Limit).InclusiveBetween(1, 500);
+        RuleFor(x => x.Kind).IsInEnum();
+        RuleFor(x => x.State).IsInEnum();
+        RuleFor(x => x.To).GreaterThan(x => x.From).When(x => x.From is not null && x.To is not null)
+            .WithMessage("'to' must be later than 'from'.");
+        RuleFor(x => x.After).Must(a => a is null || JobCursor.TryDecode(a, out _))
+            .WithMessage("'after' is not a cursor this API returned.");
+    }
+}
+
+/// <summary>Keyset cursor over the global sequence of the event that opened each job (unique, in request order), like the recovery points'.</summary>
+public static class JobCursor
+{
+    private const string Prefix = "job:";
+
+    public static string Encode(long sequence) =>
+        Convert.ToBase64String(System.Text.Encoding.ASCII.GetBytes($"{Prefix}{sequence}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    public static bool TryDecode(string cursor, out long sequence)
+    {
+        sequence = 0;
+        try
+        {
+            var padded = cursor.Replace('-', '+').Replace('_', '/');
+            padded += new string('=', (4 - padded.Length % 4) % 4);
+            var text = System.Text.Encoding.ASCII.GetString(Convert.FromBase64String(padded));
+            return text.StartsWith(Prefix, StringComparison.Ordinal) && long.TryParse(text.AsSpan(Prefix.Length), out sequence) && sequence > 0;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+}
+
+public sealed class ListJobsHandler(IQuerySession session) : IQueryHandler<ListJobs, JobPage>
+{
+    public async ValueTask<JobPage> Handle(ListJobs query, CancellationToken ct)
+    {
+        var q = session.Query<JobView>().AsQueryable();
+        if (query.Kind is { } kind) q = q.Where(j => j.Kind == kind);
+        if (query.State is { } state) q = q.Where(j => j.State == state);
+        if (query.DataSourceId is { } ds) q = q.Where(j => j.DataSourceId == ds);
+        if (query.GroupId is { } group) q = q.Where(j => j.GroupId == group);
+        if (query.AgentId is { } agent) q = q.Where(j => j.AgentId == agent);
+        if (query.From is { } from) q = q.Where(j => j.RequestedAt >= from);
+        if (query.To is { } to) q = q.Where(j => j.RequestedAt < to);
+        if (query.After is { } after && JobCursor.TryDecode(after, out var sequence)) q = q.Where(j => j.Sequence < sequence);
+        var items = await q.OrderByDescending(j => j.Sequence).Take(query.Limit + 1).ToListAsync(ct);
+        return items.Count > query.Limit
+            ? new JobPage(items.Take(query.Limit).ToList(), JobCursor.Encode(items[query.Limit - 1].Sequence))
+            : new JobPage(items, null);
+    }
+}
