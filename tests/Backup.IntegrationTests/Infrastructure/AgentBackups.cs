@@ -37,14 +37,9 @@ public static class AgentBackups
         var a = TestPacks.Build(RandomNumberGenerator.GetBytes(3000), RandomNumberGenerator.GetBytes(4000));
         var b = TestPacks.Build(RandomNumberGenerator.GetBytes(5000));
         var tree = TestPacks.Build(RandomNumberGenerator.GetBytes(200));
-        foreach (var pack in new[] { a, b, tree })
-        {
-            var put = await client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Put,
-                $"/api/agents/{agent.AgentId}/recovery-points/{rp}/packs/{pack.Id}", agent.Credential, new ByteArrayContent(pack.Bytes)), Ct);
-            put.StatusCode.ShouldBe(HttpStatusCode.OK, await put.Content.ReadAsStringAsync(Ct));
-        }
-        var commit = await client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Post, $"/api/agents/{agent.AgentId}/recovery-points/{rp}/complete", agent.Credential,
-            JsonContent.Create(new CompleteBackupRequest([tree.Chunks[0].ToString()], TestPacks.Base64([.. a.Chunks, .. b.Chunks]), 3, 0, bytesRead), options: Manifest.Json)), Ct);
+        foreach (var pack in new[] { a, b, tree }) await client.UploadPackAsync(agent, rp, pack);
+        var commit = await client.CommitAsync(agent, rp,
+            new CompleteBackupRequest([tree.Chunks[0].ToString()], TestPacks.Base64([.. a.Chunks, .. b.Chunks]), 3, 0, bytesRead));
         commit.StatusCode.ShouldBe(HttpStatusCode.NoContent, await commit.Content.ReadAsStringAsync(Ct));
         return new AgentBackup(agent, group, source, rp, [a, b, tree]);
     }
