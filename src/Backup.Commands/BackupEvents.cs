@@ -59,5 +59,9 @@ public static class BackupEvents
         events.MapEventType<AlertResolved>("alert_resolved.v1");
         events.MapEventType<OnlineBackupDue>("online_backup_due.v1");
         events.MapEventType<RecoveryPointExpired>("recovery_point_expired.v1");
+        events.MapEventType<DataSourceFiltersSet>("data_source_filters_set.v1");
+        events.MapEventType<DataSourceRemoved>("data_source_removed.v1");
+        events.MapEventType<DataSourceRemovedFromGroup>("data_source_removed_from_group.v1");
+        events.MapEventType<RecoveryPointDeleted>("recovery_point_deleted.v1");
     }
 }

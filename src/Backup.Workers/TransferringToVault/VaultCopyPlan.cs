@@ -28,7 +28,8 @@ public static class VaultCopyPlan
     /// </summary>
     public static async Task<IReadOnlyList<RecoveryPoint>> DueOnlineAsync(IQuerySession session, Guid groupId, CancellationToken ct)
     {
-        var sources = await session.Query<DataSourceView>().Where(s => s.GroupId == groupId).ToListAsync(ct);
+        // Removed data sources are no longer protected: no new online copies.
+        var sources = await session.Query<DataSourceView>().Where(s => s.GroupId == groupId && s.RemovedAt == null).ToListAsync(ct);
         var due = new List<RecoveryPoint>();
         foreach (var source in sources)
         {
@@ -38,7 +39,7 @@ public static class VaultCopyPlan
             if (latest is null || latest.InVault) continue;
             // The pack ids are in the stream, not the view.
             var (point, _) = await session.LoadAsync<RecoveryPoint>(latest.Id, RecoveryPoint.Next, ct);
-            if (point is { Status: RecoveryPointStatus.Created }) due.Add(point);
+            if (point is { Status: RecoveryPointStatus.Created, Deleted: false }) due.Add(point);
         }
         return due;
     }

@@ -38,12 +38,22 @@ public sealed partial class EndpointAccessTests(ApiFactory api) : IClassFixture<
         public override string ToString() => $"{Method} {Pattern}";
     }
 
+    /// <summary>
+    /// Every endpoint, and for one whose destructive variant is chosen by a query value (DELETE /api/data-sources/{id}?data=delete)
+    /// that variant too, walked under the stricter policy it declares, with a PIN.
+    /// </summary>
     private List<Walked> Endpoints() =>
         api.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
-            .SelectMany(e => (e.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods ?? ["*"]).Select(method => new Walked(
-                method, "/" + e.RoutePattern.RawText!.TrimStart('/'),
-                e.Metadata.GetMetadata<IAllowAnonymous>() is null ? e.Metadata.GetOrderedMetadata<IAuthorizeData>().SingleOrDefault()?.Policy : null,
-                e.Metadata.GetMetadata<RequiresSecurityPin>() is not null)))
+            .SelectMany(e => (e.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods ?? ["*"]).SelectMany(method =>
+            {
+                var pattern = "/" + e.RoutePattern.RawText!.TrimStart('/');
+                var walked = new Walked(method, pattern,
+                    e.Metadata.GetMetadata<IAllowAnonymous>() is null ? e.Metadata.GetOrderedMetadata<IAuthorizeData>().SingleOrDefault()?.Policy : null,
+                    e.Metadata.GetMetadata<RequiresSecurityPin>() is not null);
+                return e.Metadata.GetMetadata<DestructiveQueryValue>() is { } variant
+                    ? [walked, new Walked(method, $"{pattern}?{variant.Parameter}={variant.Value}", variant.Policy, NeedsPin: true)]
+                    : new[] { walked };
+            }))
             .ToList();
 
     [Fact]
