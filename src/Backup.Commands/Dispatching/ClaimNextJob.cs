@@ -48,15 +48,15 @@ public sealed class ClaimNextJobHandler(IDocumentStore store, TimeProvider clock
                     var (rp, version) = await session.LoadAsync<RecoveryPoint>(job.Id, RecoveryPoint.Next, ct);
                     if (rp?.Status != RecoveryPointStatus.Requested) continue;
                     var (source, _) = await session.LoadAsync<DataSource>(rp.DataSourceId, DataSource.Next, ct);
-                    if (source is null || source.Removed is not null)
+                    if (source?.Removed is not null)
                     {
                         // Requested just before its data source was removed (a scheduler working from a moment-old view): refused, with the reason.
                         session.AppendExpected(job.Id, version, RecoveryPoint.Cancel(rp, RemoveDataSourceHandler.CancelledReason, now)!);
                         await session.SaveChangesAsync(ct);
                         continue;
                     }
-                    job.Include = [.. source.Include];
-                    job.Exclude = [.. source.Exclude];
+                    job.Include = source is null ? null : [.. source.Include];
+                    job.Exclude = source is null ? null : [.. source.Exclude];
                     session.AppendExpected(job.Id, version, RecoveryPoint.Start(rp, job.Id, command.AgentId, now));
                 }
                 else
