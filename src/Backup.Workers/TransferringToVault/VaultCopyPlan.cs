@@ -1,4 +1,5 @@
 using Backup.Commands.Common;
+using Backup.Commands.DataSources;
 using Backup.Commands.RecoveryPoints;
 using Backup.Projections.DataSources;
 using Backup.Projections.ProtectionGroups;
@@ -18,6 +19,8 @@ public static class VaultCopyPlan
     {
         var source = await session.LoadAsync<DataSourceView>(dataSourceId, ct);
         if (source is null) return true;
+        // The subscription may reach a point's creation after its data source was removed with its data: nothing to copy then.
+        if (source.RemovedData == DataOnRemoval.Delete) return false;
         var group = await session.LoadAsync<ProtectionGroupView>(source.GroupId, ct);
         return group?.OnlinePolicy is null;
     }

@@ -84,6 +84,10 @@ public sealed partial class EndpointAccessTests(ApiFactory api) : IClassFixture<
             if (endpoint.Method != "GET" && endpoint.Pattern.StartsWith("/api/access", StringComparison.Ordinal))
                 allowed.ShouldBe(["admin"], $"{endpoint}: only admins issue keys, revoke them and get PINs");
         }
+        // Removing a data source with its data is the admin's alone, with a PIN, though retaining it is an operator's job.
+        var variants = Endpoints().Where(e => e.Pattern.Contains('?', StringComparison.Ordinal)).ToList();
+        variants.Select(e => e.ToString()).ShouldContain("DELETE /api/data-sources/{dataSourceId:guid}?data=delete");
+        variants.ShouldAllBe(e => e.Policy == "Admin" && e.NeedsPin);
         // Agents use only their own work endpoints.
         Endpoints().Where(e => e.Policy == "Agent").ShouldAllBe(e => e.Pattern.StartsWith("/api/agents/{agentId", StringComparison.Ordinal));
     }
