@@ -152,6 +152,10 @@ public sealed partial class EndpointAccessTests(ApiFactory api) : IClassFixture<
         swagger.GetProperty("security").GetArrayLength().ShouldBe(1);
         swagger.GetProperty("paths").GetProperty("/api/access/keys/{keyId}").GetProperty("delete").GetProperty("parameters").EnumerateArray()
             .Select(p => p.GetProperty("name").GetString()).ShouldContain("X-Security-Pin");
+        var removal = swagger.GetProperty("paths").GetProperty("/api/data-sources/{dataSourceId}").GetProperty("delete").GetProperty("parameters")
+            .EnumerateArray().ToDictionary(p => p.GetProperty("name").GetString()!);
+        removal.Keys.ShouldBe(["dataSourceId", "data", "X-Security-Pin"], ignoreOrder: true);
+        (removal["X-Security-Pin"].TryGetProperty("required", out var required) && required.GetBoolean()).ShouldBeFalse("only data=delete needs it");
     }
 
     private static async Task<string> PinAsync(HttpClient admin)
