@@ -63,5 +63,9 @@ public static class BackupEvents
         events.MapEventType<CheckingRecoveryPoints.ConsistencyCheckDue>("consistency_check_due.v1");
         events.MapEventType<CheckingRecoveryPoints.ConsistencyCheckCompleted>("consistency_check_completed.v1");
         events.MapEventType<RecoveryPointExpired>("recovery_point_expired.v1");
+        events.MapEventType<DataSourceFiltersSet>("data_source_filters_set.v1");
+        events.MapEventType<DataSourceRemoved>("data_source_removed.v1");
+        events.MapEventType<DataSourceRemovedFromGroup>("data_source_removed_from_group.v1");
+        events.MapEventType<RecoveryPointDeleted>("recovery_point_deleted.v1");
     }
 }

@@ -1,5 +1,6 @@
 using Backup.Storage.Chunking;
 using Backup.Storage.Crypto;
+using Backup.Storage.Filtering;
 using Backup.Storage.Format;
 using Microsoft.Extensions.Logging;
 
@@ -17,13 +18,17 @@ public sealed record ArchiveResult(
 /// them to the <see cref="ChunkPipeline"/>, which stores only the chunks the server lacks. A file the metadata
 /// cache vouches for is not read at all. Items it cannot back up are recorded as skipped, with the reason, and
 /// the run goes on. Finally the tree itself is chunked into the same pipeline.
+/// <para>The data source's <see cref="PathFilter"/> decides what is in scope: an excluded item is not recorded at all (it is
+/// not "skipped", it is not part of the data source) and an excluded folder is not entered. With include patterns, a
+/// folder is entered only when something in it could be included, and kept in the tree only when it is included itself
+/// or holds something that is.</para>
 /// </summary>
 public sealed class Archiver(ILogger log)
 {
     private readonly FastCdcChunker _chunker = new();
 
     public async Task<ArchiveResult> ArchiveAsync(
-        string sourceRoot, ChunkPipeline pipeline, ISet<ChunkId> known, MetadataCache? cache,
+        string sourceRoot, ChunkPipeline pipeline, ISet<ChunkId> known, MetadataCache? cache, PathFilter filter,
         Action<long, int> progress, CancellationToken ct)
     {
         var root = new DirectoryInfo(sourceRoot);
@@ -35,12 +40,14 @@ public sealed class Archiver(ILogger log)
         int files = 0, directories = 0, fromCache = 0;
         long bytes = 0, scanned = 0;
 
-        var stack = new Stack<(DirectoryInfo Dir, string Relative)>();
-        stack.Push((root, ""));
+        // Folders matched by an include pattern: everything in them is included.
+        var includedDirectories = new HashSet<string>(StringComparer.Ordinal);
+        var stack = new Stack<(DirectoryInfo Dir, string Relative, bool Included)>();
+        stack.Push((root, "", !filter.HasIncludes));
         while (stack.Count > 0)
         {
             ct.ThrowIfCancellationRequested();
-            var (dir, relative) = stack.Pop();
+            var (dir, relative, dirIncluded) = stack.Pop();
             FileSystemInfo[] children;
             try
             {
@@ -52,10 +59,15 @@ public sealed class Archiver(ILogger log)
                 continue;
             }
             Array.Sort(children, (a, b) => string.CompareOrdinal(a.Name, b.Name));
-            var subdirectories = new List<(DirectoryInfo, string)>();
+            var subdirectories = new List<(DirectoryInfo, string, bool)>();
             foreach (var child in children)
             {
                 var path = relative == "" ? child.Name : $"{relative}/{child.Name}";
+                var isDirectory = child is DirectoryInfo && child.LinkTarget is null;
+                if (filter.IsExcluded(path, isDirectory)) continue;
+                var included = dirIncluded || filter.Includes(path, isDirectory);
+                if (isDirectory ? !included && !filter.MayIncludeBelow(path) : !included) continue;
+                if (included && isDirectory && filter.HasIncludes) includedDirectories.Add(path);
                 if (child.Name.Contains('\uFFFD'))
                 {
                     // .NET decodes file names as UTF-8; bytes that are not UTF-8 come back as U+FFFD and the name no longer opens.
@@ -71,8 +83,7 @@ public sealed class Archiver(ILogger log)
                 else if (child is DirectoryInfo sub)
                 {
                     entries.Add(new TreeEntry(path, EntryKind.Directory, 0, mode, mtime));
-                    directories++;
-                    subdirectories.Add((sub, path));
+                    subdirectories.Add((sub, path, included));
                 }
                 else if (child is FileInfo file)
                 {
@@ -120,6 +131,8 @@ public sealed class Archiver(ILogger log)
             for (var i = subdirectories.Count - 1; i >= 0; i--) stack.Push(subdirectories[i]);
         }
 
+        if (filter.HasIncludes) entries = WithoutFoldersOutOfScope(entries, includedDirectories, skipped);
+        directories = entries.Count(e => e.Kind == EntryKind.Directory);
         var tree = new Tree(Tree.CurrentVersion, root.FullName, entries, skipped);
         var treeChunks = new List<ChunkId>();
         using (var treeBytes = new MemoryStream(tree.ToBytes(), writable: false))
@@ -149,6 +162,19 @@ public sealed class Archiver(ILogger log)
             bytes += length;
             progress(bytes, files);
         }
+    }
+
+    /// <summary>
+    /// With include patterns the walk enters folders that might hold included items; those that turned out to hold none
+    /// (and are not included themselves) are dropped, so the recovery point holds just what is in scope and its folders.
+    /// </summary>
+    private static List<TreeEntry> WithoutFoldersOutOfScope(List<TreeEntry> entries, HashSet<string> includedDirectories, List<SkippedItem> skipped)
+    {
+        var needed = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var path in entries.Where(e => e.Kind != EntryKind.Directory).Select(e => e.Path).Concat(includedDirectories).Concat(skipped.Select(s => s.Path)))
+            for (var slash = path.LastIndexOf('/'); slash > 0; slash = path.LastIndexOf('/', slash - 1))
+                if (!needed.Add(path[..slash])) break;
+        return entries.Where(e => e.Kind != EntryKind.Directory || needed.Contains(e.Path) || includedDirectories.Contains(e.Path)).ToList();
     }
 
     private async Task<(ChunkId[] Chunks, long Length)> ReadAsync(string path, ChunkPipeline pipeline, CancellationToken ct)

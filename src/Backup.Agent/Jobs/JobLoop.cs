@@ -5,6 +5,7 @@ using Backup.Agent.Enrolling;
 using Backup.Agent.Restoring;
 using Backup.Storage.Contracts;
 using Backup.Storage.Crypto;
+using Backup.Storage.Filtering;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -193,6 +194,8 @@ public sealed class JobLoop(
         log.LogInformation("Backup {RecoveryPointId} of {Path} started", job.RecoveryPointId, job.Path);
         try
         {
+            // A pattern this agent cannot honour fails the job before anything is read, rather than backing up too much or too little.
+            var filter = PathFilter.Create(job.Include, job.Exclude);
             var keys = await KeysAsync(agentId, ct);
             var keyTime = clock.Elapsed;
             var known = await server.KnownChunksAsync(agentId, ct);
@@ -205,7 +208,7 @@ public sealed class JobLoop(
                 log.LogInformation("Pack {PackId} stored ({Chunks} chunks, {Bytes} bytes{Note})", packId[..12], chunks, stored.Bytes, stored.AlreadyPresent ? ", already on the server" : "");
             }, options.Value.SealingThreads, ct);
             var lastReport = Stopwatch.StartNew();
-            var result = await new Archiver(loggers.CreateLogger<Archiver>()).ArchiveAsync(job.Path, pipeline, known, cache, (bytes, files) =>
+            var result = await new Archiver(loggers.CreateLogger<Archiver>()).ArchiveAsync(job.Path, pipeline, known, cache, filter, (bytes, files) =>
             {
                 if (lastReport.Elapsed < TimeSpan.FromSeconds(2)) return;
                 lastReport.Restart();

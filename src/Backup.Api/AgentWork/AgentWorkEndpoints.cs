@@ -59,7 +59,7 @@ public static class AgentWorkEndpoints
         if (job is null) return TypedResults.NoContent();
         var kind = job.Kind == QueuedJobKind.Backup ? AgentJobKind.Backup : AgentJobKind.Restore;
         return TypedResults.Ok(new AgentJob(job.Id, kind, job.RecoveryPointId, job.Path, job.Paths, (ExistingItems)(int)job.IfExists,
-            (int)leases.Value.Duration.TotalSeconds));
+            (int)leases.Value.Duration.TotalSeconds, job.Include, job.Exclude));
     }
 
     private static async Task<Ok<JobLeaseRenewal>> Heartbeat(Guid agentId, Guid jobId, ClaimsPrincipal user, IMediator m, CancellationToken ct) =>

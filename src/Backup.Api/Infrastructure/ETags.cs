@@ -15,7 +15,11 @@ public static class ETags
     public static void Set(HttpResponse response, long version) => response.Headers.ETag = Of(version);
 
     /// <summary>The version If-Match names (null for <c>*</c>), or the problem to answer with instead.</summary>
-    public static bool TryReadIfMatch(HttpRequest request, out long? expectedVersion, out IResult? problem)
+    public static bool TryReadIfMatch(HttpRequest request, out long? expectedVersion, out IResult? problem) =>
+        TryReadIfMatch(request, "GET /api/protection-groups/{id}", out expectedVersion, out problem);
+
+    /// <param name="readFrom">Where the caller gets the ETag from, for the 428's detail.</param>
+    public static bool TryReadIfMatch(HttpRequest request, string readFrom, out long? expectedVersion, out IResult? problem)
     {
         expectedVersion = null;
         problem = null;
@@ -25,7 +29,7 @@ public static class ETags
             problem = TypedResults.Problem(
                 statusCode: StatusCodes.Status428PreconditionRequired,
                 title: "If-Match is required.",
-                detail: "Policy edits are conditional: send If-Match with the ETag from GET /api/protection-groups/{id} (or * to overwrite whatever is current).");
+                detail: $"Edits are conditional: send If-Match with the ETag from {readFrom} (or * to overwrite whatever is current).");
             return false;
         }
         var value = values.ToString().Trim();

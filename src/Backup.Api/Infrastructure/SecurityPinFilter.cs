@@ -2,6 +2,7 @@ using Backup.Commands.Access;
 using Backup.Commands.Common;
 using Backup.Commands.ManagingAccess;
 using Mediator;
+using Microsoft.AspNetCore.Authorization;
 
 namespace Backup.Api.Infrastructure;
 
@@ -18,11 +19,37 @@ public static class SecurityPinFilter
         .WithMetadata(new RequiresSecurityPin(operation))
         .AddEndpointFilter(async (context, next) =>
         {
-            var pin = context.HttpContext.Request.Headers[SecurityPin.Header].ToString().Trim();
-            if (pin.Length == 0)
-                throw new ForbiddenException($"This operation is destructive: send a security PIN in {SecurityPin.Header} (POST /api/access/security-pin).");
-            var mediator = context.HttpContext.RequestServices.GetRequiredService<IMediator>();
-            await mediator.Send(new UseSecurityPin(pin, operation), context.HttpContext.RequestAborted);
+            await UsePinAsync(context.HttpContext, operation);
             return await next(context);
         });
+
+    /// <summary>
+    /// For an endpoint whose destructive variant is chosen by a query value (<c>DELETE /api/data-sources/{id}?data=delete</c>):
+    /// that variant also needs <paramref name="policy"/> (403 otherwise) and a security PIN, checked as above; the others run
+    /// under the endpoint's own policy.
+    /// </summary>
+    public static RouteHandlerBuilder RequireForQueryValue(this RouteHandlerBuilder endpoint, string parameter, string value, string policy, string operation) => endpoint
+        .WithMetadata(new DestructiveQueryValue(parameter, value, policy, operation))
+        .AddEndpointFilter(async (context, next) =>
+        {
+            var http = context.HttpContext;
+            if (!string.Equals(http.Request.Query[parameter].ToString().Trim(), value, StringComparison.OrdinalIgnoreCase)) return await next(context);
+            var authorization = http.RequestServices.GetRequiredService<IAuthorizationService>();
+            if (!(await authorization.AuthorizeAsync(http.User, policy)).Succeeded)
+                throw new ForbiddenException($"'{parameter}={value}' is destructive: only the {policy.ToLowerInvariant()} role may do it, with a security PIN.");
+            await UsePinAsync(http, operation);
+            return await next(context);
+        });
+
+    private static async Task UsePinAsync(HttpContext http, string operation)
+    {
+        var pin = http.Request.Headers[SecurityPin.Header].ToString().Trim();
+        if (pin.Length == 0)
+            throw new ForbiddenException($"This operation is destructive: send a security PIN in {SecurityPin.Header} (POST /api/access/security-pin).");
+        var mediator = http.RequestServices.GetRequiredService<IMediator>();
+        await mediator.Send(new UseSecurityPin(pin, operation), http.RequestAborted);
+    }
 }
+
+/// <summary>The endpoint's variant with <see cref="Parameter"/>=<see cref="Value"/> needs <see cref="Policy"/> and a security PIN.</summary>
+public sealed record DestructiveQueryValue(string Parameter, string Value, string Policy, string Operation);

@@ -27,14 +27,19 @@ public static class SwaggerSecurity
     {
         public void Apply(OpenApiOperation operation, OperationFilterContext context)
         {
-            if (!context.ApiDescription.ActionDescriptor.EndpointMetadata.OfType<RequiresSecurityPin>().Any()) return;
+            var metadata = context.ApiDescription.ActionDescriptor.EndpointMetadata;
+            var always = metadata.OfType<RequiresSecurityPin>().Any();
+            var variant = metadata.OfType<DestructiveQueryValue>().FirstOrDefault();
+            if (!always && variant is null) return;
             operation.Parameters ??= [];
             operation.Parameters.Add(new OpenApiParameter
             {
                 Name = Backup.Commands.Access.SecurityPin.Header,
                 In = ParameterLocation.Header,
-                Required = true,
-                Description = "A PIN from POST /api/access/security-pin (valid 5 minutes, once).",
+                Required = always,
+                Description = always
+                    ? "A PIN from POST /api/access/security-pin (valid 5 minutes, once)."
+                    : $"With {variant!.Parameter}={variant.Value} (admin only): a PIN from POST /api/access/security-pin (valid 5 minutes, once).",
                 Schema = new OpenApiSchema { Type = JsonSchemaType.String },
             });
         }

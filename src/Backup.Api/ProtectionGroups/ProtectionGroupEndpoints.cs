@@ -11,7 +11,8 @@ namespace Backup.Api.ProtectionGroups;
 
 public sealed record CreateProtectionGroupRequest(string? Name);
 
-public sealed record AddDataSourceRequest(Guid? AgentId, DataSourceKind? Kind, string? Path);
+/// <summary><see cref="Include"/> and <see cref="Exclude"/>: optional glob patterns relative to the folder (see the README).</summary>
+public sealed record AddDataSourceRequest(Guid? AgentId, DataSourceKind? Kind, string? Path, IReadOnlyList<string>? Include = null, IReadOnlyList<string>? Exclude = null);
 
 public sealed record IdResponse(Guid Id);
 
@@ -30,7 +31,11 @@ public static class ProtectionGroupEndpoints
         groups.MapPolicies();
         groups.MapPost("/{groupId:guid}/data-sources", AddDataSource)
             .WithSummary("Protect a folder of an enrolled agent in this group")
-            .WithDescription("The path is absolute on the agent's machine; a folder is protected at most once (409).")
+            .WithDescription("The path is absolute on the agent's machine; a folder is protected at most once (409) while it is protected. " +
+                             "Optional include/exclude glob patterns relative to the folder (at most 64 each, 256 characters): '*' and '?' within a name, " +
+                             "'**' for any folders, a trailing '/' for folders only, no '/' inside = at any depth ('*.log'), else anchored ('docs/*.md'); " +
+                             "absolute, '..' or empty patterns → 400 naming the field.")
+            .Produces<IdResponse>(StatusCodes.Status201Created).ProducesValidationProblem().ProducesProblem(404).ProducesProblem(409).ProducesProblem(422)
             .RequireAuthorization(AccessPolicies.Operate);
         return app;
     }
@@ -50,7 +55,7 @@ public static class ProtectionGroupEndpoints
 
     private static async Task<Created<IdResponse>> AddDataSource(Guid groupId, AddDataSourceRequest request, IMediator m, CancellationToken ct)
     {
-        var id = await m.Send(new AddDataSource(groupId, request.AgentId ?? Guid.Empty, request.Kind, request.Path ?? ""), ct);
+        var id = await m.Send(new AddDataSource(groupId, request.AgentId ?? Guid.Empty, request.Kind, request.Path ?? "", request.Include, request.Exclude), ct);
         return TypedResults.Created($"/api/data-sources/{id}", new IdResponse(id));
     }
 }

@@ -47,7 +47,8 @@ public static class RecoveryPointEndpoints
             .RequireAuthorization(AccessPolicies.Operate);
         points.MapPost("/{recoveryPointId:guid}/restores", RequestRestore)
             .WithSummary("Restore a recovery point to an alternate folder")
-            .WithDescription("Source is Disk or Vault; Vault needs a completed online copy (409 otherwise). Optional paths select items; ifExists is Overwrite, Skip or KeepBoth.")
+            .WithDescription("Source is Disk or Vault; Vault needs a completed online copy (409 otherwise). A copy retention expired, or a recovery point "
+                + "deleted with its data source, is a 409. Optional paths select items; ifExists is Overwrite, Skip or KeepBoth.")
             .RequireAuthorization(AccessPolicies.Operate);
         return app;
     }

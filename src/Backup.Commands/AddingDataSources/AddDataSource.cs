@@ -9,7 +9,10 @@ using Mediator;
 
 namespace Backup.Commands.AddingDataSources;
 
-public sealed record AddDataSource(Guid GroupId, Guid AgentId, DataSourceKind? Kind, string Path) : ICommand<Guid>;
+/// <summary>Protects a folder of an enrolled agent; <see cref="Include"/> and <see cref="Exclude"/> are optional patterns (see <c>PathFilter</c>).</summary>
+public sealed record AddDataSource(
+    Guid GroupId, Guid AgentId, DataSourceKind? Kind, string Path,
+    IReadOnlyList<string>? Include = null, IReadOnlyList<string>? Exclude = null) : ICommand<Guid>;
 
 public sealed class AddDataSourceValidator : AbstractValidator<AddDataSource>
 {
@@ -19,6 +22,8 @@ public sealed class AddDataSourceValidator : AbstractValidator<AddDataSource>
         RuleFor(x => x.Kind).NotNull().IsInEnum();
         RuleFor(x => x.Path).NotEmpty().MaximumLength(4096)
             .Must(IsAbsolute).WithMessage("'Path' must be an absolute path on the agent's machine (e.g. /srv/data or C:\\Data).");
+        this.ValidPatterns(x => x.Include);
+        this.ValidPatterns(x => x.Exclude);
     }
 
     // The path is on the agent's machine, which may not share this server's OS.
@@ -42,7 +47,12 @@ public sealed class AddDataSourceHandler(IDocumentSession session, TimeProvider 
             throw new ConflictException($"'{path}' on agent {agent.Id} is already protected.");
         var (toGroup, toDataSource) = ProtectionGroup.AddDataSource(group, command.GroupId, dataSourceId, agent.Id, command.Kind!.Value, path, clock.GetUtcNow());
         session.AppendExpected(group.Id, groupVersion, toGroup);
-        session.Events.StartStream<DataSource>(dataSourceId, toDataSource);
+        var source = DataSource.Next(null, toDataSource);
+        if (command.Include is { Count: > 0 } || command.Exclude is { Count: > 0 })
+            session.Events.StartStream<DataSource>(dataSourceId, toDataSource,
+                DataSource.SetFilters(source, dataSourceId, command.Include, command.Exclude, clock.GetUtcNow()));
+        else
+            session.Events.StartStream<DataSource>(dataSourceId, toDataSource);
         try
         {
             await session.SaveChangesAsync(ct);

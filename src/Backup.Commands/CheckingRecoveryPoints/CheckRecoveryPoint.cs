@@ -31,6 +31,9 @@ public sealed class CheckRecoveryPointHandler(IDocumentSession session, TimeProv
         if (rp is null) throw new NotFoundException("Recovery point", command.RecoveryPointId);
         if (rp.Status != RecoveryPointStatus.Created)
             throw new ConflictException($"Recovery point {command.RecoveryPointId} is {rp.Status}: only a created recovery point can be checked.");
+        // Its packs are no longer live: the garbage collector may take them at any moment, so a check would report noise.
+        if (rp.Deleted)
+            throw new ConflictException($"Recovery point {command.RecoveryPointId} was deleted with its data source: there is no copy to check.");
         if (command.Tier == RestoreSource.Vault)
         {
             var (transfer, _) = await session.LoadAsync<VaultTransfers.VaultTransfer>(VaultTransfers.VaultTransfer.IdFor(rp.Id), VaultTransfers.VaultTransfer.Next, ct);

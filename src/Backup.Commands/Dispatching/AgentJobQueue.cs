@@ -35,6 +35,13 @@ public sealed class QueuedJob
     public List<string>? Paths { get; set; }
     public IfItemExists IfExists { get; set; }
 
+    /// <summary>
+    /// Backups only: the data source's include and exclude patterns, filled in when the job is claimed (the patterns in force
+    /// when the backup starts, not when it was requested); not kept in the queue.
+    /// </summary>
+    public List<string>? Include { get; set; }
+    public List<string>? Exclude { get; set; }
+
     /// <summary>When the current run was claimed (the started event's timestamp).</summary>
     public DateTimeOffset? StartedAt { get; set; }
 

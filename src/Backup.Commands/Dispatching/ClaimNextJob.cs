@@ -1,5 +1,7 @@
 using Backup.Commands.Common;
+using Backup.Commands.DataSources;
 using Backup.Commands.RecoveryPoints;
+using Backup.Commands.RemovingDataSources;
 using Backup.Commands.Restores;
 using Marten;
 using Marten.Patching;
@@ -45,6 +47,16 @@ public sealed class ClaimNextJobHandler(IDocumentStore store, TimeProvider clock
                 {
                     var (rp, version) = await session.LoadAsync<RecoveryPoint>(job.Id, RecoveryPoint.Next, ct);
                     if (rp?.Status != RecoveryPointStatus.Requested) continue;
+                    var (source, _) = await session.LoadAsync<DataSource>(rp.DataSourceId, DataSource.Next, ct);
+                    if (source?.Removed is not null)
+                    {
+                        // Requested just before its data source was removed (a scheduler working from a moment-old view): refused, with the reason.
+                        session.AppendExpected(job.Id, version, RecoveryPoint.Cancel(rp, RemoveDataSourceHandler.CancelledReason, now)!);
+                        await session.SaveChangesAsync(ct);
+                        continue;
+                    }
+                    job.Include = source is null ? null : [.. source.Include];
+                    job.Exclude = source is null ? null : [.. source.Exclude];
                     session.AppendExpected(job.Id, version, RecoveryPoint.Start(rp, job.Id, command.AgentId, now));
                 }
                 else

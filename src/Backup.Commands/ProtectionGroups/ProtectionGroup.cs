@@ -7,6 +7,9 @@ public sealed record ProtectionGroupCreated(Guid GroupId, string Name, DateTimeO
 
 public sealed record DataSourceAddedToGroup(Guid GroupId, Guid DataSourceId, Guid AgentId, DataSourceKind Kind, string Path, DateTimeOffset AddedAt);
 
+/// <summary>The data source was removed from protection (its own stream has <see cref="DataSourceRemoved"/>); it is no longer a member.</summary>
+public sealed record DataSourceRemovedFromGroup(Guid GroupId, Guid DataSourceId, DateTimeOffset RemovedAt);
+
 public sealed record ShortTermPolicySet(Guid GroupId, ShortTermPolicy Policy, int RecoveryPointsKeptOnDisk, DateTimeOffset SetAt);
 
 public sealed record OnlinePolicySet(Guid GroupId, OnlinePolicy Policy, DateTimeOffset SetAt);
@@ -28,6 +31,7 @@ public sealed record ProtectionGroup(
     {
         ProtectionGroupCreated e => new ProtectionGroup(e.GroupId, e.Name, []),
         DataSourceAddedToGroup e when state is not null => state with { DataSourceIds = [.. state.DataSourceIds, e.DataSourceId] },
+        DataSourceRemovedFromGroup e when state is not null => state with { DataSourceIds = [.. state.DataSourceIds.Where(id => id != e.DataSourceId)] },
         ShortTermPolicySet e when state is not null => state with { ShortTerm = e.Policy },
         OnlinePolicySet e when state is not null => state with { Online = e.Policy },
         OnlineThrottlingSet e when state is not null => state with { Throttling = e.Throttling },

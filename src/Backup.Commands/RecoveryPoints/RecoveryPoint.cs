@@ -38,6 +38,12 @@ public enum StorageTier
 /// </summary>
 public sealed record RecoveryPointExpired(Guid RecoveryPointId, StorageTier Tier, string Reason, DateTimeOffset ExpiredAt);
 
+/// <summary>
+/// The recovery point was deleted with its data source ("remove with delete data"): no tier offers it any more, and the
+/// garbage collector treats its packs as no longer live. Appended once on every recovery point stream of the data source.
+/// </summary>
+public sealed record RecoveryPointDeleted(Guid RecoveryPointId, Guid DataSourceId, string Reason, DateTimeOffset DeletedAt);
+
 public enum RecoveryPointStatus
 {
     Requested = 1,
@@ -49,7 +55,7 @@ public enum RecoveryPointStatus
 public sealed record RecoveryPoint(
     Guid Id, Guid DataSourceId, Guid AgentId, RecoveryPointStatus Status,
     IReadOnlySet<string> PacksWritten, IReadOnlyList<string> PackIds, int LeaseExpiries = 0,
-    bool ExpiredOnDisk = false, bool ExpiredInVault = false)
+    bool ExpiredOnDisk = false, bool ExpiredInVault = false, bool Deleted = false)
 {
     public const int MaxSkippedRecorded = 1_000;
 
@@ -64,6 +70,7 @@ public sealed record RecoveryPoint(
         JobRequeued when state is not null => state with { Status = RecoveryPointStatus.Requested },
         RecoveryPointExpired { Tier: StorageTier.Disk } when state is not null => state with { ExpiredOnDisk = true },
         RecoveryPointExpired { Tier: StorageTier.Vault } when state is not null => state with { ExpiredInVault = true },
+        RecoveryPointDeleted when state is not null => state with { Deleted = true },
         _ => state,
     };
 
@@ -112,9 +119,29 @@ public sealed record RecoveryPoint(
     /// <summary>Null when there is nothing to expire: the point never got created, or already expired on that tier.</summary>
     public static RecoveryPointExpired? Expire(RecoveryPoint? rp, StorageTier tier, string reason, DateTimeOffset now)
     {
-        if (rp is not { Status: RecoveryPointStatus.Created }) return null;
+        if (rp is not { Status: RecoveryPointStatus.Created, Deleted: false }) return null;
         var already = tier == StorageTier.Disk ? rp.ExpiredOnDisk : rp.ExpiredInVault;
         return already ? null : new RecoveryPointExpired(rp.Id, tier, reason, now);
+    }
+
+    /// <summary>
+    /// Its data source was removed (retain data): a backup still waiting for its agent will not be taken. Null when it is no
+    /// longer waiting (a running one may finish; its recovery point is retained like the others).
+    /// </summary>
+    public static RecoveryPointFailed? Cancel(RecoveryPoint? rp, string reason, DateTimeOffset now) =>
+        rp is { Status: RecoveryPointStatus.Requested } ? new RecoveryPointFailed(rp.Id, reason, now) : null;
+
+    /// <summary>
+    /// Its data source was removed with its data: a backup that has not ended fails first (its agent's next heartbeat is
+    /// refused and it stops), then the point is deleted. Nothing when it is deleted already.
+    /// </summary>
+    public static object[] Delete(RecoveryPoint? rp, string reason, DateTimeOffset now)
+    {
+        if (rp is null || rp.Deleted) return [];
+        var deleted = new RecoveryPointDeleted(rp.Id, rp.DataSourceId, reason, now);
+        return rp.Status is RecoveryPointStatus.Requested or RecoveryPointStatus.Running
+            ? [new RecoveryPointFailed(rp.Id, reason, now), deleted]
+            : [deleted];
     }
 
     /// <summary>A heartbeat: only the owning agent, only while the backup runs.</summary>

@@ -41,6 +41,8 @@ public sealed class RequestRestoreHandler(IDocumentSession session, TimeProvider
         if (rp is null) throw new NotFoundException("Recovery point", c.RecoveryPointId);
         if (rp.Status != RecoveryPointStatus.Created)
             throw new ConflictException($"Recovery point {rp.Id} is {rp.Status}; only a created recovery point can be restored.");
+        if (rp.Deleted)
+            throw new ConflictException($"Recovery point {rp.Id} was deleted with its data source; it can no longer be restored.");
         // Packs outlive an expiry until garbage collection, but what the policy no longer keeps is not offered.
         if (c.Source == RestoreSource.Disk && rp.ExpiredOnDisk)
             throw new ConflictException($"Recovery point {rp.Id} has expired on disk (short-term retention); restore it from the vault if it is kept there.");

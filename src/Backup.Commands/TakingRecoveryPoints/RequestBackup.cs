@@ -24,7 +24,7 @@ public sealed class RequestBackupHandler(IDocumentSession session, TimeProvider 
     public async ValueTask<Guid> Handle(RequestBackup command, CancellationToken ct)
     {
         var (source, _) = await session.LoadAsync<DataSource>(command.DataSourceId, DataSource.Next, ct);
-        if (source is null) throw new NotFoundException("Data source", command.DataSourceId);
+        source = DataSource.Protected(source, command.DataSourceId);
         var recoveryPointId = Guid.CreateVersion7();
         session.Events.StartStream<RecoveryPoint>(recoveryPointId,
             new BackupRequested(recoveryPointId, source.Id, source.GroupId, source.AgentId, source.Path, command.RequestedBy, clock.GetUtcNow()));

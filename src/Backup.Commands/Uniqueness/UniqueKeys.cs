@@ -34,9 +34,16 @@ public sealed class ProtectedFolder
 
 public sealed partial class ProtectedFolderProjection : MultiStreamProjection<ProtectedFolder, Guid>
 {
-    public ProtectedFolderProjection() => Identity<DataSourceProtected>(e => e.DataSourceId);
+    public ProtectedFolderProjection()
+    {
+        Identity<DataSourceProtected>(e => e.DataSourceId);
+        Identity<DataSourceRemoved>(e => e.DataSourceId);
+    }
 
     public static ProtectedFolder Create(DataSourceProtected e) => new() { Id = e.DataSourceId, Key = ProtectedFolder.KeyOf(e.AgentId, e.Path) };
+
+    /// <summary>A folder removed from protection (either way) may be protected again, as a new data source.</summary>
+    public static bool ShouldDelete(DataSourceRemoved _) => true;
 }
 
 /// <summary>

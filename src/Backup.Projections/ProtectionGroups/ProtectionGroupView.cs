@@ -1,3 +1,4 @@
+using Backup.Commands.DataSources;
 using Backup.Commands.ProtectionGroups;
 using Marten;
 using Marten.Events.Aggregation;
@@ -33,6 +34,12 @@ public sealed partial class ProtectionGroupViewProjection : SingleStreamProjecti
     public static void Apply(DataSourceAddedToGroup e, ProtectionGroupView view)
     {
         view.DataSourceIds.Add(e.DataSourceId);
+        view.Version++;
+    }
+
+    public static void Apply(DataSourceRemovedFromGroup e, ProtectionGroupView view)
+    {
+        view.DataSourceIds.Remove(e.DataSourceId);
         view.Version++;
     }
 

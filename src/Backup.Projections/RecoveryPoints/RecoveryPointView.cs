@@ -71,6 +71,11 @@ public sealed class RecoveryPointView
     public DateTimeOffset? ExpiredFromDiskAt { get; set; }
     public DateTimeOffset? ExpiredFromVaultAt { get; set; }
 
+    /// <summary>Deleted with its data source: no copy is offered any more (tier None), whatever retention said.</summary>
+    public bool Deleted { get; set; }
+    public DateTimeOffset? DeletedAt { get; set; }
+    public string? DeletionReason { get; set; }
+
     /// <summary>How often the agent lost its lease on this backup (each time the job went back to the queue).</summary>
     public int LeaseExpiries { get; set; }
     public string? LastLeaseExpiry { get; set; }
@@ -95,6 +100,7 @@ public sealed partial class RecoveryPointViewProjection : MultiStreamProjection<
         Identity<RecoveryPointChecked>(e => e.RecoveryPointId);
         Identity<RecoveryPointFailed>(e => e.RecoveryPointId);
         Identity<RecoveryPointExpired>(e => e.RecoveryPointId);
+        Identity<RecoveryPointDeleted>(e => e.RecoveryPointId);
         Identity<VaultTransferStarted>(e => e.RecoveryPointId);
         Identity<PackUploadedToVault>(e => e.RecoveryPointId);
         Identity<VaultTransferCompleted>(e => e.RecoveryPointId);
@@ -178,6 +184,15 @@ public sealed partial class RecoveryPointViewProjection : MultiStreamProjection<
         }
     }
 
+    public static void Apply(RecoveryPointDeleted e, RecoveryPointView v)
+    {
+        v.Deleted = true;
+        v.DeletedAt = e.DeletedAt;
+        v.DeletionReason = e.Reason;
+        v.OnDisk = false;
+        v.InVault = false;
+    }
+
     public static void Apply(JobLeaseExpired e, RecoveryPointView v)
     {
         v.LeaseExpiries = e.Attempt;
@@ -199,7 +214,8 @@ public sealed partial class RecoveryPointViewProjection : MultiStreamProjection<
 
     public static void Apply(VaultTransferCompleted e, RecoveryPointView v)
     {
-        v.InVault = true;
+        // A copy that was under way when the point was deleted does not bring it back.
+        v.InVault = !v.Deleted;
         v.CopiedToVaultAt = e.CompletedAt;
     }
 

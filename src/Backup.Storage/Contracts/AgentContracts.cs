@@ -28,10 +28,12 @@ public enum ExistingItems
 /// <summary>
 /// For a restore, <see cref="Paths"/> selects items (null = everything) and <see cref="IfExists"/> says what to
 /// do with items already at the target. <see cref="LeaseSeconds"/>: how long the claim holds without a heartbeat
-/// (POST .../jobs/{jobId}/heartbeat); 0 from a server without leases.
+/// (POST .../jobs/{jobId}/heartbeat); 0 from a server without leases. For a backup, <see cref="Include"/> and
+/// <see cref="Exclude"/> are the data source's patterns (<see cref="Filtering.PathFilter"/>; null or empty = none).
 /// </summary>
 public sealed record AgentJob(Guid JobId, AgentJobKind Kind, Guid RecoveryPointId, string Path,
-    IReadOnlyList<string>? Paths = null, ExistingItems IfExists = ExistingItems.Overwrite, int LeaseSeconds = 0);
+    IReadOnlyList<string>? Paths = null, ExistingItems IfExists = ExistingItems.Overwrite, int LeaseSeconds = 0,
+    IReadOnlyList<string>? Include = null, IReadOnlyList<string>? Exclude = null);
 
 /// <summary>The answer to a heartbeat: the job's lease now runs until <see cref="LeaseExpiresAt"/>.</summary>
 public sealed record JobLeaseRenewal(Guid JobId, DateTimeOffset LeaseExpiresAt);

@@ -107,6 +107,13 @@ public sealed class AlertMonitor(IServiceProvider services, TimeProvider clock, 
 
         foreach (var source in sources)
         {
+            if (source.RemovedAt is { } removedAt)
+            {
+                // No longer protected: nothing to miss, and a past failure is no longer anyone's to fix.
+                Clears(AlertKind.BackupFailed, source.Id, $"data source removed from protection at {removedAt:O}");
+                Clears(AlertKind.MissedBackup, source.Id, $"data source removed from protection at {removedAt:O}");
+                continue;
+            }
             var finished = (await latest[source.Id].Finished).FirstOrDefault();
             var created = (await latest[source.Id].Created).FirstOrDefault();
             var scope = new AlertScope(source.GroupId, source.Id, source.AgentId);

@@ -50,7 +50,8 @@ public sealed class ShortTermScheduler(
         {
             groups = await query.Query<ProtectionGroupView>().Where(g => g.ShortTermPolicy != null).ToListAsync(ct);
             var groupIds = groups.Select(g => g.Id).ToArray();
-            sources = groupIds.Length == 0 ? [] : await query.Query<DataSourceView>().Where(s => s.GroupId.IsOneOf(groupIds)).ToListAsync(ct);
+            // A data source removed from protection gets no more backups (one requested a moment before its removal is refused at claim).
+            sources = groupIds.Length == 0 ? [] : await query.Query<DataSourceView>().Where(s => s.GroupId.IsOneOf(groupIds) && s.RemovedAt == null).ToListAsync(ct);
         }
 
         var byGroup = sources.ToLookup(s => s.GroupId);

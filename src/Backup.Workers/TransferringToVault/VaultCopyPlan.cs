@@ -1,4 +1,5 @@
 using Backup.Commands.Common;
+using Backup.Commands.DataSources;
 using Backup.Commands.RecoveryPoints;
 using Backup.Projections.DataSources;
 using Backup.Projections.ProtectionGroups;
@@ -18,6 +19,8 @@ public static class VaultCopyPlan
     {
         var source = await session.LoadAsync<DataSourceView>(dataSourceId, ct);
         if (source is null) return true;
+        // The subscription may reach a point's creation after its data source was removed with its data: nothing to copy then.
+        if (source.RemovedData == DataOnRemoval.Delete) return false;
         var group = await session.LoadAsync<ProtectionGroupView>(source.GroupId, ct);
         return group?.OnlinePolicy is null;
     }
@@ -28,7 +31,8 @@ public static class VaultCopyPlan
     /// </summary>
     public static async Task<IReadOnlyList<RecoveryPoint>> DueOnlineAsync(IQuerySession session, Guid groupId, CancellationToken ct)
     {
-        var sources = await session.Query<DataSourceView>().Where(s => s.GroupId == groupId).ToListAsync(ct);
+        // Removed data sources are no longer protected: no new online copies.
+        var sources = await session.Query<DataSourceView>().Where(s => s.GroupId == groupId && s.RemovedAt == null).ToListAsync(ct);
         var due = new List<RecoveryPoint>();
         foreach (var source in sources)
         {
@@ -38,7 +42,7 @@ public static class VaultCopyPlan
             if (latest is null || latest.InVault) continue;
             // The pack ids are in the stream, not the view.
             var (point, _) = await session.LoadAsync<RecoveryPoint>(latest.Id, RecoveryPoint.Next, ct);
-            if (point is { Status: RecoveryPointStatus.Created }) due.Add(point);
+            if (point is { Status: RecoveryPointStatus.Created, Deleted: false }) due.Add(point);
         }
         return due;
     }

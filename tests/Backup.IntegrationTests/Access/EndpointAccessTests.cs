@@ -38,12 +38,22 @@ public sealed partial class EndpointAccessTests(ApiFactory api) : IClassFixture<
         public override string ToString() => $"{Method} {Pattern}";
     }
 
+    /// <summary>
+    /// Every endpoint, and for one whose destructive variant is chosen by a query value (DELETE /api/data-sources/{id}?data=delete)
+    /// that variant too, walked under the stricter policy it declares, with a PIN.
+    /// </summary>
     private List<Walked> Endpoints() =>
         api.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
-            .SelectMany(e => (e.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods ?? ["*"]).Select(method => new Walked(
-                method, "/" + e.RoutePattern.RawText!.TrimStart('/'),
-                e.Metadata.GetMetadata<IAllowAnonymous>() is null ? e.Metadata.GetOrderedMetadata<IAuthorizeData>().SingleOrDefault()?.Policy : null,
-                e.Metadata.GetMetadata<RequiresSecurityPin>() is not null)))
+            .SelectMany(e => (e.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods ?? ["*"]).SelectMany(method =>
+            {
+                var pattern = "/" + e.RoutePattern.RawText!.TrimStart('/');
+                var walked = new Walked(method, pattern,
+                    e.Metadata.GetMetadata<IAllowAnonymous>() is null ? e.Metadata.GetOrderedMetadata<IAuthorizeData>().SingleOrDefault()?.Policy : null,
+                    e.Metadata.GetMetadata<RequiresSecurityPin>() is not null);
+                return e.Metadata.GetMetadata<DestructiveQueryValue>() is { } variant
+                    ? [walked, new Walked(method, $"{pattern}?{variant.Parameter}={variant.Value}", variant.Policy, NeedsPin: true)]
+                    : new[] { walked };
+            }))
             .ToList();
 
     [Fact]
@@ -74,6 +84,10 @@ public sealed partial class EndpointAccessTests(ApiFactory api) : IClassFixture<
             if (endpoint.Method != "GET" && endpoint.Pattern.StartsWith("/api/access", StringComparison.Ordinal))
                 allowed.ShouldBe(["admin"], $"{endpoint}: only admins issue keys, revoke them and get PINs");
         }
+        // Removing a data source with its data is the admin's alone, with a PIN, though retaining it is an operator's job.
+        var variants = Endpoints().Where(e => e.Pattern.Contains('?', StringComparison.Ordinal)).ToList();
+        variants.Select(e => e.ToString()).ShouldContain("DELETE /api/data-sources/{dataSourceId:guid}?data=delete");
+        variants.ShouldAllBe(e => e.Policy == "Admin" && e.NeedsPin);
         // Agents use only their own work endpoints.
         Endpoints().Where(e => e.Policy == "Agent").ShouldAllBe(e => e.Pattern.StartsWith("/api/agents/{agentId", StringComparison.Ordinal));
     }
@@ -138,6 +152,10 @@ public sealed partial class EndpointAccessTests(ApiFactory api) : IClassFixture<
         swagger.GetProperty("security").GetArrayLength().ShouldBe(1);
         swagger.GetProperty("paths").GetProperty("/api/access/keys/{keyId}").GetProperty("delete").GetProperty("parameters").EnumerateArray()
             .Select(p => p.GetProperty("name").GetString()).ShouldContain("X-Security-Pin");
+        var removal = swagger.GetProperty("paths").GetProperty("/api/data-sources/{dataSourceId}").GetProperty("delete").GetProperty("parameters")
+            .EnumerateArray().ToDictionary(p => p.GetProperty("name").GetString()!);
+        removal.Keys.ShouldBe(["dataSourceId", "data", "X-Security-Pin"], ignoreOrder: true);
+        (removal["X-Security-Pin"].TryGetProperty("required", out var required) && required.GetBoolean()).ShouldBeFalse("only data=delete needs it");
     }
 
     private static async Task<string> PinAsync(HttpClient admin)

@@ -234,6 +234,40 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Excluded_items_are_left_out_by_the_real_agent_and_absent_from_the_restore()
+    {
+        var (agent, agentId) = await StartAgentAsync(machine: "filter-machine");
+        var source = Directory.CreateDirectory(Path.Combine(_work.FullName, "filtered"));
+        File.WriteAllText(Path.Combine(source.FullName, "keep.txt"), "keep me\n");
+        File.WriteAllText(Path.Combine(source.FullName, "noise.log"), "log line\n");
+        Directory.CreateDirectory(Path.Combine(source.FullName, "docs", "cache"));
+        File.WriteAllText(Path.Combine(source.FullName, "docs", "plan.docx"), "plan\n");
+        File.WriteAllText(Path.Combine(source.FullName, "docs", "cache", "blob.bin"), "cached\n");
+        var group = await _client.CreateGroupAsync("Filtered");
+        var added = await _client.Http.PostAsJsonAsync($"/api/protection-groups/{group}/data-sources",
+            new { agentId, kind = "Folder", path = source.FullName, exclude = new[] { "*.log", "cache/" } }, Ct);
+        added.StatusCode.ShouldBe(HttpStatusCode.Created, await added.Content.ReadAsStringAsync(Ct));
+        var recoveryPoint = await _client.RequestBackupAsync(await ApiClient.IdAsync(added));
+
+        var point = await _client.WaitForAsync($"/api/recovery-points/{recoveryPoint}",
+            rp => rp.GetProperty("status").GetString() is "Created" or "Failed", TimeSpan.FromSeconds(90));
+        point.GetProperty("status").GetString().ShouldBe("Created", point.ToString() + "\n" + agent.Output);
+        point.GetProperty("files").GetInt32().ShouldBe(2);
+        point.GetProperty("skippedItems").GetInt32().ShouldBe(0, "excluded items are out of scope, not skipped");
+
+        var target = Path.Combine(_work.FullName, "filtered-restored");
+        var response = await _client.Http.PostAsJsonAsync($"/api/recovery-points/{recoveryPoint}/restores", new { source = "Disk", targetPath = target }, Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.Accepted, await response.Content.ReadAsStringAsync(Ct));
+        var restore = await _client.WaitForAsync($"/api/restores/{await ApiClient.IdAsync(response)}",
+            r => r.GetProperty("status").GetString() is "Completed" or "Failed", TimeSpan.FromSeconds(90));
+        restore.GetProperty("status").GetString().ShouldBe("Completed", restore.ToString() + "\n" + agent.Output);
+        Directory.EnumerateFileSystemEntries(target, "*", SearchOption.AllDirectories)
+            .Select(p => Path.GetRelativePath(target, p)).Order(StringComparer.Ordinal)
+            .ShouldBe(["docs", Path.Combine("docs", "plan.docx"), "keep.txt"]);
+        File.ReadAllText(Path.Combine(target, "keep.txt")).ShouldBe("keep me\n");
+    }
+
+    [Fact]
     public async Task An_agent_with_the_wrong_passphrase_fails_its_backup_with_a_clear_reason_and_sends_nothing()
     {
         var (_, agentId) = await StartAgentAsync("this is not the passphrase at all", "wrong-key-machine");

@@ -107,6 +107,25 @@ public sealed class AlertTests : IClassFixture<ApiFactory>, IAsyncDisposable
     }
 
     [Fact]
+    public async Task Removing_a_data_source_from_protection_resolves_its_alerts_and_raises_no_more()
+    {
+        var source = await DataSourceAsync(alertThresholdDays: 1);
+        await FinishedBackupAsync(source, failure: "disk on fire");
+        _clock.Advance(TimeSpan.FromDays(2));
+        (await CheckAsync(source.DataSource)).Select(c => (c.Kind, c.Raised)).ShouldBe(
+            [(AlertKind.BackupFailed, true), (AlertKind.MissedBackup, true)], ignoreOrder: true);
+
+        var removal = await _client.Http.DeleteAsync($"/api/data-sources/{source.DataSource}?data=retain", Ct);
+        removal.StatusCode.ShouldBe(HttpStatusCode.OK, await removal.Content.ReadAsStringAsync(Ct));
+
+        (await CheckAsync(source.DataSource)).Select(c => (c.Kind, c.Raised)).ShouldBe(
+            [(AlertKind.BackupFailed, false), (AlertKind.MissedBackup, false)], ignoreOrder: true);
+        (await AlertEventsAsync(AlertKind.MissedBackup, source.DataSource))[^1].ShouldBeOfType<AlertResolved>().Resolution.ShouldContain("removed from protection");
+        _clock.Advance(TimeSpan.FromDays(5));
+        (await CheckAsync(source.DataSource)).ShouldBeEmpty("a data source no longer protected misses nothing");
+    }
+
+    [Fact]
     public async Task No_recovery_point_past_the_groups_threshold_raises_a_missed_backup_alert_once_and_the_next_one_resolves_it()
     {
         var source = await DataSourceAsync(alertThresholdDays: 1);

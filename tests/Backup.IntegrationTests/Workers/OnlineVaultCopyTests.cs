@@ -114,6 +114,27 @@ public sealed class OnlineVaultCopyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_recovery_point_of_a_data_source_removed_with_its_data_is_not_copied()
+    {
+        var doomed = await GroupAsync(online: false);
+        var kept = await GroupAsync(online: false);
+        await using (var session = Store.LightweightSession())
+        {
+            var (source, version) = await Commands.Common.EventStreams.LoadAsync<DataSource>(session, doomed.Source, DataSource.Next, Ct);
+            var (removed, fromGroup) = DataSource.Remove(source, doomed.Source, DataOnRemoval.Delete, Setup);
+            Commands.Common.EventStreams.AppendExpected(session, doomed.Source, version, removed);
+            session.Events.Append(doomed.Group, fromGroup);
+            await session.SaveChangesAsync(Ct);
+        }
+        // The subscription reaching a point's creation only after its data source was removed with its data (it lags, or replays).
+        var deleted = await CreatedAsync(doomed);
+        var copied = await CreatedAsync(kept);
+
+        await WaitUntilAsync(() => InVaultAsync(copied), "a group without an online policy is copied right away");
+        (await InVaultAsync(deleted)).ShouldBeFalse("nothing of a data source removed with its data goes to the vault");
+    }
+
+    [Fact]
     public async Task Under_an_online_policy_a_new_recovery_point_waits_for_the_online_backup_then_goes_to_the_vault()
     {
         var scheduled = await GroupAsync(online: true);

@@ -117,6 +117,39 @@ public sealed class RetentionWorkerTests(ApiFactory api) : IClassFixture<ApiFact
         (await Worker().ExpireAsync(Now, Ct)).Where(e => e.RecoveryPointId == tenDays || e.RecoveryPointId == threeDays || e.RecoveryPointId == oneDay).ShouldBeEmpty();
     }
 
+    [Fact]
+    public async Task Recovery_points_of_a_data_source_removed_with_retain_stay_until_retention_expires_them()
+    {
+        var group = await GroupAsync();
+        var old = await CreatedAsync(group, Now.AddDays(-10), inVault: false);
+        var recent = await CreatedAsync(group, Now.AddDays(-1), inVault: false);
+        var removal = await _client.Http.DeleteAsync($"/api/data-sources/{group.Source}?data=retain", Ct);
+        removal.StatusCode.ShouldBe(HttpStatusCode.OK, await removal.Content.ReadAsStringAsync(Ct));
+
+        var expired = (await Worker().ExpireAsync(Now, Ct)).Where(e => e.RecoveryPointId == old || e.RecoveryPointId == recent).ToList();
+
+        expired.ShouldBe([new Expiry(old, StorageTier.Disk)], "the group's short-term range still applies to the points it kept");
+        await _client.WaitForAsync($"/api/recovery-points/{old}", v => v.GetProperty("tier").GetString() == "None");
+        (await _client.GetJsonAsync($"/api/recovery-points/{recent}")).GetProperty("tier").GetString().ShouldBe("Disk");
+    }
+
+    [Fact]
+    public async Task Deleted_recovery_points_are_not_expired_again()
+    {
+        var group = await GroupAsync();
+        var old = await CreatedAsync(group, Now.AddDays(-10), inVault: true);
+        var client = new ApiClient(api.CreateClient());
+        using var request = new HttpRequestMessage(HttpMethod.Delete, $"/api/data-sources/{group.Source}?data=delete");
+        request.Headers.Add("X-Security-Pin", await client.PinAsync());
+        var removal = await client.Http.SendAsync(request, Ct);
+        removal.StatusCode.ShouldBe(HttpStatusCode.OK, await removal.Content.ReadAsStringAsync(Ct));
+        await _client.WaitForAsync($"/api/recovery-points/{old}", v => v.GetProperty("deleted").GetBoolean());
+
+        (await Worker().ExpireAsync(Now, Ct)).Where(e => e.RecoveryPointId == old).ShouldBeEmpty();
+        await using var session = api.Store.QuerySession();
+        (await session.Events.FetchStreamAsync(old, token: Ct)).Select(e => e.Data).OfType<RecoveryPointExpired>().ShouldBeEmpty();
+    }
+
     public async ValueTask DisposeAsync()
     {
         foreach (var worker in _workers) await worker.DisposeAsync();

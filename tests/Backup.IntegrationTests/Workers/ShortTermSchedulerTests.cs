@@ -1,4 +1,5 @@
 extern alias workers;
+using Backup.Commands.Common;
 using Backup.Commands.DataSources;
 using Backup.Commands.ProtectionGroups;
 using Backup.Commands.RecoveryPoints;
@@ -160,6 +161,32 @@ public sealed class ShortTermSchedulerTests : IAsyncLifetime
         requests.Select(r => r.RequestedAt).Order().ToArray().ShouldBe(expected, "no sync-only slot becomes a recovery point");
         requests.ShouldAllBe(r => r.GroupId == groupId);
         started.Count.ShouldBe(expected.Length);
+    }
+
+    [Fact]
+    public async Task A_data_source_removed_from_protection_gets_no_new_backup_requests()
+    {
+        var groupId = await GroupAsync(Policy("Europe/Amsterdam", "00:00", "12:00"), 2);
+        Guid[] sources;
+        await using (var session = _store.LightweightSession())
+        {
+            sources = [.. (await session.Query<Projections.DataSources.DataSourceView>().Where(s => s.GroupId == groupId).ToListAsync(Ct)).Select(s => s.Id)];
+            sources.Length.ShouldBe(2);
+            var (source, version) = await session.LoadAsync<DataSource>(sources[0], DataSource.Next, Ct);
+            var (removed, fromGroup) = DataSource.Remove(source, sources[0], DataOnRemoval.Retain, Setup.AddDays(1));
+            session.AppendExpected(sources[0], version, removed);
+            session.Events.Append(groupId, fromGroup);
+            await session.SaveChangesAsync(Ct);
+        }
+
+        var now = new DateTimeOffset(2026, 3, 10, 12, 30, 0, TimeSpan.Zero);
+        var worker = Worker(new ManualClock(now), TimeSpan.FromDays(1));
+        var started = await worker.TickAsync(now, Ct);
+
+        var requests = (await BackupRequestsAsync()).Where(r => r.GroupId == groupId).ToList();
+        requests.Count.ShouldBe(2, "the remaining data source's two recovery points of the last day");
+        requests.ShouldAllBe(r => r.DataSourceId == sources[1]);
+        started.Count.ShouldBe(2);
     }
 
     [Fact]

@@ -43,7 +43,7 @@ public sealed class ProtectionGroupTests
         toGroup.ShouldBe(new DataSourceAddedToGroup(GroupId, dataSourceId, AgentId, DataSourceKind.Folder, "/srv/data", Clock.Now));
         toSource.ShouldBe(new DataSourceProtected(dataSourceId, GroupId, AgentId, DataSourceKind.Folder, "/srv/data", Clock.Now));
         var source = DataSource.Next(null, toSource)!;
-        source.ShouldBe(new DataSource(dataSourceId, GroupId, AgentId, DataSourceKind.Folder, "/srv/data"));
+        source.ShouldBeEquivalentTo(new DataSource(dataSourceId, GroupId, AgentId, DataSourceKind.Folder, "/srv/data", [], []));
     }
 
     [Fact]

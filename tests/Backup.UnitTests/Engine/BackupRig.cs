@@ -5,6 +5,7 @@ using Backup.Agent.Restoring;
 using Backup.Storage.Chunking;
 using Backup.Storage.Crypto;
 using Backup.Storage.Disk;
+using Backup.Storage.Filtering;
 using Backup.Storage.Format;
 using Backup.UnitTests.Support;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -45,6 +46,9 @@ internal sealed class BackupRig : IDisposable
     public string StateDirectory { get; }
     public DiskStore Store { get; }
 
+    /// <summary>The data source's include/exclude patterns the archiver honours (everything by default).</summary>
+    public PathFilter Filter { get; set; } = PathFilter.Everything;
+
     /// <summary>The server's chunk index: the first pack stored with a chunk is where it is read from, as on the server.</summary>
     public Dictionary<ChunkId, ChunkLocation> Index { get; } = [];
 
@@ -76,7 +80,7 @@ internal sealed class BackupRig : IDisposable
             beforeUpload(Interlocked.Increment(ref uploads)); // the pipeline runs two uploads at once
             return UploadAsync(file, packId, token);
         }, ct: ct);
-        var result = await new Archiver(NullLogger.Instance).ArchiveAsync(Source, pipeline, known, cache, progress, ct);
+        var result = await new Archiver(NullLogger.Instance).ArchiveAsync(Source, pipeline, known, cache, Filter, progress, ct);
         var manifest = Commit(result.TreeChunks, result.Referenced);
         cache?.Save();
         return new BackupRun(result, manifest);
