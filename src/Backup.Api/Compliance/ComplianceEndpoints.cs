@@ -19,9 +19,21 @@ public static class ComplianceEndpoints
                 + "Filters: groupId, dataSourceId.")
             .ProducesValidationProblem()
             .RequireAuthorization(AccessPolicies.Read);
+        compliance.MapGet("/period", Period)
+            .WithSummary("Missed recovery points and inconsistent days of every data source in a period")
+            .WithDescription("from (required, inclusive) and to (exclusive, default now, not in the future), at most 366 days. Per data source: the "
+                + "recovery points its short-term schedule wanted in the period (under the policy in force at each instant), how many were created, "
+                + "the scheduled instants no recovery point answered, and the UTC dates on which a consistency check had found a copy damaged; "
+                + "totals over all. Filters: groupId, dataSourceId.")
+            .ProducesValidationProblem()
+            .RequireAuthorization(AccessPolicies.Read);
         return app;
     }
 
     private static async Task<Ok<ComplianceReport>> Get(DateTimeOffset? asOf, Guid? groupId, Guid? dataSourceId, IMediator m, CancellationToken ct) =>
         TypedResults.Ok(await m.Send(new GetCompliance(asOf, groupId, dataSourceId), ct));
+
+    private static async Task<Ok<CompliancePeriodReport>> Period(
+        DateTimeOffset? from, DateTimeOffset? to, Guid? groupId, Guid? dataSourceId, IMediator m, CancellationToken ct) =>
+        TypedResults.Ok(await m.Send(new GetCompliancePeriod(from, to, groupId, dataSourceId), ct));
 }

@@ -51,6 +51,9 @@ public sealed class ComplianceRecoveryPoint
 /// that data source) and its global sequence. Compliance at T is then one index probe per data source: the latest row with
 /// <c>valid_from ≤ T</c> (primary key <c>data_source_id, valid_from, sequence</c>), evaluated at T; no raw event is read.
 /// Rows are only ever appended, so what was valid at a past instant stays as it was.
+/// <para><c>kind</c> says what changed: <c>protected</c>, <c>policy</c>, <c>created</c>, <c>expired</c>, <c>vault</c>, or
+/// <c>consistency</c> (a check, or an expiry that drops a damaged copy); the period report reads the rare kinds and the
+/// <c>created</c> stamps only.</para>
 /// <para>A raw <see cref="IProjection"/> because one event fans out to many data sources (a group's policy) and events name a
 /// recovery point rather than its data source; the daemon builds and commits each page before the next, so the heads loaded
 /// here are those the previous page stored.</para>
@@ -185,7 +188,9 @@ public sealed class ComplianceProjection : IProjection
                     break;
 
                 case RecoveryPointExpired x when points.TryGetValue(x.RecoveryPointId, out var point):
-                    Change(point.DataSourceId, e, x.ExpiredAt, "expired", f =>
+                    var repaired = sources.TryGetValue(point.DataSourceId, out var owner)
+                        && owner.Facts.Damaged.Any(d => d.RecoveryPointId == x.RecoveryPointId && d.Tier == x.Tier);
+                    Change(point.DataSourceId, e, x.ExpiredAt, repaired ? "consistency" : "expired", f =>
                         !f.Damaged.Any(d => d.RecoveryPointId == x.RecoveryPointId && d.Tier == x.Tier)
                         && (x.Tier != StorageTier.Disk || !f.OnDisk.Any(p => p.Id == x.RecoveryPointId))
                             ? f
@@ -205,7 +210,7 @@ public sealed class ComplianceProjection : IProjection
                 case RecoveryPointChecked x when points.TryGetValue(x.RecoveryPointId, out var point):
                 {
                     var tier = x.Tier == RestoreSource.Disk ? StorageTier.Disk : StorageTier.Vault;
-                    Change(point.DataSourceId, e, x.CheckedAt, "checked", f =>
+                    Change(point.DataSourceId, e, x.CheckedAt, "consistency", f =>
                     {
                         var others = f.Damaged.Where(d => !(d.RecoveryPointId == x.RecoveryPointId && d.Tier == tier)).ToList();
                         var before = f.Damaged.FirstOrDefault(d => d.RecoveryPointId == x.RecoveryPointId && d.Tier == tier);

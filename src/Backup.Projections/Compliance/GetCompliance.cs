@@ -56,15 +56,26 @@ public sealed class GetComplianceHandler(IQuerySession session, TimeProvider clo
 /// <summary>Reads the temporal facts the <see cref="ComplianceProjection"/> appends.</summary>
 public static class ComplianceSnapshots
 {
-    /// <summary>For each data source (of the group, or the one asked for), the facts valid at <paramref name="at"/>: one index probe each.</summary>
-    public static async Task<IReadOnlyList<ComplianceFacts>> ValidAtAsync(IQuerySession session, DateTimeOffset at, Guid? groupId, Guid? dataSourceId, CancellationToken ct)
+    private static string Table(IQuerySession session) => $"{session.DocumentStore.Options.DatabaseSchemaName}.{ComplianceProjection.TableName}";
+
+    private static async Task<Guid[]> CandidatesAsync(IQuerySession session, Guid? groupId, Guid? dataSourceId, CancellationToken ct)
     {
         var candidates = session.Query<ComplianceSource>().AsQueryable();
         if (groupId is { } group) candidates = candidates.Where(s => s.GroupId == group);
         if (dataSourceId is { } ds) candidates = candidates.Where(s => s.Id == ds);
-        var ids = (await candidates.Select(s => s.Id).ToListAsync(ct)).ToArray();
-        if (ids.Length == 0) return [];
-        var table = $"{session.DocumentStore.Options.DatabaseSchemaName}.{ComplianceProjection.TableName}";
+        return [.. await candidates.Select(s => s.Id).ToListAsync(ct)];
+    }
+
+    /// <summary>For each data source (of the group, or the one asked for), the facts valid at <paramref name="at"/>: one index probe each.</summary>
+    public static async Task<IReadOnlyList<ComplianceFacts>> ValidAtAsync(IQuerySession session, DateTimeOffset at, Guid? groupId, Guid? dataSourceId, CancellationToken ct)
+    {
+        var ids = await CandidatesAsync(session, groupId, dataSourceId, ct);
+        return ids.Length == 0 ? [] : await ValidAtAsync(session, ids, at, ct);
+    }
+
+    private static async Task<IReadOnlyList<ComplianceFacts>> ValidAtAsync(IQuerySession session, Guid[] ids, DateTimeOffset at, CancellationToken ct)
+    {
+        var table = Table(session);
         var rows = await session.AdvancedSql.QueryAsync<string>(
             $"""
             select s.facts::text from unnest(?) as d(id)
@@ -75,4 +86,44 @@ public static class ComplianceSnapshots
             """, ct, ids, at.ToUniversalTime());
         return [.. rows.Select(r => JsonSerializer.Deserialize<ComplianceFacts>(r, ComplianceProjection.Json)!)];
     }
+
+    /// <summary>
+    /// Per data source protected before <paramref name="to"/>: the facts at <paramref name="from"/>, the protection, policy and
+    /// consistency changes in [from, to) (only the members the period report reads), and the creation stamps of its recovery points.
+    /// </summary>
+    public static async Task<IReadOnlyList<SourceHistory>> PeriodAsync(
+        IQuerySession session, DateTimeOffset from, DateTimeOffset to, Guid? groupId, Guid? dataSourceId, CancellationToken ct)
+    {
+        var ids = await CandidatesAsync(session, groupId, dataSourceId, ct);
+        if (ids.Length == 0) return [];
+        var table = Table(session);
+        var (start, end) = (from.ToUniversalTime(), to.ToUniversalTime());
+        var atStart = (await ValidAtAsync(session, ids, from, ct)).ToDictionary(f => f.DataSourceId);
+        // One jsonb text column per row: Marten's advanced SQL reads several scalar columns as nested rows.
+        var changes = (await session.AdvancedSql.QueryAsync<string>(
+            $"""
+            select jsonb_build_object('dataSourceId', data_source_id, 'at', valid_from, 'facts', jsonb_build_object(
+                'dataSourceId', facts->'dataSourceId', 'groupId', facts->'groupId', 'agentId', facts->'agentId', 'path', facts->'path',
+                'protectedAt', facts->'protectedAt', 'shortTerm', facts->'shortTerm', 'shortTermSetAt', facts->'shortTermSetAt',
+                'damaged', facts->'damaged'))::text
+            from {table}
+            where data_source_id = any(?) and valid_from >= ? and valid_from < ? and kind in ('protected', 'policy', 'consistency')
+            order by data_source_id, valid_from, sequence
+            """, ct, ids, start, end)).Select(r => JsonSerializer.Deserialize<Stamped>(r, ComplianceProjection.Json)!);
+        var created = (await session.AdvancedSql.QueryAsync<string>(
+            $"""
+            select jsonb_build_object('dataSourceId', data_source_id, 'at', valid_from)::text
+            from {table} where data_source_id = any(?) and valid_from >= ? and valid_from < ? and kind = 'created'
+            """, ct, ids, start, end)).Select(r => JsonSerializer.Deserialize<Stamped>(r, ComplianceProjection.Json)!);
+        var changesBySource = changes.ToLookup(c => c.DataSourceId, c => new FactsChange(c.At, c.Facts!));
+        var createdBySource = created.ToLookup(c => c.DataSourceId, c => c.At);
+        return [.. ids
+            .Where(id => atStart.ContainsKey(id) || changesBySource.Contains(id))
+            .Select(id => new SourceHistory(atStart.GetValueOrDefault(id), [.. changesBySource[id]], [.. createdBySource[id]]))];
+    }
 }
+
+internal sealed record Stamped(Guid DataSourceId, DateTimeOffset At, ComplianceFacts? Facts);
+
+/// <summary>What the period report needs of one data source: the facts at the start, their rare changes within, and when its points were created.</summary>
+public sealed record SourceHistory(ComplianceFacts? AtStart, IReadOnlyList<FactsChange> Changes, IReadOnlyList<DateTimeOffset> Created);

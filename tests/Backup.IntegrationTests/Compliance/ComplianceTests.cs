@@ -243,6 +243,64 @@ public sealed class ComplianceTests : IClassFixture<ApiFactory>
             .ShouldBe(Math.Round(100.0 * overall.GetProperty("compliant").GetInt32() / overall.GetProperty("dataSources").GetInt32(), 2));
     }
 
+    [Fact]
+    public async Task A_period_report_counts_missed_recovery_points_and_the_days_a_copy_was_damaged()
+    {
+        var (group, agent) = await GroupAsync();
+        var from = _clock.GetUtcNow();
+        var source = await AddSourceAsync(group, agent);
+        var firstSlot = new DateTimeOffset(from.UtcDateTime.Date.AddHours(from.UtcDateTime.Hour + 1), TimeSpan.Zero);
+        _clock.Advance(firstSlot - from + TimeSpan.FromMinutes(5));
+        var first = await RecoveryPointAsync(group, source, agent);           // answers firstSlot
+        _clock.Advance(TimeSpan.FromHours(2));                                // firstSlot + 1h: nothing
+        await RecoveryPointAsync(group, source, agent);                       // answers firstSlot + 2h
+        var damagedFrom = _clock.GetUtcNow();
+        await AppendAsync(first, new RecoveryPointChecked(first, RestoreSource.Disk, 1, 10, [new DamagedPack(new string('b', 64), "corrupt")], "operator", damagedFrom));
+        _clock.Advance(TimeSpan.FromHours(1));
+        var soundAt = _clock.GetUtcNow();
+        await AppendAsync(first, new RecoveryPointChecked(first, RestoreSource.Disk, 1, 10, [], "operator", soundAt));
+        _clock.Advance(TimeSpan.FromHours(2));                                // firstSlot + 3h, + 4h: nothing; + 5h too recent to count
+        var to = _clock.GetUtcNow();
+        await WaitForAsync($"?dataSourceId={source}", r => Lists(r, source, s => s.GetProperty("consistency").GetProperty("consistent").GetBoolean()
+            && s.GetProperty("retention").GetProperty("recoveryPointsOnDisk").GetInt32() == 2));
+
+        var report = await _client.GetJsonAsync($"/api/compliance/period?groupId={group}&from={Uri.EscapeDataString(from.ToString("O"))}&to={Uri.EscapeDataString(to.ToString("O"))}");
+        var entry = report.GetProperty("dataSources").EnumerateArray().ShouldHaveSingleItem();
+        entry.GetProperty("dataSourceId").GetGuid().ShouldBe(source);
+        entry.GetProperty("expectedRecoveryPoints").GetInt32().ShouldBe(5);
+        entry.GetProperty("recoveryPointsCreated").GetInt32().ShouldBe(2);
+        entry.GetProperty("missedRecoveryPoints").GetInt32().ShouldBe(3);
+        entry.GetProperty("missed").EnumerateArray().Select(m => m.GetDateTimeOffset()).ShouldBe([firstSlot.AddHours(1), firstSlot.AddHours(3), firstSlot.AddHours(4)]);
+        var damagedDates = new[] { DateOnly.FromDateTime(damagedFrom.UtcDateTime), DateOnly.FromDateTime(soundAt.UtcDateTime.AddTicks(-1)) }.Distinct();
+        entry.GetProperty("inconsistentDays").GetInt32().ShouldBe(damagedDates.Count());
+        entry.GetProperty("inconsistentDates").EnumerateArray().Select(d => DateOnly.Parse(d.GetString()!, System.Globalization.CultureInfo.InvariantCulture)).ShouldBe(damagedDates);
+        report.GetProperty("overall").GetProperty("missedRecoveryPoints").GetInt32().ShouldBe(3);
+
+        var before = await _client.GetJsonAsync($"/api/compliance/period?groupId={group}&from={Uri.EscapeDataString(from.AddDays(-1).ToString("O"))}&to={Uri.EscapeDataString(from.ToString("O"))}");
+        before.GetProperty("dataSources").GetArrayLength().ShouldBe(0, "the data source was protected after that period");
+    }
+
+    [Theory]
+    [InlineData("", "from")]
+    [InlineData("?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "to")]
+    [InlineData("?from=2026-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", "to")]
+    [InlineData("?from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", "to")]
+    [InlineData("?from=last-week", "from")]
+    public async Task A_period_without_a_start_inverted_too_long_or_unparseable_is_a_400_naming_the_parameter(string query, string parameter)
+    {
+        var problem = await _factory.ShouldBeRejectedAsync(() => _client.Http.GetAsync("/api/compliance/period" + query, Ct), HttpStatusCode.BadRequest);
+        Rejections.ShouldName(problem, parameter);
+    }
+
+    [Fact]
+    public async Task A_period_ending_in_the_future_is_a_400_naming_to()
+    {
+        var to = _clock.GetUtcNow().AddHours(1).ToString("O");
+        var problem = await _factory.ShouldBeRejectedAsync(
+            () => _client.Http.GetAsync($"/api/compliance/period?from=2026-01-01T00:00:00Z&to={Uri.EscapeDataString(to)}", Ct), HttpStatusCode.BadRequest);
+        Rejections.ShouldName(problem, "to");
+    }
+
     [Theory]
     [InlineData("?asOf=yesterday", "asOf")]
     [InlineData("?asOf=2026-13-45T00:00:00Z", "asOf")]
