@@ -37,12 +37,14 @@ public static class ComplianceEvaluation
     /// <summary>The retention worker runs hourly: a point may outlive its range (or the cap) by this much before it counts as over-retained.</summary>
     public static readonly TimeSpan RetentionAllowance = TimeSpan.FromHours(2);
 
-    public static DataSourceCompliance Evaluate(ComplianceFacts facts, DateTimeOffset at)
+    /// <param name="dueTimes">Shared by the data sources of one report: those of a group share their schedule, so its due times are computed once.</param>
+    public static DataSourceCompliance Evaluate(ComplianceFacts facts, DateTimeOffset at, DueTimes? dueTimes = null)
     {
+        dueTimes ??= new DueTimes();
         var reasons = new List<string>();
-        var rpo = Rpo(facts, at, reasons);
+        var rpo = Rpo(facts, at, reasons, dueTimes);
         var retention = Retention(facts, at, reasons);
-        var online = Online(facts, at, reasons);
+        var online = Online(facts, at, reasons, dueTimes);
         var damaged = facts.Damaged.OrderBy(d => d.Since).ThenBy(d => d.RecoveryPointId).ToList();
         foreach (var copy in damaged)
             reasons.Add($"the {copy.Tier.ToString().ToLowerInvariant()} copy of recovery point {copy.RecoveryPointId} was found damaged ({copy.DamagedPacks} pack(s)) at {Instant(copy.Since)}");
@@ -54,18 +56,32 @@ public static class ComplianceEvaluation
     /// <summary>The latest scheduled recovery point at or before <paramref name="upTo"/> and not before <paramref name="since"/>.</summary>
     public static DateTimeOffset? LastDueRecoveryPoint(ShortTermPolicy policy, DateTimeOffset since, DateTimeOffset upTo)
     {
-        // Recovery points fall on at least one day a week, so eight days back always reach the previous one.
+        var last = LastDueRecoveryPoint(policy, upTo);
+        return last is { } found && found >= since ? found : null;
+    }
+
+    private static DateTimeOffset? LastDueRecoveryPoint(ShortTermPolicy policy, DateTimeOffset upTo)
+    {
+        // Recovery points fall on at least one day a week, so eight days back always reach the previous one. Sync slots do not
+        // move recovery-point instants, so the calendar is asked without them.
+        var pointsOnly = policy with { Synchronisation = SynchronisationMode.JustBeforeRecoveryPoint, SyncIntervalMinutes = null };
         DateTimeOffset? last = null;
-        foreach (var due in ShortTermCalendar.RecoveryPoints(policy, upTo - TimeSpan.FromDays(8)))
+        foreach (var due in ShortTermCalendar.RecoveryPoints(pointsOnly, upTo - TimeSpan.FromDays(8)))
         {
             if (due > upTo) break;
             last = due;
         }
-        return last is { } found && found >= since ? found : null;
+        return last;
     }
 
     /// <summary>The latest online backup time at or before <paramref name="upTo"/> and not before <paramref name="since"/>.</summary>
     public static DateTimeOffset? LastDueOnlineBackup(OnlinePolicy policy, string timeZone, DateTimeOffset since, DateTimeOffset upTo)
+    {
+        var last = LastDueOnlineBackup(policy, timeZone, upTo);
+        return last is { } found && found >= since ? found : null;
+    }
+
+    private static DateTimeOffset? LastDueOnlineBackup(OnlinePolicy policy, string timeZone, DateTimeOffset upTo)
     {
         DateTimeOffset? last = null;
         foreach (var due in OnlineCalendar.BackupTimes(policy, timeZone, upTo - TimeSpan.FromDays(8)))
@@ -73,10 +89,10 @@ public static class ComplianceEvaluation
             if (due > upTo) break;
             last = due;
         }
-        return last is { } found && found >= since ? found : null;
+        return last;
     }
 
-    private static RpoStatus Rpo(ComplianceFacts facts, DateTimeOffset at, List<string> reasons)
+    private static RpoStatus Rpo(ComplianceFacts facts, DateTimeOffset at, List<string> reasons, DueTimes dueTimes)
     {
         var age = facts.LastRecoveryPointAt is { } last ? Math.Round((at - last).TotalMinutes, 1) : (double?)null;
         if (facts.ShortTerm is not { } policy)
@@ -85,7 +101,7 @@ public static class ComplianceEvaluation
             return new RpoStatus(false, facts.LastRecoveryPointAt, age, null, null);
         }
         var since = Max(facts.ProtectedAt, facts.ShortTermSetAt ?? facts.ProtectedAt);
-        var expected = LastDueRecoveryPoint(policy, since, at - JobAllowance);
+        var expected = dueTimes.LastRecoveryPoint(facts, policy, at - JobAllowance) is { } lastDue && lastDue >= since ? lastDue : (DateTimeOffset?)null;
         var met = expected is not { } due || facts.LastRecoveryPointAt >= due;
         if (!met)
         {
@@ -119,13 +135,14 @@ public static class ComplianceEvaluation
         return new RetentionStatus(overdue == 0, held.Count, facts.RecoveryPointsKeptOnDisk, policy.RetentionDays, oldest, overdue);
     }
 
-    private static OnlineStatus Online(ComplianceFacts facts, DateTimeOffset at, List<string> reasons)
+    private static OnlineStatus Online(ComplianceFacts facts, DateTimeOffset at, List<string> reasons, DueTimes dueTimes)
     {
         var newest = facts.NewestVaultPointCreatedAt is { } n && n <= at ? n : (DateTimeOffset?)null;
         var lag = newest is { } v ? Math.Round((at - v).TotalMinutes, 1) : (double?)null;
         DateTimeOffset? copyDue;
         if (facts.Online is { } online && facts.ShortTerm is { } shortTerm)
-            copyDue = LastDueOnlineBackup(online, shortTerm.TimeZone, Max(facts.ProtectedAt, facts.OnlineSetAt ?? facts.ProtectedAt), at - CopyAllowance);
+            copyDue = dueTimes.LastOnlineBackup(facts, online, shortTerm.TimeZone, at - CopyAllowance) is { } lastDue
+                && lastDue >= Max(facts.ProtectedAt, facts.OnlineSetAt ?? facts.ProtectedAt) ? lastDue : null;
         else
             copyDue = at - CopyAllowance; // without an online policy every recovery point is copied as soon as it is created
         // The vault should hold the newest recovery point that existed when the copy fell due.
@@ -171,5 +188,32 @@ public static class ComplianceEvaluation
         return policy.Schedule == OnlineSchedule.Weekly
             ? $"online backups at {times} on {string.Join(", ", policy.Days.Select(d => d.ToString()[..3]))}"
             : $"online backups daily at {times}";
+    }
+}
+
+/// <summary>
+/// Due times computed once per schedule within one report: the data sources of a group carry the same policy (same group and
+/// time it was set), so the calendar is walked once per group rather than once per data source.
+/// </summary>
+public sealed class DueTimes
+{
+    private readonly Dictionary<(Guid Group, DateTimeOffset? SetAt, DateTimeOffset UpTo), DateTimeOffset?> _points = [];
+    private readonly Dictionary<(Guid Group, DateTimeOffset? SetAt, DateTimeOffset? ShortTermSetAt, DateTimeOffset UpTo), DateTimeOffset?> _online = [];
+
+    internal DateTimeOffset? LastRecoveryPoint(ComplianceFacts facts, ShortTermPolicy policy, DateTimeOffset upTo)
+    {
+        var key = (facts.GroupId, facts.ShortTermSetAt, upTo);
+        if (!_points.TryGetValue(key, out var last))
+            _points[key] = last = ComplianceEvaluation.LastDueRecoveryPoint(policy, DateTimeOffset.MinValue, upTo);
+        return last;
+    }
+
+    internal DateTimeOffset? LastOnlineBackup(ComplianceFacts facts, OnlinePolicy policy, string timeZone, DateTimeOffset upTo)
+    {
+        // The online calendar runs in the short-term policy's time zone, so both set times identify it.
+        var key = (facts.GroupId, facts.OnlineSetAt, facts.ShortTermSetAt, upTo);
+        if (!_online.TryGetValue(key, out var last))
+            _online[key] = last = ComplianceEvaluation.LastDueOnlineBackup(policy, timeZone, DateTimeOffset.MinValue, upTo);
+        return last;
     }
 }

@@ -39,7 +39,8 @@ public sealed class GetComplianceHandler(IQuerySession session, TimeProvider clo
     {
         var at = query.AsOf ?? clock.GetUtcNow();
         var facts = await ComplianceSnapshots.ValidAtAsync(session, at, query.GroupId, query.DataSourceId, ct);
-        var sources = facts.Select(f => ComplianceEvaluation.Evaluate(f, at))
+        var dueTimes = new DueTimes();
+        var sources = facts.Select(f => ComplianceEvaluation.Evaluate(f, at, dueTimes))
             .OrderBy(s => s.GroupId).ThenBy(s => s.Path, StringComparer.Ordinal).ThenBy(s => s.DataSourceId)
             .ToList();
         var groups = sources.GroupBy(s => s.GroupId)

@@ -178,6 +178,57 @@ public sealed class ComplianceTests : IClassFixture<ApiFactory>
     }
 
     [Fact]
+    public async Task The_online_copy_lags_until_the_vault_holds_the_point_the_online_backup_should_have_copied()
+    {
+        var (group, agent) = await GroupAsync();
+        var onlineAt = _clock.GetUtcNow().AddMinutes(30);
+        var request = new HttpRequestMessage(HttpMethod.Put, $"/api/protection-groups/{group}/online-policy")
+        {
+            Content = JsonContent.Create(new { backupTimes = new[] { onlineAt.ToString("HH:mm", System.Globalization.CultureInfo.InvariantCulture) }, schedule = "Daily", dailyRetentionDays = 7 }),
+        };
+        request.Headers.TryAddWithoutValidation("If-Match", "*");
+        (await _client.Http.SendAsync(request, Ct)).StatusCode.ShouldBe(HttpStatusCode.OK);
+        var source = await AddSourceAsync(group, agent);
+        var first = await RecoveryPointAsync(group, source, agent);
+        _clock.Advance(TimeSpan.FromHours(3));
+        await RecoveryPointAsync(group, source, agent);
+
+        var lagging = Source(await WaitForAsync($"?dataSourceId={source}", r => Lists(r, source, s => s.GetProperty("retention").GetProperty("recoveryPointsOnDisk").GetInt32() == 2)), source);
+        lagging.GetProperty("online").GetProperty("met").GetBoolean().ShouldBeFalse();
+        lagging.GetProperty("online").GetProperty("onlinePolicySet").GetBoolean().ShouldBeTrue();
+        Reasons(lagging).ShouldHaveSingleItem().ShouldStartWith("no recovery point has been copied to the vault; the online backup due at");
+
+        // The workers' copy of the point that existed at the online time.
+        var transfer = VaultTransfer.IdFor(first);
+        await using (var session = Store.LightweightSession())
+        {
+            session.Events.StartStream<VaultTransfer>(transfer,
+                new VaultTransferStarted(transfer, first, 0, _clock.GetUtcNow()), new VaultTransferCompleted(transfer, first, 0, 0, _clock.GetUtcNow()));
+            await session.SaveChangesAsync(Ct);
+        }
+        var copied = Source(await WaitForAsync($"?dataSourceId={source}", r => Lists(r, source, s => s.GetProperty("online").GetProperty("met").GetBoolean())), source);
+        copied.GetProperty("compliant").GetBoolean().ShouldBeTrue(copied.ToString());
+        copied.GetProperty("online").GetProperty("lagMinutes").GetDouble().ShouldBe(180, 0.1);
+    }
+
+    [Fact]
+    public async Task A_point_expired_from_disk_is_no_longer_counted_as_held()
+    {
+        var (group, agent) = await GroupAsync();
+        var source = await AddSourceAsync(group, agent);
+        var old = await RecoveryPointAsync(group, source, agent, copiedToVault: true);
+        _clock.Advance(TimeSpan.FromMinutes(10));
+        await RecoveryPointAsync(group, source, agent, copiedToVault: true);
+        await WaitForAsync($"?dataSourceId={source}", r => Lists(r, source, s => s.GetProperty("retention").GetProperty("recoveryPointsOnDisk").GetInt32() == 2));
+
+        await AppendAsync(old, new RecoveryPointExpired(old, StorageTier.Disk, "retention", _clock.GetUtcNow()));
+
+        var entry = Source(await WaitForAsync($"?dataSourceId={source}", r => Lists(r, source, s => s.GetProperty("retention").GetProperty("recoveryPointsOnDisk").GetInt32() == 1)), source);
+        entry.GetProperty("retention").GetProperty("oldestOnDiskAt").GetDateTimeOffset().ShouldBe(_clock.GetUtcNow(), TimeSpan.FromMilliseconds(1));
+        entry.GetProperty("compliant").GetBoolean().ShouldBeTrue();
+    }
+
+    [Fact]
     public async Task As_of_a_past_instant_equals_the_live_report_captured_then_after_later_events_changed_it()
     {
         var (group, agent) = await GroupAsync();
