@@ -241,9 +241,19 @@ public sealed class ComplianceTests : IClassFixture<ApiFactory>
         var capturedAt = live.GetProperty("asOf").GetString()!;
         live.GetProperty("overall").GetProperty("percentCompliant").GetDouble().ShouldBe(50, live.ToString());
 
-        // Later: a new backup of the idle source, a damaged copy found by a check, a new policy, and hours passing.
+        // Later: a new backup of the idle source, a failed one of the fresh source, a damaged copy found by a check, a new
+        // policy, and hours passing.
         _clock.Advance(TimeSpan.FromMinutes(1));
         await RecoveryPointAsync(group, idle, agent, copiedToVault: true);
+        var failed = Guid.CreateVersion7();
+        await using (var session = Store.LightweightSession())
+        {
+            session.Events.StartStream<RecoveryPoint>(failed,
+                new BackupRequested(failed, fresh, group, agent.AgentId, "/srv", "scheduler", _clock.GetUtcNow()),
+                new BackupStarted(failed, agent.AgentId, _clock.GetUtcNow()),
+                new RecoveryPointFailed(failed, "agent lost: lease expired 3 times", _clock.GetUtcNow()));
+            await session.SaveChangesAsync(Ct);
+        }
         await AppendAsync(point, new RecoveryPointChecked(point, RestoreSource.Disk, 1, 10, [new DamagedPack(new string('a', 64), "missing")], "operator", _clock.GetUtcNow()));
         await SetShortTermPolicyAsync(group, Daily);
         _clock.Advance(TimeSpan.FromHours(5));
