@@ -16,7 +16,7 @@ public sealed record RetentionStatus(bool Met, int RecoveryPointsOnDisk, int? Ke
 /// <param name="ExpectedCreatedAt">The newest recovery point the vault should hold by now (created at); null when none is due yet.</param>
 public sealed record OnlineStatus(bool Met, bool OnlinePolicySet, DateTimeOffset? NewestVaultPointCreatedAt, double? LagMinutes, DateTimeOffset? ExpectedCreatedAt);
 
-public sealed record ConsistencyStatus(bool Consistent, IReadOnlyList<DamagedCopy> Damaged);
+public sealed record ConsistencyStatus(bool Consistent, IReadOnlyList<InconsistentCopy> Damaged);
 
 public sealed record DataSourceCompliance(
     Guid DataSourceId, Guid GroupId, Guid AgentId, string Path, bool Compliant, IReadOnlyList<string> Reasons,

@@ -7,7 +7,7 @@ namespace Backup.Projections.Compliance;
 public sealed record HeldPoint(Guid Id, DateTimeOffset CreatedAt);
 
 /// <summary>A copy that the last consistency check of it found damaged (missing or corrupt packs), since when.</summary>
-public sealed record DamagedCopy(Guid RecoveryPointId, StorageTier Tier, int DamagedPacks, DateTimeOffset Since);
+public sealed record InconsistentCopy(Guid RecoveryPointId, StorageTier Tier, int DamagedPacks, DateTimeOffset Since);
 
 /// <summary>
 /// What the events say about one data source at one moment: the policy in force and what its recovery points are. The
@@ -41,5 +41,5 @@ public sealed record ComplianceFacts
     public DateTimeOffset? NewestVaultPointCreatedAt { get; init; }
     public DateTimeOffset? NewestVaultCopyAt { get; init; }
 
-    public IReadOnlyList<DamagedCopy> Damaged { get; init; } = [];
+    public IReadOnlyList<InconsistentCopy> Damaged { get; init; } = [];
 }

@@ -219,7 +219,7 @@ public sealed class ComplianceProjection : IProjection
                         // Still damaged: inconsistent since the first check that found it, whatever later checks say of the packs.
                         return before is not null && before.DamagedPacks == x.Damaged.Count
                             ? f
-                            : f with { Damaged = [.. others, new DamagedCopy(x.RecoveryPointId, tier, x.Damaged.Count, before?.Since ?? x.CheckedAt)] };
+                            : f with { Damaged = [.. others, new InconsistentCopy(x.RecoveryPointId, tier, x.Damaged.Count, before?.Since ?? x.CheckedAt)] };
                     });
                     break;
                 }

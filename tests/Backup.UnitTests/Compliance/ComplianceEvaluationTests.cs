@@ -133,7 +133,7 @@ public sealed class ComplianceEvaluationTests
         var point = Guid.NewGuid();
         var facts = Facts("2026-03-01T00:00Z", "2026-03-02T13:05Z") with
         {
-            Damaged = [new DamagedCopy(point, StorageTier.Vault, 2, Utc("2026-03-02T14:00Z"))],
+            Damaged = [new InconsistentCopy(point, StorageTier.Vault, 2, Utc("2026-03-02T14:00Z"))],
         };
 
         var result = ComplianceEvaluation.Evaluate(facts, Utc("2026-03-02T14:30Z"));
@@ -163,7 +163,7 @@ public sealed class ComplianceEvaluationTests
     public void A_period_counts_each_utc_date_a_damaged_copy_touched()
     {
         var facts = Facts("2026-03-01T00:00Z");
-        var damaged = facts with { Damaged = [new DamagedCopy(Guid.NewGuid(), StorageTier.Disk, 1, Utc("2026-03-02T22:00Z"))] };
+        var damaged = facts with { Damaged = [new InconsistentCopy(Guid.NewGuid(), StorageTier.Disk, 1, Utc("2026-03-02T22:00Z"))] };
         var changes = new[] { new FactsChange(Utc("2026-03-02T22:00Z"), damaged), new FactsChange(Utc("2026-03-04T00:00Z"), facts) };
 
         var period = CompliancePeriod.Evaluate(facts, changes, [], Utc("2026-03-01T00:00Z"), Utc("2026-03-10T00:00Z"));
