@@ -2,6 +2,7 @@ using Backup.Api.Access;
 using Backup.Api.AgentWork;
 using Backup.Api.Alerts;
 using Backup.Api.Auditing;
+using Backup.Api.Compliance;
 using Backup.Api.DataSources;
 using Backup.Api.Enrolling;
 using Backup.Api.Infrastructure;
@@ -95,6 +96,7 @@ app.MapAudit();
 app.MapAccess();
 app.MapAlerts();
 app.MapJobs();
+app.MapCompliance();
 
 app.Run();
 

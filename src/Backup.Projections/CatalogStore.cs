@@ -7,6 +7,7 @@ using Backup.Projections.Access;
 using Backup.Projections.Agents;
 using Backup.Projections.Alerts;
 using Backup.Projections.Auditing;
+using Backup.Projections.Compliance;
 using Backup.Projections.DataSources;
 using Backup.Projections.Jobs;
 using Backup.Projections.ProtectionGroups;
@@ -49,6 +50,14 @@ public static class CatalogStore
         opts.Projections.Add<RecoveryPointViewProjection>(ProjectionLifecycle.Async);
         opts.Projections.Add<RestoreViewProjection>(ProjectionLifecycle.Async);
         opts.Projections.Add<JobViewProjection>(ProjectionLifecycle.Async);
+        opts.Projections.Add(new ComplianceProjection(schema), ProjectionLifecycle.Async, ComplianceProjection.Name, o =>
+        {
+            o.DeleteViewTypeOnTeardown<ComplianceSource>();
+            o.DeleteViewTypeOnTeardown<ComplianceGroup>();
+            o.DeleteViewTypeOnTeardown<ComplianceRecoveryPoint>();
+            o.DeleteDataInTableOnTeardown($"{schema}.{ComplianceProjection.TableName}");
+        });
+        opts.Storage.ExtendedSchemaObjects.Add(ComplianceProjection.SnapshotTable(schema));
         // Registered here rather than on AddMarten so that every daemon (workers, or the API's when it runs one) chains.
         opts.Projections.Subscribe(new AuditChainSubscription());
 
@@ -65,6 +74,9 @@ public static class CatalogStore
         opts.Schema.For<Backup.Commands.CollectingGarbage.Condemnation>();
         opts.Schema.For<AlertView>().Index(a => a.RaisedAt).Index(a => a.DataSourceId);
         opts.Schema.For<AgentContact>();
+        opts.Schema.For<ComplianceSource>().Index(s => s.GroupId);
+        opts.Schema.For<ComplianceGroup>();
+        opts.Schema.For<ComplianceRecoveryPoint>();
         return opts;
     }
 }
