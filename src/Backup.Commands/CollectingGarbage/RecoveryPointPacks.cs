@@ -23,6 +23,7 @@ public sealed class RecoveryPointPacks
     public bool ExpiredOnDisk { get; set; }
     public bool ExpiredInVault { get; set; }
     public bool InVault { get; set; }
+    public bool Deleted { get; set; }
     public bool DiskReclaimed { get; set; }
     public bool VaultReclaimed { get; set; }
 
@@ -32,10 +33,10 @@ public sealed class RecoveryPointPacks
     /// The disk copy is needed while it is kept there, and after that until the vault holds it (the copy is made from
     /// disk) or the vault's retention no longer wants it.
     /// </summary>
-    public bool NeedsDisk => Status == RecoveryPointStatus.Created && (!ExpiredOnDisk || (!InVault && !ExpiredInVault));
+    public bool NeedsDisk => Status == RecoveryPointStatus.Created && !Deleted && (!ExpiredOnDisk || (!InVault && !ExpiredInVault));
 
     /// <summary>The vault copy is needed (or will be made) until the vault's retention expires it.</summary>
-    public bool NeedsVault => Status == RecoveryPointStatus.Created && !ExpiredInVault;
+    public bool NeedsVault => Status == RecoveryPointStatus.Created && !Deleted && !ExpiredInVault;
 }
 
 public sealed partial class RecoveryPointPacksProjection : MultiStreamProjection<RecoveryPointPacks, Guid>
@@ -49,6 +50,7 @@ public sealed partial class RecoveryPointPacksProjection : MultiStreamProjection
         Identity<RecoveryPointFailed>(e => e.RecoveryPointId);
         Identity<RecoveryPointExpired>(e => e.RecoveryPointId);
         Identity<VaultTransferCompleted>(e => e.RecoveryPointId);
+        Identity<RecoveryPointDeleted>(e => e.RecoveryPointId);
         Identity<JobRequeued>(e => e.JobId);
         Identities<PacksDeleted>(e => e.ManifestsOf);
     }
@@ -82,6 +84,13 @@ public sealed partial class RecoveryPointPacksProjection : MultiStreamProjection
     }
 
     public static void Apply(VaultTransferCompleted _, RecoveryPointPacks p) => p.InVault = true;
+
+    /// <summary>Deleted with its data source ("delete data"): no tier needs it any more.</summary>
+    public static void Apply(RecoveryPointDeleted _, RecoveryPointPacks p)
+    {
+        p.Deleted = true;
+        p.Written = [];
+    }
 
     public static void Apply(JobRequeued _, RecoveryPointPacks p) => p.Status = RecoveryPointStatus.Requested;
 

@@ -106,7 +106,7 @@ public sealed class ConsistencyChecker(
             }
             var lost = affected.Where(p => p.Packs.Any(unrecoverable.Contains)).Select(p => p.DataSourceId).Distinct();
             foreach (var dataSourceId in lost)
-                if (await session.LoadAsync<DataSourceView>(dataSourceId, ct) is { } source)
+                if (await session.LoadAsync<DataSourceView>(dataSourceId, ct) is { RemovedAt: null } source) // removed sources are not backed up again
                 {
                     var rp = ConsistencyCheck.RepairBackupId(checkId, dataSourceId);
                     session.Events.StartStream<RecoveryPoint>(rp,

@@ -172,7 +172,7 @@ public sealed class PackCollector(
         var garbage = new List<StoredPackFile>();
         await foreach (var blob in vault.ListPacksAsync(ct))
             if (blob.WrittenAt <= youngest && !needed.Contains(blob.PackId)) garbage.Add(blob);
-        var manifests = points.Where(p => p.Status == RecoveryPointStatus.Created && p.InVault && p.ExpiredInVault && !p.VaultReclaimed).Select(p => p.Id).ToList();
+        var manifests = points.Where(p => p.Status == RecoveryPointStatus.Created && p.InVault && !p.NeedsVault && !p.VaultReclaimed).Select(p => p.Id).ToList();
         if (garbage.Count == 0 && manifests.Count == 0) return [];
 
         // Deleted while the lock is held: no commit can make one of these packs needed before they are gone.
