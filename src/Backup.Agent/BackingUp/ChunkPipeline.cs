@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Threading.Channels;
 using Backup.Storage.Blobs;
 using Backup.Storage.Crypto;
@@ -10,7 +11,16 @@ namespace Backup.Agent.BackingUp;
 public delegate Task UploadPack(string path, string packId, int chunkCount, CancellationToken ct);
 
 /// <summary>What the pipeline did: chunks it saw, chunks it sealed and packed, bytes before and after sealing.</summary>
-public sealed record PipelineTotals(int ChunksSeen, int ChunksNew, long PlainBytesNew, long SealedBytesNew, int Packs, long PackBytes);
+public sealed record PipelineTotals(int ChunksSeen, int ChunksNew, long PlainBytesNew, long SealedBytesNew, int Packs, long PackBytes)
+{
+    /// <summary>
+    /// Where the stages waited for the next one (seconds): the reader for a sealer, the sealers for the packer, the packer for
+    /// an uploader; and the uploads' own time. The stage that does not wait is the one that sets the pace.
+    /// </summary>
+    public StageWaits Waits { get; init; } = new(0, 0, 0, 0);
+}
+
+public sealed record StageWaits(double ReaderWaitedForSealers, double SealersWaitedForPacker, double PackerWaitedForUploaders, double UploadSeconds);
 
 /// <summary>
 /// The write side of a backup: chunk ids are computed by the caller's thread (the reader) as it adds chunks;
@@ -47,6 +57,7 @@ public sealed class ChunkPipeline : IAsyncDisposable
     private Exception? _failure;
     private int _chunksSeen, _chunksNew, _packs;
     private long _plainNew, _sealedNew, _packBytes;
+    private long _readerWaits, _sealerWaits, _packerWaits, _uploadTicks; // Stopwatch ticks
     private bool _completed;
 
     /// <param name="known">Chunk ids the server already holds; the pipeline adds the ones it packs.</param>
@@ -80,7 +91,13 @@ public sealed class ChunkPipeline : IAsyncDisposable
         chunk.CopyTo(buffer);
         try
         {
-            await _toSeal.Writer.WriteAsync(new Plain(id, buffer, chunk.Length), _stop.Token);
+            var item = new Plain(id, buffer, chunk.Length);
+            if (!_toSeal.Writer.TryWrite(item))
+            {
+                var waiting = Stopwatch.GetTimestamp();
+                await _toSeal.Writer.WriteAsync(item, _stop.Token);
+                _readerWaits += Stopwatch.GetTimestamp() - waiting;
+            }
         }
         catch (OperationCanceledException) when (_failure is not null)
         {
@@ -106,7 +123,11 @@ public sealed class ChunkPipeline : IAsyncDisposable
         }
         ThrowIfFailed();
         foreach (var id in _queued) _known.Add(id);
-        return new PipelineTotals(_chunksSeen, _chunksNew, _plainNew, _sealedNew, _packs, _packBytes);
+        static double Seconds(long ticks) => Math.Round((double)ticks / Stopwatch.Frequency, 2);
+        return new PipelineTotals(_chunksSeen, _chunksNew, _plainNew, _sealedNew, _packs, _packBytes)
+        {
+            Waits = new StageWaits(Seconds(_readerWaits), Seconds(_sealerWaits), Seconds(_packerWaits), Seconds(_uploadTicks)),
+        };
     }
 
     private async Task SealAsync(MasterKeys keys)
@@ -121,7 +142,13 @@ public sealed class ChunkPipeline : IAsyncDisposable
                 {
                     output = _pool.Rent(BlobEnvelope.MaxSealedLength(plain.Length));
                     var blob = envelope.Seal(plain.Buffer.AsSpan(0, plain.Length), output);
-                    await _toPack.Writer.WriteAsync(new Sealed(plain.Id, output, blob.Length, plain.Length), _stop.Token);
+                    var item = new Sealed(plain.Id, output, blob.Length, plain.Length);
+                    if (!_toPack.Writer.TryWrite(item))
+                    {
+                        var waiting = Stopwatch.GetTimestamp();
+                        await _toPack.Writer.WriteAsync(item, _stop.Token);
+                        Interlocked.Add(ref _sealerWaits, Stopwatch.GetTimestamp() - waiting);
+                    }
                     output = null;
                 }
                 finally
@@ -195,7 +222,9 @@ public sealed class ChunkPipeline : IAsyncDisposable
         var (packId, bytes) = await pack.FinishAsync(_stop.Token);
         var count = pack.Count;
         await pack.DisposeAsync();
+        var waiting = Stopwatch.GetTimestamp();
         await _toUpload.Writer.WriteAsync(new Finished(pack.Path, packId, count, bytes), _stop.Token);
+        _packerWaits += Stopwatch.GetTimestamp() - waiting;
     }
 
     private async Task UploadAsync()
@@ -206,7 +235,9 @@ public sealed class ChunkPipeline : IAsyncDisposable
             {
                 try
                 {
+                    var started = Stopwatch.GetTimestamp();
                     await _upload(finished.Path, finished.PackId, finished.Chunks, _stop.Token);
+                    Interlocked.Add(ref _uploadTicks, Stopwatch.GetTimestamp() - started);
                     Interlocked.Increment(ref _packs);
                     Interlocked.Add(ref _packBytes, finished.Bytes);
                 }

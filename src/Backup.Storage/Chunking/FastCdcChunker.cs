@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 
 namespace Backup.Storage.Chunking;
 
@@ -71,35 +70,6 @@ public sealed class FastCdcChunker
             {
                 _busy = false;
             }
-        }
-    }
-
-    public async IAsyncEnumerable<Chunk> ChunksAsync(Stream stream, [EnumeratorCancellation] CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(stream);
-        Enter();
-        try
-        {
-            var state = new Window();
-            while (true)
-            {
-                if (state.Available < Parameters.MaxSize && !state.Eof)
-                {
-                    state.Compact(_buffer);
-                    while (state.End < _buffer.Length && !state.Eof)
-                    {
-                        var read = await stream.ReadAsync(_buffer.AsMemory(state.End), cancellationToken).ConfigureAwait(false);
-                        if (read == 0) state.Eof = true;
-                        else state.End += read;
-                    }
-                }
-                if (state.Available == 0) yield break;
-                yield return state.Take(_buffer, Parameters);
-            }
-        }
-        finally
-        {
-            _busy = false;
         }
     }
 
