@@ -25,7 +25,7 @@ public static class EventStreams
     public static bool IsUniqueViolation(this Exception e)
     {
         for (var x = e; x is not null; x = x.InnerException)
-            if (x is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation }) return true;
+            if (x is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation } or JasperFx.DocumentAlreadyExistsException) return true;
         return false;
     }
 }

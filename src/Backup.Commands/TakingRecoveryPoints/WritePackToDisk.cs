@@ -53,38 +53,60 @@ public sealed class WritePackToDiskHandler(IDocumentSession session, TimeProvide
 
     private async Task<long> RecordAsync(WritePackToDisk command, PackOnDisk pack, RecoveryPoint? rp, long version, CancellationToken ct)
     {
-        for (var attempt = 1; ; attempt++)
+        // The request's session for the first attempt; a retry gets a session of its own (same correlation, causation and
+        // actor), as the first one's transaction ended with the failed commit.
+        var current = session;
+        try
         {
-            // Shared with other writers, exclusive of garbage collection: the chunks found indexed below stay where they are.
-            await CollectionLock.SharedAsync(session, ct);
-            // Appended at the version the guard saw: a lease reaped meanwhile (JobRequeued) must not be followed by a
-            // disk write of the run it took the job from. Another pack of the same run appended meanwhile is no reason
-            // to refuse this one: reload, guard again, retry.
-            var written = RecoveryPoint.RecordPack(rp, command.RecoveryPointId, command.AgentId, command.PackId, pack.Bytes, pack.Chunks.Count, clock.GetUtcNow());
-            if (written is null) return pack.Bytes;
+            for (var attempt = 1; ; attempt++)
+            {
+                if (await TryRecordAsync(current, command, pack, rp, version, attempt, ct) is { } bytes) return bytes;
+                // Another pack of this run, or another pack indexing one of these chunks, got in first: reload and retry.
+                if (!ReferenceEquals(current, session)) await current.DisposeAsync();
+                current = session.DocumentStore.LightweightSession();
+                current.CorrelationId = session.CorrelationId;
+                current.CausationId = session.CausationId;
+                if (session.GetHeader(CommandMetadata.ActorHeader) is { } actor) current.SetHeader(CommandMetadata.ActorHeader, actor);
+                (rp, version) = await current.LoadAsync<RecoveryPoint>(command.RecoveryPointId, RecoveryPoint.Next, ct);
+            }
+        }
+        finally
+        {
+            if (!ReferenceEquals(current, session)) await current.DisposeAsync();
+        }
+    }
 
-            // Index only chunks nobody holds yet: an entry is never moved to another pack (see StoredChunk).
-            var ids = pack.Chunks.Select(c => c.Id).Distinct(StringComparer.Ordinal).ToArray();
-            var found = await session.LoadManyAsync<StoredChunk>(ct, ids);
-            var known = found.Select(c => c.Id).ToHashSet(StringComparer.Ordinal);
-            var fresh = pack.Chunks.Where(c => known.Add(c.Id)).ToArray();
-            if (fresh.Length > 0) session.Insert(fresh);
-            // This pack's chunks stay indexed where they are; a condemned pack holding them (or this very pack, uploaded
-            // again) is needed again, so it is kept.
-            var holders = found.Select(c => c.PackId).Append(command.PackId).Distinct(StringComparer.Ordinal).ToArray();
-            foreach (var condemned in await session.LoadManyAsync<CondemnedPack>(ct, holders)) session.Delete(condemned);
-            session.AppendExpected(command.RecoveryPointId, version, written);
-            try
-            {
-                await session.SaveChangesAsync(ct);
-                return pack.Bytes;
-            }
-            catch (Exception e) when (attempt < 10 && (e is JasperFx.Events.EventStreamUnexpectedMaxEventIdException || e.IsUniqueViolation()))
-            {
-                // Another pack of this run, or another pack indexing one of these chunks, got in first.
-                session.EjectAllPendingChanges();
-                (rp, version) = await session.LoadAsync<RecoveryPoint>(command.RecoveryPointId, RecoveryPoint.Next, ct);
-            }
+    /// <summary>One attempt; null when another writer got in first and the attempt should be made again.</summary>
+    private async Task<long?> TryRecordAsync(
+        IDocumentSession s, WritePackToDisk command, PackOnDisk pack, RecoveryPoint? rp, long version, int attempt, CancellationToken ct)
+    {
+        // Shared with other writers, exclusive of garbage collection: the chunks found indexed below stay where they are.
+        await CollectionLock.SharedAsync(s, ct);
+        // Appended at the version the guard saw: a lease reaped meanwhile (JobRequeued) must not be followed by a
+        // disk write of the run it took the job from. Another pack of the same run appended meanwhile is no reason
+        // to refuse this one: reload, guard again, retry.
+        var written = RecoveryPoint.RecordPack(rp, command.RecoveryPointId, command.AgentId, command.PackId, pack.Bytes, pack.Chunks.Count, clock.GetUtcNow());
+        if (written is null) return pack.Bytes;
+
+        // Index only chunks nobody holds yet: an entry is never moved to another pack (see StoredChunk).
+        var ids = pack.Chunks.Select(c => c.Id).Distinct(StringComparer.Ordinal).ToArray();
+        var found = await s.LoadManyAsync<StoredChunk>(ct, ids);
+        var known = found.Select(c => c.Id).ToHashSet(StringComparer.Ordinal);
+        var fresh = pack.Chunks.Where(c => known.Add(c.Id)).ToArray();
+        if (fresh.Length > 0) s.Insert(fresh);
+        // This pack's chunks stay indexed where they are; a condemned pack holding them (or this very pack, uploaded
+        // again) is needed again, so it is kept.
+        var holders = found.Select(c => c.PackId).Append(command.PackId).Distinct(StringComparer.Ordinal).ToArray();
+        foreach (var condemned in await s.LoadManyAsync<CondemnedPack>(ct, holders)) s.Delete(condemned);
+        s.AppendExpected(command.RecoveryPointId, version, written);
+        try
+        {
+            await s.SaveChangesAsync(ct);
+            return pack.Bytes;
+        }
+        catch (Exception e) when (attempt < 10 && (e is JasperFx.Events.EventStreamUnexpectedMaxEventIdException || e.IsUniqueViolation()))
+        {
+            return null;
         }
     }
 }

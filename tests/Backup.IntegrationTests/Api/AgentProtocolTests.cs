@@ -84,6 +84,31 @@ public sealed class AgentProtocolTests(ApiFactory api) : IClassFixture<ApiFactor
     }
 
     [Fact]
+    public async Task Two_backups_storing_the_same_new_chunk_at_once_both_succeed_and_the_chunk_is_indexed_once()
+    {
+        for (var round = 0; round < 4; round++)
+        {
+            var chunk = RandomNumberGenerator.GetBytes(20_000);
+            var runs = await Task.WhenAll(Enumerable.Range(0, 3).Select(async _ =>
+            {
+                var (agent, rp) = await QueuedBackupAsync();
+                (await PollAsync(agent)).StatusCode.ShouldBe(HttpStatusCode.OK);
+                return (agent, rp, pack: TestPacks.Build(chunk, RandomNumberGenerator.GetBytes(500)));
+            }));
+            // Each pack holds the shared chunk: their index inserts race on it; the losers retry and keep their own chunk.
+            await Task.WhenAll(runs.Select(r => UploadPackAsync(r.agent, r.rp, r.pack)));
+            foreach (var (agent, rp, pack) in runs)
+            {
+                var tree = TestPacks.Random(100);
+                await UploadPackAsync(agent, rp, tree);
+                (await CommitAsync(agent, rp, new CompleteBackupRequest([tree.Chunks[0].ToString()], TestPacks.Base64(pack.Chunks), 1, 0, 20_500)))
+                    .StatusCode.ShouldBe(HttpStatusCode.NoContent);
+            }
+            (await KnownChunksAsync(runs[0].agent)).Count(c => c == runs[0].pack.Chunks[0]).ShouldBe(1);
+        }
+    }
+
+    [Fact]
     public async Task A_second_backup_referencing_chunks_another_run_stored_needs_no_new_pack()
     {
         var agent = await _client.EnrolAsync();
