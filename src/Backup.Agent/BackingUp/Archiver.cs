@@ -25,7 +25,8 @@ public sealed record ArchiveResult(
 /// </summary>
 public sealed class Archiver(ILogger log)
 {
-    private readonly FastCdcChunker _chunker = new();
+    // Reads 1 MiB at a time ahead of the cut (9 MiB of buffer, not 16): the peak memory of a run, not its speed, decides.
+    private readonly FastCdcChunker _chunker = new(readSize: 1 << 20);
 
     public async Task<ArchiveResult> ArchiveAsync(
         string sourceRoot, ChunkPipeline pipeline, ISet<ChunkId> known, MetadataCache? cache, PathFilter filter,

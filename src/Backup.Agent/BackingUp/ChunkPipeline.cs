@@ -71,8 +71,8 @@ public sealed class ChunkPipeline : IAsyncDisposable
         _stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var workers = _workers = Math.Max(1, sealers ?? Environment.ProcessorCount);
         _pool = ArrayPool<byte>.Create(maxArrayLength: 16 << 20, maxArraysPerBucket: workers * 4 + 2);
-        _toSeal = Channel.CreateBounded<Plain>(new BoundedChannelOptions(workers * 2) { SingleWriter = true });
-        _toPack = Channel.CreateBounded<Sealed>(new BoundedChannelOptions(workers * 2) { SingleReader = true });
+        _toSeal = Channel.CreateBounded<Plain>(new BoundedChannelOptions(workers) { SingleWriter = true });
+        _toPack = Channel.CreateBounded<Sealed>(new BoundedChannelOptions(workers) { SingleReader = true });
         // Two uploads in flight: the server's hash, write and fsync of one pack overlap the transfer of the next.
         _toUpload = Channel.CreateBounded<Finished>(new BoundedChannelOptions(1) { SingleWriter = true });
         _sealers = Task.WhenAll(Enumerable.Range(0, workers).Select(_ => Task.Run(() => SealAsync(keys))));
