@@ -101,13 +101,15 @@ public sealed class Restorer(ILogger log)
             var planTime = clock.Elapsed;
             // Packs are independent: one worker per core fetches, verifies, decrypts and writes its pack while the
             // others do theirs (writes go to distinct offsets). Each worker owns its envelope and buffer.
+            // Buffers are handed from one pack to the next (one set per worker), not allocated per pack: 8 MiB arrays per
+            // pack would pile up on the large-object heap until a full collection, and the restore's peak memory with them.
+            var spare = new System.Collections.Concurrent.ConcurrentBag<(byte[] Plain, byte[] Blob)>();
             await Parallel.ForEachAsync(needs, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(2, Environment.ProcessorCount), CancellationToken = ct },
                 async (need, token) =>
                 {
                     var (packId, chunks) = need;
                     using var worker = new BlobEnvelope(keys);
-                    var buffer = GC.AllocateUninitializedArray<byte>(Pack.MaxPlainLength);
-                    var blob = new byte[1 << 20];
+                    var (buffer, blob) = spare.TryTake(out var set) ? set : (GC.AllocateUninitializedArray<byte>(Pack.MaxPlainLength), new byte[1 << 20]);
                     var packFile = await FetchVerifiedAsync(packId, scratch, fetch, token);
                     try
                     {
@@ -121,6 +123,7 @@ public sealed class Restorer(ILogger log)
                     finally
                     {
                         File.Delete(packFile);
+                        spare.Add((buffer, blob));
                     }
                 });
 
