@@ -18,7 +18,7 @@ public sealed class SealFailureTests : IDisposable
     public async Task Failed_pack_upload_fails_the_backup_instead_of_skipping_the_file()
     {
         var ct = TestContext.Current.CancellationToken;
-        _rig.Write("a.bin", RandomNumberGenerator.GetBytes(3 << 20));
+        _rig.Write("a.bin", RandomNumberGenerator.GetBytes(6 << 20)); // about seven packs of 1 MiB
         _rig.Write("b.bin", RandomNumberGenerator.GetBytes(10));
         var seals = 0;
 
@@ -29,7 +29,8 @@ public sealed class SealFailureTests : IDisposable
         }, useCache: true, ct));
 
         e.InnerException.ShouldBeOfType<IOException>().Message.ShouldBe("upload failed");
-        seals.ShouldBe(2); // nothing more was packed and sealed after the failure
+        // Nothing new was started after the failure: at most the pack the other uploader had already taken (two run at once).
+        seals.ShouldBeLessThanOrEqualTo(3);
         Directory.GetFileSystemEntries(_rig.BackupScratch).ShouldBeEmpty();
         // The run was not committed, so the metadata cache must not vouch for anything it read.
         File.Exists(_rig.CachePath).ShouldBeFalse();
