@@ -5,6 +5,7 @@ using Backup.Storage.Disk;
 using Backup.Storage.Vault;
 using Backup.Workers;
 using Backup.Workers.Alerting;
+using Backup.Workers.Auditing;
 using Backup.Workers.Checking;
 using Backup.Workers.CollectingGarbage;
 using Backup.Workers.Dispatching;
@@ -40,6 +41,8 @@ builder.Services.AddOptions<RetentionOptions>().Bind(config.GetSection(Retention
 builder.Services.AddHostedService<RetentionWorker>();
 builder.Services.AddOptions<PackCollectionOptions>().Bind(config.GetSection(PackCollectionOptions.Section));
 builder.Services.AddHostedService<PackCollector>();
+builder.Services.AddOptions<AuditAnchorOptions>().Bind(config.GetSection(AuditAnchorOptions.Section));
+builder.Services.AddHostedService<AuditAnchorWorker>();
 builder.Services.AddOptions<ConsistencyCheckOptions>().Bind(config.GetSection(ConsistencyCheckOptions.Section));
 builder.Services.AddSingleton<ConsistencyChecker>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<ConsistencyChecker>());

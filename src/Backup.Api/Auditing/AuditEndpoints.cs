@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Text;
 using Backup.Api.Infrastructure;
 using Backup.Projections.Auditing;
+using Backup.Storage.Vault;
+using Marten;
 using Mediator;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -16,7 +18,8 @@ public static class AuditEndpoints
             .WithSummary("Prove the event log was not edited")
             .WithDescription("Recomputes the hash chain over the stored events (from the first, or from sequence 'from' trusting the stored link before it) " +
                              "and reports the first broken link: an edited event or link, a deleted event, or an event inserted behind the chain. " +
-                             "Events newer than the chain are 'pending' until the daemon links them.");
+                             "Events newer than the chain are 'pending' until the daemon links them. The chain is also compared with the heads the workers " +
+                             "anchor in the vault (never overwritten), which catches a history rewritten and re-chained inside the database.");
         audit.MapGet("/events", List)
             .WithSummary("The audit trail: every event with actor, correlation and causation")
             .WithDescription("Filter by streamId, eventType (alias, e.g. recovery_point_created.v1), actor and time range [from, to); " +
@@ -26,8 +29,25 @@ public static class AuditEndpoints
         return app;
     }
 
-    private static async Task<Ok<AuditVerification>> Verify(long? from, IMediator m, CancellationToken ct) =>
-        TypedResults.Ok(await m.Send(new VerifyAuditChain(from), ct));
+    private static async Task<Ok<AuditVerification>> Verify(long? from, IMediator m, IQuerySession session, VaultStore vault, CancellationToken ct)
+    {
+        var result = await m.Send(new VerifyAuditChain(from), ct);
+        if (!result.Intact) return TypedResults.Ok(result);
+        // The chain holds together; now hold it against the heads anchored outside the database. A chain rewritten from an
+        // edited event onwards, every link recomputed, is self-consistent but differs from what was anchored before.
+        var anchors = await vault.AuditAnchorsAsync(ct);
+        foreach (var anchor in anchors)
+        {
+            var link = await session.LoadAsync<AuditLink>(anchor.Sequence, ct);
+            if (link is null)
+                return TypedResults.Ok(result with { Intact = false, FirstBrokenSequence = anchor.Sequence, HeadHash = null, AnchorsChecked = anchors.IndexOf(anchor) + 1,
+                    Reason = $"Event {anchor.Sequence} was anchored in the vault at {anchor.AnchoredAt:O} but is no longer in the chain: events or links were removed." });
+            if (!string.Equals(link.Hash, anchor.Hash, StringComparison.Ordinal))
+                return TypedResults.Ok(result with { Intact = false, FirstBrokenSequence = anchor.Sequence, HeadHash = null, AnchorsChecked = anchors.IndexOf(anchor) + 1,
+                    Reason = $"The chain at event {anchor.Sequence} differs from the head anchored in the vault at {anchor.AnchoredAt:O}: the history up to it was rewritten and re-chained." });
+        }
+        return TypedResults.Ok(result with { AnchorsChecked = anchors.Count });
+    }
 
     private static async Task<Results<Ok<AuditPage>, PushStreamHttpResult, ValidationProblem>> List(
         Guid? streamId, string? eventType, string? actor, DateTimeOffset? from, DateTimeOffset? to, long? after, int? limit, string? format,

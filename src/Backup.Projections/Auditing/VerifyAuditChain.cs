@@ -14,8 +14,9 @@ public sealed record VerifyAuditChain(long? From) : IQuery<AuditVerification>;
 /// <param name="Verified">Events whose link was recomputed and matched.</param>
 /// <param name="ChainedThrough">The last sequence the chain has reached; later events are <paramref name="Pending"/>.</param>
 /// <param name="HeadHash">The hash of the last link verified: publish it elsewhere to make truncating the tail evident too.</param>
+/// <param name="AnchorsChecked">Heads anchored outside the database (in the vault) that the stored chain was compared with.</param>
 public sealed record AuditVerification(
-    long Verified, bool Intact, long? FirstBrokenSequence, string? Reason, long ChainedThrough, long Pending, string? HeadHash);
+    long Verified, bool Intact, long? FirstBrokenSequence, string? Reason, long ChainedThrough, long Pending, string? HeadHash, int AnchorsChecked = 0);
 
 public sealed class VerifyAuditChainValidator : AbstractValidator<VerifyAuditChain>
 {

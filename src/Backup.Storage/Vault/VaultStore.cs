@@ -66,6 +66,42 @@ public sealed class VaultStore(BlobContainerClient container)
     public async Task<Stream> OpenPackAsync(string packId, CancellationToken ct) =>
         await PackBlob(packId).OpenReadAsync(new BlobOpenReadOptions(allowModifications: false), ct);
 
+    /// <summary>
+    /// Publishes the audit chain's head outside the database: one blob per anchor, never overwritten (a second writer of
+    /// the same head finds it there). With an immutability policy on the container, not even the vault's owner can edit it.
+    /// </summary>
+    public async Task AnchorAuditHeadAsync(AuditAnchor anchor, CancellationToken ct)
+    {
+        try
+        {
+            await container.GetBlobClient($"audit/anchors/{anchor.Sequence:D20}.json").UploadAsync(
+                BinaryData.FromObjectAsJson(anchor), new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } }, ct);
+        }
+        catch (RequestFailedException e) when (e.Status is 409 or 412)
+        {
+            // Anchored already.
+        }
+    }
+
+    /// <summary>Every anchored head, oldest first.</summary>
+    public async Task<List<AuditAnchor>> AuditAnchorsAsync(CancellationToken ct)
+    {
+        var anchors = new List<AuditAnchor>();
+        try
+        {
+            await foreach (var blob in container.GetBlobsAsync(BlobTraits.None, BlobStates.None, "audit/anchors/", ct))
+            {
+                var content = await container.GetBlobClient(blob.Name).DownloadContentAsync(ct);
+                if (content.Value.Content.ToObjectFromJson<AuditAnchor>() is { } anchor) anchors.Add(anchor);
+            }
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            // No vault container yet: nothing was anchored.
+        }
+        return [.. anchors.OrderBy(a => a.Sequence)];
+    }
+
     public async Task UploadManifestAsync(Guid recoveryPointId, byte[] manifest, CancellationToken ct) =>
         await ManifestBlob(recoveryPointId).UploadAsync(new BinaryData(manifest), overwrite: true, ct);
 
@@ -117,3 +153,6 @@ public sealed class VaultStore(BlobContainerClient container)
         }
     }
 }
+
+/// <summary>The audit chain's head at one moment: the last chained event's sequence and link hash.</summary>
+public sealed record AuditAnchor(long Sequence, string Hash, DateTimeOffset AnchoredAt);

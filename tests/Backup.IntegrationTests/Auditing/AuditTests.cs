@@ -1,9 +1,14 @@
+extern alias workers;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Backup.IntegrationTests.Infrastructure;
 using Backup.Projections.Auditing;
 using Marten;
+using Backup.Storage.Vault;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace Backup.IntegrationTests.Auditing;
@@ -178,6 +183,59 @@ public sealed class AuditTests(ApiFactory api) : IClassFixture<ApiFactory>
             link.Hash = genuine;
             session.Store(link);
             await session.SaveChangesAsync(Ct);
+        }
+        (await VerifyAsync()).GetProperty("intact").GetBoolean().ShouldBeTrue();
+    }
+
+    /// <summary>The workers' anchor of the chain's current head, written to the API's vault.</summary>
+    private async Task<AuditAnchor> AnchorAsync()
+    {
+        var vault = api.Services.GetRequiredService<VaultStore>();
+        await vault.EnsureCreatedAsync(Ct);
+        var worker = new workers::Backup.Workers.Auditing.AuditAnchorWorker(api.Services, vault, TimeProvider.System,
+            Options.Create(new workers::Backup.Workers.Auditing.AuditAnchorOptions()), NullLogger<workers::Backup.Workers.Auditing.AuditAnchorWorker>.Instance);
+        return (await worker.AnchorAsync(DateTimeOffset.UtcNow, Ct)).ShouldNotBeNull();
+    }
+
+    /// <summary>Recomputes every link from <paramref name="from"/> on over the rows as they are now, as someone with write access to the database could.</summary>
+    private async Task RechainAsync(long from)
+    {
+        await using var session = api.Store.LightweightSession();
+        var previous = (await session.LoadAsync<AuditLink>(from - 1, Ct))?.Hash ?? AuditChain.Genesis;
+        var links = await session.Query<AuditLink>().Where(l => l.Id >= from).OrderBy(l => l.Id).ToListAsync(Ct);
+        var rows = (await EventRows.ReadAsync(session, from - 1, links[^1].Id, Ct)).ToDictionary(r => r.Sequence);
+        foreach (var link in links)
+        {
+            link.PreviousHash = previous;
+            link.Hash = previous = AuditChain.Link(previous, rows[link.Id]);
+            session.Store(link);
+        }
+        await session.SaveChangesAsync(Ct);
+    }
+
+    [Fact]
+    public async Task A_history_edited_and_rechained_inside_the_database_is_caught_by_the_head_anchored_in_the_vault()
+    {
+        var (group, _, _) = await SomeHistoryAsync();
+        await ChainedAsync();
+        var anchor = await AnchorAsync();
+        var intact = await VerifyAsync();
+        intact.GetProperty("intact").GetBoolean().ShouldBeTrue(intact.ToString());
+        intact.GetProperty("anchorsChecked").GetInt32().ShouldBeGreaterThanOrEqualTo(1);
+
+        var seq = await SequenceOfAsync(group, "protection_group_created.v1");
+        var original = await ScalarAsync($"""SELECT data::text FROM "{api.Schema}".mt_events WHERE seq_id = @seq""", seq);
+        await SqlAsync($"""UPDATE "{api.Schema}".mt_events SET data = jsonb_set(data, ARRAY['name'], '"renamed and re-chained"') WHERE seq_id = @seq""", seq);
+        await RechainAsync(seq);
+        try
+        {
+            // Inside the database everything agrees again; the vault's anchor does not.
+            ShouldBeBrokenAt(await VerifyAsync(), anchor.Sequence, "anchored in the vault");
+        }
+        finally
+        {
+            await SqlAsync($"""UPDATE "{api.Schema}".mt_events SET data = '{original.Replace("'", "''", StringComparison.Ordinal)}'::jsonb WHERE seq_id = @seq""", seq);
+            await RechainAsync(seq);
         }
         (await VerifyAsync()).GetProperty("intact").GetBoolean().ShouldBeTrue();
     }
