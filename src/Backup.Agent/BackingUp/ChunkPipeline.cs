@@ -137,6 +137,11 @@ public sealed class ChunkPipeline : IAsyncDisposable
             using var envelope = new BlobEnvelope(keys);
             await foreach (var plain in _toSeal.Reader.ReadAllAsync(_stop.Token))
             {
+                if (_stop.IsCancellationRequested)
+                {
+                    _pool.Return(plain.Buffer);
+                    break;
+                }
                 byte[]? output = null;
                 try
                 {
@@ -178,6 +183,11 @@ public sealed class ChunkPipeline : IAsyncDisposable
         {
             await foreach (var blob in _toPack.Reader.ReadAllAsync(_stop.Token))
             {
+                if (_stop.IsCancellationRequested)
+                {
+                    _pool.Return(blob.Buffer);
+                    break;
+                }
                 try
                 {
                     pack ??= new PackBuilder(Path.Combine(_scratch, $"pack-{Guid.NewGuid():N}.tmp"));
@@ -233,6 +243,13 @@ public sealed class ChunkPipeline : IAsyncDisposable
         {
             await foreach (var finished in _toUpload.Reader.ReadAllAsync(_stop.Token))
             {
+                // ReadAllAsync hands out what is already queued without looking at the token again: after a failure
+                // elsewhere, nothing more is sent.
+                if (_stop.IsCancellationRequested)
+                {
+                    TryDelete(finished.Path);
+                    break;
+                }
                 try
                 {
                     var started = Stopwatch.GetTimestamp();
