@@ -19,6 +19,9 @@ namespace Backup.Commands;
 /// </summary>
 public static class BackupEvents
 {
+    /// <summary>The alias of <see cref="BackupRequested"/>, for the few readers that query the event rows directly.</summary>
+    public const string BackupRequestedAlias = "backup_requested.v1";
+
     public static void Register(StoreOptions options)
     {
         var events = options.Events;
@@ -32,7 +35,7 @@ public static class BackupEvents
         events.MapEventType<OnlineThrottlingSet>("online_throttling_set.v1");
         events.MapEventType<AlertThresholdSet>("alert_threshold_set.v1");
         events.MapEventType<DataSourceProtected>("data_source_protected.v1");
-        events.MapEventType<BackupRequested>("backup_requested.v1");
+        events.MapEventType<BackupRequested>(BackupRequestedAlias);
         events.MapEventType<BackupStarted>("backup_started.v1");
         events.MapEventType<PackWrittenToDisk>("pack_written_to_disk.v1");
         events.MapEventType<RecoveryPointCreated>("recovery_point_created.v1");

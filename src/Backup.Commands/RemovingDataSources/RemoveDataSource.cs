@@ -31,7 +31,6 @@ public sealed class RemoveDataSourceValidator : AbstractValidator<RemoveDataSour
 public sealed class RemoveDataSourceHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<RemoveDataSource, DataSourceRemoval>
 {
     public const string CancelledReason = "Cancelled: the data source was removed from protection.";
-    private const string BackupRequestedAlias = "backup_requested.v1";
 
     public const string DeletedReason = "Deleted with its data source (removed from protection, delete data).";
 
@@ -67,7 +66,7 @@ public sealed class RemoveDataSourceHandler(IDocumentSession session, TimeProvid
             // themselves (not a read model that may lag or predate this), by the event's stable alias.
             var schema = session.DocumentStore.Options.Events.DatabaseSchemaName;
             var streams = await session.AdvancedSql.QueryAsync<Guid>(
-                $"select distinct stream_id from \"{schema}\".mt_events where type = '{BackupRequestedAlias}' and data ->> 'DataSourceId' = ?",
+                $"select distinct stream_id from \"{schema}\".mt_events where type = '{BackupEvents.BackupRequestedAlias}' and data ->> 'DataSourceId' = ?",
                 ct, c.DataSourceId.ToString());
             foreach (var id in streams)
             {

@@ -4,6 +4,7 @@ using Backup.Commands.Dispatching;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
 using Backup.Commands.VaultTransfers;
+using Backup.Projections.RecoveryPoints;
 using FluentValidation;
 using JasperFx.Events;
 using JasperFx.Events.Grouping;
@@ -380,33 +381,8 @@ public sealed class ListJobsValidator : AbstractValidator<ListJobs>
         RuleFor(x => x.State).IsInEnum();
         RuleFor(x => x.To).GreaterThan(x => x.From).When(x => x.From is not null && x.To is not null)
             .WithMessage("'to' must be later than 'from'.");
-        RuleFor(x => x.After).Must(a => a is null || JobCursor.TryDecode(a, out _))
+        RuleFor(x => x.After).Must(a => a is null || SequenceCursor.Jobs.TryDecode(a, out _))
             .WithMessage("'after' is not a cursor this API returned.");
-    }
-}
-
-/// <summary>Keyset cursor over the global sequence of the event that opened each job (unique, in request order), like the recovery points'.</summary>
-public static class JobCursor
-{
-    private const string Prefix = "job:";
-
-    public static string Encode(long sequence) =>
-        Convert.ToBase64String(System.Text.Encoding.ASCII.GetBytes($"{Prefix}{sequence}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-
-    public static bool TryDecode(string cursor, out long sequence)
-    {
-        sequence = 0;
-        try
-        {
-            var padded = cursor.Replace('-', '+').Replace('_', '/');
-            padded += new string('=', (4 - padded.Length % 4) % 4);
-            var text = System.Text.Encoding.ASCII.GetString(Convert.FromBase64String(padded));
-            return text.StartsWith(Prefix, StringComparison.Ordinal) && long.TryParse(text.AsSpan(Prefix.Length), out sequence) && sequence > 0;
-        }
-        catch (FormatException)
-        {
-            return false;
-        }
     }
 }
 
@@ -422,10 +398,10 @@ public sealed class ListJobsHandler(IQuerySession session) : IQueryHandler<ListJ
         if (query.AgentId is { } agent) q = q.Where(j => j.AgentId == agent);
         if (query.From is { } from) q = q.Where(j => j.RequestedAt >= from);
         if (query.To is { } to) q = q.Where(j => j.RequestedAt < to);
-        if (query.After is { } after && JobCursor.TryDecode(after, out var sequence)) q = q.Where(j => j.Sequence < sequence);
+        if (query.After is { } after && SequenceCursor.Jobs.TryDecode(after, out var sequence)) q = q.Where(j => j.Sequence < sequence);
         var items = await q.OrderByDescending(j => j.Sequence).Take(query.Limit + 1).ToListAsync(ct);
         return items.Count > query.Limit
-            ? new JobPage(items.Take(query.Limit).ToList(), JobCursor.Encode(items[query.Limit - 1].Sequence))
+            ? new JobPage(items.Take(query.Limit).ToList(), SequenceCursor.Jobs.Encode(items[query.Limit - 1].Sequence))
             : new JobPage(items, null);
     }
 }

@@ -249,21 +249,27 @@ public sealed class ListRecoveryPointsValidator : AbstractValidator<ListRecovery
         RuleFor(x => x.Tier).IsInEnum();
         RuleFor(x => x.To).GreaterThan(x => x.From).When(x => x.From is not null && x.To is not null)
             .WithMessage("'to' must be later than 'from'.");
-        RuleFor(x => x.After).Must(a => a is null || RecoveryPointCursor.TryDecode(a, out _))
+        RuleFor(x => x.After).Must(a => a is null || SequenceCursor.RecoveryPoints.TryDecode(a, out _))
             .WithMessage("'after' is not a cursor this API returned.");
     }
 }
 
 /// <summary>
-/// Keyset cursor over the global sequence of the BackupRequested event: unique and in request order, so
-/// paging is stable while new recovery points arrive.
+/// An opaque keyset cursor over a global event sequence (unique and in log order, so paging is stable while new items
+/// arrive), tagged per list so a cursor of one list is refused by another.
 /// </summary>
-public static class RecoveryPointCursor
+public sealed class SequenceCursor(string prefix)
 {
-    public static string Encode(long sequence) =>
-        Convert.ToBase64String(System.Text.Encoding.ASCII.GetBytes($"rp:{sequence}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    /// <summary>Recovery points, by the sequence of their BackupRequested.</summary>
+    public static readonly SequenceCursor RecoveryPoints = new("rp:");
 
-    public static bool TryDecode(string cursor, out long sequence)
+    /// <summary>Jobs, by the sequence of the event that opened each.</summary>
+    public static readonly SequenceCursor Jobs = new("job:");
+
+    public string Encode(long sequence) =>
+        Convert.ToBase64String(System.Text.Encoding.ASCII.GetBytes($"{prefix}{sequence}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    public bool TryDecode(string cursor, out long sequence)
     {
         sequence = 0;
         try
@@ -271,7 +277,7 @@ public static class RecoveryPointCursor
             var padded = cursor.Replace('-', '+').Replace('_', '/');
             padded += new string('=', (4 - padded.Length % 4) % 4);
             var text = System.Text.Encoding.ASCII.GetString(Convert.FromBase64String(padded));
-            return text.StartsWith("rp:", StringComparison.Ordinal) && long.TryParse(text.AsSpan(3), out sequence) && sequence > 0;
+            return text.StartsWith(prefix, StringComparison.Ordinal) && long.TryParse(text.AsSpan(prefix.Length), out sequence) && sequence > 0;
         }
         catch (FormatException)
         {
@@ -298,10 +304,10 @@ public sealed class ListRecoveryPointsHandler(IQuerySession session) : IQueryHan
         };
         if (query.From is { } from) q = q.Where(r => r.RequestedAt >= from);
         if (query.To is { } to) q = q.Where(r => r.RequestedAt < to);
-        if (query.After is { } after && RecoveryPointCursor.TryDecode(after, out var sequence)) q = q.Where(r => r.Sequence < sequence);
+        if (query.After is { } after && SequenceCursor.RecoveryPoints.TryDecode(after, out var sequence)) q = q.Where(r => r.Sequence < sequence);
         var items = await q.OrderByDescending(r => r.Sequence).Take(query.Limit + 1).ToListAsync(ct);
         return items.Count > query.Limit
-            ? new Page<RecoveryPointView>(items.Take(query.Limit).ToList(), RecoveryPointCursor.Encode(items[query.Limit - 1].Sequence))
+            ? new Page<RecoveryPointView>(items.Take(query.Limit).ToList(), SequenceCursor.RecoveryPoints.Encode(items[query.Limit - 1].Sequence))
             : new Page<RecoveryPointView>(items, null);
     }
 }

@@ -65,8 +65,7 @@ public sealed class ConsistencyChecker(
         {
             points = [.. await query.Query<RecoveryPointPacks>().Where(p => p.Status == RecoveryPointStatus.Created).ToListAsync(ct)];
             var all = points.SelectMany(p => p.Packs).Distinct(StringComparer.Ordinal).ToArray();
-            indexed = (await query.Query<StoredChunk>().Where(c => c.PackId.IsOneOf(all)).ToListAsync(ct))
-                .Select(c => new ChunkLocation(c.Id, c.PackId, c.Offset, c.Length, c.PlainLength)).ToLookup(c => c.PackId, StringComparer.Ordinal);
+            indexed = (await query.InPacksAsync(all, ct)).ToLookup(c => c.PackId, StringComparer.Ordinal);
         }
         bool Wanted(string pack) => onlyPacks is null || onlyPacks.Contains(pack);
         var onDisk = points.Where(p => p.NeedsDisk).SelectMany(p => p.Packs).Where(Wanted).ToHashSet(StringComparer.Ordinal);

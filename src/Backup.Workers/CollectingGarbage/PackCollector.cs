@@ -64,7 +64,7 @@ public sealed class PackCollector(
         var all = await session.Query<RecoveryPointPacks>().ToListAsync(ct);
         await using var command = new Npgsql.NpgsqlCommand(
             $"select count(*) from {session.DocumentStore.Options.Events.DatabaseSchemaName}.mt_events where type = @type", session.Connection);
-        command.Parameters.AddWithValue("type", "backup_requested.v1");
+        command.Parameters.AddWithValue("type", Commands.BackupEvents.BackupRequestedAlias);
         var requested = (long)(await command.ExecuteScalarAsync(ct))!;
         if (requested != all.Count)
             throw new InvalidOperationException(

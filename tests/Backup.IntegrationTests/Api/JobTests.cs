@@ -253,7 +253,7 @@ public sealed class JobTests(ApiFactory api) : IClassFixture<ApiFactory>
     [Fact]
     public async Task A_recovery_point_cursor_is_not_a_job_cursor()
     {
-        var problem = await api.ShouldBeRejectedAsync(() => _client.Http.GetAsync($"/api/jobs?after={RecoveryPointCursor.Encode(5)}", Ct), HttpStatusCode.BadRequest);
+        var problem = await api.ShouldBeRejectedAsync(() => _client.Http.GetAsync($"/api/jobs?after={SequenceCursor.RecoveryPoints.Encode(5)}", Ct), HttpStatusCode.BadRequest);
         Rejections.ShouldName(problem, "after");
     }
 

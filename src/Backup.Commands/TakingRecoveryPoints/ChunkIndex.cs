@@ -1,8 +1,7 @@
-using Backup.Commands.TakingRecoveryPoints;
 using Backup.Storage.Format;
 using Marten;
 
-namespace Backup.Api.Infrastructure;
+namespace Backup.Commands.TakingRecoveryPoints;
 
 /// <summary>Reads of the server's chunk index, in the wire form the agent and the checks use.</summary>
 public static class ChunkIndex
