@@ -6,6 +6,7 @@ using Backup.Api.Compliance;
 using Backup.Api.DataSources;
 using Backup.Api.Enrolling;
 using Backup.Api.Infrastructure;
+using Backup.Api.Items;
 using Backup.Api.Jobs;
 using Backup.Api.ProtectionGroups;
 using Backup.Api.RecoveryPoints;
@@ -97,6 +98,7 @@ app.MapAccess();
 app.MapAlerts();
 app.MapJobs();
 app.MapCompliance();
+app.MapItems();
 
 app.Run();
 
