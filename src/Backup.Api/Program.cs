@@ -81,6 +81,7 @@ app.UseSwagger();
 app.UseSwaggerUI(o => o.RoutePrefix = "swagger");
 app.UseAuthentication();
 app.UseAuthorization();
+app.RejectUnknownQueryParameters();
 
 await app.Services.GetRequiredService<VaultStore>().EnsureCreatedAsync(CancellationToken.None);
 
