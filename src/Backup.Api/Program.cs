@@ -71,6 +71,7 @@ services.AddSwaggerGen(o =>
 {
     o.SwaggerDoc("v1", new() { Title = "Backup catalog API", Version = "v1" });
     o.AddAccessSecurity();
+    o.OperationFilter<OpenApiExamples>();
 });
 
 var app = builder.Build();
