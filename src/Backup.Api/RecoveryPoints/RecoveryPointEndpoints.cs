@@ -29,7 +29,9 @@ public static class RecoveryPointEndpoints
         points.MapGet("/", List)
             .WithSummary("List recovery points, newest first")
             .WithDescription("Filters: dataSourceId, groupId, agentId, tier (Disk, Vault, Both, None), from (inclusive) / to (exclusive) on the request time. "
-                + "limit 1–500 (default 50); pass the returned nextAfter as after for the next page.")
+                + "limit 1–500 (default 50); pass the returned nextAfter as after for the next page. asOf (ISO 8601, not in the future): the "
+                + "points created by then with the tiers that held them then (tier filters apply to those); later copies, expiries, "
+                + "deletions and checks are left out of each item.")
             .RequireAuthorization(AccessPolicies.Read);
         points.MapGet("/{recoveryPointId:guid}", Get).WithETag().WithSummary("Get a recovery point").RequireAuthorization(AccessPolicies.Read);
         points.MapGet("/{recoveryPointId:guid}/custody", Custody)
@@ -55,8 +57,8 @@ public static class RecoveryPointEndpoints
 
     private static async Task<Ok<Page<RecoveryPointView>>> List(
         Guid? dataSourceId, Guid? groupId, Guid? agentId, RecoveryPointTier? tier, DateTimeOffset? from, DateTimeOffset? to,
-        string? after, int? limit, IMediator m, CancellationToken ct) =>
-        TypedResults.Ok(await m.Send(new ListRecoveryPoints(dataSourceId, groupId, agentId, tier, from, to, after, limit ?? 50), ct));
+        string? after, int? limit, DateTimeOffset? asOf, IMediator m, CancellationToken ct) =>
+        TypedResults.Ok(await m.Send(new ListRecoveryPoints(dataSourceId, groupId, agentId, tier, from, to, after, limit ?? 50, asOf), ct));
 
     private static async Task<Results<Ok<RecoveryPointView>, NotFound>> Get(Guid recoveryPointId, IMediator m, CancellationToken ct) =>
         await m.Send(new GetRecoveryPoint(recoveryPointId), ct) is { } rp ? TypedResults.Ok(rp) : TypedResults.NotFound();

@@ -237,14 +237,20 @@ public sealed record Page<T>(IReadOnlyList<T> Items, string? NextAfter);
 /// Recovery points, newest first, filtered by data source, group, agent, tier and request time
 /// (<see cref="From"/> inclusive, <see cref="To"/> exclusive). <see cref="After"/> is the opaque cursor a previous page returned.
 /// </summary>
+/// <para><see cref="AsOf"/>: the recovery points created by then, each with the tiers that held it then (copied to the vault by
+/// then, not yet expired or deleted), and the tier filter applied to those; facts recorded later (a later vault copy, expiry,
+/// deletion, check) are left out of each item.</para>
 public sealed record ListRecoveryPoints(
     Guid? DataSourceId = null, Guid? GroupId = null, Guid? AgentId = null, RecoveryPointTier? Tier = null,
-    DateTimeOffset? From = null, DateTimeOffset? To = null, string? After = null, int Limit = 50) : IQuery<Page<RecoveryPointView>>;
+    DateTimeOffset? From = null, DateTimeOffset? To = null, string? After = null, int Limit = 50, DateTimeOffset? AsOf = null)
+    : IQuery<Page<RecoveryPointView>>;
 
 public sealed class ListRecoveryPointsValidator : AbstractValidator<ListRecoveryPoints>
 {
-    public ListRecoveryPointsValidator()
+    public ListRecoveryPointsValidator(TimeProvider clock)
     {
+        RuleFor(x => x.AsOf).Must(asOf => asOf is not { } at || at <= clock.GetUtcNow())
+            .WithMessage("'asOf' is in the future: recovery points are listed as they are now or were at a past instant.");
         RuleFor(x => x.Limit).InclusiveBetween(1, 500);
         RuleFor(x => x.Tier).IsInEnum();
         RuleFor(x => x.To).GreaterThan(x => x.From).When(x => x.From is not null && x.To is not null)
@@ -294,6 +300,24 @@ public sealed class ListRecoveryPointsHandler(IQuerySession session) : IQueryHan
         if (query.DataSourceId is { } ds) q = q.Where(r => r.DataSourceId == ds);
         if (query.GroupId is { } group) q = q.Where(r => r.GroupId == group);
         if (query.AgentId is { } agent) q = q.Where(r => r.AgentId == agent);
+        if (query.AsOf is { } at)
+        {
+            q = q.Where(r => r.CreatedAt != null && r.CreatedAt <= at);
+            // On a tier at T: there by then (created; copied), and neither expired from it nor deleted by then.
+            System.Linq.Expressions.Expression<Func<RecoveryPointView, bool>> disk =
+                r => (r.ExpiredFromDiskAt == null || r.ExpiredFromDiskAt > at) && (r.DeletedAt == null || r.DeletedAt > at);
+            System.Linq.Expressions.Expression<Func<RecoveryPointView, bool>> vault =
+                r => r.CopiedToVaultAt != null && r.CopiedToVaultAt <= at && (r.ExpiredFromVaultAt == null || r.ExpiredFromVaultAt > at) && (r.DeletedAt == null || r.DeletedAt > at);
+            q = query.Tier switch
+            {
+                RecoveryPointTier.Disk => q.Where(disk).Where(Not(vault)),
+                RecoveryPointTier.Vault => q.Where(Not(disk)).Where(vault),
+                RecoveryPointTier.Both => q.Where(disk).Where(vault),
+                RecoveryPointTier.None => q.Where(Not(disk)).Where(Not(vault)),
+                _ => q,
+            };
+            return await PageAsync(q, query, ct, r => AsOf(r, at));
+        }
         q = query.Tier switch
         {
             RecoveryPointTier.Disk => q.Where(r => r.OnDisk && !r.InVault),
@@ -302,12 +326,34 @@ public sealed class ListRecoveryPointsHandler(IQuerySession session) : IQueryHan
             RecoveryPointTier.None => q.Where(r => !r.OnDisk && !r.InVault),
             _ => q,
         };
+        return await PageAsync(q, query, ct, r => r);
+    }
+
+    private static async Task<Page<RecoveryPointView>> PageAsync(
+        IQueryable<RecoveryPointView> q, ListRecoveryPoints query, CancellationToken ct, Func<RecoveryPointView, RecoveryPointView> shape)
+    {
         if (query.From is { } from) q = q.Where(r => r.RequestedAt >= from);
         if (query.To is { } to) q = q.Where(r => r.RequestedAt < to);
         if (query.After is { } after && SequenceCursor.RecoveryPoints.TryDecode(after, out var sequence)) q = q.Where(r => r.Sequence < sequence);
-        var items = await q.OrderByDescending(r => r.Sequence).Take(query.Limit + 1).ToListAsync(ct);
+        var items = (await q.OrderByDescending(r => r.Sequence).Take(query.Limit + 1).ToListAsync(ct)).Select(shape).ToList();
         return items.Count > query.Limit
             ? new Page<RecoveryPointView>(items.Take(query.Limit).ToList(), SequenceCursor.RecoveryPoints.Encode(items[query.Limit - 1].Sequence))
             : new Page<RecoveryPointView>(items, null);
+    }
+
+    private static System.Linq.Expressions.Expression<Func<RecoveryPointView, bool>> Not(System.Linq.Expressions.Expression<Func<RecoveryPointView, bool>> e) =>
+        System.Linq.Expressions.Expression.Lambda<Func<RecoveryPointView, bool>>(System.Linq.Expressions.Expression.Not(e.Body), e.Parameters);
+
+    /// <summary>The point as the catalog knew it at <paramref name="at"/>: its tiers then, and nothing recorded after.</summary>
+    private static RecoveryPointView AsOf(RecoveryPointView r, DateTimeOffset at)
+    {
+        if (r.DeletedAt > at) { r.Deleted = false; r.DeletedAt = null; r.DeletionReason = null; }
+        if (r.ExpiredFromDiskAt > at) r.ExpiredFromDiskAt = null;
+        if (r.ExpiredFromVaultAt > at) r.ExpiredFromVaultAt = null;
+        if (r.CopiedToVaultAt > at) { r.CopiedToVaultAt = null; r.PacksInVault = 0; }
+        if (r.LastCheckedAt > at) { r.LastCheckedAt = null; r.VerifiedOnDisk = null; r.VerifiedInVault = null; r.DamagedOnDisk = []; r.DamagedInVault = []; }
+        r.OnDisk = !r.Deleted && r.ExpiredFromDiskAt is null;
+        r.InVault = !r.Deleted && r.CopiedToVaultAt is not null && r.ExpiredFromVaultAt is null;
+        return r;
     }
 }

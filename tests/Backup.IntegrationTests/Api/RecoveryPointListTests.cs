@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Backup.Commands.Dispatching;
+using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
 using Backup.IntegrationTests.Infrastructure;
 
@@ -93,5 +94,42 @@ public sealed class RecoveryPointListTests(ApiFactory api) : IClassFixture<ApiFa
         var body = await response.Content.ReadAsStringAsync(Ct);
         response.StatusCode.ShouldBe(HttpStatusCode.BadRequest, body);
         JsonDocument.Parse(body).RootElement.GetProperty("errors").EnumerateObject().Select(p => p.Name).ShouldContain(parameter, body);
+    }
+
+    [Fact]
+    public async Task As_of_a_past_instant_the_list_shows_the_points_that_existed_then_on_the_tiers_that_held_them_then()
+    {
+        var backup = await _client.CreatedBackupAsync();
+        var created = (await _client.WaitForAsync($"/api/recovery-points/{backup.RecoveryPointId}", r => r.GetProperty("status").GetString() == "Created"))
+            .GetProperty("createdAt").GetDateTimeOffset();
+        await Task.Delay(50, Ct);
+        await api.CopyToVaultAsync(backup.RecoveryPointId);
+        var copied = (await _client.WaitForAsync($"/api/recovery-points/{backup.RecoveryPointId}", r => r.GetProperty("tier").GetString() == "Both"))
+            .GetProperty("copiedToVaultAt").GetDateTimeOffset();
+        await Task.Delay(50, Ct);
+        await using (var session = api.Store.LightweightSession())
+        {
+            session.Events.Append(backup.RecoveryPointId, new RecoveryPointExpired(backup.RecoveryPointId, StorageTier.Disk, "retention", DateTimeOffset.UtcNow));
+            await session.SaveChangesAsync(Ct);
+        }
+        await _client.WaitForAsync($"/api/recovery-points/{backup.RecoveryPointId}", r => r.GetProperty("tier").GetString() == "Vault");
+
+        async Task<List<JsonElement>> AsOfAsync(DateTimeOffset at, string extra = "") =>
+            (await _client.GetJsonAsync($"/api/recovery-points?dataSourceId={backup.DataSourceId}&asOf={Uri.EscapeDataString(at.ToString("O"))}{extra}"))
+                .GetProperty("items").EnumerateArray().ToList();
+
+        (await AsOfAsync(created.AddTicks(-10))).ShouldBeEmpty(); // not created yet
+        var beforeCopy = (await AsOfAsync(created + (copied - created) / 2)).ShouldHaveSingleItem();
+        beforeCopy.GetProperty("tier").GetString().ShouldBe("Disk");
+        beforeCopy.GetProperty("copiedToVaultAt").ValueKind.ShouldBe(JsonValueKind.Null);
+        beforeCopy.GetProperty("expiredFromDiskAt").ValueKind.ShouldBe(JsonValueKind.Null);
+        (await AsOfAsync(copied.AddMilliseconds(1))).ShouldHaveSingleItem().GetProperty("tier").GetString().ShouldBe("Both");
+        (await AsOfAsync(copied.AddMilliseconds(1), "&tier=Vault")).ShouldBeEmpty();
+        (await AsOfAsync(DateTimeOffset.UtcNow)).ShouldHaveSingleItem().GetProperty("tier").GetString().ShouldBe("Vault");
+        (await AsOfAsync(DateTimeOffset.UtcNow, "&tier=Disk")).ShouldBeEmpty();
+
+        var future = await api.ShouldBeRejectedAsync(
+            () => _client.Http.GetAsync($"/api/recovery-points?asOf={Uri.EscapeDataString(DateTimeOffset.UtcNow.AddDays(1).ToString("O"))}", Ct), System.Net.HttpStatusCode.BadRequest);
+        Rejections.ShouldName(future, "asOf");
     }
 }
