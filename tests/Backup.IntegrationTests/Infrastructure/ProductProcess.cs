@@ -78,6 +78,36 @@ public sealed class ProductProcess : IAsyncDisposable
         return File.Exists(dll) ? dll : throw new FileNotFoundException($"{dll} is not built; build Backup.sln first.");
     }
 
+    /// <summary>
+    /// Starts <paramref name="project"/> as an unprivileged user: as root (CI), through <c>setpriv</c> as <c>nobody</c>, which
+    /// cannot read what only root may; as any other user, as that user, who already cannot.
+    /// </summary>
+    public static ProductProcess StartUnprivileged(string project, IDictionary<string, string> environment, params string[] args)
+    {
+        var dll = BuiltDll(project);
+        var asRoot = Environment.UserName == "root";
+        var info = new ProcessStartInfo(asRoot ? "setpriv" : "dotnet")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Path.GetDirectoryName(dll)!,
+        };
+        if (asRoot) foreach (var a in new[] { "--reuid=65534", "--regid=65534", "--clear-groups", "dotnet" }) info.ArgumentList.Add(a);
+        info.ArgumentList.Add(dll);
+        foreach (var a in args) info.ArgumentList.Add(a);
+        foreach (var (k, v) in environment) info.Environment[k] = v;
+        info.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        return Attach(Process.Start(info) ?? throw new InvalidOperationException($"Could not start {project}."));
+    }
+
+    private static ProductProcess Attach(Process process)
+    {
+        var product = new ProductProcess(process);
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) product._output.Enqueue(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) product._output.Enqueue(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return product;
+    }
+
     public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
