@@ -38,7 +38,7 @@ var server = config.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? ne
 var martenConnection = config.GetConnectionString("Marten") ?? throw new InvalidOperationException("ConnectionStrings:Marten is not set.");
 var vaultConnection = config.GetConnectionString("Vault") ?? throw new InvalidOperationException("ConnectionStrings:Vault is not set.");
 
-services.AddSingleton(TimeProvider.System);
+services.AddSingleton(Backup.Commands.Common.ClockOptions.From(builder.Configuration));
 var marten = services.AddMarten(opts => opts.ConfigureCatalog(martenConnection, server.Schema))
     .UseLightweightSessions()
     .ApplyAllDatabaseChangesOnStartup();

@@ -24,7 +24,7 @@ var options = config.GetSection(WorkerOptions.Section).Get<WorkerOptions>() ?? n
 var martenConnection = config.GetConnectionString("Marten") ?? throw new InvalidOperationException("ConnectionStrings:Marten is not set.");
 var vaultConnection = config.GetConnectionString("Vault") ?? throw new InvalidOperationException("ConnectionStrings:Vault is not set.");
 
-builder.Services.AddSingleton(TimeProvider.System);
+builder.Services.AddSingleton(Backup.Commands.Common.ClockOptions.From(config));
 builder.Services.AddSingleton(new DiskStore(Path.GetFullPath(options.DiskStore, builder.Environment.ContentRootPath)));
 var vault = new VaultStore(new BlobServiceClient(vaultConnection).GetBlobContainerClient(options.VaultContainer));
 builder.Services.AddSingleton(vault);

@@ -27,11 +27,38 @@ public sealed class ShortTermScheduler(
     public const string Actor = "scheduler";
 
     private DateTimeOffset? _lastTick;
+    private DateTimeOffset? _nextDue;
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        // A failed tick (database briefly down) is logged and retried: the previous tick mark only moves on
-        // success, so the next tick covers the same slots again, and what was already requested collides.
-        PeriodicWork.RunAsync(clock, options.Value.TickInterval, (now, ct) => TickAsync(now, ct), log, "Scheduling tick", stoppingToken);
+    /// <summary>
+    /// Ticks every <see cref="SchedulerOptions.TickInterval"/> (to see new groups, policies and data sources) and, in between,
+    /// wakes at the next due instant it knows of, so a backup is requested when it falls due rather than up to a tick later.
+    /// A failed tick (database briefly down) is logged and retried: the previous tick mark only moves on success, so the next
+    /// tick covers the same slots again, and what was already requested collides.
+    /// </summary>
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await TickAsync(clock.GetUtcNow(), stoppingToken);
+            }
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+            {
+                log.LogError(e, "Scheduling tick failed; trying again in {Interval}", options.Value.TickInterval);
+            }
+            var wait = options.Value.TickInterval;
+            if (_nextDue is { } next && next - clock.GetUtcNow() < wait) wait = next - clock.GetUtcNow();
+            try
+            {
+                await Task.Delay(wait < TimeSpan.Zero ? TimeSpan.Zero : wait, clock, stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
 
     /// <summary>Requests everything due after the previous tick (or <c>now - lookback</c>) up to and including <paramref name="now"/>.</summary>
     /// <returns>The recovery points this call started (not those another worker started first).</returns>
@@ -55,6 +82,9 @@ public sealed class ShortTermScheduler(
         }
 
         var byGroup = sources.ToLookup(s => s.GroupId);
+        _nextDue = groups.Where(g => byGroup[g.Id].Any())
+            .Select(g => ShortTermCalendar.RecoveryPoints(g.ShortTermPolicy!, now).Cast<DateTimeOffset?>().FirstOrDefault())
+            .Where(at => at is not null).Min();
         foreach (var group in groups)
         {
             var due = ShortTermCalendar.RecoveryPoints(group.ShortTermPolicy!, from).TakeWhile(at => at <= now).ToList();

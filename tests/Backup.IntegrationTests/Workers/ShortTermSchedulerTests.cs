@@ -35,12 +35,16 @@ public sealed class ShortTermSchedulerTests : IAsyncLifetime
     }
 
     /// <summary>A worker of its own: its own service provider, document store and connection pool, like another process.</summary>
-    private ShortTermScheduler Worker(TimeProvider clock, TimeSpan lookback)
+    private ShortTermScheduler Worker(TimeProvider clock, TimeSpan lookback, TimeSpan? tick = null)
     {
         var services = new ServiceCollection()
             .AddSingleton(clock)
             .AddLogging();
-        services.AddOptions<SchedulerOptions>().Configure(o => o.Lookback = lookback);
+        services.AddOptions<SchedulerOptions>().Configure(o =>
+        {
+            o.Lookback = lookback;
+            if (tick is { } interval) o.TickInterval = interval;
+        });
         services.AddMarten(o => o.ConfigureCatalog(TestServices.Postgres, _schema)).UseLightweightSessions();
         services.AddSingleton<ShortTermScheduler>();
         var provider = services.BuildServiceProvider();
@@ -213,5 +217,40 @@ public sealed class ShortTermSchedulerTests : IAsyncLifetime
         private DateTimeOffset _now = now;
         public override DateTimeOffset GetUtcNow() => _now;
         public void Advance(TimeSpan by) => _now += by;
+    }
+
+    /// <summary>A jumping clock that remembers every wait asked of it.</summary>
+    private sealed class WaitLog(DateTimeOffset start) : TimeProvider
+    {
+        private readonly Backup.UnitTests.Support.JumpingClock _clock = new(start);
+        public System.Collections.Concurrent.ConcurrentQueue<TimeSpan> Waits { get; } = new();
+        public override DateTimeOffset GetUtcNow() => _clock.GetUtcNow();
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            Waits.Enqueue(dueTime);
+            return _clock.CreateTimer(callback, state, dueTime, period);
+        }
+    }
+
+    [Fact]
+    public async Task The_running_scheduler_wakes_at_the_next_due_instant_instead_of_waiting_for_its_next_tick()
+    {
+        await GroupAsync(Policy("UTC", "09:00"), 2);
+        var clock = new WaitLog(new DateTimeOffset(2026, 3, 10, 8, 59, 30, TimeSpan.Zero));
+        var worker = Worker(clock, TimeSpan.FromMinutes(5), tick: TimeSpan.FromHours(1));
+        await worker.StartAsync(Ct);
+        try
+        {
+            var due = new DateTimeOffset(2026, 3, 10, 9, 0, 0, TimeSpan.Zero);
+            for (var i = 0; i < 200 && (await BackupRequestsAsync()).Count(r => r.RequestedAt == due) < 2; i++) await Task.Delay(50, Ct);
+            (await BackupRequestsAsync()).Count(r => r.RequestedAt == due).ShouldBe(2);
+        }
+        finally
+        {
+            await worker.StopAsync(CancellationToken.None);
+        }
+        // Its first wait was the 30 s to 09:00, not the hour to its next tick; later ones never exceed the tick.
+        clock.Waits.First().ShouldBe(TimeSpan.FromSeconds(30));
+        clock.Waits.ShouldAllBe(w => w <= TimeSpan.FromHours(1));
     }
 }
