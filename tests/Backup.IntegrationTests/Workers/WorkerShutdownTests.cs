@@ -5,6 +5,7 @@ using System.Runtime.Versioning;
 using System.Security.Cryptography;
 using Azure;
 using Azure.Storage.Blobs;
+using Backup.Commands.ProtectionGroups;
 using Backup.Commands.VaultTransfers;
 using Backup.IntegrationTests.Infrastructure;
 using Backup.Projections;
@@ -15,16 +16,17 @@ namespace Backup.IntegrationTests.Workers;
 
 /// <summary>
 /// Real worker processes copying a recovery point to the vault (Azurite) while they are stopped: gracefully (SIGTERM) or
-/// killed outright (<c>kill -9</c>). The copy is throttled by its group, so it is still under way when the worker goes.
+/// killed outright (<c>kill -9</c>). The copy is throttled by its group to the lowest rate (over a minute and a half for
+/// the point), so it is still under way when the worker goes; the throttle is then lifted, and since a copy reads it when
+/// it starts, the worker that resumes the copy goes at full speed.
 /// Whatever the worker recorded as done stays done exactly once: each pack is recorded once, no pack recorded as in the
 /// vault is sent again, and the recovery point is completed once, by the next worker.
 /// </summary>
 [SupportedOSPlatform("linux")]
 public sealed class WorkerShutdownTests : IAsyncLifetime
 {
-    private const int Packs = 16;
+    private const int Packs = 24;
     private const int PackBytes = 256 << 10;
-    private const int Kbps = 1024; // 128 KB/s: about 2 s a pack, half a minute for the whole point
     private readonly string _schema = TestServices.NewSchema("shutdown");
     private readonly string _container = $"vault-{Guid.NewGuid():N}";
     private readonly DirectoryInfo _work = Directory.CreateTempSubdirectory("backup-shutdown-");
@@ -63,18 +65,24 @@ public sealed class WorkerShutdownTests : IAsyncLifetime
         return worker;
     }
 
-    /// <summary>A created recovery point of <see cref="Packs"/> random packs in a group throttled to <see cref="Kbps"/>, taken over the agent protocol.</summary>
-    private async Task<(Guid RecoveryPoint, List<TestPack> Packs)> ThrottledRecoveryPointAsync()
+    /// <summary>The group's online throttling, the same rate at all hours.</summary>
+    private async Task ThrottleAsync(Guid group, int kbps)
     {
-        var agent = await _client.EnrolAsync();
-        var group = await _client.CreateGroupAsync("Throttled");
         var throttle = new HttpRequestMessage(HttpMethod.Put, $"/api/protection-groups/{group}/throttling")
         {
-            Content = JsonContent.Create(new { workHoursKbps = Kbps, nonWorkHoursKbps = Kbps, workDays = new[] { "Monday" }, workStart = "09:00", workEnd = "17:00" }),
+            Content = JsonContent.Create(new { workHoursKbps = kbps, nonWorkHoursKbps = kbps, workDays = new[] { "Monday" }, workStart = "09:00", workEnd = "17:00" }),
         };
         throttle.Headers.IfMatch.Add(EntityTagHeaderValue.Any);
         var set = await _client.Http.SendAsync(throttle, Ct);
         set.StatusCode.ShouldBe(HttpStatusCode.OK, await set.Content.ReadAsStringAsync(Ct));
+    }
+
+    /// <summary>A created recovery point of <see cref="Packs"/> random packs in a group throttled to the lowest rate, taken over the agent protocol.</summary>
+    private async Task<(Guid Group, Guid RecoveryPoint, List<TestPack> Packs)> ThrottledRecoveryPointAsync()
+    {
+        var agent = await _client.EnrolAsync();
+        var group = await _client.CreateGroupAsync("Throttled");
+        await ThrottleAsync(group, PolicyLimits.MinKbps); // 64 KB/s: 4 s a pack
         var source = await _client.AddFolderAsync(group, agent.AgentId, "/srv/data");
         var rp = await _client.RequestBackupAsync(source);
         (await _client.PollAsync(agent)).StatusCode.ShouldBe(HttpStatusCode.OK);
@@ -83,7 +91,7 @@ public sealed class WorkerShutdownTests : IAsyncLifetime
         var commit = await _client.CommitAsync(agent, rp, new CompleteBackupRequest(
             [packs[^1].Chunks[0].ToString()], TestPacks.Base64(packs.SelectMany(p => p.Chunks)), Packs, 0, (long)Packs * PackBytes));
         commit.StatusCode.ShouldBe(HttpStatusCode.NoContent, await commit.Content.ReadAsStringAsync(Ct));
-        return (rp, packs);
+        return (group, rp, packs);
     }
 
     private async Task<List<object>> TransferAsync(Guid rp)
@@ -140,7 +148,7 @@ public sealed class WorkerShutdownTests : IAsyncLifetime
     [Fact]
     public async Task A_worker_stopped_mid_copy_stops_at_once_and_its_restart_finishes_the_copy_without_resending()
     {
-        var (rp, packs) = await ThrottledRecoveryPointAsync();
+        var (group, rp, packs) = await ThrottledRecoveryPointAsync();
         var worker = StartWorker();
         await WaitForTransferAsync(rp, events => Recorded(events).Count > 0, worker);
 
@@ -155,6 +163,7 @@ public sealed class WorkerShutdownTests : IAsyncLifetime
         stopped.OfType<VaultTransferFailed>().ShouldBeEmpty("a stop is not a failure");
         var recordedBefore = await ETagsAsync(Recorded(stopped));
 
+        await ThrottleAsync(group, PolicyLimits.MaxKbps);
         var restarted = StartWorker();
         var done = await WaitForTransferAsync(rp, events => events.OfType<VaultTransferCompleted>().Any(), restarted);
 
@@ -164,7 +173,7 @@ public sealed class WorkerShutdownTests : IAsyncLifetime
     [Fact]
     public async Task A_worker_killed_mid_copy_is_taken_over_by_the_other_worker_which_resumes_at_the_next_pack()
     {
-        var (rp, packs) = await ThrottledRecoveryPointAsync();
+        var (group, rp, packs) = await ThrottledRecoveryPointAsync();
         var first = StartWorker();
         await WaitForTransferAsync(rp, events => events.OfType<VaultTransferStarted>().Any(), first);
 
@@ -174,6 +183,7 @@ public sealed class WorkerShutdownTests : IAsyncLifetime
         var before = await WaitForTransferAsync(rp, events => Recorded(events).Count > 0, first);
         var recordedBefore = await ETagsAsync(Recorded(before));
 
+        await ThrottleAsync(group, PolicyLimits.MaxKbps);
         await first.KillAsync();
         var killedAt = await TransferAsync(rp);
         Recorded(killedAt).Count.ShouldBeLessThan(Packs, "the first worker should have been killed mid-copy");
