@@ -18,6 +18,12 @@ public sealed class AgentOptions
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>
+    /// How long a stopping agent waits for the server to take its running job back; keep it well inside the host's
+    /// shutdown timeout (<c>shutdownTimeoutSeconds</c>, 30 s by default).
+    /// </summary>
+    public TimeSpan ReleaseTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
     /// The repository passphrase, which unwraps the key file the server hands out; data is encrypted here, before it
     /// leaves the machine. Prefer <see cref="PassphraseFile"/> (a file readable only by the agent) to this setting.
     /// </summary>

@@ -86,6 +86,13 @@ public sealed class ServerClient(HttpClient http)
         return (await response.Content.ReadFromJsonAsync<JobLeaseRenewal>(ct))!;
     }
 
+    /// <summary>Gives the running job back to the server, which queues it again at once (the agent is stopping).</summary>
+    public async Task ReleaseJobAsync(Guid agentId, Guid jobId, string reason, CancellationToken ct)
+    {
+        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/jobs/{jobId}/release", new ReleaseJobRequest(reason), ct);
+        await EnsureSuccessAsync(response, "release the job", ct);
+    }
+
     public async Task FailBackupAsync(Guid agentId, Guid recoveryPointId, string reason, CancellationToken ct)
     {
         using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/recovery-points/{recoveryPointId}/fail", new FailJobRequest(reason), ct);

@@ -50,6 +50,7 @@ public static class BackupEvents
         events.MapEventType<RestoreFailed>("restore_failed.v1");
         events.MapEventType<JobLeaseExpired>("job_lease_expired.v1");
         events.MapEventType<JobRequeued>("job_requeued.v1");
+        events.MapEventType<JobReleased>("job_released.v1");
         events.MapEventType<BackupItemsSkipped>("backup_items_skipped.v1");
         events.MapEventType<Backup.Commands.CheckingRecoveryPoints.RecoveryPointChecked>("recovery_point_checked.v1");
         events.MapEventType<RepositoryKeyCreated>("repository_key_created.v1");

@@ -6,7 +6,8 @@ public static class PeriodicWork
     /// <summary>
     /// Runs <paramref name="work"/> with the clock's time now and at every <paramref name="interval"/>. A failed round
     /// (the database briefly down) is logged and the next round tries again: each worker's round is written so that
-    /// repeating it is harmless (deterministic ids, appends at the version read).
+    /// repeating it is harmless (deterministic ids, appends at the version read). When the worker stops, the round in
+    /// progress is cancelled through the token and the loop ends: the next worker's round does what it left.
     /// </summary>
     public static async Task RunAsync(
         TimeProvider clock, TimeSpan interval, Func<DateTimeOffset, CancellationToken, Task> work, ILogger log, string what, CancellationToken stoppingToken)
@@ -18,8 +19,10 @@ public static class PeriodicWork
             {
                 await work(clock.GetUtcNow(), stoppingToken);
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
+                // Also a cancellation that is not ours (an HTTP or vault call that timed out): only the worker's stop ends the loop;
+                // anything else escaping would fault the service, and a faulted service stops the whole worker process.
                 log.LogError(e, "{What} failed; trying again in {Interval}", what, interval);
             }
         }

@@ -47,6 +47,12 @@ public sealed class JobLoop(
             {
                 await RunJobAsync(me.AgentId, job, scratch, stoppingToken);
             }
+            catch (Exception e) when (stoppingToken.IsCancellationRequested)
+            {
+                // Stopping: the run was cancelled (however the interrupted call reported it) and its job released.
+                log.LogDebug(e, "Job {JobId} interrupted: the agent is stopping", job.JobId);
+                return;
+            }
             finally
             {
                 // Between jobs the agent is idle: hand the job's large buffers back to the system rather than keep them
@@ -78,6 +84,8 @@ public sealed class JobLoop(
     /// server refuses a heartbeat because the job is no longer ours (409: the lease expired and the job was re-queued or
     /// failed; 403/404), the run is cancelled: no further upload, no report, and its scratch files are removed, so a
     /// job the server has taken back is never completed or failed by a run it no longer recognises.
+    /// When the agent itself is stopping (SIGTERM, service stop), the run is cancelled the same way and, once it has stopped
+    /// sending, the job is released: the server queues it again at once instead of waiting for the lease to run out.
     /// </summary>
     private async Task WithLeaseAsync(Guid agentId, AgentJob job, string scratch, Func<string, CancellationToken, Task> run, CancellationToken stoppingToken)
     {
@@ -95,6 +103,13 @@ public sealed class JobLoop(
         {
             log.LogDebug(e, "Job {JobId} stopped after its lease was lost", job.JobId);
         }
+        catch (Exception) when (stoppingToken.IsCancellationRequested)
+        {
+            await jobEnded.CancelAsync();
+            await beats;
+            await ReleaseAsync(agentId, job.JobId);
+            throw;
+        }
         finally
         {
             await jobEnded.CancelAsync();
@@ -103,6 +118,28 @@ public sealed class JobLoop(
         }
         if (leaseLost.IsCancellationRequested && !stoppingToken.IsCancellationRequested)
             log.LogWarning("Job {JobId} abandoned: the server no longer holds its lease for this agent; nothing was reported", job.JobId);
+    }
+
+    /// <summary>
+    /// Hands the interrupted job back. Runs after the stop was requested, so on a token of its own, bounded well inside the
+    /// host's shutdown timeout; a server that cannot be reached leaves the job to the lease reaper, as before.
+    /// </summary>
+    private async Task ReleaseAsync(Guid agentId, Guid jobId)
+    {
+        using var limit = new CancellationTokenSource(options.Value.ReleaseTimeout);
+        try
+        {
+            await server.ReleaseJobAsync(agentId, jobId, "agent stopping", limit.Token);
+            log.LogInformation("Job {JobId} released: the agent is stopping; the server queued it again", jobId);
+        }
+        catch (ServerRejectedException e) when (LeaseGone(e.Status))
+        {
+            log.LogInformation("Job {JobId} was not released ({Status}): it is no longer this agent's running job", jobId, (int)e.Status);
+        }
+        catch (Exception e) when (e is HttpRequestException or ServerRejectedException or OperationCanceledException)
+        {
+            log.LogWarning("Job {JobId} could not be released ({Reason}); it goes back to the queue when its lease runs out", jobId, e.Message);
+        }
     }
 
     private async Task HeartbeatsAsync(Guid agentId, Guid jobId, TimeSpan every, CancellationTokenSource leaseLost, CancellationToken ct)

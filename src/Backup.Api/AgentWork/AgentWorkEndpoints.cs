@@ -31,6 +31,10 @@ public static class AgentWorkEndpoints
         work.MapPost("/jobs/{jobId:guid}/heartbeat", Heartbeat)
             .WithSummary("Renew the lease of the job this agent is running")
             .WithDescription("Agents send it every third of the lease. 404 unknown job, 403 another agent's job, 409 the job is not running (e.g. its lease already expired).");
+        work.MapPost("/jobs/{jobId:guid}/release", Release)
+            .WithSummary("Give back the job this agent is running (the agent is stopping): it is queued again at once")
+            .WithDescription("Optional body {\"reason\"} (default \"agent stopping\"). Costs no attempt and no backoff, unlike a lease that runs out. "
+                + "404 unknown job, 403 another agent's job, 409 the job is not running (already ended, or its lease expired).");
         work.MapGet("/key", KeyFile)
             .WithSummary("The repository's key file (master keys wrapped under the passphrase), for the agent to unwrap locally")
             .WithDescription("404 while no key has been created (PUT /api/repository/key).");
@@ -64,6 +68,12 @@ public static class AgentWorkEndpoints
 
     private static async Task<Ok<JobLeaseRenewal>> Heartbeat(Guid agentId, Guid jobId, ClaimsPrincipal user, IMediator m, CancellationToken ct) =>
         TypedResults.Ok(new JobLeaseRenewal(jobId, await m.Send(new RenewJobLease(user.RequireSelf(agentId), jobId), ct)));
+
+    private static async Task<NoContent> Release(Guid agentId, Guid jobId, ReleaseJobRequest? request, ClaimsPrincipal user, IMediator m, CancellationToken ct)
+    {
+        await m.Send(new ReleaseJob(user.RequireSelf(agentId), jobId, request?.Reason), ct);
+        return TypedResults.NoContent();
+    }
 
     private static async Task<IResult> KeyFile(Guid agentId, ClaimsPrincipal user, DiskStore disk, CancellationToken ct)
     {

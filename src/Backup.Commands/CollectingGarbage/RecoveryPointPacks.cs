@@ -52,6 +52,7 @@ public sealed partial class RecoveryPointPacksProjection : MultiStreamProjection
         Identity<VaultTransferCompleted>(e => e.RecoveryPointId);
         Identity<RecoveryPointDeleted>(e => e.RecoveryPointId);
         Identity<JobRequeued>(e => e.JobId);
+        Identity<JobReleased>(e => e.JobId);
         Identities<PacksDeleted>(e => e.ManifestsOf);
     }
 
@@ -93,6 +94,7 @@ public sealed partial class RecoveryPointPacksProjection : MultiStreamProjection
     }
 
     public static void Apply(JobRequeued _, RecoveryPointPacks p) => p.Status = RecoveryPointStatus.Requested;
+    public static void Apply(JobReleased _, RecoveryPointPacks p) => p.Status = RecoveryPointStatus.Requested;
 
     public static void Apply(PacksDeleted e, RecoveryPointPacks p)
     {
@@ -102,5 +104,6 @@ public sealed partial class RecoveryPointPacksProjection : MultiStreamProjection
 
     // Lease events of restore jobs and manifests of unknown points land on documents no BackupRequested created: drop them.
     public static bool ShouldDelete(JobRequeued _, RecoveryPointPacks p) => p.Id == Guid.Empty || p.Status == 0;
+    public static bool ShouldDelete(JobReleased _, RecoveryPointPacks p) => p.Id == Guid.Empty || p.Status == 0;
     public static bool ShouldDelete(PacksDeleted _, RecoveryPointPacks p) => p.Status == 0;
 }

@@ -72,6 +72,7 @@ public sealed partial class AgentJobQueueProjection : MultiStreamProjection<Queu
         Identity<RestoreFailed>(e => e.RestoreId);
         Identity<JobLeaseExpired>(e => e.JobId);
         Identity<JobRequeued>(e => e.JobId);
+        Identity<JobReleased>(e => e.JobId);
     }
 
     public static QueuedJob Create(BackupRequested e) => new()
@@ -105,6 +106,14 @@ public sealed partial class AgentJobQueueProjection : MultiStreamProjection<Queu
         job.State = QueuedJobState.Queued;
         job.NotBefore = e.NotBefore;
         job.StartedAt = null;
+    }
+
+    public static void Apply(JobReleased _, QueuedJob job)
+    {
+        job.State = QueuedJobState.Queued;
+        job.NotBefore = null;
+        job.StartedAt = null;
+        job.LeaseExpiresAt = null;
     }
 
     private static void Started(QueuedJob job, DateTimeOffset at)

@@ -6,6 +6,12 @@ public sealed record JobLeaseExpired(Guid JobId, Guid AgentId, int Attempt, stri
 /// <summary>A job whose lease expired goes back to its agent's queue; it is not handed out before <see cref="NotBefore"/>.</summary>
 public sealed record JobRequeued(Guid JobId, Guid AgentId, int Attempt, DateTimeOffset NotBefore, DateTimeOffset RequeuedAt);
 
+/// <summary>
+/// The agent gave its running job back (it is stopping): the job is queued again at once, for its next poll. Not a lease
+/// expiry: the agent said so, so it costs no attempt and no backoff.
+/// </summary>
+public sealed record JobReleased(Guid JobId, Guid AgentId, string Reason, DateTimeOffset ReleasedAt);
+
 public sealed class JobLeaseOptions
 {
     public const string Section = "Backup:JobLeases";

@@ -68,6 +68,7 @@ public sealed record RecoveryPoint(
         RecoveryPointFailed when state is not null => state with { Status = RecoveryPointStatus.Failed },
         JobLeaseExpired when state is not null => state with { LeaseExpiries = state.LeaseExpiries + 1 },
         JobRequeued when state is not null => state with { Status = RecoveryPointStatus.Requested },
+        JobReleased when state is not null => state with { Status = RecoveryPointStatus.Requested },
         RecoveryPointExpired { Tier: StorageTier.Disk } when state is not null => state with { ExpiredOnDisk = true },
         RecoveryPointExpired { Tier: StorageTier.Vault } when state is not null => state with { ExpiredInVault = true },
         RecoveryPointDeleted when state is not null => state with { Deleted = true },
@@ -146,6 +147,10 @@ public sealed record RecoveryPoint(
 
     /// <summary>A heartbeat: only the owning agent, only while the backup runs.</summary>
     public static void RenewLease(RecoveryPoint? rp, Guid recoveryPointId, Guid agentId) => Running(rp, recoveryPointId, agentId);
+
+    /// <summary>The owning agent gives the running backup back (it is stopping): queued again at once.</summary>
+    public static JobReleased Release(RecoveryPoint? rp, Guid recoveryPointId, Guid agentId, string reason, DateTimeOffset now) =>
+        new(Running(rp, recoveryPointId, agentId).Id, agentId, reason, now);
 
     /// <summary>The lease of the running backup ran out: re-queue it, or fail it after <see cref="JobLeaseOptions.MaxAttempts"/> expiries.</summary>
     public static object[] ExpireLease(RecoveryPoint? rp, Guid recoveryPointId, JobLeaseOptions options, DateTimeOffset now)

@@ -50,6 +50,7 @@ public sealed record Restore(Guid Id, Guid RecoveryPointId, Guid AgentId, Restor
         RestoreFailed when state is not null => state with { Status = RestoreStatus.Failed },
         JobLeaseExpired when state is not null => state with { LeaseExpiries = state.LeaseExpiries + 1 },
         JobRequeued when state is not null => state with { Status = RestoreStatus.Requested },
+        JobReleased when state is not null => state with { Status = RestoreStatus.Requested },
         _ => state,
     };
 
@@ -75,6 +76,10 @@ public sealed record Restore(Guid Id, Guid RecoveryPointId, Guid AgentId, Restor
 
     /// <summary>A heartbeat: only the owning agent, only while the restore runs.</summary>
     public static void RenewLease(Restore? restore, Guid restoreId, Guid agentId) => Running(restore, restoreId, agentId);
+
+    /// <summary>The owning agent gives the running restore back (it is stopping): queued again at once.</summary>
+    public static JobReleased Release(Restore? restore, Guid restoreId, Guid agentId, string reason, DateTimeOffset now) =>
+        new(Running(restore, restoreId, agentId).Id, agentId, reason, now);
 
     /// <summary>The lease of the running restore ran out: re-queue it, or fail it after <see cref="JobLeaseOptions.MaxAttempts"/> expiries.</summary>
     public static object[] ExpireLease(Restore? restore, Guid restoreId, JobLeaseOptions options, DateTimeOffset now)

@@ -135,6 +135,7 @@ public sealed partial class JobViewProjection : MultiStreamProjection<JobView, G
         // Lease events name the job, a recovery point (backup) or a restore: both are job ids here.
         Identity<JobLeaseExpired>(e => e.JobId);
         Identity<JobRequeued>(e => e.JobId);
+        Identity<JobReleased>(e => e.JobId);
         Identity<VaultTransferStarted>(e => e.TransferId);
         Identity<PackUploadedToVault>(e => e.TransferId);
         Identity<VaultTransferCompleted>(e => e.TransferId);
@@ -275,6 +276,12 @@ public sealed partial class JobViewProjection : MultiStreamProjection<JobView, G
     public static void Apply(JobLeaseExpired e, JobView v) => v.LeaseExpiries = e.Attempt;
 
     public static void Apply(JobRequeued _, JobView v)
+    {
+        v.State = JobState.Requested;
+        v.StartedAt = null;
+    }
+
+    public static void Apply(JobReleased _, JobView v)
     {
         v.State = JobState.Requested;
         v.StartedAt = null;

@@ -34,6 +34,9 @@ public enum CustodyStepKind
     VaultTransferFailed = 13,
     VaultTransferCompleted = 14,
     Expired = 15,
+
+    /// <summary>Given back by its agent (stopping) and queued again at once.</summary>
+    Released = 16,
 }
 
 /// <summary>
@@ -112,6 +115,7 @@ public sealed class GetRecoveryPointCustodyHandler(IQuerySession session) : IQue
             BackupStarted s => Make(CustodyStepKind.Started, s.StartedAt) with { AgentId = s.AgentId },
             JobLeaseExpired x => Make(CustodyStepKind.LeaseExpired, x.ExpiredAt) with { AgentId = x.AgentId, Attempt = x.Attempt, Reason = x.Reason },
             JobRequeued q => Make(CustodyStepKind.Requeued, q.RequeuedAt) with { AgentId = q.AgentId, Attempt = q.Attempt, NotBefore = q.NotBefore },
+            JobReleased r => Make(CustodyStepKind.Released, r.ReleasedAt) with { AgentId = r.AgentId, Reason = r.Reason },
             PackWrittenToDisk p => Make(CustodyStepKind.PackWrittenToDisk, p.WrittenAt) with { PackId = p.PackId, Bytes = p.Bytes, Chunks = p.ChunkCount },
             BackupItemsSkipped s => Make(CustodyStepKind.ItemsSkipped, s.RecordedAt) with { SkippedItems = s.Total },
             RecoveryPointCreated c => Make(CustodyStepKind.Created, c.CreatedAt) with

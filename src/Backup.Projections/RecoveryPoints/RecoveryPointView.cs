@@ -108,6 +108,7 @@ public sealed partial class RecoveryPointViewProjection : MultiStreamProjection<
         // Lease events name the job, which is a recovery point for backups and a restore for restores.
         Identity<JobLeaseExpired>(e => e.JobId);
         Identity<JobRequeued>(e => e.JobId);
+        Identity<JobReleased>(e => e.JobId);
     }
 
     public static RecoveryPointView Create(IEvent<BackupRequested> @event) => Create(@event.Data, @event.Sequence);
@@ -205,9 +206,16 @@ public sealed partial class RecoveryPointViewProjection : MultiStreamProjection<
         v.StartedAt = null;
     }
 
+    public static void Apply(JobReleased _, RecoveryPointView v)
+    {
+        v.Status = RecoveryPointStatus.Requested;
+        v.StartedAt = null;
+    }
+
     // A lease event of a restore job lands on a document that no BackupRequested ever created: drop it.
     public static bool ShouldDelete(JobLeaseExpired _, RecoveryPointView v) => v.DataSourceId == Guid.Empty;
     public static bool ShouldDelete(JobRequeued _, RecoveryPointView v) => v.DataSourceId == Guid.Empty;
+    public static bool ShouldDelete(JobReleased _, RecoveryPointView v) => v.DataSourceId == Guid.Empty;
 
     public static void Apply(VaultTransferStarted _, RecoveryPointView v) => v.VaultError = null;
     public static void Apply(PackUploadedToVault _, RecoveryPointView v) => v.PacksInVault++;

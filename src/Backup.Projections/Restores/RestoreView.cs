@@ -51,6 +51,12 @@ public sealed partial class RestoreViewProjection : SingleStreamProjection<Resto
         v.StartedAt = null;
     }
 
+    public static void Apply(JobReleased _, RestoreView v)
+    {
+        v.Status = RestoreStatus.Requested;
+        v.StartedAt = null;
+    }
+
     public static void Apply(RestoreCompleted e, RestoreView v)
     {
         v.Status = RestoreStatus.Completed;

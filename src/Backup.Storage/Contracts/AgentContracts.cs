@@ -38,6 +38,9 @@ public sealed record AgentJob(Guid JobId, AgentJobKind Kind, Guid RecoveryPointI
 /// <summary>The answer to a heartbeat: the job's lease now runs until <see cref="LeaseExpiresAt"/>.</summary>
 public sealed record JobLeaseRenewal(Guid JobId, DateTimeOffset LeaseExpiresAt);
 
+/// <summary>A stopping agent gives its running job back (POST .../jobs/{jobId}/release); no reason = "agent stopping".</summary>
+public sealed record ReleaseJobRequest(string? Reason);
+
 public sealed record PackStored(string PackId, long Bytes, bool AlreadyPresent);
 
 /// <summary>

@@ -16,7 +16,7 @@ namespace Backup.Workers.Checking;
 
 /// <summary>
 /// The consistency check, daily (once per day across workers: <see cref="ConsistencyCheckDue"/> on a stream named by the
-/// day) and whenever a copy is found inconsistent (<see cref="ConsistencyRepairSubscription"/>): reads back every pack a
+/// day; taken over by another worker when the one running it stops or dies, see <see cref="TickAsync"/>) and whenever a copy is found inconsistent (<see cref="ConsistencyRepairSubscription"/>): reads back every pack a
 /// kept recovery point needs on each tier, repairs a damaged or missing copy from the other tier's sound copy (verified
 /// as it is written), and where no sound copy is left drops the pack from the chunk index, so agents send that data again,
 /// and requests a new backup of each data source concerned. Findings go on the recovery points (<see cref="RecoveryPointChecked"/>,
@@ -34,13 +34,19 @@ public sealed class ConsistencyChecker(
 
     private IDocumentSession Session() => Worker.ApplyTo(services.GetRequiredService<IDocumentStore>().LightweightSession());
 
-    /// <summary>Runs today's check when it is due and no worker has started it; null otherwise.</summary>
+    /// <summary>
+    /// Runs today's check when it is due and has not been completed, unless another worker is running it; null otherwise.
+    /// The worker running the check holds the day's lock (<see cref="RunningLockKey"/>) for as long as it runs. A worker that
+    /// was stopped, or died, in the middle let go of it (its transaction rolled back, or PostgreSQL ended its session), so
+    /// the next tick of any worker finds the day's check started, not completed and free, and runs it.
+    /// </summary>
     public async Task<ConsistencyCheckCompleted?> TickAsync(DateTimeOffset now, CancellationToken ct)
     {
         var day = DateOnly.FromDateTime(now.UtcDateTime);
         var dueAt = new DateTimeOffset(day.ToDateTime(options.Value.TimeOfDay), TimeSpan.Zero);
         if (now < dueAt) return null;
         var checkId = ConsistencyCheck.DueId(day);
+        var startedHere = true;
         await using (var session = Session())
         {
             session.Events.StartStream(checkId, new ConsistencyCheckDue(checkId, day, dueAt));
@@ -50,19 +56,43 @@ public sealed class ConsistencyChecker(
             }
             catch (Marten.Exceptions.ExistingStreamIdCollisionException)
             {
-                return null; // today's check is another worker's (or done)
+                startedHere = false; // started by another worker: running, done, or left by a worker that stopped
             }
         }
-        return await CheckAsync(checkId, "daily", null, ct);
+
+        await using var running = Session();
+        await running.BeginTransactionAsync(ct);
+        await using (var command = new Npgsql.NpgsqlCommand("select pg_try_advisory_xact_lock(@key)", running.Connection))
+        {
+            command.Parameters.AddWithValue("key", RunningLockKey(running.DocumentStore.Options.DatabaseSchemaName, checkId));
+            if (await command.ExecuteScalarAsync(ct) is not true) return null; // another worker is running it
+        }
+        if ((await running.Events.FetchStreamAsync(checkId, token: ct)).Any(e => e.Data is ConsistencyCheckCompleted)) return null;
+        if (!startedHere) log.LogWarning("Today's consistency check ({Day}) was started by a worker that stopped before it ended; running it here", day);
+        try
+        {
+            return await CheckAsync(checkId, "daily", null, ct);
+        }
+        catch (JasperFx.Events.EventStreamUnexpectedMaxEventIdException)
+        {
+            return null; // completed by another worker meanwhile (one that had lost its session but not stopped): its findings stand
+        }
     }
+
+    /// <summary>The advisory lock the worker running a day's check holds (one per schema and check).</summary>
+    public static long RunningLockKey(string schema, Guid checkId) =>
+        BitConverter.ToInt64(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"backup-consistency-check:{schema}:{checkId:N}")).AsSpan(0, 8));
 
     /// <summary>Checks (and repairs) every needed pack, or only <paramref name="onlyPacks"/>, on both tiers.</summary>
     public async Task<ConsistencyCheckCompleted> CheckAsync(Guid checkId, string reason, IReadOnlyCollection<string>? onlyPacks, CancellationToken ct)
     {
         List<RecoveryPointPacks> points;
         ILookup<string, ChunkLocation> indexed;
+        long version;
         await using (var query = services.GetRequiredService<IDocumentStore>().QuerySession())
         {
+            // The completion is appended at the version seen now, so a check run twice at once (see TickAsync) is recorded once.
+            version = (await query.Events.FetchStreamStateAsync(checkId, ct))?.Version ?? 0;
             points = [.. await query.Query<RecoveryPointPacks>().Where(p => p.Status == RecoveryPointStatus.Created).ToListAsync(ct)];
             var all = points.SelectMany(p => p.Packs).Distinct(StringComparer.Ordinal).ToArray();
             indexed = (await query.InPacksAsync(all, ct)).ToLookup(c => c.PackId, StringComparer.Ordinal);
@@ -114,7 +144,8 @@ public sealed class ConsistencyChecker(
                 }
             var completed = new ConsistencyCheckCompleted(checkId, reason, diskCheck.PacksChecked + vaultCheck.PacksChecked,
                 diskCheck.BytesChecked + vaultCheck.BytesChecked, damaged, repaired, unrecoverable, [.. affected.Select(p => p.Id)], requested, now);
-            session.Events.Append(checkId, completed);
+            if (version == 0) session.Events.Append(checkId, completed);
+            else session.AppendExpected(checkId, version, completed);
             await session.SaveChangesAsync(ct);
             if (damaged.Count > 0)
                 log.LogWarning("Consistency check {CheckId}: {Damaged} damaged copies, {Repaired} repaired, {Lost} packs without a sound copy, {Backups} backups requested",

@@ -55,16 +55,22 @@ public sealed class VaultCopier(
         return now => ThrottleSchedule.BytesPerSecond(throttling, zone, now);
     }
 
+    /// <summary>
+    /// Copies what the vault lacks and records each upload. When <paramref name="ct"/> is cancelled (the worker is
+    /// stopping) the copy stops at once and records nothing more: not a failure, just a copy to resume, which the next
+    /// attempt does at the first pack not yet recorded (a pack the vault already holds in full is recorded, not sent).
+    /// </summary>
     public async Task CopyAsync(Guid recoveryPointId, IReadOnlyList<string> packIds, CommandMetadata metadata, CancellationToken ct)
     {
         // Resolved late: the store owns this copier's subscription, so taking it in the constructor would be circular.
         var store = services.GetRequiredService<IDocumentStore>();
         var transferId = VaultTransfer.IdFor(recoveryPointId);
         VaultTransfer transfer;
+        long version;
         Pacer pacer;
         await using (var session = metadata.ApplyTo(store.LightweightSession()))
         {
-            var (state, version) = await session.LoadAsync<VaultTransfer>(transferId, VaultTransfer.Next, ct);
+            (var state, version) = await session.LoadAsync<VaultTransfer>(transferId, VaultTransfer.Next, ct);
             var started = VaultTransfer.Start(state, recoveryPointId, packIds.Count, clock.GetUtcNow());
             if (started is null)
             {
@@ -74,6 +80,7 @@ public sealed class VaultCopier(
             session.AppendExpected(transferId, version, started);
             await session.SaveChangesAsync(ct);
             transfer = VaultTransfer.Next(state, started)!;
+            version++;
             pacer = new Pacer(clock, await ThrottlingAsync(session, recoveryPointId, ct));
         }
 
@@ -92,24 +99,24 @@ public sealed class VaultCopier(
                     await using var pack = new PacedStream(disk.OpenPack(packId), pacer);
                     await vault.UploadPackAsync(packId, pack, token);
                 }, ct);
-                var uploaded = VaultTransfer.RecordUpload(transfer, packId, length, clock.GetUtcNow());
-                if (uploaded is null) continue;
-                await using var session = metadata.ApplyTo(store.LightweightSession());
-                session.Events.Append(transferId, uploaded);
-                await session.SaveChangesAsync(ct);
-                transfer = VaultTransfer.Next(transfer, uploaded)!;
+                (transfer, version) = await RecordAsync(store, metadata, transfer, version, t => VaultTransfer.RecordUpload(t, packId, length, clock.GetUtcNow()), ct);
             }
 
             var manifest = await disk.ReadManifestAsync(recoveryPointId, ct);
             await _retry.ExecuteAsync(async token => await vault.UploadManifestAsync(recoveryPointId, manifest, token), ct);
-            await using (var session = metadata.ApplyTo(store.LightweightSession()))
-            {
-                session.Events.Append(transferId, VaultTransfer.Complete(transfer, packIds, bytes, clock.GetUtcNow()));
-                await session.SaveChangesAsync(ct);
-            }
+            (transfer, version) = await RecordAsync(store, metadata, transfer, version,
+                t => t.Completed ? null : VaultTransfer.Complete(t, packIds, bytes, clock.GetUtcNow()), ct);
             log.LogInformation("Recovery point {RecoveryPointId} copied to the vault: {Packs} packs, {Bytes} bytes", recoveryPointId, packIds.Count, bytes);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (ct.IsCancellationRequested)
+        {
+            log.LogInformation("Copy of recovery point {RecoveryPointId} to the vault interrupted by shutdown with {Uploaded} of {Packs} packs recorded; it resumes there",
+                recoveryPointId, transfer.UploadedPacks.Count, packIds.Count);
+            // Whatever the interrupted call threw (the SDK may wrap it), the daemon must see a cancellation, not a failure.
+            if (e is OperationCanceledException) throw;
+            throw new OperationCanceledException("The vault copy was interrupted.", e, ct);
+        }
+        catch (Exception e)
         {
             log.LogError(e, "Copy of recovery point {RecoveryPointId} to the vault failed", recoveryPointId);
             await using var session = metadata.ApplyTo(store.LightweightSession());
@@ -117,5 +124,32 @@ public sealed class VaultCopier(
             await session.SaveChangesAsync(CancellationToken.None);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Appends what <paramref name="decide"/> makes of the transfer at the version this copier last saw. Another copier may
+    /// have written in between (a worker that lost its leadership, or was told to stop, and had not stopped yet): then the
+    /// stream is read again and decided again, so each pack and the completion are recorded once whoever gets there first.
+    /// </summary>
+    private static async Task<(VaultTransfer Transfer, long Version)> RecordAsync(
+        IDocumentStore store, CommandMetadata metadata, VaultTransfer transfer, long version, Func<VaultTransfer, object?> decide, CancellationToken ct)
+    {
+        while (decide(transfer) is { } next)
+        {
+            await using var session = metadata.ApplyTo(store.LightweightSession());
+            session.AppendExpected(transfer.Id, version, next);
+            try
+            {
+                await session.SaveChangesAsync(ct);
+                return (VaultTransfer.Next(transfer, next)!, version + 1);
+            }
+            catch (JasperFx.Events.EventStreamUnexpectedMaxEventIdException)
+            {
+                await using var query = store.QuerySession();
+                (var current, version) = await query.LoadAsync<VaultTransfer>(transfer.Id, VaultTransfer.Next, ct);
+                transfer = current!;
+            }
+        }
+        return (transfer, version);
     }
 }

@@ -14,24 +14,33 @@ namespace Backup.Workers.TransferringToVault;
 /// (<see cref="VaultCopyPlan"/>). Runs in the async daemon, so with several
 /// workers exactly one (the HotCold leader) processes each event; its position advances only after the copy,
 /// so a worker that dies mid-copy leaves the event to be processed again, and the copy resumes.
+/// <para>
+/// A stopping worker interrupts its copy at once: the copy also listens to the host's stopping signal, so it never holds
+/// the shutdown whatever the daemon does with its own token when it drains its pages. Interrupted, the page is not marked
+/// done, and the next leader (this worker restarted, or another one) copies on from the last recorded pack.
+/// </para>
 /// </summary>
 public sealed class VaultCopySubscription : SubscriptionBase
 {
     public const string SubscriptionId = "vault-copy";
     public const string Actor = "worker:" + SubscriptionId;
     private readonly VaultCopier _copier;
+    private readonly CancellationToken _stopping;
 
-    public VaultCopySubscription(VaultCopier copier)
+    public VaultCopySubscription(VaultCopier copier, IHostApplicationLifetime lifetime)
     {
         _copier = copier;
+        _stopping = lifetime.ApplicationStopping;
         Name = SubscriptionId;
         IncludeType<RecoveryPointCreated>();
         IncludeType<OnlineBackupDue>();
     }
 
     public override async Task<IChangeListener> ProcessEventsAsync(
-        EventRange page, ISubscriptionController controller, IDocumentOperations operations, CancellationToken cancellationToken)
+        EventRange page, ISubscriptionController controller, IDocumentOperations operations, CancellationToken daemonToken)
     {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(daemonToken, _stopping);
+        var cancellationToken = stop.Token;
         foreach (var e in page.Events)
         {
             // The copy's events continue the story of the request that created the recovery point (or of the online schedule).

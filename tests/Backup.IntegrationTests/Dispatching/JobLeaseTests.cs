@@ -20,11 +20,13 @@ namespace Backup.IntegrationTests.Dispatching;
 public sealed class JobLeaseTests : IClassFixture<ApiFactory>, IAsyncDisposable
 {
     private static readonly TimeSpan Lease = TimeSpan.FromSeconds(2);
+    private readonly ApiFactory _fixture;
     private readonly WebApplicationFactory<Program> _api;
     private readonly ApiClient _client;
 
     public JobLeaseTests(ApiFactory api)
     {
+        _fixture = api;
         _api = api.WithWebHostBuilder(b => b.UseSetting("Backup:JobLeases:Duration", Lease.ToString()));
         _client = new ApiClient(_api.CreateClient());
     }
@@ -45,6 +47,10 @@ public sealed class JobLeaseTests : IClassFixture<ApiFactory>, IAsyncDisposable
 
     private Task<HttpResponseMessage> HeartbeatAsync(EnrolAgentResponse agent, Guid jobId) =>
         _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Post, $"/api/agents/{agent.AgentId}/jobs/{jobId}/heartbeat", agent.Credential), Ct);
+
+    private Task<HttpResponseMessage> ReleaseAsync(EnrolAgentResponse agent, Guid jobId, string? reason = null) =>
+        _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Post, $"/api/agents/{agent.AgentId}/jobs/{jobId}/release", agent.Credential,
+            reason is null ? null : JsonContent.Create(new ReleaseJobRequest(reason))), Ct);
 
     private async Task<AgentJob> ClaimAsync(EnrolAgentResponse agent)
     {
@@ -190,6 +196,75 @@ public sealed class JobLeaseTests : IClassFixture<ApiFactory>, IAsyncDisposable
         var events = await EventsAsync(rp);
         events.OfType<JobLeaseExpired>().ShouldHaveSingleItem();
         events.OfType<JobRequeued>().ShouldHaveSingleItem();
+    }
+
+    [Fact]
+    public async Task A_released_job_is_queued_again_at_once_and_counts_no_lease_expiry()
+    {
+        var (agent, rp) = await QueuedBackupAsync();
+        await ClaimAsync(agent);
+
+        var released = await ReleaseAsync(agent, rp);
+        released.StatusCode.ShouldBe(HttpStatusCode.NoContent, await released.Content.ReadAsStringAsync(Ct));
+
+        var events = await EventsAsync(rp);
+        events[^1].ShouldBeOfType<JobReleased>().Reason.ShouldBe("agent stopping");
+        events.OfType<JobLeaseExpired>().ShouldBeEmpty();
+        var queued = await JobAsync(rp);
+        queued.State.ShouldBe(QueuedJobState.Queued);
+        queued.NotBefore.ShouldBeNull("a release waits for no backoff");
+        queued.LeaseExpiries.ShouldBe(0);
+
+        // The stopped run cannot go on; the next poll takes the job straight away, and it runs like any claim.
+        (await HeartbeatAsync(agent, rp)).StatusCode.ShouldBe(HttpStatusCode.Conflict);
+        (await ClaimAsync(agent)).JobId.ShouldBe(rp);
+        (await HeartbeatAsync(agent, rp)).StatusCode.ShouldBe(HttpStatusCode.OK);
+
+        var custody = await _client.WaitForAsync($"/api/recovery-points/{rp}/custody",
+            c => c.GetProperty("steps").EnumerateArray().Count(s => s.GetProperty("step").GetString() == "Started") == 2);
+        var released1 = custody.GetProperty("steps").EnumerateArray().Single(s => s.GetProperty("step").GetString() == "Released");
+        released1.GetProperty("reason").GetString().ShouldBe("agent stopping");
+        released1.GetProperty("actor").GetString().ShouldBe($"agent:{agent.AgentId}");
+        var view = await _client.WaitForAsync($"/api/recovery-points/{rp}", v => v.GetProperty("status").GetString() == "Running");
+        view.GetProperty("leaseExpiries").GetInt32().ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task A_released_restore_is_queued_again_at_once()
+    {
+        var backup = await _client.CreatedBackupAsync();
+        var request = await _client.Http.PostAsJsonAsync($"/api/recovery-points/{backup.RecoveryPointId}/restores",
+            new { source = "Disk", targetPath = $"/restore/{Guid.NewGuid():N}" }, Ct);
+        request.StatusCode.ShouldBe(HttpStatusCode.Accepted, await request.Content.ReadAsStringAsync(Ct));
+        var restoreId = await ApiClient.IdAsync(request);
+        (await ClaimAsync(backup.Agent)).JobId.ShouldBe(restoreId);
+
+        var released = await ReleaseAsync(backup.Agent, restoreId, "service restart");
+        released.StatusCode.ShouldBe(HttpStatusCode.NoContent, await released.Content.ReadAsStringAsync(Ct));
+
+        (await EventsAsync(restoreId))[^1].ShouldBeOfType<JobReleased>().Reason.ShouldBe("service restart");
+        (await ClaimAsync(backup.Agent)).JobId.ShouldBe(restoreId);
+    }
+
+    [Fact]
+    public async Task Release_is_only_for_the_owning_agents_running_job()
+    {
+        var (agent, rp) = await QueuedBackupAsync();
+        var stranger = await _client.EnrolAsync("machine-2");
+
+        (await _fixture.ShouldBeRejectedAsync(() => ReleaseAsync(agent, rp), HttpStatusCode.Conflict))
+            .GetProperty("detail").GetString()!.ShouldContain("not running");
+        await ClaimAsync(agent);
+        await _fixture.ShouldBeRejectedAsync(() => ReleaseAsync(stranger, rp), HttpStatusCode.Forbidden);
+        await _fixture.ShouldBeRejectedAsync(() => ReleaseAsync(agent, Guid.NewGuid()), HttpStatusCode.NotFound);
+        Rejections.ShouldName(await _fixture.ShouldBeRejectedAsync(() => ReleaseAsync(agent, rp, new string('x', 501)), HttpStatusCode.BadRequest), "reason");
+        (await JobAsync(rp)).State.ShouldBe(QueuedJobState.Running);
+
+        // Once the job has ended there is nothing to give back.
+        var failed = await _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Post, $"/api/agents/{agent.AgentId}/recovery-points/{rp}/fail",
+            agent.Credential, JsonContent.Create(new FailJobRequest("disk full"))), Ct);
+        failed.StatusCode.ShouldBe(HttpStatusCode.NoContent);
+        await _fixture.ShouldBeRejectedAsync(() => ReleaseAsync(agent, rp), HttpStatusCode.Conflict);
     }
 
     public async ValueTask DisposeAsync() => await _api.DisposeAsync();

@@ -27,6 +27,32 @@ public sealed class ProductProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>Asks the process to stop as a service manager does (SIGTERM): the host's graceful shutdown.</summary>
+    public async Task TerminateAsync()
+    {
+        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString()]) ?? throw new InvalidOperationException("Could not run kill.");
+        await kill.WaitForExitAsync();
+    }
+
+    /// <summary>Ends the process at once (SIGKILL, <c>kill -9</c>), as a crash or a power cut would; returns once it is gone.</summary>
+    public async Task KillAsync()
+    {
+        _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync();
+    }
+
+    /// <summary>Waits until the process has written a line containing <paramref name="text"/>.</summary>
+    public async Task WaitForOutputAsync(string text, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!_output.Any(line => line.Contains(text, StringComparison.Ordinal)))
+        {
+            if (DateTime.UtcNow > deadline || _process.HasExited)
+                throw new TimeoutException($"The process never wrote \"{text}\":\n{Output}");
+            await Task.Delay(100, TestContext.Current.CancellationToken);
+        }
+    }
+
     public static ProductProcess Start(string project, IDictionary<string, string> environment, params string[] args)
     {
         var dll = BuiltDll(project);
@@ -35,13 +61,7 @@ public sealed class ProductProcess : IAsyncDisposable
         foreach (var a in args) info.ArgumentList.Add(a);
         foreach (var (k, v) in environment) info.Environment[k] = v;
         info.Environment["DOTNET_ENVIRONMENT"] = "Production";
-        var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {project}.");
-        var product = new ProductProcess(process);
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) product._output.Enqueue(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) product._output.Enqueue(e.Data); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return product;
+        return Attach(Process.Start(info) ?? throw new InvalidOperationException($"Could not start {project}."));
     }
 
     /// <summary>Starts the real API on a free port and waits until <c>/health</c> answers 200; returns it and its base address.</summary>

@@ -10,6 +10,7 @@ using Marten;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using Npgsql;
 using workers::Backup.Workers.Checking;
 
 namespace Backup.IntegrationTests.Workers;
@@ -145,5 +146,36 @@ public sealed class ConsistencyCheckTests(ApiFactory api) : IClassFixture<ApiFac
         ticks.Count(t => t is not null).ShouldBe(1);
         ticks.Single(t => t is not null)!.CheckId.ShouldBe(ConsistencyCheck.DueId(DateOnly.FromDateTime(day.UtcDateTime)));
         (await Checker(at).TickAsync(day.AddHours(5), Ct)).ShouldBeNull(); // later that day: done already
+    }
+
+    [Fact]
+    public async Task A_daily_check_left_by_a_worker_that_stopped_is_run_by_the_next_tick_but_not_while_a_worker_runs_it()
+    {
+        var at = new TimeOnly(3, 30);
+        var day = new DateTimeOffset(2032, 7, 8, 0, 0, 0, TimeSpan.Zero);
+        var checkId = ConsistencyCheck.DueId(DateOnly.FromDateTime(day.UtcDateTime));
+        // What a worker stopped or killed during the check leaves behind: the day's check started, never completed.
+        await using (var session = api.Store.LightweightSession())
+        {
+            session.Events.StartStream(checkId, new ConsistencyCheckDue(checkId, DateOnly.FromDateTime(day.UtcDateTime), day.AddHours(3.5)));
+            await session.SaveChangesAsync(Ct);
+        }
+
+        // While a worker is running it (it holds the day's lock on its session), the others leave it alone.
+        // Not pooled: closing it ends the session, as a worker's death does.
+        await using (var worker = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(TestServices.Postgres) { Pooling = false }.ConnectionString))
+        {
+            await worker.OpenAsync(Ct);
+            await using var hold = new NpgsqlCommand("select pg_advisory_lock(@key)", worker);
+            hold.Parameters.AddWithValue("key", ConsistencyChecker.RunningLockKey(api.Schema, checkId));
+            await hold.ExecuteNonQueryAsync(Ct);
+            (await Checker(at).TickAsync(day.AddHours(4), Ct)).ShouldBeNull();
+        } // that worker is gone, and its session with it
+
+        var taken = await Checker(at).TickAsync(day.AddHours(4.25), Ct);
+        taken.ShouldNotBeNull().CheckId.ShouldBe(checkId);
+        (await Checker(at).TickAsync(day.AddHours(5), Ct)).ShouldBeNull(); // done now
+        await using var query = api.Store.QuerySession();
+        (await query.Events.FetchStreamAsync(checkId, token: Ct)).Select(e => e.Data).OfType<ConsistencyCheckCompleted>().ShouldHaveSingleItem();
     }
 }

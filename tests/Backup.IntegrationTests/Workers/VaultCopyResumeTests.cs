@@ -112,6 +112,36 @@ public sealed class VaultCopyResumeTests : IAsyncLifetime
         (await vault.ReadManifestAsync(recoveryPointId, Ct)).ShouldNotBeNull();
     }
 
+    [Fact]
+    public async Task Two_copiers_that_overlap_on_one_point_record_each_pack_and_the_completion_once()
+    {
+        // A leader that lost its lock, or was told to stop, may still be copying when the next leader starts the same copy.
+        var disk = new DiskStore(_disk.FullName);
+        var packIds = new List<string>();
+        for (var i = 0; i < 24; i++)
+        {
+            var pack = TestPacks.Random(1 << 20);
+            await disk.PutPackAsync(pack.Id, new MemoryStream(pack.Bytes), long.MaxValue, Ct);
+            packIds.Add(pack.Id);
+        }
+        var recoveryPointId = Guid.CreateVersion7();
+        await disk.PutManifestAsync(recoveryPointId, "{\"formatVersion\":2}"u8.ToArray(), Ct);
+        var vault = Vault();
+        await vault.EnsureCreatedAsync(Ct);
+
+        var first = Copier(disk, vault).CopyAsync(recoveryPointId, packIds, Worker, Ct);
+        while (!first.IsCompleted && (await TransferEventsAsync(recoveryPointId)).All(e => e.Data is not PackUploadedToVault))
+            await Task.Delay(5, Ct);
+        var second = Copier(disk, vault).CopyAsync(recoveryPointId, packIds, Worker, Ct);
+        await Task.WhenAll(first, second);
+
+        var events = (await TransferEventsAsync(recoveryPointId)).Select(e => e.Data).ToList();
+        events.OfType<VaultTransferStarted>().Count().ShouldBe(2, "the second copier started while the first was copying");
+        events.OfType<PackUploadedToVault>().Select(u => u.PackId).ShouldBe(packIds, ignoreOrder: true, "each pack is recorded once");
+        events.OfType<VaultTransferCompleted>().ShouldHaveSingleItem().PackCount.ShouldBe(packIds.Count);
+        events.OfType<VaultTransferFailed>().ShouldBeEmpty();
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _store.DisposeAsync();

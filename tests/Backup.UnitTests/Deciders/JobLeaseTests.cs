@@ -115,4 +115,38 @@ public sealed class JobLeaseTests
         Should.Throw<ForbiddenException>(() => Restore.RenewLease(FoldRestore(RunningRestore), RestoreId, OtherAgent));
         Should.Throw<ConflictException>(() => Restore.RenewLease(FoldRestore(RunningRestore[0]), RestoreId, AgentId));
     }
+
+    [Fact]
+    public void A_released_backup_is_requested_again_at_once_and_counts_no_expiry()
+    {
+        var history = RunningBackup.ToList();
+        history.AddRange(RecoveryPoint.ExpireLease(Fold([.. history]), PointId, Options, Clock.Now));
+        history.Add(new BackupStarted(PointId, AgentId, Clock.Now));
+
+        var released = RecoveryPoint.Release(Fold([.. history]), PointId, AgentId, "agent stopping", Clock.Now);
+
+        released.ShouldBe(new JobReleased(PointId, AgentId, "agent stopping", Clock.Now));
+        var after = Fold([.. history, released])!;
+        after.Status.ShouldBe(RecoveryPointStatus.Requested);
+        after.LeaseExpiries.ShouldBe(1, "a release is not an expiry");
+        RecoveryPoint.Start(after, PointId, AgentId, Clock.Now).ShouldBe(new BackupStarted(PointId, AgentId, Clock.Now));
+        // The next expiry is the second, not the third: the release cost no attempt.
+        var next = RecoveryPoint.ExpireLease(Fold([.. history, released, new BackupStarted(PointId, AgentId, Clock.Now)]), PointId, Options, Clock.Now);
+        next[0].ShouldBeOfType<JobLeaseExpired>().Attempt.ShouldBe(2);
+    }
+
+    [Fact]
+    public void Only_the_owning_agent_releases_and_only_a_running_job()
+    {
+        Should.Throw<ForbiddenException>(() => RecoveryPoint.Release(Fold(RunningBackup), PointId, OtherAgent, "agent stopping", Clock.Now));
+        Should.Throw<ConflictException>(() => RecoveryPoint.Release(Fold(RunningBackup[0]), PointId, AgentId, "agent stopping", Clock.Now));
+        Should.Throw<NotFoundException>(() => RecoveryPoint.Release(null, PointId, AgentId, "agent stopping", Clock.Now));
+        var released = RecoveryPoint.Release(Fold(RunningBackup), PointId, AgentId, "agent stopping", Clock.Now);
+        Should.Throw<ConflictException>(() => RecoveryPoint.Release(Fold([.. RunningBackup, released]), PointId, AgentId, "agent stopping", Clock.Now));
+
+        var restoreReleased = Restore.Release(FoldRestore(RunningRestore), RestoreId, AgentId, "agent stopping", Clock.Now);
+        FoldRestore([.. RunningRestore, restoreReleased])!.Status.ShouldBe(RestoreStatus.Requested);
+        Should.Throw<ForbiddenException>(() => Restore.Release(FoldRestore(RunningRestore), RestoreId, OtherAgent, "agent stopping", Clock.Now));
+        Should.Throw<ConflictException>(() => Restore.Release(FoldRestore(RunningRestore[0]), RestoreId, AgentId, "agent stopping", Clock.Now));
+    }
 }
