@@ -85,19 +85,37 @@ public sealed class ShortTermScheduler(
         _nextDue = groups.Where(g => byGroup[g.Id].Any())
             .Select(g => ShortTermCalendar.RecoveryPoints(g.ShortTermPolicy!, now).Cast<DateTimeOffset?>().FirstOrDefault())
             .Where(at => at is not null).Min();
+        var wanted = new List<(Guid GroupId, DataSourceView Source, DateTimeOffset At, Guid Id)>();
         foreach (var group in groups)
         {
             var due = ShortTermCalendar.RecoveryPoints(group.ShortTermPolicy!, from).TakeWhile(at => at <= now).ToList();
             foreach (var source in byGroup[group.Id])
                 foreach (var at in due.Where(at => at > source.ProtectedAt))
-                {
-                    ct.ThrowIfCancellationRequested();
-                    if (await RequestAsync(store, group.Id, source, at, ct) is { } id) started.Add(id);
-                }
+                    wanted.Add((group.Id, source, at, ShortTermCalendar.BackupDueId(group.Id, source.Id, at)));
+        }
+        // Another worker usually got there first: skip the streams that exist (one query) rather than collide on each.
+        var existing = wanted.Count == 0 ? [] : await ExistingStreamsAsync(store, wanted.Select(w => w.Id).ToArray(), ct);
+        foreach (var (groupId, source, at, id) in wanted.Where(w => !existing.Contains(w.Id)))
+        {
+            ct.ThrowIfCancellationRequested();
+            if (await RequestAsync(store, groupId, source, at, ct) is { } requested) started.Add(requested);
         }
         _lastTick = now;
         if (started.Count > 0) log.LogInformation("Scheduler requested {Count} recovery points due in ({From}, {Now}]", started.Count, from, now);
         return started;
+    }
+
+    private static async Task<HashSet<Guid>> ExistingStreamsAsync(IDocumentStore store, Guid[] ids, CancellationToken ct)
+    {
+        await using var connection = store.Storage.Database.CreateConnection();
+        await connection.OpenAsync(ct);
+        await using var command = new Npgsql.NpgsqlCommand(
+            $"select id from \"{store.Options.Events.DatabaseSchemaName}\".mt_streams where id = any(@ids)", connection);
+        command.Parameters.AddWithValue("ids", ids);
+        var found = new HashSet<Guid>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) found.Add(reader.GetGuid(0));
+        return found;
     }
 
     private async Task<Guid?> RequestAsync(IDocumentStore store, Guid groupId, DataSourceView source, DateTimeOffset dueAt, CancellationToken ct)
