@@ -201,6 +201,6 @@ internal sealed record Args(
         double Num(string key, double fallback) => d.TryGetValue(key, out var v) ? double.Parse(v, CultureInfo.InvariantCulture) : fallback;
         return new Args(Get("api"), Get("admin-key"), Get("postgres"), Get("schema"), (int)Num("agents", 200), (int)Num("sources", 5),
             Num("speed", 240), Num("hours", 24), DateTimeOffset.Parse(Get("start"), CultureInfo.InvariantCulture),
-            DateTimeOffset.Parse(Get("epoch"), CultureInfo.InvariantCulture), Num("poll", 5), Num("drain", 20), (int)Num("workers", 1));
+            DateTimeOffset.Parse(Get("epoch"), CultureInfo.InvariantCulture), Num("poll", 5), Num("drain", 60), (int)Num("workers", 1));
     }
 }
