@@ -3,8 +3,6 @@ using System.Runtime.Versioning;
 using Backup.Commands.Dispatching;
 using Backup.Commands.RecoveryPoints;
 using Backup.IntegrationTests.Infrastructure;
-using Backup.Projections;
-using Marten;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using workers::Backup.Workers.Dispatching;
@@ -19,83 +17,41 @@ namespace Backup.IntegrationTests.Dispatching;
 public sealed class LostLeaseAgentTests : IAsyncLifetime
 {
     private static readonly TimeSpan Lease = TimeSpan.FromSeconds(3);
-    private readonly string _schema = TestServices.NewSchema("lease");
-    private readonly string _container = $"vault-{Guid.NewGuid():N}";
-    private readonly DirectoryInfo _work = Directory.CreateTempSubdirectory("backup-lease-");
-    private readonly List<ProductProcess> _processes = [];
+    private readonly ProductRun _run = new("lease");
     private ApiClient _client = null!;
-    private string _baseUrl = "";
-    private DocumentStore _store = null!;
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private readonly string _adminKey = $"lease-admin-{Guid.NewGuid():N}";
-
-    private string StateDirectory => Path.Combine(_work.FullName, "agent-state");
-
-    private string PassphraseFile => Path.Combine(_work.FullName, "passphrase");
+    private string StateDirectory => Path.Combine(_run.Work.FullName, "agent-state");
 
     public async ValueTask InitializeAsync()
     {
-        var (api, baseUrl) = await ProductProcess.StartApiAsync(new Dictionary<string, string>
-        {
-            ["ConnectionStrings__Marten"] = TestServices.Postgres,
-            ["ConnectionStrings__Vault"] = TestServices.Vault,
-            ["Backup__Schema"] = _schema,
-            ["Backup__DiskStore"] = Path.Combine(_work.FullName, "disk-store"),
-            ["Backup__VaultContainer"] = _container,
-            ["Backup__JobLeases__Duration"] = Lease.ToString(),
-            ["Backup__BootstrapAdminKey"] = _adminKey,
-        }, Ct);
-        _processes.Add(api);
-        _baseUrl = baseUrl;
-        _client = new ApiClient(new HttpClient { BaseAddress = new Uri(baseUrl), DefaultRequestHeaders = { Authorization = new("ApiKey", _adminKey) } });
-        await _client.CreateRepositoryKeyAsync();
-        await File.WriteAllTextAsync(PassphraseFile, ApiClient.Passphrase + "\n", Ct);
-        _store = DocumentStore.For(o => o.ConfigureCatalog(TestServices.Postgres, _schema));
+        await _run.StartApiAsync(new Dictionary<string, string> { ["Backup__JobLeases__Duration"] = Lease.ToString() });
+        _client = _run.Client;
     }
 
-    private LeaseReaper Reaper() => new(_store, TimeProvider.System,
+    private LeaseReaper Reaper() => new(_run.Store, TimeProvider.System,
         Options.Create(new JobLeaseOptions { Duration = Lease, MaxAttempts = 3, RetryBackoff = TimeSpan.Zero, MaxRetryBackoff = TimeSpan.Zero }),
         NullLogger<LeaseReaper>.Instance);
 
-    private async Task<List<object>> EventsAsync(Guid stream)
-    {
-        await using var session = _store.QuerySession();
-        return [.. (await session.Events.FetchStreamAsync(stream, token: Ct)).Select(e => e.Data)];
-    }
+    private Task<List<object>> EventsAsync(Guid stream) => _run.EventsAsync(stream);
 
-    private async Task<List<object>> WaitForEventsAsync(Guid stream, Func<List<object>, bool> done, ProductProcess agent)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(90);
-        while (true)
-        {
-            var events = await EventsAsync(stream);
-            if (done(events)) return events;
-            if (DateTime.UtcNow > deadline || agent.HasExited)
-                throw new TimeoutException($"Stream {stream} never got there: {string.Join(", ", events.Select(e => e.GetType().Name))}\n{agent.Output}");
-            await Task.Delay(200, Ct);
-        }
-    }
+    private Task<List<object>> WaitForEventsAsync(Guid stream, Func<List<object>, bool> done, ProductProcess agent) =>
+        _run.WaitForEventsAsync(stream, done, agent, TimeSpan.FromSeconds(90));
 
     [Fact]
     public async Task An_agent_whose_lease_is_reaped_cancels_the_job_cleans_its_scratch_and_reports_nothing()
     {
         // Random data in 1 MiB packs writes packs early; a large sparse file (no disk space, but 32 GiB to read and chunk)
         // then keeps the agent busy long enough to lose the lease mid-run.
-        var big = Directory.CreateDirectory(Path.Combine(_work.FullName, "big"));
+        var big = Directory.CreateDirectory(Path.Combine(_run.Work.FullName, "big"));
         await File.WriteAllBytesAsync(Path.Combine(big.FullName, "a-random.bin"), System.Security.Cryptography.RandomNumberGenerator.GetBytes(8 << 20), Ct);
         await using (var sparse = File.Create(Path.Combine(big.FullName, "sparse-32GiB.bin"))) sparse.SetLength(32L << 30);
-        var small = Directory.CreateDirectory(Path.Combine(_work.FullName, "small"));
+        var small = Directory.CreateDirectory(Path.Combine(_run.Work.FullName, "small"));
         await File.WriteAllTextAsync(Path.Combine(small.FullName, "note.txt"), "still working\n", Ct);
 
-        var token = await _client.IssueTokenAsync();
-        var agent = ProductProcess.Start("Backup.Agent", new Dictionary<string, string>(),
-            $"--Agent:Server={_baseUrl}/", $"--Agent:EnrolmentToken={token}", $"--Agent:StateDirectory={StateDirectory}",
-            "--Agent:MachineName=lease-machine", "--Agent:PollInterval=00:00:00.300", $"--Agent:PassphraseFile={PassphraseFile}",
-            "--Agent:PackTargetBytes=1048576");
-        _processes.Add(agent);
-        var agentId = await WaitAgentAsync(agent);
+        var agent = _run.StartAgent("lease-machine", StateDirectory, await _client.IssueTokenAsync(), extraArgs: "--Agent:PackTargetBytes=1048576");
+        var agentId = await _run.WaitForAgentAsync("lease-machine", agent);
         var group = await _client.CreateGroupAsync("Lease lost");
         var bigSource = await _client.AddFolderAsync(group, agentId, big.FullName);
         var smallSource = await _client.AddFolderAsync(group, agentId, small.FullName);
@@ -137,23 +93,5 @@ public sealed class LostLeaseAgentTests : IAsyncLifetime
         await WaitForEventsAsync(next, events => events.OfType<RecoveryPointCreated>().Any(), agent);
     }
 
-    private async Task<Guid> WaitAgentAsync(ProductProcess agent)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (DateTime.UtcNow < deadline && !agent.HasExited)
-        {
-            var agents = await _client.GetJsonAsync("/api/agents");
-            if (agents.GetArrayLength() == 1) return agents[0].GetProperty("id").GetGuid();
-            await Task.Delay(200, Ct);
-        }
-        throw new TimeoutException("The agent did not enrol:\n" + agent.Output);
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        foreach (var p in _processes) await p.DisposeAsync();
-        await _store.DisposeAsync();
-        await TestServices.DropSchemaAsync(_schema);
-        _work.Delete(recursive: true);
-    }
+    public ValueTask DisposeAsync() => _run.DisposeAsync();
 }

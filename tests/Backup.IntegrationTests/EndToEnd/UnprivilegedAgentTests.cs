@@ -16,39 +16,22 @@ public sealed class UnprivilegedAgentTests : IAsyncLifetime
     private const UnixFileMode Open = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead
         | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
 
-    private readonly string _schema = TestServices.NewSchema("unpriv");
-    private readonly DirectoryInfo _work = Directory.CreateTempSubdirectory("backup-unpriv-");
-    private readonly string _adminKey = $"unpriv-admin-{Guid.NewGuid():N}";
-    private readonly string _container = $"vault-{Guid.NewGuid():N}";
-    private readonly List<ProductProcess> _processes = [];
+    private readonly ProductRun _run = new("unpriv");
     private ApiClient _client = null!;
-    private string _baseUrl = "";
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     public async ValueTask InitializeAsync()
     {
-        var (api, baseUrl) = await ProductProcess.StartApiAsync(new Dictionary<string, string>
-        {
-            ["ConnectionStrings__Marten"] = TestServices.Postgres,
-            ["ConnectionStrings__Vault"] = TestServices.Vault,
-            ["Backup__Schema"] = _schema,
-            ["Backup__DiskStore"] = Path.Combine(_work.FullName, "disk-store"),
-            ["Backup__VaultContainer"] = _container,
-            ["Backup__BootstrapAdminKey"] = _adminKey,
-            ["Backup__RunDaemon"] = "true",
-        }, Ct);
-        _processes.Add(api);
-        _baseUrl = baseUrl;
-        _client = new ApiClient(new HttpClient { BaseAddress = new Uri(baseUrl), DefaultRequestHeaders = { Authorization = new("ApiKey", _adminKey) } });
-        await _client.CreateRepositoryKeyAsync();
+        await _run.StartApiAsync(new Dictionary<string, string> { ["Backup__RunDaemon"] = "true" });
+        _client = _run.Client;
     }
 
     [Fact]
     public async Task Unreadable_files_and_folders_are_skipped_with_the_reason_and_the_point_is_partial()
     {
-        File.SetUnixFileMode(_work.FullName, Open); // temp folders are the owner's alone; the agent's user must get in
-        var source = Directory.CreateDirectory(Path.Combine(_work.FullName, "protected"));
+        File.SetUnixFileMode(_run.Work.FullName, Open); // temp folders are the owner's alone; the agent's user must get in
+        var source = Directory.CreateDirectory(Path.Combine(_run.Work.FullName, "protected"));
         File.SetUnixFileMode(source.FullName, Open);
         File.WriteAllText(Path.Combine(source.FullName, "readable.txt"), "anyone may read this\n");
         File.SetUnixFileMode(Path.Combine(source.FullName, "readable.txt"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
@@ -58,28 +41,15 @@ public sealed class UnprivilegedAgentTests : IAsyncLifetime
         var locked = Directory.CreateDirectory(Path.Combine(source.FullName, "locked"));
         File.WriteAllText(Path.Combine(locked.FullName, "inside.txt"), "behind a folder only its owner may open\n");
         File.SetUnixFileMode(locked.FullName, UnixFileMode.None);
-        var state = Directory.CreateDirectory(Path.Combine(_work.FullName, "agent-state"));
+        var state = Directory.CreateDirectory(Path.Combine(_run.Work.FullName, "agent-state"));
         File.SetUnixFileMode(state.FullName, Open | UnixFileMode.GroupWrite | UnixFileMode.OtherWrite);
-        var passphraseFile = Path.Combine(_work.FullName, "agent.passphrase");
-        File.WriteAllText(passphraseFile, ApiClient.Passphrase + "\n");
-        File.SetUnixFileMode(passphraseFile, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
-
-        var token = await _client.IssueTokenAsync();
-        var agent = ProductProcess.StartUnprivileged("Backup.Agent",
-            new Dictionary<string, string> { ["HOME"] = state.FullName, ["DOTNET_CLI_HOME"] = state.FullName },
-            $"--Agent:Server={_baseUrl}/", $"--Agent:EnrolmentToken={token}", $"--Agent:StateDirectory={state.FullName}",
-            "--Agent:MachineName=unprivileged", "--Agent:PollInterval=00:00:00.300", $"--Agent:PassphraseFile={passphraseFile}");
-        _processes.Add(agent);
-        Guid? agentId = null;
-        for (var deadline = DateTime.UtcNow.AddSeconds(60); agentId is null; await Task.Delay(250, Ct))
-        {
-            if (DateTime.UtcNow > deadline || agent.HasExited) throw new TimeoutException("The agent did not enrol:\n" + agent.Output);
-            agentId = (await _client.GetJsonAsync("/api/agents")).EnumerateArray()
-                .Where(a => a.GetProperty("machineName").GetString() == "unprivileged").Select(a => (Guid?)a.GetProperty("id").GetGuid()).FirstOrDefault();
-        }
+        File.SetUnixFileMode(_run.PassphraseFile, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        var agent = _run.StartAgent("unprivileged", state.FullName, await _client.IssueTokenAsync(), unprivileged: true,
+            new Dictionary<string, string> { ["HOME"] = state.FullName, ["DOTNET_CLI_HOME"] = state.FullName });
+        var agentId = await _run.WaitForAgentAsync("unprivileged", agent);
 
         var group = await _client.CreateGroupAsync("Unprivileged");
-        var dataSource = await _client.AddFolderAsync(group, agentId.Value, source.FullName);
+        var dataSource = await _client.AddFolderAsync(group, agentId, source.FullName);
         var recoveryPoint = await _client.RequestBackupAsync(dataSource);
         var point = await _client.WaitForAsync($"/api/recovery-points/{recoveryPoint}",
             rp => rp.GetProperty("status").GetString() is "Created" or "Failed", TimeSpan.FromSeconds(120));
@@ -100,13 +70,5 @@ public sealed class UnprivilegedAgentTests : IAsyncLifetime
         items.ShouldNotContain("locked/inside.txt");
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        foreach (var p in _processes) await p.DisposeAsync();
-        await TestServices.DropSchemaAsync(_schema);
-        await new Azure.Storage.Blobs.BlobContainerClient(TestServices.Vault, _container).DeleteIfExistsAsync();
-        var locked = Path.Combine(_work.FullName, "protected", "locked");
-        if (Directory.Exists(locked)) File.SetUnixFileMode(locked, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        _work.Delete(recursive: true);
-    }
+    public ValueTask DisposeAsync() => _run.DisposeAsync();
 }
