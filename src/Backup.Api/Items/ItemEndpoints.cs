@@ -18,12 +18,13 @@ public static class ItemEndpoints
                 + "and dataSourceId to narrow. Each item lists the recovery points that hold it, newest first, with its kind, size and mtime "
                 + "in that point and whether the point is on disk and/or in the vault (expired and deleted points are left out). relativePath "
                 + "is what a restore's paths takes. Items are ordered by path; limit 1–200 (default 50), pass nextAfter as after for the next "
-                + "page. Bad values are a 400 naming the parameter.")
+                + "page. asOf (ISO 8601, not in the future): the points that held each item then, with their tiers then. Bad values are a 400 "
+                + "naming the parameter.")
             .ProducesValidationProblem();
         return app;
     }
 
     private static async Task<Ok<Page<ItemLocations>>> Search(
-        string? path, string? name, string? under, Guid? dataSourceId, string? after, int? limit, IMediator m, CancellationToken ct) =>
-        TypedResults.Ok(await m.Send(new SearchItems(path, name, under, dataSourceId, after, limit ?? 50), ct));
+        string? path, string? name, string? under, Guid? dataSourceId, string? after, int? limit, DateTimeOffset? asOf, IMediator m, CancellationToken ct) =>
+        TypedResults.Ok(await m.Send(new SearchItems(path, name, under, dataSourceId, after, limit ?? 50, asOf), ct));
 }

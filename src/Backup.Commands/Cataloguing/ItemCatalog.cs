@@ -68,6 +68,11 @@ public static class ItemCatalog
         table.AddColumn<bool>("on_disk").NotNull();
         table.AddColumn<bool>("in_vault").NotNull();
         table.AddColumn<bool>("deleted").NotNull();
+        // When each tier got or lost the point, for searches as of a past instant.
+        table.AddColumn("copied_at", "timestamp with time zone");
+        table.AddColumn("disk_expired_at", "timestamp with time zone");
+        table.AddColumn("vault_expired_at", "timestamp with time zone");
+        table.AddColumn("deleted_at", "timestamp with time zone");
         table.Indexes.Add(new IndexDefinition($"ix_{PointsTable}_rp") { Columns = ["recovery_point_id"] });
         return table;
     }

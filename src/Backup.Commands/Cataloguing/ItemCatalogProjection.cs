@@ -50,20 +50,22 @@ public sealed class ItemCatalogProjection(string schema) : IProjection
 
                 case VaultTransferCompleted x:
                     // A copy that finished after the point was deleted does not bring it back.
-                    operations.QueueSqlCommand($"update {_points} set in_vault = not deleted where recovery_point_id = ?", x.RecoveryPointId);
+                    operations.QueueSqlCommand($"update {_points} set in_vault = not deleted, copied_at = case when deleted then null else ? end where recovery_point_id = ?",
+                        x.CompletedAt.ToUniversalTime(), x.RecoveryPointId);
                     break;
 
                 case RecoveryPointExpired { Tier: StorageTier.Disk } x:
-                    operations.QueueSqlCommand($"update {_points} set on_disk = false where recovery_point_id = ?", x.RecoveryPointId);
+                    operations.QueueSqlCommand($"update {_points} set on_disk = false, disk_expired_at = ? where recovery_point_id = ?", x.ExpiredAt.ToUniversalTime(), x.RecoveryPointId);
                     break;
 
                 case RecoveryPointExpired { Tier: StorageTier.Vault } x:
-                    operations.QueueSqlCommand($"update {_points} set in_vault = false where recovery_point_id = ?", x.RecoveryPointId);
+                    operations.QueueSqlCommand($"update {_points} set in_vault = false, vault_expired_at = ? where recovery_point_id = ?", x.ExpiredAt.ToUniversalTime(), x.RecoveryPointId);
                     break;
 
                 case RecoveryPointDeleted x:
                     operations.QueueSqlCommand(
-                        $"update {_points} set on_disk = false, in_vault = false, deleted = true where recovery_point_id = ?", x.RecoveryPointId);
+                        $"update {_points} set on_disk = false, in_vault = false, deleted = true, deleted_at = ? where recovery_point_id = ?",
+                        x.DeletedAt.ToUniversalTime(), x.RecoveryPointId);
                     break;
             }
         }

@@ -26,14 +26,19 @@ public sealed record ItemLocations(Guid DataSourceId, string Path, string Relati
 /// below an absolute folder; at least one of them. Only recovery points still kept on disk or in the vault count. Items are
 /// ordered by path then data source; <see cref="After"/> is the cursor a previous page returned.
 /// </summary>
+/// <para><see cref="AsOf"/>: the recovery points that held the item then (created by then, on a tier not yet expired or deleted
+/// then), each with the tiers of that instant.</para>
 public sealed record SearchItems(
-    string? Path = null, string? Name = null, string? Under = null, Guid? DataSourceId = null, string? After = null, int Limit = 50)
+    string? Path = null, string? Name = null, string? Under = null, Guid? DataSourceId = null, string? After = null, int Limit = 50,
+    DateTimeOffset? AsOf = null)
     : IQuery<Page<ItemLocations>>;
 
 public sealed class SearchItemsValidator : AbstractValidator<SearchItems>
 {
-    public SearchItemsValidator()
+    public SearchItemsValidator(TimeProvider clock)
     {
+        RuleFor(x => x.AsOf).Must(asOf => asOf is not { } at || at <= clock.GetUtcNow())
+            .WithMessage("'asOf' is in the future: items are found as they are now or were at a past instant.");
         RuleFor(x => x.Name).NotEmpty().WithMessage("Give 'path', 'name' or 'under' to search for.")
             .When(x => string.IsNullOrEmpty(x.Path) && string.IsNullOrEmpty(x.Under));
         RuleFor(x => x.Path).Must(p => p!.StartsWith('/') && p.Length <= 8_192).When(x => x.Path is not null)
@@ -83,12 +88,20 @@ public sealed class SearchItemsHandler(IQuerySession session) : IQueryHandler<Se
         var schema = session.Schema();
         var versions = $"\"{schema}\".{ItemCatalog.VersionsTable}";
         var points = $"\"{schema}\".{ItemCatalog.PointsTable}";
-        const string held = "p.data_source_id = v.data_source_id and p.ordinal >= v.from_ordinal and (v.to_ordinal is null or p.ordinal < v.to_ordinal) "
-            + "and (p.on_disk or p.in_vault)";
+        // Live: the tier flags. As of T: created by T, and on disk (not expired or deleted by T) or in the vault (copied by T,
+        // not expired or deleted by T).
+        const string disk = "((p.disk_expired_at is null or p.disk_expired_at > @at) and (p.deleted_at is null or p.deleted_at > @at))";
+        const string vault = "(p.copied_at is not null and p.copied_at <= @at and (p.vault_expired_at is null or p.vault_expired_at > @at) and (p.deleted_at is null or p.deleted_at > @at))";
+        var (onDisk, inVault, kept) = query.AsOf is null
+            ? ("p.on_disk", "p.in_vault", "(p.on_disk or p.in_vault)")
+            : (disk, vault, $"p.created_at <= @at and ({disk} or {vault})");
+        var held = "p.data_source_id = v.data_source_id and p.ordinal >= v.from_ordinal and (v.to_ordinal is null or p.ordinal < v.to_ordinal) "
+            + $"and {kept}";
 
         await using var connection = session.Database.CreateConnection();
         await connection.OpenAsync(ct);
         await using var command = new NpgsqlCommand { Connection = connection };
+        if (query.AsOf is { } asOf) command.Parameters.AddWithValue("at", asOf.ToUniversalTime());
         var where = new List<string>();
         if (query.Path is { } path)
         {
@@ -123,7 +136,7 @@ public sealed class SearchItemsHandler(IQuerySession session) : IQueryHandler<Se
                 select distinct v.path, v.data_source_id from {versions} v join {points} p on {held}
                 where {string.Join(" and ", where)}
                 order by v.path, v.data_source_id limit @limit)
-            select m.path, m.data_source_id, p.recovery_point_id, p.created_at, v.kind, v.size, v.modified_at, p.on_disk, p.in_vault, p.root
+            select m.path, m.data_source_id, p.recovery_point_id, p.created_at, v.kind, v.size, v.modified_at, {onDisk}, {inVault}, p.root
             from matched m
             join {versions} v on v.data_source_id = m.data_source_id and v.path = m.path
             join {points} p on {held}

@@ -109,6 +109,9 @@ public sealed class ItemCatalogTests(ApiFactory api) : IClassFixture<ApiFactory>
         var (agent, source, root) = await ProtectedFolderAsync();
         var first = await CommittedAsync(agent, source, [File("a.bin", 1, T1), File("gone.bin", 2, T1)]);
         var second = await CommittedAsync(agent, source, [File("a.bin", 1, T1)]);
+        await Task.Delay(20, Ct);
+        var beforeCopy = DateTimeOffset.UtcNow;
+        await Task.Delay(20, Ct);
         await api.CopyToVaultAsync(second);
 
         var a = (await ItemsAsync($"path={Uri.EscapeDataString($"{root}/a.bin")}")).ShouldHaveSingleItem();
@@ -132,6 +135,14 @@ public sealed class ItemCatalogTests(ApiFactory api) : IClassFixture<ApiFactory>
         }
         var vaultOnly = (await ItemsAsync($"path={Uri.EscapeDataString($"{root}/a.bin")}")).ShouldHaveSingleItem().GetProperty("copies").EnumerateArray().Single();
         (vaultOnly.GetProperty("onDisk").GetBoolean(), vaultOnly.GetProperty("inVault").GetBoolean()).ShouldBe((false, true));
+
+        // As of before the vault copy and the expiries: both points on disk only, and gone.bin still there.
+        var asOf = $"&asOf={Uri.EscapeDataString(beforeCopy.ToString("O"))}";
+        (await ItemsAsync($"path={Uri.EscapeDataString($"{root}/a.bin")}{asOf}")).ShouldHaveSingleItem().GetProperty("copies").EnumerateArray()
+            .Select(c => (c.GetProperty("recoveryPointId").GetGuid(), c.GetProperty("onDisk").GetBoolean(), c.GetProperty("inVault").GetBoolean()))
+            .ShouldBe([(second, true, false), (first, true, false)]);
+        Copies((await ItemsAsync($"path={Uri.EscapeDataString($"{root}/gone.bin")}{asOf}")).ShouldHaveSingleItem()).Select(c => c.Rp).ShouldBe([first]);
+        (await ItemsAsync($"path={Uri.EscapeDataString($"{root}/a.bin")}&asOf={Uri.EscapeDataString(T1.AddYears(-1).ToString("O"))}")).ShouldBeEmpty();
     }
 
     [Fact]
@@ -200,6 +211,7 @@ public sealed class ItemCatalogTests(ApiFactory api) : IClassFixture<ApiFactory>
     [InlineData("name=*.txt&limit=0", "limit")]
     [InlineData("name=*.txt&after=bm90LWEtY3Vyc29y", "after")]
     [InlineData("name=*.txt&dataSourceId=nope", "dataSourceId")]
+    [InlineData("name=*.txt&asOf=2999-01-01T00:00:00Z", "asOf")]
     public async Task A_bad_search_is_a_400_naming_the_parameter(string query, string parameter)
     {
         var response = await _client.Http.GetAsync($"/api/items?{query}", Ct);
