@@ -237,8 +237,8 @@ public sealed class JobLoop(
                 job.RecoveryPointId, clock.Elapsed.TotalSeconds, result.Files, result.FilesFromCache, result.Directories, result.BytesRead / 1048576.0,
                 result.BytesScanned / 1048576.0, p.ChunksNew, p.ChunksSeen, p.PlainBytesNew / 1048576.0, p.SealedBytesNew / 1048576.0, p.Packs,
                 result.Tree.Skipped?.Count ?? 0);
-            log.LogInformation("Backup {RecoveryPointId} stage waits: reader for sealers {Reader:F2} s, sealers for packer {Sealers:F2} s, packer for uploaders {Packer:F2} s; uploads took {Upload:F2} s",
-                job.RecoveryPointId, p.Waits.ReaderWaitedForSealers, p.Waits.SealersWaitedForPacker, p.Waits.PackerWaitedForUploaders, p.Waits.UploadSeconds);
+            log.LogInformation("Backup {RecoveryPointId} stage waits: reader for sealers {Reader:F2} s, sealers for uploaders {Sealers:F2} s; uploads took {Upload:F2} s",
+                job.RecoveryPointId, p.Waits.ReaderWaitedForSealers, p.Waits.SealersWaitedForUploaders, p.Waits.UploadSeconds);
         }
         catch (Exception e) when (e is not OperationCanceledException && !ct.IsCancellationRequested)
         {
