@@ -215,16 +215,8 @@ public sealed class JobLoop(
                 log.LogInformation("Backup {RecoveryPointId}: {Files} files, {MiB:F1} MiB", job.RecoveryPointId, files, bytes / 1048576.0);
             }, ct);
             var archiveTime = clock.Elapsed;
-            var chunkIds = new byte[result.Referenced.Count * ChunkId.Size];
-            var at = 0;
-            foreach (var id in result.Referenced)
-            {
-                id.WriteTo(chunkIds.AsSpan(at));
-                at += ChunkId.Size;
-            }
-            await server.CompleteBackupAsync(agentId, job.RecoveryPointId, new CompleteBackupRequest(
-                result.TreeChunks.Select(c => c.ToString()).ToList(), Convert.ToBase64String(chunkIds), result.Files, result.Directories,
-                result.BytesRead, result.Tree.Skipped), ct);
+            await server.CompleteBackupAsync(agentId, job.RecoveryPointId, result.TreeChunks.Select(c => c.ToString()).ToList(), result.Referenced,
+                result.Files, result.Directories, result.BytesRead, result.Tree.Skipped, ct);
             var commitTime = clock.Elapsed;
             cache.Save();
             log.LogInformation("Backup {RecoveryPointId} phases: key {Key:F2} s, {Known} known chunk ids {Index:F2} s, walk/read/upload {Archive:F2} s, commit {Commit:F2} s",
