@@ -31,7 +31,7 @@ public sealed class ServerClient(HttpClient http)
     public async Task<PackStored> UploadPackAsync(Guid agentId, Guid recoveryPointId, string packId, string file, CancellationToken ct)
     {
         await using var stream = File.OpenRead(file);
-        using var content = new StreamContent(stream, 1 << 20);
+        using var content = new StreamContent(stream, 1 << 18);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
         content.Headers.ContentLength = stream.Length;
         using var response = await http.PutAsync($"api/agents/{agentId}/recovery-points/{recoveryPointId}/packs/{packId}", content, ct);
@@ -114,7 +114,8 @@ public sealed class ServerClient(HttpClient http)
         using var response = await http.GetAsync($"api/agents/{agentId}/chunks", HttpCompletionOption.ResponseHeadersRead, ct);
         await EnsureSuccessAsync(response, "list the chunks the server holds", ct);
         await using var body = await response.Content.ReadAsStreamAsync(ct);
-        var known = new HashSet<ChunkId>();
+        // Sized from the body's length up front: growing by doubling would leave each smaller table behind as garbage.
+        var known = new HashSet<ChunkId>((int)Math.Min(response.Content.Headers.ContentLength ?? 0, 1L << 30) / ChunkId.Size);
         var id = new byte[ChunkId.Size];
         while (true)
         {
@@ -158,7 +159,7 @@ public sealed class ServerClient(HttpClient http)
         using var response = await http.GetAsync($"api/agents/{agentId}/restores/{restoreId}/packs/{packId}", HttpCompletionOption.ResponseHeadersRead, ct);
         await EnsureSuccessAsync(response, $"download pack {packId}", ct);
         await using var body = await response.Content.ReadAsStreamAsync(ct);
-        await body.CopyToAsync(destination, 1 << 20, ct);
+        await body.CopyToAsync(destination, 1 << 18, ct);
     }
 
     public async Task CompleteRestoreAsync(Guid agentId, Guid restoreId, int files, long bytes, int skippedExisting, CancellationToken ct)

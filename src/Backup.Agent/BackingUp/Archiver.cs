@@ -136,8 +136,13 @@ public sealed class Archiver(ILogger log)
         directories = entries.Count(e => e.Kind == EntryKind.Directory);
         var tree = new Tree(Tree.CurrentVersion, root.FullName, entries, skipped);
         var treeChunks = new List<ChunkId>();
-        using (var treeBytes = new MemoryStream(tree.ToBytes(), writable: false))
+        // The tree's JSON goes through a scratch file rather than memory: it grows with the number of items (hundreds of
+        // bytes each), and a byte array of it, plus the serializer's growing buffers, would all be garbage a moment later.
+        await using (var treeBytes = new FileStream(Path.Combine(pipeline.Scratch, $"tree-{Guid.NewGuid():N}.json"), FileMode.CreateNew,
+                         FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose))
         {
+            tree.WriteTo(treeBytes);
+            treeBytes.Position = 0;
             foreach (var chunk in _chunker.Chunks(treeBytes))
             {
                 var id = await pipeline.AddAsync(chunk.Data);

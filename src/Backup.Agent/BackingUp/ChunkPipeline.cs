@@ -80,6 +80,9 @@ public sealed class ChunkPipeline : IAsyncDisposable
         _uploaders = Task.WhenAll(Task.Run(UploadAsync), Task.Run(UploadAsync));
     }
 
+    /// <summary>The run's scratch folder (packs being filled; the caller may put its own temporary files there).</summary>
+    public string Scratch => _scratch;
+
     /// <summary>Computes the chunk's id and queues it for storing unless the server or this run already has it.</summary>
     public async ValueTask<ChunkId> AddAsync(ReadOnlyMemory<byte> chunk)
     {

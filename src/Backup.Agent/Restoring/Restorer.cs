@@ -199,7 +199,10 @@ public sealed class Restorer(ILogger log)
         var packs = new Dictionary<string, string>(StringComparer.Ordinal);
         try
         {
-            using var bytes = new MemoryStream();
+            // The tree's JSON goes through a scratch file: it grows with the number of items, and a growing memory stream of it
+            // would be garbage as soon as the tree is read.
+            await using var bytes = new FileStream(Path.Combine(scratch, $"tree-{Guid.NewGuid():N}.json"), FileMode.CreateNew,
+                FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
             for (var i = 0; i < ids.Count; i++)
             {
                 var location = locations[i];
@@ -208,7 +211,8 @@ public sealed class Restorer(ILogger log)
                 await using var pack = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
                 OpenChunk(pack, location.PackId, ids[i], location, envelope, pool, () => "the tree", chunk => bytes.Write(chunk));
             }
-            var tree = Tree.FromBytes(bytes.GetBuffer().AsSpan(0, (int)bytes.Length));
+            bytes.Position = 0;
+            var tree = Tree.ReadFrom(bytes);
             var problems = tree.Validate();
             if (problems.Count > 0) throw new InvalidDataException("The recovery point's tree is damaged: " + string.Join(" ", problems.Take(5)));
             return tree;
