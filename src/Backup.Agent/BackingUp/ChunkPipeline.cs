@@ -39,7 +39,7 @@ public sealed class ChunkPipeline : IAsyncDisposable
 
     // Bytes of free buffers kept for reuse: enough for the chunks in flight at the usual sizes, so a run rarely
     // allocates; larger chunks get buffers of their own, freed as soon as they are packed.
-    private const long KeptBufferBytes = 16 << 20;
+    private const long KeptBufferBytes = 6 << 20;
 
     private readonly ChunkIdHasher _ids;
     private readonly ISet<ChunkId> _known;

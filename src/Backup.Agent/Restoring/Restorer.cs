@@ -50,7 +50,7 @@ public sealed class Restorer(ILogger log)
     }
 
     // Bytes of free buffers kept for reuse: a sealed blob and its chunk per worker at the usual chunk sizes.
-    private const long KeptBufferBytes = 16 << 20;
+    private const long KeptBufferBytes = 6 << 20;
 
     private async Task<RestoreResult> RestoreAsync(
         Manifest manifest, IReadOnlyDictionary<ChunkId, ChunkLocation> index, MasterKeys keys, string targetRoot, string scratch,
