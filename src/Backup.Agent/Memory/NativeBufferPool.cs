@@ -46,6 +46,15 @@ public sealed unsafe class NativeBufferPool(long keepBytes) : IDisposable
     private long _freeBytes;
     private bool _disposed;
 
+    /// <summary>Capacity of the free buffers kept for reuse, in bytes (at most the budget).</summary>
+    public long KeptBytes
+    {
+        get
+        {
+            lock (_free) return _freeBytes;
+        }
+    }
+
     /// <summary>A buffer of at least <paramref name="length"/> bytes: the smallest kept one that fits, else a new one.</summary>
     public NativeBuffer Rent(int length)
     {
