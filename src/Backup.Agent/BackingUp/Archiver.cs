@@ -175,7 +175,7 @@ public sealed class Archiver(ILogger log)
     /// <summary>
     /// The walk makes short-lived objects per item (file infos, names, state machines) and the GC's default young-generation
     /// budget grows with the CPU cache (80 MB on a server part): left alone, a whole run's garbage can stay resident until
-    /// some large allocation forces a full collection. A young collection every 8 MB keeps it to that, for about a
+    /// some large allocation forces a full collection. A young collection every 4 MB keeps it to that, for about a
     /// millisecond each (what survives is the tree being built).
     /// </summary>
     private static void CollectYoungGarbage(ref long collectedAt)
@@ -186,7 +186,7 @@ public sealed class Archiver(ILogger log)
         collectedAt = allocated;
     }
 
-    private const long YoungGarbageBytes = 8 << 20;
+    private const long YoungGarbageBytes = 4 << 20;
 
     /// <summary>
     /// With include patterns the walk enters folders that might hold included items; those that turned out to hold none
