@@ -1,6 +1,7 @@
 using Backup.Agent;
 using Backup.Agent.Enrolling;
 using Backup.Agent.Jobs;
+using Backup.Agent.Memory;
 using Backup.Agent.Offline;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -9,6 +10,8 @@ using Microsoft.Extensions.Options;
 
 // The protection agent: enrols with a one-time token, then polls the backup server for backup and restore
 // jobs. It speaks HTTP only and never touches the catalog's database.
+// Chunk-sized native buffers go back to the system when freed (see NativeHeap).
+NativeHeap.ReturnLargeBlocksAtOnce();
 if (OfflineCommands.Handles(args))
 {
     using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));

@@ -31,7 +31,7 @@ public sealed class ServerClient(HttpClient http)
     public async Task<PackStored> UploadPackAsync(Guid agentId, Guid recoveryPointId, string packId, string file, CancellationToken ct)
     {
         await using var stream = File.OpenRead(file);
-        using var content = new StreamContent(stream, 1 << 20);
+        using var content = new StreamContent(stream, 1 << 18);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
         content.Headers.ContentLength = stream.Length;
         using var response = await http.PutAsync($"api/agents/{agentId}/recovery-points/{recoveryPointId}/packs/{packId}", content, ct);
@@ -39,10 +39,73 @@ public sealed class ServerClient(HttpClient http)
         return (await response.Content.ReadFromJsonAsync<PackStored>(ct))!;
     }
 
-    public async Task CompleteBackupAsync(Guid agentId, Guid recoveryPointId, CompleteBackupRequest request, CancellationToken ct)
+    /// <summary>
+    /// Commits a recovery point: the body is a <see cref="CompleteBackupRequest"/> whose <c>chunks</c> (every referenced
+    /// chunk id, base64) is written straight from <paramref name="chunks"/> onto the connection, a few KiB at a time, rather
+    /// than built as a string and a serialized copy of it (tens of bytes per chunk, twice, in pooled arrays that outlive the job).
+    /// </summary>
+    public async Task CompleteBackupAsync(
+        Guid agentId, Guid recoveryPointId, IReadOnlyList<string> tree, IReadOnlyCollection<ChunkId> chunks, int files, int directories,
+        long bytesRead, IReadOnlyList<SkippedItem>? skipped, IReadOnlyList<TreeEntry> items, CancellationToken ct)
     {
-        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/recovery-points/{recoveryPointId}/complete", request, Manifest.Json, ct);
+        using var content = new CompleteBackupContent(tree, chunks, files, directories, bytesRead, skipped, items);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
+        using var response = await http.PostAsync($"api/agents/{agentId}/recovery-points/{recoveryPointId}/complete", content, ct);
         await EnsureSuccessAsync(response, "commit the recovery point", ct);
+    }
+
+    private sealed class CompleteBackupContent(
+        IReadOnlyList<string> tree, IReadOnlyCollection<ChunkId> chunks, int files, int directories, long bytesRead, IReadOnlyList<SkippedItem>? skipped,
+        IReadOnlyList<TreeEntry> items)
+        : HttpContent
+    {
+        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context, CancellationToken ct)
+        {
+            var options = Manifest.Json;
+            string Name(string property) => options.PropertyNamingPolicy?.ConvertName(property) ?? property;
+            await using var writer = new System.Text.Json.Utf8JsonWriter(stream);
+            writer.WriteStartObject();
+            writer.WriteStartArray(Name(nameof(CompleteBackupRequest.Tree)));
+            foreach (var id in tree) writer.WriteStringValue(id);
+            writer.WriteEndArray();
+            writer.WritePropertyName(Name(nameof(CompleteBackupRequest.Chunks)));
+            var batch = new byte[96 * ChunkId.Size]; // a multiple of 3 bytes: each segment encodes without padding
+            var used = 0;
+            foreach (var id in chunks)
+            {
+                id.WriteTo(batch.AsSpan(used));
+                used += ChunkId.Size;
+                if (used < batch.Length) continue;
+                writer.WriteBase64StringSegment(batch, isFinalSegment: false);
+                used = 0;
+                if (writer.BytesPending > 1 << 16) await writer.FlushAsync(ct);
+            }
+            writer.WriteBase64StringSegment(batch.AsSpan(0, used), isFinalSegment: true);
+            writer.WriteNumber(Name(nameof(CompleteBackupRequest.Files)), files);
+            writer.WriteNumber(Name(nameof(CompleteBackupRequest.Directories)), directories);
+            writer.WriteNumber(Name(nameof(CompleteBackupRequest.BytesRead)), bytesRead);
+            writer.WritePropertyName(Name(nameof(CompleteBackupRequest.Skipped)));
+            System.Text.Json.JsonSerializer.Serialize(writer, skipped, options);
+            // The catalog's items, one at a time from the tree (no second list of them in memory).
+            writer.WriteStartArray(Name(nameof(CompleteBackupRequest.Items)));
+            foreach (var e in items)
+            {
+                System.Text.Json.JsonSerializer.Serialize(writer, new CatalogEntry(e.Path, e.Kind, e.Size, new DateTimeOffset(e.MtimeUtcTicks, TimeSpan.Zero)), options);
+                if (writer.BytesPending > 1 << 16) await writer.FlushAsync(ct);
+            }
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+            await writer.FlushAsync(ct);
+        }
+
+        protected override Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context) =>
+            SerializeToStreamAsync(stream, context, CancellationToken.None);
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
     }
 
     /// <summary>The repository's key file; null when the server has no key yet.</summary>
@@ -60,7 +123,8 @@ public sealed class ServerClient(HttpClient http)
         using var response = await http.GetAsync($"api/agents/{agentId}/chunks", HttpCompletionOption.ResponseHeadersRead, ct);
         await EnsureSuccessAsync(response, "list the chunks the server holds", ct);
         await using var body = await response.Content.ReadAsStreamAsync(ct);
-        var known = new HashSet<ChunkId>();
+        // Sized from the body's length up front: growing by doubling would leave each smaller table behind as garbage.
+        var known = new HashSet<ChunkId>((int)Math.Min(response.Content.Headers.ContentLength ?? 0, 1L << 30) / ChunkId.Size);
         var id = new byte[ChunkId.Size];
         while (true)
         {
@@ -111,7 +175,7 @@ public sealed class ServerClient(HttpClient http)
         using var response = await http.GetAsync($"api/agents/{agentId}/restores/{restoreId}/packs/{packId}", HttpCompletionOption.ResponseHeadersRead, ct);
         await EnsureSuccessAsync(response, $"download pack {packId}", ct);
         await using var body = await response.Content.ReadAsStreamAsync(ct);
-        await body.CopyToAsync(destination, 1 << 20, ct);
+        await body.CopyToAsync(destination, 1 << 18, ct);
     }
 
     public async Task CompleteRestoreAsync(Guid agentId, Guid restoreId, int files, long bytes, int skippedExisting, CancellationToken ct)

@@ -1,8 +1,8 @@
-using System.Buffers;
 using System.Diagnostics;
 using System.Threading.Channels;
 using Backup.Storage.Blobs;
 using Backup.Storage.Crypto;
+using Backup.Agent.Memory;
 using Backup.Storage.Format;
 
 namespace Backup.Agent.BackingUp;
@@ -14,27 +14,32 @@ public delegate Task UploadPack(string path, string packId, int chunkCount, Canc
 public sealed record PipelineTotals(int ChunksSeen, int ChunksNew, long PlainBytesNew, long SealedBytesNew, int Packs, long PackBytes)
 {
     /// <summary>
-    /// Where the stages waited for the next one (seconds): the reader for a sealer, the sealers for the packer, the packer for
-    /// an uploader; and the uploads' own time. The stage that does not wait is the one that sets the pace.
+    /// Where the stages waited for the next one (seconds): the reader for a sealer, the sealers for an uploader; and the
+    /// uploads' own time. The stage that does not wait is the one that sets the pace.
     /// </summary>
-    public StageWaits Waits { get; init; } = new(0, 0, 0, 0);
+    public StageWaits Waits { get; init; } = new(0, 0, 0);
 }
 
-public sealed record StageWaits(double ReaderWaitedForSealers, double SealersWaitedForPacker, double PackerWaitedForUploaders, double UploadSeconds);
+public sealed record StageWaits(double ReaderWaitedForSealers, double SealersWaitedForUploaders, double UploadSeconds);
 
 /// <summary>
 /// The write side of a backup: chunk ids are computed by the caller's thread (the reader) as it adds chunks;
 /// chunks the server does not hold yet go through a bounded channel to one sealing worker per core (zstd, then
-/// AES-256-GCM), then to a single packer that fills packs of <c>packTarget</c> bytes in scratch space, then to an
-/// two uploaders that send packs while the next fills. Every channel is bounded, so memory stays at a few chunks
-/// per stage whatever the size of the data set. The first failure of any stage stops all of them and is
-/// rethrown by <see cref="AddAsync"/> or <see cref="CompleteAsync"/>.
+/// AES-256-GCM), which appends each sealed blob to the pack being filled in scratch space (one at a time, under a lock);
+/// the sealer that fills a pack to <c>packTarget</c> bytes finishes it and hands it to two uploaders that send packs
+/// while the next fills. Memory stays at a few chunks whatever the size of the data set: the reader copies a chunk
+/// only once the channel has room for it, a sealer holds one chunk and one sealed blob, and the buffers come from a
+/// <see cref="NativeBufferPool"/> that keeps a bounded number of bytes and frees everything when the run ends. The first
+/// failure of any stage stops all of them and is rethrown by <see cref="AddAsync"/> or <see cref="CompleteAsync"/>.
 /// </summary>
 public sealed class ChunkPipeline : IAsyncDisposable
 {
-    private readonly record struct Plain(ChunkId Id, byte[] Buffer, int Length);
-    private readonly record struct Sealed(ChunkId Id, byte[] Buffer, int Length, int PlainLength);
+    private readonly record struct Plain(ChunkId Id, NativeBuffer Buffer, int Length);
     private readonly record struct Finished(string Path, string PackId, int Chunks, long Bytes);
+
+    // Bytes of free buffers kept for reuse: enough for the chunks in flight at the usual sizes, so a run rarely
+    // allocates; larger chunks get buffers of their own, freed as soon as they are packed.
+    private const long KeptBufferBytes = 6 << 20;
 
     private readonly ChunkIdHasher _ids;
     private readonly ISet<ChunkId> _known;
@@ -43,21 +48,19 @@ public sealed class ChunkPipeline : IAsyncDisposable
     private readonly UploadPack _upload;
     private readonly CancellationTokenSource _stop;
     private readonly Channel<Plain> _toSeal;
-    private readonly Channel<Sealed> _toPack;
     private readonly Channel<Finished> _toUpload;
     private readonly Task _sealers;
-    private readonly Task _packer;
     private readonly Task _uploaders;
     private readonly HashSet<ChunkId> _queued = [];
-
-    // A private pool, bounded per size and free for the GC once the run ends: the shared pool would keep buffers in
-    // every thread the async stages ran on, and the run's peak memory with them.
-    private readonly ArrayPool<byte> _pool;
+    private readonly NativeBufferPool _pool = new(KeptBufferBytes);
+    private readonly Lock _packLock = new();
+    private PackBuilder? _pack; // the pack being filled, under _packLock
     private readonly int _workers;
+    private int _sealersDone;
     private Exception? _failure;
     private int _chunksSeen, _chunksNew, _packs;
     private long _plainNew, _sealedNew, _packBytes;
-    private long _readerWaits, _sealerWaits, _packerWaits, _uploadTicks; // Stopwatch ticks
+    private long _readerWaits, _sealerWaits, _uploadTicks; // Stopwatch ticks
     private bool _completed;
 
     /// <param name="known">Chunk ids the server already holds; the pipeline adds the ones it packs.</param>
@@ -70,15 +73,15 @@ public sealed class ChunkPipeline : IAsyncDisposable
         _upload = upload;
         _stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var workers = _workers = Math.Max(1, sealers ?? Environment.ProcessorCount);
-        _pool = ArrayPool<byte>.Create(maxArrayLength: 16 << 20, maxArraysPerBucket: workers * 4 + 2);
-        _toSeal = Channel.CreateBounded<Plain>(new BoundedChannelOptions(workers) { SingleWriter = true });
-        _toPack = Channel.CreateBounded<Sealed>(new BoundedChannelOptions(workers) { SingleReader = true });
+        _toSeal = Channel.CreateBounded<Plain>(new BoundedChannelOptions(1) { SingleWriter = true });
         // Two uploads in flight: the server's hash, write and fsync of one pack overlap the transfer of the next.
-        _toUpload = Channel.CreateBounded<Finished>(new BoundedChannelOptions(1) { SingleWriter = true });
+        _toUpload = Channel.CreateBounded<Finished>(new BoundedChannelOptions(1));
         _sealers = Task.WhenAll(Enumerable.Range(0, workers).Select(_ => Task.Run(() => SealAsync(keys))));
-        _packer = Task.Run(PackAsync);
         _uploaders = Task.WhenAll(Task.Run(UploadAsync), Task.Run(UploadAsync));
     }
+
+    /// <summary>The run's scratch folder (packs being filled; the caller may put its own temporary files there).</summary>
+    public string Scratch => _scratch;
 
     /// <summary>Computes the chunk's id and queues it for storing unless the server or this run already has it.</summary>
     public async ValueTask<ChunkId> AddAsync(ReadOnlyMemory<byte> chunk)
@@ -87,22 +90,34 @@ public sealed class ChunkPipeline : IAsyncDisposable
         var id = _ids.Compute(chunk.Span);
         _chunksSeen++;
         if (_known.Contains(id) || !_queued.Add(id)) return id;
-        var buffer = _pool.Rent(chunk.Length);
-        chunk.CopyTo(buffer);
         try
         {
-            var item = new Plain(id, buffer, chunk.Length);
-            if (!_toSeal.Writer.TryWrite(item))
+            // Wait for room first and copy after, so a chunk waiting for a sealer holds no buffer (the caller's chunk stays
+            // valid until this returns). The reader is the only writer: once there is room, the write succeeds.
+            var room = _toSeal.Writer.WaitToWriteAsync(_stop.Token);
+            if (!room.IsCompleted)
             {
                 var waiting = Stopwatch.GetTimestamp();
-                await _toSeal.Writer.WriteAsync(item, _stop.Token);
+                await room;
                 _readerWaits += Stopwatch.GetTimestamp() - waiting;
             }
+            else
+            {
+                room.GetAwaiter().GetResult();
+            }
         }
-        catch (OperationCanceledException) when (_failure is not null)
+        catch (Exception) when (_failure is not null)
+        {
+            ThrowIfFailed();
+        }
+        ThrowIfFailed();
+        var buffer = _pool.Rent(chunk.Length);
+        chunk.Span.CopyTo(buffer.Span(chunk.Length));
+        if (!_toSeal.Writer.TryWrite(new Plain(id, buffer, chunk.Length)))
         {
             _pool.Return(buffer);
             ThrowIfFailed();
+            throw new InvalidOperationException("The pipeline's input is closed.");
         }
         return id;
     }
@@ -115,7 +130,7 @@ public sealed class ChunkPipeline : IAsyncDisposable
         _toSeal.Writer.TryComplete();
         try
         {
-            await Task.WhenAll(_sealers, _packer, _uploaders).ConfigureAwait(false);
+            await Task.WhenAll(_sealers, _uploaders).ConfigureAwait(false);
         }
         finally
         {
@@ -126,7 +141,7 @@ public sealed class ChunkPipeline : IAsyncDisposable
         static double Seconds(long ticks) => Math.Round((double)ticks / Stopwatch.Frequency, 2);
         return new PipelineTotals(_chunksSeen, _chunksNew, _plainNew, _sealedNew, _packs, _packBytes)
         {
-            Waits = new StageWaits(Seconds(_readerWaits), Seconds(_sealerWaits), Seconds(_packerWaits), Seconds(_uploadTicks)),
+            Waits = new StageWaits(Seconds(_readerWaits), Seconds(_sealerWaits), Seconds(_uploadTicks)),
         };
     }
 
@@ -142,25 +157,23 @@ public sealed class ChunkPipeline : IAsyncDisposable
                     _pool.Return(plain.Buffer);
                     break;
                 }
-                byte[]? output = null;
+                PackBuilder? full;
+                var input = plain.Buffer;
+                var output = _pool.Rent(BlobEnvelope.MaxSealedLength(plain.Length));
                 try
                 {
-                    output = _pool.Rent(BlobEnvelope.MaxSealedLength(plain.Length));
-                    var blob = envelope.Seal(plain.Buffer.AsSpan(0, plain.Length), output);
-                    var item = new Sealed(plain.Id, output, blob.Length, plain.Length);
-                    if (!_toPack.Writer.TryWrite(item))
-                    {
-                        var waiting = Stopwatch.GetTimestamp();
-                        await _toPack.Writer.WriteAsync(item, _stop.Token);
-                        Interlocked.Add(ref _sealerWaits, Stopwatch.GetTimestamp() - waiting);
-                    }
-                    output = null;
+                    var blob = envelope.Seal(input.Span(plain.Length), output.Span(output.Capacity));
+                    // The chunk's buffer goes back before the pack write: the next chunk can use it meanwhile.
+                    _pool.Return(input);
+                    input = null;
+                    full = Append(plain.Id, output.Span(blob.Length), plain.Length);
                 }
                 finally
                 {
-                    _pool.Return(plain.Buffer);
-                    if (output is not null) _pool.Return(output);
+                    if (input is not null) _pool.Return(input);
+                    _pool.Return(output);
                 }
+                if (full is not null) await FinishAsync(full);
             }
         }
         catch (Exception e)
@@ -169,47 +182,38 @@ public sealed class ChunkPipeline : IAsyncDisposable
         }
         finally
         {
-            // The last sealer to finish closes the packer's input.
-            if (Interlocked.Increment(ref _sealersDone) == _workers) _toPack.Writer.TryComplete();
+            // The last sealer to finish packs and uploads what is left, then closes the uploaders' input.
+            if (Interlocked.Increment(ref _sealersDone) == _workers) await LastPackAsync();
         }
     }
 
-    private int _sealersDone;
-
-    private async Task PackAsync()
+    /// <summary>Adds a sealed blob to the pack being filled; returns the pack when this blob filled it (the caller finishes it).</summary>
+    private PackBuilder? Append(ChunkId id, ReadOnlySpan<byte> blob, int plainLength)
     {
-        PackBuilder? pack = null;
+        lock (_packLock)
+        {
+            var pack = _pack ??= new PackBuilder(Path.Combine(_scratch, $"pack-{Guid.NewGuid():N}.tmp"));
+            pack.Add(id, blob, plainLength);
+            _chunksNew++;
+            _plainNew += plainLength;
+            _sealedNew += blob.Length;
+            if (pack.Length < _packTarget) return null;
+            _pack = null;
+            return pack;
+        }
+    }
+
+    private async Task LastPackAsync()
+    {
+        PackBuilder? pack;
+        lock (_packLock) (pack, _pack) = (_pack, null);
         try
         {
-            await foreach (var blob in _toPack.Reader.ReadAllAsync(_stop.Token))
+            if (pack is not null && _failure is null && !_stop.IsCancellationRequested)
             {
-                if (_stop.IsCancellationRequested)
-                {
-                    _pool.Return(blob.Buffer);
-                    break;
-                }
-                try
-                {
-                    pack ??= new PackBuilder(Path.Combine(_scratch, $"pack-{Guid.NewGuid():N}.tmp"));
-                    pack.Add(blob.Id, blob.Buffer.AsSpan(0, blob.Length), blob.PlainLength);
-                    Interlocked.Increment(ref _chunksNew);
-                    Interlocked.Add(ref _plainNew, blob.PlainLength);
-                    Interlocked.Add(ref _sealedNew, blob.Length);
-                }
-                finally
-                {
-                    _pool.Return(blob.Buffer);
-                }
-                if (pack.Length >= _packTarget)
-                {
-                    await FinishAsync(pack);
-                    pack = null;
-                }
-            }
-            if (pack is not null)
-            {
-                await FinishAsync(pack);
+                var last = pack;
                 pack = null;
+                await FinishAsync(last);
             }
         }
         catch (Exception e)
@@ -229,12 +233,25 @@ public sealed class ChunkPipeline : IAsyncDisposable
 
     private async Task FinishAsync(PackBuilder pack)
     {
-        var (packId, bytes) = await pack.FinishAsync(_stop.Token);
-        var count = pack.Count;
-        await pack.DisposeAsync();
-        var waiting = Stopwatch.GetTimestamp();
-        await _toUpload.Writer.WriteAsync(new Finished(pack.Path, packId, count, bytes), _stop.Token);
-        _packerWaits += Stopwatch.GetTimestamp() - waiting;
+        try
+        {
+            var (packId, bytes) = await pack.FinishAsync(_stop.Token);
+            var count = pack.Count;
+            await pack.DisposeAsync();
+            var finished = new Finished(pack.Path, packId, count, bytes);
+            if (!_toUpload.Writer.TryWrite(finished))
+            {
+                var waiting = Stopwatch.GetTimestamp();
+                await _toUpload.Writer.WriteAsync(finished, _stop.Token);
+                Interlocked.Add(ref _sealerWaits, Stopwatch.GetTimestamp() - waiting);
+            }
+        }
+        catch
+        {
+            await pack.DisposeAsync();
+            TryDelete(pack.Path);
+            throw;
+        }
     }
 
     private async Task UploadAsync()
@@ -311,16 +328,16 @@ public sealed class ChunkPipeline : IAsyncDisposable
         _toSeal.Writer.TryComplete();
         try
         {
-            await Task.WhenAll(_sealers, _packer, _uploaders).ConfigureAwait(false);
+            await Task.WhenAll(_sealers, _uploaders).ConfigureAwait(false);
         }
         catch (Exception)
         {
             // Already recorded as the failure, or cancellation after the run ended.
         }
         while (_toSeal.Reader.TryRead(out var plain)) _pool.Return(plain.Buffer);
-        while (_toPack.Reader.TryRead(out var blob)) _pool.Return(blob.Buffer);
-        // Every stage has stopped: a pack the packer finished while the uploaders were already leaving is scratch only.
+        // Every stage has stopped: a pack finished while the uploaders were already leaving is scratch only.
         while (_toUpload.Reader.TryRead(out var left)) TryDelete(left.Path);
+        _pool.Dispose();
         _stop.Dispose();
     }
 }

@@ -16,7 +16,7 @@ public static partial class UnixFileType
     public enum Kind { Regular, Directory, Symlink, Fifo, Socket, CharDevice, BlockDevice, Unknown }
 
     [LibraryImport("libc", EntryPoint = "lstat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int LStat(string path, [Out] byte[] buffer);
+    private static partial int LStat(string path, Span<byte> buffer);
 
     public static Kind Of(string path) => Status(path)?.Kind ?? Kind.Unknown;
 
@@ -32,9 +32,8 @@ public static partial class UnixFileType
             _ => -1,
         };
         if (modeOffset < 0) return new UnixStatus(Kind.Regular, 0, 0, 0, 0);
-        var buffer = new byte[256];
-        if (LStat(path, buffer) != 0) return null;
-        var span = buffer.AsSpan();
+        Span<byte> span = stackalloc byte[256];
+        if (LStat(path, span) != 0) return null;
         var mode = BinaryPrimitives.ReadUInt32LittleEndian(span[modeOffset..]);
         var kind = (mode & 0xF000) switch
         {

@@ -56,9 +56,11 @@ public sealed class JobLoop(
             finally
             {
                 // Between jobs the agent is idle: hand the job's large buffers back to the system rather than keep them
-                // resident until some later collection (they live in the large object heap, collected only in gen 2).
+                // resident until some later collection (they live in the large object heap, collected only in gen 2), and
+                // the C heap's free pages too (zstd and OpenSSL contexts of the job's threads; measured: 8-10 MB less between jobs).
                 System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
                 GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+                Backup.Agent.Memory.NativeHeap.Trim();
             }
         }
     }
@@ -252,17 +254,8 @@ public sealed class JobLoop(
                 log.LogInformation("Backup {RecoveryPointId}: {Files} files, {MiB:F1} MiB", job.RecoveryPointId, files, bytes / 1048576.0);
             }, ct);
             var archiveTime = clock.Elapsed;
-            var chunkIds = new byte[result.Referenced.Count * ChunkId.Size];
-            var at = 0;
-            foreach (var id in result.Referenced)
-            {
-                id.WriteTo(chunkIds.AsSpan(at));
-                at += ChunkId.Size;
-            }
-            await server.CompleteBackupAsync(agentId, job.RecoveryPointId, new CompleteBackupRequest(
-                result.TreeChunks.Select(c => c.ToString()).ToList(), Convert.ToBase64String(chunkIds), result.Files, result.Directories,
-                result.BytesRead, result.Tree.Skipped,
-                result.Tree.Entries.Select(e => new CatalogEntry(e.Path, e.Kind, e.Size, new DateTimeOffset(e.MtimeUtcTicks, TimeSpan.Zero))).ToList()), ct);
+            await server.CompleteBackupAsync(agentId, job.RecoveryPointId, result.TreeChunks.Select(c => c.ToString()).ToList(), result.Referenced,
+                result.Files, result.Directories, result.BytesRead, result.Tree.Skipped, result.Tree.Entries, ct);
             var commitTime = clock.Elapsed;
             cache.Save();
             log.LogInformation("Backup {RecoveryPointId} phases: key {Key:F2} s, {Known} known chunk ids {Index:F2} s, walk/read/upload {Archive:F2} s, commit {Commit:F2} s",
@@ -275,8 +268,8 @@ public sealed class JobLoop(
                 job.RecoveryPointId, clock.Elapsed.TotalSeconds, result.Files, result.FilesFromCache, result.Directories, result.BytesRead / 1048576.0,
                 result.BytesScanned / 1048576.0, p.ChunksNew, p.ChunksSeen, p.PlainBytesNew / 1048576.0, p.SealedBytesNew / 1048576.0, p.Packs,
                 result.Tree.Skipped?.Count ?? 0);
-            log.LogInformation("Backup {RecoveryPointId} stage waits: reader for sealers {Reader:F2} s, sealers for packer {Sealers:F2} s, packer for uploaders {Packer:F2} s; uploads took {Upload:F2} s",
-                job.RecoveryPointId, p.Waits.ReaderWaitedForSealers, p.Waits.SealersWaitedForPacker, p.Waits.PackerWaitedForUploaders, p.Waits.UploadSeconds);
+            log.LogInformation("Backup {RecoveryPointId} stage waits: reader for sealers {Reader:F2} s, sealers for uploaders {Sealers:F2} s; uploads took {Upload:F2} s",
+                job.RecoveryPointId, p.Waits.ReaderWaitedForSealers, p.Waits.SealersWaitedForUploaders, p.Waits.UploadSeconds);
         }
         catch (Exception e) when (e is not OperationCanceledException && !ct.IsCancellationRequested)
         {

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Backup.Agent.Memory;
 using Backup.Storage.Blobs;
 using Backup.Storage.Contracts;
 using Backup.Storage.Crypto;
@@ -35,11 +36,30 @@ public sealed class Restorer(ILogger log)
     {
         var problems = manifest.Validate();
         if (problems.Count > 0) throw new InvalidDataException("The manifest is damaged: " + string.Join(" ", problems));
-        using var envelope = new BlobEnvelope(keys);
-        var plain = GC.AllocateUninitializedArray<byte>(Pack.MaxPlainLength);
+        // Chunk and blob buffers for every worker, kept between chunks up to a bound and freed when the restore ends.
+        using var pool = new NativeBufferPool(KeptBufferBytes);
+        var envelopes = new System.Collections.Concurrent.ConcurrentBag<BlobEnvelope>();
+        try
+        {
+            return await RestoreAsync(manifest, index, keys, targetRoot, scratch, fetch, options, pool, envelopes, ct);
+        }
+        finally
+        {
+            foreach (var envelope in envelopes) envelope.Dispose();
+        }
+    }
 
+    // Bytes of free buffers kept for reuse: a sealed blob and its chunk per worker at the usual chunk sizes.
+    private const long KeptBufferBytes = 6 << 20;
+
+    private async Task<RestoreResult> RestoreAsync(
+        Manifest manifest, IReadOnlyDictionary<ChunkId, ChunkLocation> index, MasterKeys keys, string targetRoot, string scratch,
+        FetchPack fetch, RestoreOptions options, NativeBufferPool pool, System.Collections.Concurrent.ConcurrentBag<BlobEnvelope> envelopes, CancellationToken ct)
+    {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var tree = await ReadTreeAsync(manifest, index, envelope, plain, scratch, fetch, ct);
+        var envelope = new BlobEnvelope(keys);
+        envelopes.Add(envelope);
+        var tree = await ReadTreeAsync(manifest, index, envelope, pool, scratch, fetch, ct);
         var treeTime = clock.Elapsed;
         var entries = Select(tree.Entries, options.Paths);
 
@@ -100,16 +120,18 @@ public sealed class Restorer(ILogger log)
 
             var planTime = clock.Elapsed;
             // Packs are independent: one worker per core fetches, verifies, decrypts and writes its pack while the
-            // others do theirs (writes go to distinct offsets). Each worker owns its envelope and buffer.
-            // Buffers are handed from one pack to the next (one set per worker), not allocated per pack: 8 MiB arrays per
-            // pack would pile up on the large-object heap until a full collection, and the restore's peak memory with them.
-            var spare = new System.Collections.Concurrent.ConcurrentBag<(byte[] Plain, byte[] Blob)>();
+            // others do theirs (writes go to distinct offsets). Envelopes (zstd contexts, cipher) are handed from one pack to
+            // the next; a blob is decrypted in place, so a chunk needs its blob's buffer and, when compressed, one for the chunk.
+            var spare = new System.Collections.Concurrent.ConcurrentBag<BlobEnvelope>([envelope]);
             await Parallel.ForEachAsync(needs, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(2, Environment.ProcessorCount), CancellationToken = ct },
                 async (need, token) =>
                 {
                     var (packId, chunks) = need;
-                    using var worker = new BlobEnvelope(keys);
-                    var (buffer, blob) = spare.TryTake(out var set) ? set : (GC.AllocateUninitializedArray<byte>(Pack.MaxPlainLength), new byte[1 << 20]);
+                    if (!spare.TryTake(out var worker))
+                    {
+                        worker = new BlobEnvelope(keys);
+                        envelopes.Add(worker);
+                    }
                     var packFile = await FetchVerifiedAsync(packId, scratch, fetch, token);
                     try
                     {
@@ -117,13 +139,13 @@ public sealed class Restorer(ILogger log)
                         foreach (var (id, targets) in chunks.OrderBy(c => index[c.Key].Offset))
                         {
                             token.ThrowIfCancellationRequested();
-                            WriteChunk(OpenChunk(pack, packId, id, index[id], worker, buffer, ref blob, () => files[targets[0].File].Entry.Path), targets, files);
+                            OpenChunk(pack, packId, id, index[id], worker, pool, () => files[targets[0].File].Entry.Path, chunk => WriteChunk(chunk, targets, files));
                         }
                     }
                     finally
                     {
                         File.Delete(packFile);
-                        spare.Add((buffer, blob));
+                        spare.Add(worker);
                     }
                 });
 
@@ -168,26 +190,29 @@ public sealed class Restorer(ILogger log)
 
     /// <summary>Fetches and decrypts the tree; every chunk of it is verified like file data.</summary>
     private static async Task<Tree> ReadTreeAsync(
-        Manifest manifest, IReadOnlyDictionary<ChunkId, ChunkLocation> index, BlobEnvelope envelope, byte[] plain, string scratch,
+        Manifest manifest, IReadOnlyDictionary<ChunkId, ChunkLocation> index, BlobEnvelope envelope, NativeBufferPool pool, string scratch,
         FetchPack fetch, CancellationToken ct)
     {
         var ids = manifest.Tree.Select(ChunkId.Parse).ToList();
         var locations = ids.Select(id => index.TryGetValue(id, out var l) ? l
             : throw new InvalidDataException($"Chunk {id} of the recovery point's tree is in no pack the server knows.")).ToList();
         var packs = new Dictionary<string, string>(StringComparer.Ordinal);
-        var blob = new byte[1 << 20];
         try
         {
-            using var bytes = new MemoryStream();
+            // The tree's JSON goes through a scratch file: it grows with the number of items, and a growing memory stream of it
+            // would be garbage as soon as the tree is read.
+            await using var bytes = new FileStream(Path.Combine(scratch, $"tree-{Guid.NewGuid():N}.json"), FileMode.CreateNew,
+                FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
             for (var i = 0; i < ids.Count; i++)
             {
                 var location = locations[i];
                 if (!packs.TryGetValue(location.PackId, out var file))
                     packs[location.PackId] = file = await FetchVerifiedAsync(location.PackId, scratch, fetch, ct);
                 await using var pack = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
-                bytes.Write(OpenChunk(pack, location.PackId, ids[i], location, envelope, plain, ref blob, () => "the tree"));
+                OpenChunk(pack, location.PackId, ids[i], location, envelope, pool, () => "the tree", chunk => bytes.Write(chunk));
             }
-            var tree = Tree.FromBytes(bytes.GetBuffer().AsSpan(0, (int)bytes.Length));
+            bytes.Position = 0;
+            var tree = Tree.ReadFrom(bytes);
             var problems = tree.Validate();
             if (problems.Count > 0) throw new InvalidDataException("The recovery point's tree is damaged: " + string.Join(" ", problems.Take(5)));
             return tree;
@@ -215,27 +240,42 @@ public sealed class Restorer(ILogger log)
             throw new InvalidDataException($"{entry.Path}: its chunks add up to {offset} bytes, but the tree says {entry.Size}.");
     }
 
-    /// <summary>Reads one blob from a verified pack file and opens it; any damage is reported with the pack, chunk and item.</summary>
-    /// <param name="blob">A reusable buffer for the sealed blob, grown when a blob is larger.</param>
-    private static ReadOnlySpan<byte> OpenChunk(
-        FileStream pack, string packId, ChunkId id, ChunkLocation location, BlobEnvelope envelope, byte[] plain, ref byte[] blob, Func<string> item)
+    private delegate void ChunkAction(ReadOnlySpan<byte> chunk);
+
+    /// <summary>
+    /// Reads one blob from a verified pack file, opens it and hands the chunk to <paramref name="use"/> (valid only during
+    /// the call); any damage is reported with the pack, chunk and item.
+    /// </summary>
+    private static void OpenChunk(
+        FileStream pack, string packId, ChunkId id, ChunkLocation location, BlobEnvelope envelope, NativeBufferPool pool, Func<string> item, ChunkAction use)
     {
         if (location.Offset < 0 || location.Offset + location.Length > pack.Length)
             throw new InvalidDataException($"Pack {packId} is shorter than the index says: chunk {id} (needed by {item()}) lies past its end.");
-        if (location.Length > Pack.MaxBlobLength)
+        if (location.Length < 0 || location.Length > Pack.MaxBlobLength)
             throw new InvalidDataException($"Chunk {id} in pack {packId} is indexed as {location.Length} bytes, more than any blob.");
-        if (blob.Length < location.Length) blob = GC.AllocateUninitializedArray<byte>(Math.Max(location.Length, blob.Length * 2));
+        var blob = pool.Rent(location.Length);
+        var plain = pool.Rent(Math.Clamp(location.PlainLength, 0, Pack.MaxPlainLength));
         try
         {
-            RandomAccess.Read(pack.SafeFileHandle, blob.AsSpan(0, location.Length), location.Offset);
-            var n = envelope.Open(blob.AsSpan(0, location.Length), id, plain);
-            if (n != location.PlainLength)
-                throw new InvalidDataException($"Chunk {id} in pack {packId} holds {n} bytes, not the {location.PlainLength} the index says.");
-            return plain.AsSpan(0, n);
+            var sealedBlob = blob.Span(location.Length);
+            RandomAccess.Read(pack.SafeFileHandle, sealedBlob, location.Offset);
+            ReadOnlySpan<byte> chunk;
+            try
+            {
+                chunk = envelope.OpenInPlace(sealedBlob, id, plain.Span(Math.Min(plain.Capacity, Pack.MaxPlainLength)));
+                if (chunk.Length != location.PlainLength)
+                    throw new InvalidDataException($"Chunk {id} in pack {packId} holds {chunk.Length} bytes, not the {location.PlainLength} the index says.");
+            }
+            catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or InvalidDataException && !e.Message.Contains(packId, StringComparison.Ordinal))
+            {
+                throw new InvalidDataException($"Pack {packId}, chunk {id} (needed by {item()}): {e.Message}", e);
+            }
+            use(chunk);
         }
-        catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or InvalidDataException && !e.Message.Contains(packId, StringComparison.Ordinal))
+        finally
         {
-            throw new InvalidDataException($"Pack {packId}, chunk {id} (needed by {item()}): {e.Message}", e);
+            pool.Return(blob);
+            pool.Return(plain);
         }
     }
 

@@ -126,6 +126,51 @@ public sealed class BlobEnvelope : IDisposable
         return length;
     }
 
+    /// <summary>
+    /// Like <see cref="Open(ReadOnlySpan{byte}, ChunkId, Span{byte})"/>, without a buffer of its own: decrypts in place
+    /// (the blob's bytes are overwritten), then returns the chunk, which is either inside <paramref name="sealedBlob"/>
+    /// (stored raw) or decompressed into <paramref name="destination"/> (whose length bounds the chunk size accepted).
+    /// </summary>
+    public ReadOnlySpan<byte> OpenInPlace(Span<byte> sealedBlob, ChunkId expected, Span<byte> destination)
+    {
+        var innerLength = BlobCipher.PlaintextLength(sealedBlob.Length);
+        if (innerLength < 1) throw new InvalidDataException($"Chunk {expected}: the envelope has no encoding byte.");
+        var inner = sealedBlob.Slice(BlobCipher.NonceSize, innerLength);
+        try
+        {
+            _cipher.Open(sealedBlob, inner);
+        }
+        catch (BlobAuthenticationException)
+        {
+            throw new BlobAuthenticationException($"Chunk {expected} failed authentication: its blob is damaged or was sealed with another key.");
+        }
+        var body = inner[1..];
+        ReadOnlySpan<byte> chunk;
+        switch ((BlobEncoding)inner[0])
+        {
+            case BlobEncoding.Raw:
+                if (body.Length > destination.Length)
+                    throw new InvalidDataException($"Chunk {expected} is {body.Length} bytes, more than the {destination.Length} allowed.");
+                chunk = body;
+                break;
+            case BlobEncoding.Zstd:
+                try
+                {
+                    chunk = destination[.._compressor.Decompress(body, destination)];
+                }
+                catch (InvalidDataException e)
+                {
+                    throw new InvalidDataException($"Chunk {expected}: {e.Message}", e);
+                }
+                break;
+            default:
+                throw new InvalidDataException($"Chunk {expected} has unknown encoding {inner[0]}.");
+        }
+        var actual = _ids.Compute(chunk);
+        if (actual != expected) throw new ChunkMismatchException(expected, actual);
+        return chunk;
+    }
+
     public byte[] Open(ReadOnlySpan<byte> sealedBlob, ChunkId expected, int maxChunkLength)
     {
         var buffer = GC.AllocateUninitializedArray<byte>(maxChunkLength);

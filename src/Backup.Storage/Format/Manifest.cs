@@ -40,6 +40,22 @@ public sealed record Tree(int FormatVersion, string SourcePath, IReadOnlyList<Tr
 
     public byte[] ToBytes() => JsonSerializer.SerializeToUtf8Bytes(this, Json);
 
+    /// <summary>The same bytes as <see cref="ToBytes"/>, written to <paramref name="output"/> as they are produced.</summary>
+    public void WriteTo(Stream output) => JsonSerializer.Serialize(output, this, Json);
+
+    /// <summary>Reads a tree from <paramref name="input"/> without holding its bytes all at once.</summary>
+    public static Tree ReadFrom(Stream input)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<Tree>(input, Json) ?? throw new InvalidDataException("The tree is empty.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"The tree is not valid JSON: {e.Message}", e);
+        }
+    }
+
     public static Tree FromBytes(ReadOnlySpan<byte> bytes)
     {
         try
