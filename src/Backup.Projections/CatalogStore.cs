@@ -22,6 +22,13 @@ namespace Backup.Projections;
 public static class CatalogStore
 {
     /// <summary>
+    /// Events per daemon page for the async projections (the daemon's default is 500). Each page is one transaction and
+    /// rewrites every view it touches once, so a rebuild over a year of interleaved backups runs ~1.6x faster with pages of
+    /// 5,000 (bench/catalog.sh); a live daemon's pages hold only what is new, so they stay small.
+    /// </summary>
+    public const int DaemonPageSize = 5_000;
+
+    /// <summary>
     /// The whole catalog's store configuration: event aliases, streams and every projection. Inline only
     /// where a command needs read-your-write (uniqueness, the agents' job queue); the rest run in the async daemon.
     /// </summary>
@@ -47,11 +54,12 @@ public static class CatalogStore
         opts.Projections.Add<RecentSecurityPinProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<AlertViewProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<Backup.Commands.CollectingGarbage.RecoveryPointPacksProjection>(ProjectionLifecycle.Inline);
-        opts.Projections.Add<RecoveryPointViewProjection>(ProjectionLifecycle.Async);
-        opts.Projections.Add<RestoreViewProjection>(ProjectionLifecycle.Async);
-        opts.Projections.Add<JobViewProjection>(ProjectionLifecycle.Async);
+        opts.Projections.Add<RecoveryPointViewProjection>(ProjectionLifecycle.Async, o => o.BatchSize = DaemonPageSize);
+        opts.Projections.Add<RestoreViewProjection>(ProjectionLifecycle.Async, o => o.BatchSize = DaemonPageSize);
+        opts.Projections.Add<JobViewProjection>(ProjectionLifecycle.Async, o => o.BatchSize = DaemonPageSize);
         opts.Projections.Add(new ComplianceProjection(schema), ProjectionLifecycle.Async, ComplianceProjection.Name, o =>
         {
+            o.BatchSize = DaemonPageSize;
             o.DeleteViewTypeOnTeardown<ComplianceSource>();
             o.DeleteViewTypeOnTeardown<ComplianceGroup>();
             o.DeleteViewTypeOnTeardown<ComplianceRecoveryPoint>();
