@@ -31,6 +31,7 @@ public static class Latency
             progress = await Progress.ReadAsync(db, schema, ct) ?? throw new InvalidOperationException($"nothing loaded in {schema}");
         }
         var sources = Enumerable.Range(0, progress.DataSources).Select(YearOfBackups.SourceId).ToArray();
+        var groups = (progress.DataSources + YearOfBackups.SourcesPerGroup - 1) / YearOfBackups.SourcesPerGroup;
         var asOf = progress.YearEnd.AddDays(-182).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = clients, PooledConnectionLifetime = TimeSpan.FromMinutes(30) })
@@ -45,6 +46,7 @@ public static class Latency
             new("recovery points, first page", _ => "/api/recovery-points", "items"),
             new("recovery points of a data source", r => $"/api/recovery-points?dataSourceId={sources[r.Next(sources.Length)]}", "items"),
             new("compliance now", _ => "/api/compliance", "dataSources"),
+            new("compliance now, one group", r => $"/api/compliance?groupId={YearOfBackups.GroupId(r.Next(groups))}", "dataSources"),
             new($"compliance as of {asOf[..10]}", _ => $"/api/compliance?asOf={asOf}", "dataSources"),
         };
         // Item search: another branch adds GET /api/items (the item catalog); measured when this build maps it (its Swagger says so).
@@ -95,6 +97,7 @@ public static class Latency
             Console.WriteLine($"latency: {query.Name}: {detail}");
             await Progress.RecordAsync(connection, schema, "latency", query.Name, P(0.95), detail, ct);
         }
+        await Machine.RecordLoadAsync(connection, schema, "measure", ct);
         return 0;
     }
 

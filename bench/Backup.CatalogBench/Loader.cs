@@ -90,6 +90,7 @@ public static class Loader
             return 1;
         }
         progress = await Progress.ReadOrStartAsync(connection, schema, events, batchSize, ct);
+        await Machine.RecordLoadAsync(connection, schema, "load", ct);
         Console.WriteLine($"load: complete, {progress.Events:N0} events in {progress.LoadSeconds:N0} s of appending ({progress.Events / progress.LoadSeconds:N0} events/s over all runs)");
         return 0;
     }

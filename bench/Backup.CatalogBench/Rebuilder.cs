@@ -60,6 +60,7 @@ public static class Rebuilder
             var seconds = clock.Elapsed.TotalSeconds;
             Console.WriteLine($"rebuild: {name} {seconds:N1} s, {events / seconds:N0} events/s");
             await Progress.RecordAsync(connection, schema, "rebuild", name, seconds, $"{events}", ct);
+            await Machine.RecordLoadAsync(connection, schema, $"rebuild {name}", ct);
         }
         return 0;
     }
