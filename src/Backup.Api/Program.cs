@@ -6,6 +6,7 @@ using Backup.Api.Compliance;
 using Backup.Api.DataSources;
 using Backup.Api.Enrolling;
 using Backup.Api.Infrastructure;
+using Backup.Api.Items;
 using Backup.Api.Jobs;
 using Backup.Api.ProtectionGroups;
 using Backup.Api.RecoveryPoints;
@@ -70,6 +71,7 @@ services.AddSwaggerGen(o =>
 {
     o.SwaggerDoc("v1", new() { Title = "Backup catalog API", Version = "v1" });
     o.AddAccessSecurity();
+    o.OperationFilter<OpenApiExamples>();
 });
 
 var app = builder.Build();
@@ -80,6 +82,7 @@ app.UseSwagger();
 app.UseSwaggerUI(o => o.RoutePrefix = "swagger");
 app.UseAuthentication();
 app.UseAuthorization();
+app.RejectUnknownQueryParameters();
 
 await app.Services.GetRequiredService<VaultStore>().EnsureCreatedAsync(CancellationToken.None);
 
@@ -97,6 +100,7 @@ app.MapAccess();
 app.MapAlerts();
 app.MapJobs();
 app.MapCompliance();
+app.MapItems();
 
 app.Run();
 

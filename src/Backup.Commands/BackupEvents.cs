@@ -70,5 +70,6 @@ public static class BackupEvents
         events.MapEventType<DataSourceRemoved>("data_source_removed.v1");
         events.MapEventType<DataSourceRemovedFromGroup>("data_source_removed_from_group.v1");
         events.MapEventType<RecoveryPointDeleted>("recovery_point_deleted.v1");
+        events.MapEventType<Cataloguing.ItemsCatalogued>("items_catalogued.v1");
     }
 }

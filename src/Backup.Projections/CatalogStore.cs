@@ -1,5 +1,6 @@
 using Backup.Commands;
 using Backup.Commands.Access;
+using Backup.Commands.Cataloguing;
 using Backup.Commands.Dispatching;
 using Backup.Commands.TakingRecoveryPoints;
 using Backup.Commands.Uniqueness;
@@ -54,6 +55,11 @@ public static class CatalogStore
         opts.Projections.Add<RecentSecurityPinProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<AlertViewProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<Backup.Commands.CollectingGarbage.RecoveryPointPacksProjection>(ProjectionLifecycle.Inline);
+        opts.Projections.Add(new ItemCatalogProjection(schema), ProjectionLifecycle.Inline, ItemCatalogProjection.Name, o =>
+        {
+            o.DeleteDataInTableOnTeardown($"{schema}.{ItemCatalog.VersionsTable}");
+            o.DeleteDataInTableOnTeardown($"{schema}.{ItemCatalog.PointsTable}");
+        });
         opts.Projections.Add<RecoveryPointViewProjection>(ProjectionLifecycle.Async, o => o.BatchSize = DaemonPageSize);
         opts.Projections.Add<RestoreViewProjection>(ProjectionLifecycle.Async, o => o.BatchSize = DaemonPageSize);
         opts.Projections.Add<JobViewProjection>(ProjectionLifecycle.Async, o => o.BatchSize = DaemonPageSize);
@@ -66,6 +72,9 @@ public static class CatalogStore
             o.DeleteDataInTableOnTeardown($"{schema}.{ComplianceProjection.TableName}");
         });
         opts.Storage.ExtendedSchemaObjects.Add(ComplianceProjection.SnapshotTable(schema));
+        opts.Storage.ExtendedSchemaObjects.Add(ItemCatalog.Trigrams());
+        opts.Storage.ExtendedSchemaObjects.Add(ItemCatalog.Versions(schema));
+        opts.Storage.ExtendedSchemaObjects.Add(ItemCatalog.Points(schema));
         // Registered here rather than on AddMarten so that every daemon (workers, or the API's when it runs one) chains.
         opts.Projections.Subscribe(new AuditChainSubscription());
 

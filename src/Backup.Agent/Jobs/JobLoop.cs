@@ -224,7 +224,8 @@ public sealed class JobLoop(
             }
             await server.CompleteBackupAsync(agentId, job.RecoveryPointId, new CompleteBackupRequest(
                 result.TreeChunks.Select(c => c.ToString()).ToList(), Convert.ToBase64String(chunkIds), result.Files, result.Directories,
-                result.BytesRead, result.Tree.Skipped), ct);
+                result.BytesRead, result.Tree.Skipped,
+                result.Tree.Entries.Select(e => new CatalogEntry(e.Path, e.Kind, e.Size, new DateTimeOffset(e.MtimeUtcTicks, TimeSpan.Zero))).ToList()), ct);
             var commitTime = clock.Elapsed;
             cache.Save();
             log.LogInformation("Backup {RecoveryPointId} phases: key {Key:F2} s, {Known} known chunk ids {Index:F2} s, walk/read/upload {Archive:F2} s, commit {Commit:F2} s",

@@ -138,6 +138,9 @@ public static class AgentWorkEndpoints
         var ids = new HashSet<string>(tree, StringComparer.Ordinal);
         for (var i = 0; i < raw.Length; i += ChunkId.Size) ids.Add(Convert.ToHexStringLower(raw, i, ChunkId.Size));
 
+        if (request.Items?.Any(i => i is null) == true)
+            throw new FluentValidation.ValidationException([new FluentValidation.Results.ValidationFailure("Items", "'items' must not hold null entries.")]);
+        var items = request.Items?.Select(i => new Commands.Cataloguing.CataloguedItem(i.Path, i.Kind, i.Size, i.ModifiedAt)).ToList();
         await m.Send(new Commands.TakingRecoveryPoints.CompleteBackup(
             agentId, recoveryPointId, request.Files, request.Directories,
             (request.Skipped ?? []).Select(i => new Commands.RecoveryPoints.SkippedItemRecord(i.Path, i.Reason)).ToList(), request.BytesRead, ids,
@@ -150,7 +153,7 @@ public static class AgentWorkEndpoints
                 var bytes = manifest.ToBytes();
                 await disk.PutManifestAsync(recoveryPointId, bytes, token);
                 return new StoredManifest(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)), packs.Sum(disk.PackLength) + bytes.Length);
-            }), ct);
+            }, items), ct);
         return TypedResults.NoContent();
     }
 

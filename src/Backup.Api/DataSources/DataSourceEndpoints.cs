@@ -17,7 +17,7 @@ public static class DataSourceEndpoints
     public static IEndpointRouteBuilder MapDataSources(this IEndpointRouteBuilder app)
     {
         var sources = app.MapGroup("/api/data-sources").WithTags("Data sources");
-        sources.MapGet("/{dataSourceId:guid}", Get).WithSummary("Get a protected data source")
+        sources.MapGet("/{dataSourceId:guid}", Get).WithETag().WithSummary("Get a protected data source")
             .WithDescription("With its include/exclude patterns and, once removed, when and whether its data was kept; the ETag header is its version, for If-Match on PUT …/filters.")
             .RequireAuthorization(AccessPolicies.Read);
         sources.MapPost("/{dataSourceId:guid}/backups", RequestBackup)

@@ -26,7 +26,7 @@ public static class EnrolmentEndpoints
             .AllowAnonymous(); // the one-time token is the credential
         agents.MapGet("/", async (IMediator mediator, CancellationToken ct) => TypedResults.Ok(await mediator.Send(new ListAgents(), ct)))
             .WithSummary("List enrolled agents").RequireAuthorization(AccessPolicies.Read);
-        agents.MapGet("/{agentId:guid}", GetAgent).WithSummary("Get one enrolled agent").RequireAuthorization(AccessPolicies.Read);
+        agents.MapGet("/{agentId:guid}", GetAgent).WithETag().WithSummary("Get one enrolled agent").RequireAuthorization(AccessPolicies.Read);
         return app;
     }
 

@@ -17,7 +17,7 @@ public static class JobEndpoints
                 + "ConsistencyCheck, Retention), state, dataSourceId, groupId, agentId, from (inclusive) / to (exclusive) on the request time. "
                 + "limit 1–500 (default 50); pass the returned nextAfter as after for the next page. Bad values are a 400 naming the parameter.")
             .ProducesValidationProblem();
-        jobs.MapGet("/{jobId:guid}", Get)
+        jobs.MapGet("/{jobId:guid}", Get).WithETag()
             .WithSummary("Get one job")
             .WithDescription("A backup's job id is its recovery point's id, a restore's its restore id; 404 when no job has this id.")
             .ProducesProblem(StatusCodes.Status404NotFound);

@@ -25,7 +25,7 @@ public static class ProtectionGroupEndpoints
             .RequireAuthorization(AccessPolicies.Operate);
         groups.MapGet("/", async (IMediator m, CancellationToken ct) => TypedResults.Ok(await m.Send(new ListProtectionGroups(), ct)))
             .WithSummary("List protection groups").RequireAuthorization(AccessPolicies.Read);
-        groups.MapGet("/{groupId:guid}", Get).WithSummary("Get a protection group")
+        groups.MapGet("/{groupId:guid}", Get).WithETag().WithSummary("Get a protection group")
             .WithDescription("With its policies; the ETag header is the group's version, to send back in If-Match when editing a policy.")
             .RequireAuthorization(AccessPolicies.Read);
         groups.MapPolicies();

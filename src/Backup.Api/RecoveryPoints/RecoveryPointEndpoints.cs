@@ -31,7 +31,7 @@ public static class RecoveryPointEndpoints
             .WithDescription("Filters: dataSourceId, groupId, agentId, tier (Disk, Vault, Both, None), from (inclusive) / to (exclusive) on the request time. "
                 + "limit 1–500 (default 50); pass the returned nextAfter as after for the next page.")
             .RequireAuthorization(AccessPolicies.Read);
-        points.MapGet("/{recoveryPointId:guid}", Get).WithSummary("Get a recovery point").RequireAuthorization(AccessPolicies.Read);
+        points.MapGet("/{recoveryPointId:guid}", Get).WithETag().WithSummary("Get a recovery point").RequireAuthorization(AccessPolicies.Read);
         points.MapGet("/{recoveryPointId:guid}/custody", Custody)
             .WithSummary("Chain of custody of a recovery point: every step from its request to its expiry, in log order")
             .WithDescription("Scheduled or requested → started (claimed by its agent; lost leases and re-queues) → each pack written to disk (its id is its SHA-256) "

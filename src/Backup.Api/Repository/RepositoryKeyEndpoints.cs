@@ -31,7 +31,7 @@ public static class RepositoryKeyEndpoints
             .WithDescription("Once per server: 409 if a key exists. The passphrase needs 16 characters or more (400 otherwise); keep it safe, "
                 + "it is the only way to restore from the vault. The key file is stored on the server's disk and in the vault.")
             .RequireAuthorization(AccessPolicies.Admin);
-        key.MapGet("/", Get).WithSummary("Whether the repository has a key, with its key file's hash and cost (never the key)")
+        key.MapGet("/", Get).WithETag().WithSummary("Whether the repository has a key, with its key file's hash and cost (never the key)")
             .RequireAuthorization(AccessPolicies.Read);
         key.MapPost("/passphrase", ChangePassphrase)
             .WithSummary("Change the passphrase; no stored data is rewritten")

@@ -10,7 +10,7 @@ public static class RestoreEndpoints
     public static IEndpointRouteBuilder MapRestores(this IEndpointRouteBuilder app)
     {
         var restores = app.MapGroup("/api/restores").WithTags("Restores").RequireAuthorization(AccessPolicies.Read);
-        restores.MapGet("/{restoreId:guid}", Get).WithSummary("Get a restore job: status, files and bytes restored, failure reason");
+        restores.MapGet("/{restoreId:guid}", Get).WithETag().WithSummary("Get a restore job: status, files and bytes restored, failure reason");
         return app;
     }
 

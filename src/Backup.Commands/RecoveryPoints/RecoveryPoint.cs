@@ -55,13 +55,13 @@ public enum RecoveryPointStatus
 public sealed record RecoveryPoint(
     Guid Id, Guid DataSourceId, Guid AgentId, RecoveryPointStatus Status,
     IReadOnlySet<string> PacksWritten, IReadOnlyList<string> PackIds, int LeaseExpiries = 0,
-    bool ExpiredOnDisk = false, bool ExpiredInVault = false, bool Deleted = false)
+    bool ExpiredOnDisk = false, bool ExpiredInVault = false, bool Deleted = false, string SourcePath = "")
 {
     public const int MaxSkippedRecorded = 1_000;
 
     public static RecoveryPoint? Next(RecoveryPoint? state, object @event) => @event switch
     {
-        BackupRequested e => new RecoveryPoint(e.RecoveryPointId, e.DataSourceId, e.AgentId, RecoveryPointStatus.Requested, new HashSet<string>(), []),
+        BackupRequested e => new RecoveryPoint(e.RecoveryPointId, e.DataSourceId, e.AgentId, RecoveryPointStatus.Requested, new HashSet<string>(), [], SourcePath: e.SourcePath),
         BackupStarted when state is not null => state with { Status = RecoveryPointStatus.Running },
         PackWrittenToDisk e when state is not null => state with { PacksWritten = new HashSet<string>(state.PacksWritten) { e.PackId } },
         RecoveryPointCreated e when state is not null => state with { Status = RecoveryPointStatus.Created, PackIds = e.PackIds },

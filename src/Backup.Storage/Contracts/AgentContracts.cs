@@ -43,11 +43,15 @@ public sealed record PackStored(string PackId, long Bytes, bool AlreadyPresent);
 /// <summary>
 /// The commit of a finished backup. <see cref="Tree"/>: the chunk ids (64 hex) holding the encrypted tree, in order;
 /// <see cref="Chunks"/>: base64 of every distinct chunk id the files reference, 32 bytes each; <see cref="Skipped"/>:
-/// the items the agent could not back up, with the reason (the recovery point is then partial).
+/// the items the agent could not back up, with the reason (the recovery point is then partial); <see cref="Items"/>: every
+/// item of the tree (path relative to the protected folder, kind, size, mtime) for the server's item catalog; no content.
 /// </summary>
 public sealed record CompleteBackupRequest(
     IReadOnlyList<string> Tree, string Chunks, int Files, int Directories, long BytesRead,
-    IReadOnlyList<Format.SkippedItem>? Skipped = null);
+    IReadOnlyList<Format.SkippedItem>? Skipped = null, IReadOnlyList<CatalogEntry>? Items = null);
+
+/// <summary>One item of a recovery point for the server's catalog: what a user searches for, never its content.</summary>
+public sealed record CatalogEntry(string Path, Format.EntryKind Kind, long Size, DateTimeOffset ModifiedAt);
 
 /// <summary>Body of PUT /api/repository/key: the passphrase that wraps the repository's new master keys (16 characters or more).</summary>
 public sealed record CreateRepositoryKeyRequest(string Passphrase);

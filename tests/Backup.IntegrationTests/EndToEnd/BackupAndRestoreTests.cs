@@ -136,6 +136,19 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
         second.GetProperty("files").GetInt32().ShouldBe(point.GetProperty("files").GetInt32());
         agent.Output.ShouldContain($"{SourceFiles(source.FullName).Count} files ({SourceFiles(source.FullName).Count} unchanged, not read)");
 
+        // The item catalog the real agent sent: where are the copies of projects/run.sh? In both points, as it is on disk.
+        var runSh = new FileInfo(Path.Combine(source.FullName, "projects", "run.sh"));
+        var found = (await _client.GetJsonAsync($"/api/items?name=RUN.SH&dataSourceId={dataSource}")).GetProperty("items").EnumerateArray().ShouldHaveSingleItem();
+        found.GetProperty("path").GetString().ShouldBe(runSh.FullName);
+        found.GetProperty("relativePath").GetString().ShouldBe("projects/run.sh");
+        var copies = found.GetProperty("copies").EnumerateArray().ToList();
+        copies.Select(c => c.GetProperty("recoveryPointId").GetGuid()).ShouldBe([again, recoveryPoint]);
+        copies.ShouldAllBe(c => c.GetProperty("size").GetInt64() == runSh.Length);
+        copies.ShouldAllBe(c => Math.Abs((c.GetProperty("modifiedAt").GetDateTimeOffset() - runSh.LastWriteTimeUtc).TotalMilliseconds) < 1);
+        copies[1].GetProperty("inVault").GetBoolean().ShouldBeTrue();
+        (await _client.GetJsonAsync($"/api/items?under={Uri.EscapeDataString(source.FullName)}&limit=200")).GetProperty("items").GetArrayLength()
+            .ShouldBe(Directory.GetFileSystemEntries(source.FullName, "*", SearchOption.AllDirectories).Length);
+
         await ShouldCheckOfflineAsync(point.GetProperty("packCount").GetInt32());
     }
 

@@ -1,0 +1,151 @@
+using System.Security.Cryptography;
+using System.Text;
+using Backup.Storage.Format;
+using Marten;
+using Npgsql;
+using Weasel.Postgresql;
+using Weasel.Postgresql.Tables;
+
+namespace Backup.Commands.Cataloguing;
+
+/// <summary>One item of a recovery point as the catalog keeps it: its path relative to the protected folder, kind, size and mtime.</summary>
+public sealed record CataloguedItem(string Path, EntryKind Kind, long Size, DateTimeOffset ModifiedAt);
+
+/// <summary>
+/// What changed in a data source's item list with this recovery point, against the data source's previous catalogued one:
+/// <see cref="Added"/> are new or changed items (size, mtime or kind differ), <see cref="Removed"/> the paths of items gone
+/// or changed. <see cref="Ordinal"/> numbers the data source's catalogued recovery points 1, 2, 3… in commit order; a
+/// large change comes as several events with the same ordinal. <see cref="Root"/> is the protected folder.
+/// </summary>
+public sealed record ItemsCatalogued(
+    Guid RecoveryPointId, Guid DataSourceId, int Ordinal, string Root, DateTimeOffset CreatedAt,
+    IReadOnlyList<CataloguedItem> Added, IReadOnlyList<string> Removed);
+
+/// <summary>
+/// The item catalog: which recovery points hold which path, with its size and mtime in each. Stored as versions, not as a
+/// row per item per recovery point: an item version (data source, path, kind, size, mtime) is held by the recovery points
+/// whose ordinal is in <c>[from_ordinal, to_ordinal)</c> (open-ended while the latest point still holds it), so a backup in
+/// which nothing changed adds one row (its point), not one per file. Points carry their tiers so a search needs no other read.
+/// <para>The commit computes the change against the open versions (read-your-write, hence an inline projection and a
+/// per-data-source lock); the tables are built from <see cref="ItemsCatalogued"/> events and the point's later life
+/// (vault copy, expiry, deletion), so they rebuild from the log.</para>
+/// </summary>
+public static class ItemCatalog
+{
+    public const string VersionsTable = "item_versions";
+    public const string PointsTable = "item_points";
+
+    /// <summary>Items per <see cref="ItemsCatalogued"/> event: bounds the size of one event row.</summary>
+    public const int ItemsPerEvent = 5_000;
+
+    public static Table Versions(string schema)
+    {
+        var table = new Table(new PostgresqlObjectName(schema, VersionsTable, SchemaUtils.IdentifierUsage.General));
+        table.AddColumn<Guid>("data_source_id").AsPrimaryKey();
+        table.AddColumn<string>("path").AsPrimaryKey();
+        table.AddColumn<int>("from_ordinal").AsPrimaryKey();
+        table.AddColumn<int>("to_ordinal");
+        table.AddColumn<string>("name_lower").NotNull();
+        table.AddColumn<int>("kind").NotNull();
+        table.AddColumn<long>("size").NotNull();
+        table.AddColumn("modified_at", "timestamp with time zone").NotNull();
+        table.Indexes.Add(new IndexDefinition($"ix_{VersionsTable}_open") { Columns = ["data_source_id"], Predicate = "to_ordinal is null" });
+        // Equality and prefix (LIKE '/folder/%') on the path, whatever the database's collation.
+        table.Indexes.Add(new IndexDefinition($"ix_{VersionsTable}_path") { Columns = ["path"], Mask = "? text_pattern_ops" });
+        // Name patterns (*.docx, report*, *budget*) through trigrams; pg_trgm is a trusted extension (see Extension below).
+        table.Indexes.Add(new IndexDefinition($"ix_{VersionsTable}_name") { Columns = ["name_lower"], Method = IndexMethod.gin, Mask = "? gin_trgm_ops" });
+        return table;
+    }
+
+    public static Table Points(string schema)
+    {
+        var table = new Table(new PostgresqlObjectName(schema, PointsTable, SchemaUtils.IdentifierUsage.General));
+        table.AddColumn<Guid>("data_source_id").AsPrimaryKey();
+        table.AddColumn<int>("ordinal").AsPrimaryKey();
+        table.AddColumn<Guid>("recovery_point_id").NotNull();
+        table.AddColumn<string>("root").NotNull();
+        table.AddColumn("created_at", "timestamp with time zone").NotNull();
+        table.AddColumn<bool>("on_disk").NotNull();
+        table.AddColumn<bool>("in_vault").NotNull();
+        table.AddColumn<bool>("deleted").NotNull();
+        table.Indexes.Add(new IndexDefinition($"ix_{PointsTable}_rp") { Columns = ["recovery_point_id"] });
+        return table;
+    }
+
+    /// <summary>pg_trgm in <c>public</c>: shared by every schema of the database, and not dropped with one of them.</summary>
+    public static Extension Trigrams() => new("pg_trgm");
+
+    /// <summary>
+    /// The events that catalogue a committed recovery point: its items against the data source's open versions. Takes the
+    /// data source's catalog lock for the session's transaction first, so two commits of one data source get successive
+    /// ordinals and each diffs against the other's result. The caller has begun the session's transaction.
+    /// </summary>
+    public static async Task<IReadOnlyList<ItemsCatalogued>> CatalogueAsync(
+        IDocumentSession session, Guid recoveryPointId, Guid dataSourceId, string root, DateTimeOffset createdAt,
+        IReadOnlyList<CataloguedItem> items, CancellationToken ct)
+    {
+        var connection = session.Connection ?? throw new InvalidOperationException("The catalog needs the session's transaction to be open.");
+        var schema = session.DocumentStore.Options.DatabaseSchemaName;
+        await using (var locking = new NpgsqlCommand("select pg_advisory_xact_lock(@key)", connection))
+        {
+            locking.Parameters.AddWithValue("key", LockKey(schema, dataSourceId));
+            await locking.ExecuteNonQueryAsync(ct);
+        }
+
+        int ordinal;
+        await using (var last = new NpgsqlCommand($"select coalesce(max(ordinal), 0) from {schema}.{PointsTable} where data_source_id = @ds", connection))
+        {
+            last.Parameters.AddWithValue("ds", dataSourceId);
+            ordinal = (int)(await last.ExecuteScalarAsync(ct))! + 1;
+        }
+
+        var open = new Dictionary<string, (EntryKind Kind, long Size, DateTimeOffset ModifiedAt)>(StringComparer.Ordinal);
+        await using (var read = new NpgsqlCommand(
+            $"select path, kind, size, modified_at from {schema}.{VersionsTable} where data_source_id = @ds and to_ordinal is null", connection))
+        {
+            read.Parameters.AddWithValue("ds", dataSourceId);
+            await using var reader = await read.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
+                open[reader.GetString(0)] = ((EntryKind)reader.GetInt32(1), reader.GetInt64(2), reader.GetFieldValue<DateTimeOffset>(3));
+        }
+
+        // Changed items are closed and added again; open versions the new list does not hold are closed.
+        var added = new List<CataloguedItem>();
+        var removed = new List<string>();
+        foreach (var sent in items)
+        {
+            var item = sent with { ModifiedAt = Microseconds(sent.ModifiedAt) };
+            if (open.Remove(FullPath(root, item.Path), out var was))
+            {
+                if (was.Kind == item.Kind && was.Size == item.Size && was.ModifiedAt == item.ModifiedAt) continue;
+                removed.Add(item.Path);
+            }
+            added.Add(item);
+        }
+        removed.AddRange(open.Keys.Select(full => RelativePath(root, full)));
+
+        var addedPages = added.Chunk(ItemsPerEvent).ToList();
+        var removedPages = removed.Chunk(ItemsPerEvent).ToList();
+        var events = new List<ItemsCatalogued>();
+        for (var i = 0; i < Math.Max(1, Math.Max(addedPages.Count, removedPages.Count)); i++)
+            events.Add(new ItemsCatalogued(recoveryPointId, dataSourceId, ordinal, root, createdAt,
+                i < addedPages.Count ? addedPages[i] : [], i < removedPages.Count ? removedPages[i] : []));
+        return events;
+    }
+
+    /// <summary>PostgreSQL keeps microseconds; an mtime of 100-ns ticks is cut to what the catalog can hold, or it would never compare equal.</summary>
+    private static DateTimeOffset Microseconds(DateTimeOffset at) =>
+        new(at.UtcTicks - at.UtcTicks % (TimeSpan.TicksPerMillisecond / 1000), TimeSpan.Zero);
+
+    private static long LockKey(string schema, Guid dataSourceId) =>
+        BitConverter.ToInt64(SHA256.HashData(Encoding.UTF8.GetBytes($"backup-item-catalog:{schema}:{dataSourceId:N}")).AsSpan(0, 8));
+
+    /// <summary>The full path of an item: the protected folder joined with its relative path.</summary>
+    public static string FullPath(string root, string relative) =>
+        relative.Length == 0 ? root : root.EndsWith('/') ? root + relative : $"{root}/{relative}";
+
+    /// <summary>The inverse of <see cref="FullPath"/> for a path under <paramref name="root"/>.</summary>
+    public static string RelativePath(string root, string full) => full[(root.TrimEnd('/').Length + 1)..];
+
+    internal static string NameOf(string path) => path[(path.LastIndexOf('/') + 1)..];
+}

@@ -1,0 +1,235 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Backup.Commands.Cataloguing;
+using Backup.Commands.RecoveryPoints;
+using Backup.IntegrationTests.Infrastructure;
+using Backup.Storage.Contracts;
+using Backup.Storage.Disk;
+using Backup.Storage.Format;
+using Marten;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Backup.IntegrationTests.Api;
+
+/// <summary>
+/// The item catalog: "where are all the copies of this file". Agents commit their items over the real protocol; the catalog
+/// answers by exact path, name pattern or folder, with each kept recovery point's size, mtime and tiers.
+/// </summary>
+public sealed class ItemCatalogTests(ApiFactory api) : IClassFixture<ApiFactory>
+{
+    private readonly ApiClient _client = new(api.CreateClient());
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    // 100-ns ticks, as file systems report them; the catalog keeps microseconds.
+    private static readonly DateTimeOffset T1 = new DateTimeOffset(2026, 3, 1, 10, 0, 0, TimeSpan.Zero).AddTicks(1_234_567);
+    private static readonly DateTimeOffset T2 = T1.AddDays(1);
+    private static DateTimeOffset Kept(DateTimeOffset t) => t.AddTicks(-(t.UtcTicks % 10));
+
+    private static CatalogEntry File(string path, long size, DateTimeOffset mtime) => new(path, EntryKind.File, size, mtime);
+    private static CatalogEntry Folder(string path) => new(path, EntryKind.Directory, 0, T1);
+
+    private async Task<(EnrolAgentResponse Agent, Guid Source, string Root)> ProtectedFolderAsync()
+    {
+        var agent = await _client.EnrolAsync();
+        var group = await _client.CreateGroupAsync($"g-{Guid.NewGuid():N}");
+        var root = $"/srv/{Guid.NewGuid():N}";
+        return (agent, await _client.AddFolderAsync(group, agent.AgentId, root), root);
+    }
+
+    /// <summary>A backup of <paramref name="source"/> committed with <paramref name="items"/>; returns the commit's response.</summary>
+    private async Task<(Guid RecoveryPoint, HttpResponseMessage Commit)> BackupAsync(EnrolAgentResponse agent, Guid source, IReadOnlyList<CatalogEntry>? items)
+    {
+        var rp = await _client.RequestBackupAsync(source);
+        (await _client.PollAsync(agent)).StatusCode.ShouldBe(HttpStatusCode.OK);
+        var pack = TestPacks.Random(500);
+        await _client.UploadPackAsync(agent, rp, pack);
+        var commit = await _client.CommitAsync(agent, rp,
+            new CompleteBackupRequest([pack.Chunks[0].ToString()], TestPacks.Base64(pack.Chunks), items?.Count ?? 0, 0, 500, Items: items));
+        return (rp, commit);
+    }
+
+    private async Task<Guid> CommittedAsync(EnrolAgentResponse agent, Guid source, IReadOnlyList<CatalogEntry> items)
+    {
+        var (rp, commit) = await BackupAsync(agent, source, items);
+        commit.StatusCode.ShouldBe(HttpStatusCode.NoContent, await commit.Content.ReadAsStringAsync(Ct));
+        return rp;
+    }
+
+    private async Task<List<JsonElement>> ItemsAsync(string query) =>
+        (await _client.GetJsonAsync($"/api/items?{query}")).GetProperty("items").EnumerateArray().ToList();
+
+    private static List<(Guid Rp, long Size, DateTimeOffset Mtime)> Copies(JsonElement item) =>
+        item.GetProperty("copies").EnumerateArray()
+            .Select(c => (c.GetProperty("recoveryPointId").GetGuid(), c.GetProperty("size").GetInt64(), c.GetProperty("modifiedAt").GetDateTimeOffset()))
+            .ToList();
+
+    [Fact]
+    public async Task Every_recovery_point_holding_a_file_is_listed_newest_first_with_the_files_size_and_mtime_in_each()
+    {
+        var (agent, source, root) = await ProtectedFolderAsync();
+        var first = await CommittedAsync(agent, source,
+            [Folder("docs"), File("docs/report.docx", 100, T1), File("docs/notes.txt", 10, T1), File("photo.jpg", 5000, T1)]);
+        var second = await CommittedAsync(agent, source, // report changed, photo deleted, new.txt added, notes untouched
+            [Folder("docs"), File("docs/report.docx", 120, T2), File("docs/notes.txt", 10, T1), File("docs/new.txt", 7, T2)]);
+        var third = await CommittedAsync(agent, source, // nothing changed
+            [Folder("docs"), File("docs/report.docx", 120, T2), File("docs/notes.txt", 10, T1), File("docs/new.txt", 7, T2)]);
+
+        await using (var session = api.Store.QuerySession())
+        {
+            // A backup in which nothing changed adds its point to the catalog and not a single item version.
+            var unchanged = (await session.Events.FetchStreamAsync(third, token: Ct)).Select(e => e.Data).OfType<ItemsCatalogued>().ShouldHaveSingleItem();
+            (unchanged.Ordinal, unchanged.Added.Count, unchanged.Removed.Count).ShouldBe((3, 0, 0));
+        }
+
+        var report = (await ItemsAsync($"path={Uri.EscapeDataString($"{root}/docs/report.docx")}")).ShouldHaveSingleItem();
+        report.GetProperty("dataSourceId").GetGuid().ShouldBe(source);
+        report.GetProperty("relativePath").GetString().ShouldBe("docs/report.docx");
+        Copies(report).ShouldBe([(third, 120, Kept(T2)), (second, 120, Kept(T2)), (first, 100, Kept(T1))]);
+        report.GetProperty("copies").EnumerateArray().ShouldAllBe(c => c.GetProperty("onDisk").GetBoolean() && !c.GetProperty("inVault").GetBoolean());
+
+        Copies((await ItemsAsync($"path={Uri.EscapeDataString($"{root}/photo.jpg")}")).ShouldHaveSingleItem()).ShouldBe([(first, 5000, Kept(T1))]);
+        Copies((await ItemsAsync($"path={Uri.EscapeDataString($"{root}/docs/notes.txt")}")).ShouldHaveSingleItem())
+            .Select(c => c.Rp).ShouldBe([third, second, first]);
+
+        // A name pattern, case-insensitive, narrowed to the data source; items in path order.
+        var texts = await ItemsAsync($"name=*.TXT&dataSourceId={source}");
+        texts.Select(i => i.GetProperty("path").GetString()).ShouldBe([$"{root}/docs/new.txt", $"{root}/docs/notes.txt"]);
+        Copies(texts[0]).Select(c => c.Rp).ShouldBe([third, second]);
+
+        // Everything under a folder (not the folder itself).
+        (await ItemsAsync($"under={Uri.EscapeDataString($"{root}/docs/")}")).Select(i => i.GetProperty("relativePath").GetString())
+            .ShouldBe(["docs/new.txt", "docs/notes.txt", "docs/report.docx"]);
+        (await ItemsAsync($"path={Uri.EscapeDataString($"{root}/docs/missing.txt")}")).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task Expired_and_deleted_points_drop_out_and_a_vault_copy_shows_on_each_item()
+    {
+        var (agent, source, root) = await ProtectedFolderAsync();
+        var first = await CommittedAsync(agent, source, [File("a.bin", 1, T1), File("gone.bin", 2, T1)]);
+        var second = await CommittedAsync(agent, source, [File("a.bin", 1, T1)]);
+        await api.CopyToVaultAsync(second);
+
+        var a = (await ItemsAsync($"path={Uri.EscapeDataString($"{root}/a.bin")}")).ShouldHaveSingleItem();
+        var copies = a.GetProperty("copies").EnumerateArray().ToList();
+        copies.Select(c => (c.GetProperty("recoveryPointId").GetGuid(), c.GetProperty("onDisk").GetBoolean(), c.GetProperty("inVault").GetBoolean()))
+            .ShouldBe([(second, true, true), (first, true, false)]);
+
+        await using (var session = api.Store.LightweightSession())
+        {
+            // What the retention worker appends when the disk range has passed.
+            session.Events.Append(first, new RecoveryPointExpired(first, StorageTier.Disk, "retention", DateTimeOffset.UtcNow));
+            await session.SaveChangesAsync(Ct);
+        }
+        Copies((await ItemsAsync($"path={Uri.EscapeDataString($"{root}/a.bin")}")).ShouldHaveSingleItem()).Select(c => c.Rp).ShouldBe([second]);
+        (await ItemsAsync($"path={Uri.EscapeDataString($"{root}/gone.bin")}")).ShouldBeEmpty(); // only the expired point held it
+
+        await using (var session = api.Store.LightweightSession())
+        {
+            session.Events.Append(second, new RecoveryPointExpired(second, StorageTier.Disk, "retention", DateTimeOffset.UtcNow));
+            await session.SaveChangesAsync(Ct);
+        }
+        var vaultOnly = (await ItemsAsync($"path={Uri.EscapeDataString($"{root}/a.bin")}")).ShouldHaveSingleItem().GetProperty("copies").EnumerateArray().Single();
+        (vaultOnly.GetProperty("onDisk").GetBoolean(), vaultOnly.GetProperty("inVault").GetBoolean()).ShouldBe((false, true));
+    }
+
+    [Fact]
+    public async Task The_same_name_in_two_data_sources_is_two_items_and_pages_walk_them_all_once()
+    {
+        var (agentA, sourceA, _) = await ProtectedFolderAsync();
+        var (agentB, sourceB, _) = await ProtectedFolderAsync();
+        var name = $"budget-{Guid.NewGuid():N}";
+        await CommittedAsync(agentA, sourceA, [File($"{name}.xlsx", 1, T1), File($"x/{name}.xlsx", 2, T1), File($"y/{name}.xlsx", 3, T1)]);
+        await CommittedAsync(agentB, sourceB, [File($"{name}.xlsx", 4, T1), File($"z/{name}.XLSX", 5, T1)]);
+
+        var seen = new List<(Guid, string)>();
+        string? after = null;
+        var pages = 0;
+        do
+        {
+            var page = await _client.GetJsonAsync($"/api/items?name={name}.xlsx&limit=2" + (after is null ? "" : $"&after={after}"));
+            seen.AddRange(page.GetProperty("items").EnumerateArray().Select(i => (i.GetProperty("dataSourceId").GetGuid(), i.GetProperty("relativePath").GetString()!)));
+            after = page.GetProperty("nextAfter").ValueKind == JsonValueKind.Null ? null : page.GetProperty("nextAfter").GetString();
+            pages++;
+        }
+        while (after is not null);
+
+        pages.ShouldBe(3);
+        seen.Count.ShouldBe(5);
+        seen.Distinct().Count().ShouldBe(5);
+        seen.Count(s => s.Item1 == sourceB).ShouldBe(2);
+        (await ItemsAsync($"name={name}.xlsx&dataSourceId={sourceB}")).Select(i => i.GetProperty("relativePath").GetString())
+            .ShouldBe([$"{name}.xlsx", $"z/{name}.XLSX"], ignoreOrder: true);
+        // '_' and '%' in a pattern are literal, not SQL wildcards.
+        (await ItemsAsync($"name={name.Replace('-', '_')}.xlsx")).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task A_commit_with_bad_items_is_a_400_naming_them_and_creates_nothing()
+    {
+        var (agent, source, _) = await ProtectedFolderAsync();
+        foreach (var items in new CatalogEntry[][]
+                 {
+                     [File("/etc/passwd", 1, T1)],
+                     [File("a/../b", 1, T1)],
+                     [File("a", 1, T1), File("a", 2, T1)],
+                     [File("a", -1, T1)],
+                     [new CatalogEntry("a", (EntryKind)9, 1, T1)],
+                 })
+        {
+            var (rp, commit) = await BackupAsync(agent, source, items);
+            commit.StatusCode.ShouldBe(HttpStatusCode.BadRequest, await commit.Content.ReadAsStringAsync(Ct));
+            var problem = await commit.Content.ReadFromJsonAsync<JsonElement>(Ct);
+            problem.GetProperty("errors").EnumerateObject().ShouldContain(e => e.Name.StartsWith("items", StringComparison.Ordinal));
+            await using var session = api.Store.QuerySession();
+            (await session.Events.FetchStreamAsync(rp, token: Ct)).Select(e => e.Data).ShouldNotContain(e => e is RecoveryPointCreated || e is ItemsCatalogued);
+            api.Services.GetRequiredService<DiskStore>().HasManifest(rp).ShouldBeFalse();
+            // The agent reports the failure, which ends the job, so the next backup of the folder can be claimed.
+            (await _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Post, $"/api/agents/{agent.AgentId}/recovery-points/{rp}/fail", agent.Credential,
+                JsonContent.Create(new FailJobRequest("bad items"))), Ct)).StatusCode.ShouldBe(HttpStatusCode.NoContent);
+        }
+    }
+
+    [Theory]
+    [InlineData("", "name")]
+    [InlineData("path=relative/file.txt", "path")]
+    [InlineData("under=docs", "under")]
+    [InlineData("name=a/b", "name")]
+    [InlineData("name=**", "name")]
+    [InlineData("name=*.txt&limit=0", "limit")]
+    [InlineData("name=*.txt&after=bm90LWEtY3Vyc29y", "after")]
+    [InlineData("name=*.txt&dataSourceId=nope", "dataSourceId")]
+    public async Task A_bad_search_is_a_400_naming_the_parameter(string query, string parameter)
+    {
+        var response = await _client.Http.GetAsync($"/api/items?{query}", Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.BadRequest, await response.Content.ReadAsStringAsync(Ct));
+        var problem = await response.Content.ReadFromJsonAsync<JsonElement>(Ct);
+        problem.GetProperty("errors").EnumerateObject().Select(e => e.Name).ShouldContain(parameter);
+    }
+
+    [Fact]
+    public async Task Rebuilding_the_catalog_from_the_event_log_gives_the_same_answers()
+    {
+        var (agent, source, root) = await ProtectedFolderAsync();
+        await CommittedAsync(agent, source, [File("k.txt", 1, T1), File("m.txt", 2, T1)]);
+        var middle = await CommittedAsync(agent, source, [File("k.txt", 3, T2)]);
+        await CommittedAsync(agent, source, [File("k.txt", 3, T2), File("m.txt", 4, T2)]);
+        await api.CopyToVaultAsync(middle);
+        var before = (await _client.GetJsonAsync($"/api/items?under={Uri.EscapeDataString(root)}")).GetRawText();
+
+        using var daemon = await api.Store.BuildProjectionDaemonAsync();
+        await daemon.RebuildProjectionAsync(ItemCatalogProjection.Name, TimeSpan.FromMinutes(2), Ct);
+
+        (await _client.GetJsonAsync($"/api/items?under={Uri.EscapeDataString(root)}")).GetRawText().ShouldBe(before);
+        before.ShouldContain("\"inVault\":true");
+    }
+
+    [Fact]
+    public async Task A_restart_finds_the_catalog_tables_and_indexes_as_defined_and_changes_nothing()
+    {
+        await _client.EnrolAsync(); // the API has started and applied its schema
+        // Throws when Weasel would alter anything, e.g. drop and rebuild the trigram index of a large table on each start.
+        await api.Store.Storage.Database.AssertDatabaseMatchesConfigurationAsync(Ct);
+    }
+}
