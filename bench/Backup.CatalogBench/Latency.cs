@@ -22,13 +22,16 @@ public static class Latency
         var key = options.Get("key", "");
         var clients = (int)options.Long("clients", 8);
         var requests = (int)options.Long("requests", 400);
-        var itemsPath = options.Get("items", "/api/items?path=finance/2026/q1-report.xlsx");
+        var itemsPath = options.Get("items", "");
 
         Progress progress;
+        int planVersion;
         await using (var db = new NpgsqlConnection(connection))
         {
             await db.OpenAsync(ct);
             progress = await Progress.ReadAsync(db, schema, ct) ?? throw new InvalidOperationException($"nothing loaded in {schema}");
+            await using var plan = new NpgsqlCommand($"select plan_version from {schema}.catbench_progress where id = 1", db);
+            planVersion = (int)(await plan.ExecuteScalarAsync(ct))!;
         }
         var sources = Enumerable.Range(0, progress.DataSources).Select(YearOfBackups.SourceId).ToArray();
         var groups = (progress.DataSources + YearOfBackups.SourcesPerGroup - 1) / YearOfBackups.SourcesPerGroup;
@@ -49,12 +52,23 @@ public static class Latency
             new("compliance now, one group", r => $"/api/compliance?groupId={YearOfBackups.GroupId(r.Next(groups))}", "dataSources"),
             new($"compliance as of {asOf[..10]}", _ => $"/api/compliance?asOf={asOf}", "dataSources"),
         };
-        // Item search: another branch adds GET /api/items (the item catalog); measured when this build maps it (its Swagger says so).
+        // Item search (GET /api/items, the item catalog): measured when this build maps it (its Swagger says so) and the schema was
+        // loaded with items (plan 2 on).
         var swagger = await http.GetStringAsync("/swagger/v1/swagger.json", ct);
-        if (swagger.Contains("\"/api/items\"", StringComparison.Ordinal))
-            queries.Add(new("item search", _ => itemsPath, ""));
-        else
+        if (!swagger.Contains("\"/api/items\"", StringComparison.Ordinal))
             await Progress.RecordAsync(connection, schema, "latency", "item search", double.NaN, "n/a: GET /api/items is not in this build", ct);
+        else if (planVersion < 2)
+            await Progress.RecordAsync(connection, schema, "latency", "item search", double.NaN, "n/a: this schema was loaded without items (plan 1)", ct);
+        else
+        {
+            queries.Add(new("item search, one path", r =>
+            {
+                var source = r.Next(sources.Length);
+                return $"/api/items?path={Uri.EscapeDataString($"{YearOfBackups.RootOf(source)}/{YearOfBackups.FilePath(r.Next(YearOfBackups.FilesPerSource))}")}";
+            }, "items"));
+            queries.Add(new("item search, a name everywhere", r => $"/api/items?name={Uri.EscapeDataString($"doc-{r.Next(YearOfBackups.FilesPerSource):D4}.*")}", "items"));
+            if (itemsPath.Length > 0) queries.Add(new("item search, ITEMS_QUERY", _ => itemsPath, "items"));
+        }
 
         foreach (var query in queries)
         {

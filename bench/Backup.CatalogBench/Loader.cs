@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Backup.Commands.Cataloguing;
 using Backup.Commands.Common;
 using Backup.Projections;
 using JasperFx.Events;
@@ -15,7 +16,8 @@ namespace Backup.CatalogBench;
 /// deterministic, so a later run regenerates it, skips the batches done and goes on. The year ends at the instant of the
 /// first run (kept in the progress row), so "now" is just after the last recorded backup.
 /// <para>The inline projections are not run while loading (they would be maintained one batch at a time, which is not what
-/// is measured): the events are what a year of the product writes; <c>rebuild</c> then builds the views.</para>
+/// is measured) except the item catalog, which the product's commits maintain as they go; <c>rebuild</c> then builds the
+/// async views.</para>
 /// </summary>
 public static class Loader
 {
@@ -28,8 +30,10 @@ public static class Loader
         {
             o.ConfigureCatalog(connection, schema);
             o.Events.AppendMode = options.Get("append", "quick") == "quick" ? EventAppendMode.Quick : EventAppendMode.QuickWithServerTimestamps;
+            // The item catalog stays inline, as at a commit: it is what the next point's diff is made against.
             foreach (var projection in o.Projections.All)
-                if (projection is ProjectionBase { Lifecycle: ProjectionLifecycle.Inline } inline) inline.Lifecycle = ProjectionLifecycle.Async;
+                if (projection is ProjectionBase { Lifecycle: ProjectionLifecycle.Inline } inline && projection.Name != ItemCatalogProjection.Name)
+                    inline.Lifecycle = ProjectionLifecycle.Async;
         });
         await store.Storage.ApplyAllConfiguredChangesToDatabaseAsync();
 
@@ -110,16 +114,21 @@ public sealed record Progress(int DataSources, DateTimeOffset YearEnd, int Batch
                 done boolean not null default false);
             create table if not exists {schema}.catbench_results (
                 step text not null, name text not null, value double precision not null, detail text, primary key (step, name));
-            insert into {schema}.catbench_progress (id, events_asked, data_sources, year_end, batch_size)
-                values (1, @events, @sources, date_trunc('hour', now()), @batch) on conflict (id) do nothing;
+            alter table {schema}.catbench_progress add column if not exists plan_version int not null default 1;
+            insert into {schema}.catbench_progress (id, events_asked, data_sources, year_end, batch_size, plan_version)
+                values (1, @events, @sources, date_trunc('hour', now()), @batch, @plan) on conflict (id) do nothing;
             """, db))
         {
             create.Parameters.AddWithValue("events", events);
             create.Parameters.AddWithValue("sources", YearOfBackups.DataSourcesFor(events));
             create.Parameters.AddWithValue("batch", batchSize);
+            create.Parameters.AddWithValue("plan", YearOfBackups.PlanVersion);
             await create.ExecuteNonQueryAsync(ct);
         }
         var progress = await ReadAsync(db, schema, ct) ?? throw new InvalidOperationException("no progress row");
+        await using (var plan = new NpgsqlCommand($"select plan_version from {schema}.catbench_progress where id = 1", db))
+            if ((int)(await plan.ExecuteScalarAsync(ct))! != YearOfBackups.PlanVersion && !progress.Done)
+                throw new InvalidOperationException($"schema {schema} was loaded with another version of the plan; drop it (bench/catalog.sh drop) and load again");
         await using var asked = new NpgsqlCommand($"select events_asked from {schema}.catbench_progress where id = 1", db);
         var eventsAsked = (long)(await asked.ExecuteScalarAsync(ct))!;
         if (eventsAsked != events)

@@ -63,7 +63,7 @@ public static class Report
         if (rebuildTotal > 0)
             Console.WriteLine($"{"rebuild, all of them one after another",-48}{$"{events / rebuildTotal:N0} events/s ({rebuildTotal:N0} s)",-22}");
         string[] order = ["recovery points, first page", "recovery points of a data source", "compliance now", "compliance now, one group", "compliance as of", "item search"];
-        foreach (var row in rows.Where(r => r.Step == "latency").OrderBy(r => Array.FindIndex(order, o => r.Name == o || (o == "compliance as of" && r.Name.StartsWith(o, StringComparison.Ordinal)))))
+        foreach (var row in rows.Where(r => r.Step == "latency").OrderBy(r => Array.FindIndex(order, o => r.Name == o || (o is "compliance as of" or "item search" && r.Name.StartsWith(o, StringComparison.Ordinal)))))
         {
             var target = row.Name.StartsWith("compliance as of", StringComparison.Ordinal) ? 100.0 : row.Name.StartsWith("recovery points", StringComparison.Ordinal) || row.Name.StartsWith("compliance now", StringComparison.Ordinal) ? 50.0 : double.NaN;
             if (double.IsNaN(row.Value))

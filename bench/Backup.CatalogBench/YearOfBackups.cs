@@ -1,4 +1,5 @@
 using Backup.Commands.Agents;
+using Backup.Commands.Cataloguing;
 using Backup.Commands.CheckingRecoveryPoints;
 using Backup.Commands.Common;
 using Backup.Commands.DataSources;
@@ -8,6 +9,7 @@ using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
 using Backup.Commands.Scheduling;
 using Backup.Commands.VaultTransfers;
+using Backup.Storage.Format;
 
 namespace Backup.CatalogBench;
 
@@ -25,17 +27,28 @@ public sealed record Planned(DateTimeOffset At, Guid StreamId, object Event);
 /// </list>
 /// Syncs themselves record no event in this product (every recovery point carries its sync); what the log holds per backup
 /// run is BackupRequested, BackupStarted, PackWrittenToDisk per ~16 MiB pack (the initial full backup 4–64 packs, an
-/// incremental mostly one), RecoveryPointCreated, and 14 days later RecoveryPointExpired (disk); 1.5 % of runs fail, 0.4 %
+/// incremental mostly one), RecoveryPointCreated with its ItemsCatalogued (the initial tree of 1,000 files and their folders,
+/// then the 1–8 files each backup finds changed), and 14 days later RecoveryPointExpired (disk); 1.5 % of runs fail, 0.4 %
 /// lose their lease once (JobLeaseExpired, JobRequeued, started again), 2 % skip a few items. Each online copy is
 /// VaultTransferStarted, PackUploadedToVault per pack the vault lacks, VaultTransferCompleted (1 % fail once and are
 /// retried), later RecoveryPointExpired (vault) by GFS. Per data source also a weekly spot check of its latest point
 /// (RecoveryPointChecked; 0.5 % find a damaged pack, repaired the next night) and a restore every quarter. Globally the
 /// daily consistency check (ConsistencyCheckDue, ConsistencyCheckCompleted) and each group's OnlineBackupDue. That is
-/// ~5,000 events per data source and year: 2,000 data sources make ~10 million.
+/// ~5,300 events per data source and year: 2,000 data sources make ~10.6 million.
 /// </summary>
 public sealed class YearOfBackups
 {
+    /// <summary>Changes whenever the plan does: a schema loaded with another plan cannot be resumed with this one.</summary>
+    public const int PlanVersion = 2;
     public const int EventsPerDataSource = 5_000;
+
+    /// <summary>Files in each data source's tree (plus their folders); each backup changes a few of them.</summary>
+    public const int FilesPerSource = 1_000;
+    private static readonly string[] Extensions = ["docx", "xlsx", "pdf", "pst", "txt"];
+
+    /// <summary>The relative path of file <paramref name="f"/> of every data source's tree.</summary>
+    public static string FilePath(int f) => $"dept{f % 8}/project{f / 8 % 25}/doc-{f:D4}.{Extensions[f % Extensions.Length]}";
+    public static string RootOf(int source) => SourcePath(source);
     public const int SourcesPerGroup = 20;
     public const int SourcesPerAgent = 2;
     private const int RetentionDays = 14;
@@ -189,6 +202,8 @@ public sealed class YearOfBackups
         private int _baseline;
         private (Guid Id, DateTimeOffset CreatedAt, int Packs, bool Copied)? _latest;
         private int _restores;
+        private int _catalogued;
+        private readonly Dictionary<int, (long Size, DateTimeOffset ModifiedAt)> _files = [];
 
         private void Add(DateTimeOffset at, Guid stream, object e) => _pending.Enqueue(new Planned(at, stream, e), (at, _order++));
 
@@ -233,7 +248,7 @@ public sealed class YearOfBackups
                 at = at.AddSeconds(31 + _random.Next(20));
                 Add(at, rp, new BackupStarted(rp, _agent, at));
             }
-            var packs = initial ? InitialPacks[_random.Next(InitialPacks.Length)] : _random.NextDouble() switch { < 0.70 => 1, < 0.93 => 2, _ => 3 + _random.Next(4) };
+            var packs = initial ? InitialPacks[_random.Next(InitialPacks.Length)] : _random.NextDouble() switch { < 0.85 => 1, < 0.98 => 2, _ => 3 + _random.Next(3) };
             if (_random.NextDouble() < 0.015)
             {
                 for (var p = 0; p < packs / 2; p++) WritePack(rp, ref at);
@@ -265,12 +280,47 @@ public sealed class YearOfBackups
             var bytesStored = _referenced.Sum(p => p.Bytes);
             Add(at, rp, new RecoveryPointCreated(rp, _source, 20_000 + _random.Next(80_000), 1_000 + _random.Next(4_000), skipped,
                 bytesStored + (initial ? 0 : bytesStored / 3), bytesStored, [.. _referenced.Select(p => p.Id)], Hex(_random, 32), at));
+            Catalogue(rp, at, initial);
             _latest = (rp, at, _referenced.Count, false);
             // The retention worker's hourly round after the point leaves the 14-day range.
             var expiry = at.AddDays(RetentionDays);
             expiry = new DateTimeOffset(expiry.Year, expiry.Month, expiry.Day, expiry.Hour, 0, 0, TimeSpan.Zero).AddHours(1).AddMinutes(_random.Next(5));
             Add(expiry, rp, new RecoveryPointExpired(rp, StorageTier.Disk, $"older than the short-term range of {RetentionDays} days", expiry));
         }
+
+        /// <summary>What the commit's diff against the previous catalogued point records: the whole tree first, then the changed files.</summary>
+        private void Catalogue(Guid rp, DateTimeOffset at, bool initial)
+        {
+            _catalogued++;
+            var added = new List<CataloguedItem>();
+            var removed = new List<string>();
+            if (initial)
+            {
+                foreach (var folder in Enumerable.Range(0, FilesPerSource).Select(FilePath).Select(p => p[..p.LastIndexOf('/')]).Distinct())
+                {
+                    added.Add(new CataloguedItem(folder[..folder.IndexOf('/')], EntryKind.Directory, 0, at.AddDays(-400)));
+                    added.Add(new CataloguedItem(folder, EntryKind.Directory, 0, at.AddDays(-400)));
+                }
+                added = [.. added.DistinctBy(i => i.Path)];
+                for (var f = 0; f < FilesPerSource; f++)
+                {
+                    _files[f] = (1_000 + _random.Next(50_000_000), Micro(at.AddDays(-_random.Next(1, 900)).AddSeconds(_random.Next(86_400))));
+                    added.Add(new CataloguedItem(FilePath(f), EntryKind.File, _files[f].Size, _files[f].ModifiedAt));
+                }
+            }
+            else
+            {
+                foreach (var f in Enumerable.Range(0, 1 + _random.Next(8)).Select(_ => _random.Next(FilesPerSource)).Distinct())
+                {
+                    _files[f] = (_files[f].Size + _random.Next(-1_000, 100_000), Micro(at.AddMinutes(-_random.Next(1, 600))));
+                    removed.Add(FilePath(f));
+                    added.Add(new CataloguedItem(FilePath(f), EntryKind.File, Math.Max(0, _files[f].Size), _files[f].ModifiedAt));
+                }
+            }
+            Add(at, rp, new ItemsCatalogued(rp, _source, _catalogued, SourcePath(index), at, added, removed));
+        }
+
+        private static DateTimeOffset Micro(DateTimeOffset at) => new(at.UtcTicks - at.UtcTicks % 10, TimeSpan.Zero);
 
         private (string, long) WritePack(Guid rp, ref DateTimeOffset at)
         {
