@@ -30,7 +30,9 @@ public static class Latency
         {
             await db.OpenAsync(ct);
             progress = await Progress.ReadAsync(db, schema, ct) ?? throw new InvalidOperationException($"nothing loaded in {schema}");
-            await using var plan = new NpgsqlCommand($"select plan_version from {schema}.catbench_progress where id = 1", db);
+            // A schema loaded before plans had versions is plan 1.
+            await using var plan = new NpgsqlCommand(
+                $"alter table {schema}.catbench_progress add column if not exists plan_version int not null default 1; select plan_version from {schema}.catbench_progress where id = 1", db);
             planVersion = (int)(await plan.ExecuteScalarAsync(ct))!;
         }
         var sources = Enumerable.Range(0, progress.DataSources).Select(YearOfBackups.SourceId).ToArray();
