@@ -70,7 +70,8 @@ step_measure() {
     Backup__DiskStore="$WORK/disk-store" Backup__VaultContainer="catbench-${SCHEMA//_/-}" Logging__LogLevel__Default=Warning \
     dotnet Backup.Api.dll --urls "$api" >"$WORK/api.log" 2>&1) &
   API_PID=$!
-  for _ in $(seq 240); do [[ "$(curl -s "$api/health" 2>/dev/null)" == Healthy ]] && break; kill -0 "$API_PID" 2>/dev/null || break; sleep 0.5; done
+  # Up to 10 minutes: at start the API applies schema changes (a new index over a year of views takes a while).
+  for _ in $(seq 1200); do [[ "$(curl -s "$api/health" 2>/dev/null)" == Healthy ]] && break; kill -0 "$API_PID" 2>/dev/null || break; sleep 0.5; done
   [[ "$(curl -s "$api/health")" == Healthy ]] || die "the API did not start; see $WORK/api.log"
   bench measure --url "$api" --key "$key" --clients "$CLIENTS" --requests "$REQUESTS" --items "${ITEMS_QUERY:-}"
   stop_api
