@@ -23,6 +23,13 @@ namespace Backup.Projections;
 public static class CatalogStore
 {
     /// <summary>
+    /// Events per daemon page for the async projections (the daemon's default is 500). Each page is one transaction and
+    /// rewrites every view it touches once, so a rebuild over a year of interleaved backups runs ~1.6x faster with pages of
+    /// 5,000 (bench/catalog.sh); a live daemon's pages hold only what is new, so they stay small.
+    /// </summary>
+    public const int DaemonPageSize = 5_000;
+
+    /// <summary>
     /// The whole catalog's store configuration: event aliases, streams and every projection. Inline only
     /// where a command needs read-your-write (uniqueness, the agents' job queue); the rest run in the async daemon.
     /// </summary>
@@ -53,11 +60,12 @@ public static class CatalogStore
             o.DeleteDataInTableOnTeardown($"{schema}.{ItemCatalog.VersionsTable}");
             o.DeleteDataInTableOnTeardown($"{schema}.{ItemCatalog.PointsTable}");
         });
-        opts.Projections.Add<RecoveryPointViewProjection>(ProjectionLifecycle.Async);
-        opts.Projections.Add<RestoreViewProjection>(ProjectionLifecycle.Async);
-        opts.Projections.Add<JobViewProjection>(ProjectionLifecycle.Async);
+        opts.Projections.Add<RecoveryPointViewProjection>(ProjectionLifecycle.Async, o => o.BatchSize = DaemonPageSize);
+        opts.Projections.Add<RestoreViewProjection>(ProjectionLifecycle.Async, o => o.BatchSize = DaemonPageSize);
+        opts.Projections.Add<JobViewProjection>(ProjectionLifecycle.Async, o => o.BatchSize = DaemonPageSize);
         opts.Projections.Add(new ComplianceProjection(schema), ProjectionLifecycle.Async, ComplianceProjection.Name, o =>
         {
+            o.BatchSize = DaemonPageSize;
             o.DeleteViewTypeOnTeardown<ComplianceSource>();
             o.DeleteViewTypeOnTeardown<ComplianceGroup>();
             o.DeleteViewTypeOnTeardown<ComplianceRecoveryPoint>();
@@ -75,7 +83,9 @@ public static class CatalogStore
         opts.Schema.For<ApiKeyName>().UniqueIndex(k => k.NameKey);
         opts.Schema.For<RecentSecurityPin>().Index(p => p.ExpiresAt);
         opts.Schema.For<QueuedJob>().Index(j => j.AgentId);
-        opts.Schema.For<RecoveryPointView>().Index(r => r.DataSourceId).Index(r => r.Sequence);
+        // (data source, sequence): a data source's newest page is a backward scan of that many index entries, not a sort of all its
+        // points (a year of two a day is ~700 per data source; bench/catalog.sh). The sequence alone serves the unfiltered list.
+        opts.Schema.For<RecoveryPointView>().Index([r => r.DataSourceId, r => r.Sequence]).Index(r => r.Sequence);
         opts.Schema.For<JobView>().Index(j => j.Sequence).Index(j => j.DataSourceId).Index(j => j.GroupId);
         opts.Schema.For<AuditLink>();
         opts.Schema.For<StoredChunk>().Index(c => c.PackId);
