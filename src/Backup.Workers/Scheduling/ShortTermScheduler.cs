@@ -34,30 +34,90 @@ public sealed class ShortTermScheduler(
     /// wakes at the next due instant it knows of, so a backup is requested when it falls due rather than up to a tick later.
     /// A failed tick (database briefly down) is logged and retried: the previous tick mark only moves on success, so the next
     /// tick covers the same slots again, and what was already requested collides.
+    /// <para>One worker schedules at a time: the one holding the schedulers' PostgreSQL advisory lock (a session lock on a
+    /// connection of its own); the others try again every tick and take over when it stops or dies. The lock only saves the
+    /// others' work: should two ever tick at once (a connection lost unnoticed), the deterministic ids still request each
+    /// instant once.</para>
     /// </summary>
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        while (!stoppingToken.IsCancellationRequested)
+        Npgsql.NpgsqlConnection? leadership = null;
+        try
         {
-            try
+            while (!stoppingToken.IsCancellationRequested)
             {
-                await TickAsync(clock.GetUtcNow(), stoppingToken);
-            }
-            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
-            {
-                log.LogError(e, "Scheduling tick failed; trying again in {Interval}", options.Value.TickInterval);
-            }
-            var wait = options.Value.TickInterval;
-            if (_nextDue is { } next && next - clock.GetUtcNow() < wait) wait = next - clock.GetUtcNow();
-            try
-            {
-                await Task.Delay(wait < TimeSpan.Zero ? TimeSpan.Zero : wait, clock, stoppingToken);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
+                try
+                {
+                    leadership = await LeadAsync(leadership, stoppingToken);
+                    if (leadership is not null) await TickAsync(clock.GetUtcNow(), stoppingToken);
+                }
+                catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+                {
+                    log.LogError(e, "Scheduling tick failed; trying again in {Interval}", options.Value.TickInterval);
+                    await ResignAsync(leadership);
+                    leadership = null;
+                }
+                var wait = options.Value.TickInterval;
+                if (leadership is not null && _nextDue is { } next && next - clock.GetUtcNow() < wait) wait = next - clock.GetUtcNow();
+                try
+                {
+                    await Task.Delay(wait < TimeSpan.Zero ? TimeSpan.Zero : wait, clock, stoppingToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
             }
         }
+        finally
+        {
+            await ResignAsync(leadership);
+        }
+    }
+
+    /// <summary>
+    /// Gives the lock up before the connection goes back to the pool: a pooled connection keeps its session's advisory locks
+    /// until it is reset on its next use, which would keep the standby workers out.
+    /// </summary>
+    private static async Task ResignAsync(Npgsql.NpgsqlConnection? leadership)
+    {
+        if (leadership is null) return;
+        try
+        {
+            if (leadership.State == System.Data.ConnectionState.Open)
+            {
+                await using var unlock = new Npgsql.NpgsqlCommand("select pg_advisory_unlock_all()", leadership);
+                await unlock.ExecuteNonQueryAsync(CancellationToken.None);
+            }
+        }
+        catch (Npgsql.NpgsqlException)
+        {
+            // The connection is gone, and the lock with its session.
+        }
+        finally
+        {
+            await leadership.DisposeAsync();
+        }
+    }
+
+    /// <summary>The held lock's connection, or a new one if this worker takes the lock now; null while another worker holds it.</summary>
+    private async Task<Npgsql.NpgsqlConnection?> LeadAsync(Npgsql.NpgsqlConnection? held, CancellationToken ct)
+    {
+        if (held is { State: System.Data.ConnectionState.Open }) return held;
+        await ResignAsync(held);
+        var store = services.GetRequiredService<IDocumentStore>();
+        var connection = store.Storage.Database.CreateConnection();
+        await connection.OpenAsync(ct);
+        await using var command = new Npgsql.NpgsqlCommand("select pg_try_advisory_lock(@key)", connection);
+        command.Parameters.AddWithValue("key", BitConverter.ToInt64(System.Security.Cryptography.SHA256.HashData(
+            System.Text.Encoding.UTF8.GetBytes($"backup-short-term-scheduler:{store.Options.Events.DatabaseSchemaName}")).AsSpan(0, 8)));
+        if ((bool)(await command.ExecuteScalarAsync(ct))!)
+        {
+            log.LogInformation("This worker now runs the short-term scheduler");
+            return connection;
+        }
+        await connection.DisposeAsync();
+        return null;
     }
 
     /// <summary>Requests everything due after the previous tick (or <c>now - lookback</c>) up to and including <paramref name="now"/>.</summary>

@@ -253,4 +253,35 @@ public sealed class ShortTermSchedulerTests : IAsyncLifetime
         clock.Waits.First().ShouldBe(TimeSpan.FromSeconds(30));
         clock.Waits.ShouldAllBe(w => w <= TimeSpan.FromHours(1));
     }
+
+    [Fact]
+    public async Task One_running_scheduler_leads_and_another_takes_over_when_it_stops()
+    {
+        await GroupAsync(Policy("UTC", "09:00", "10:00"), 2);
+        var clock = new ManualClock(new DateTimeOffset(2026, 3, 11, 8, 50, 0, TimeSpan.Zero));
+        var first = Worker(clock, TimeSpan.FromMinutes(5), tick: TimeSpan.FromMilliseconds(200));
+        var second = Worker(clock, TimeSpan.FromMinutes(5), tick: TimeSpan.FromMilliseconds(200));
+        async Task<int> DueAsync(int hour, int expected)
+        {
+            var at = new DateTimeOffset(2026, 3, 11, hour, 0, 0, TimeSpan.Zero);
+            for (var i = 0; i < 150 && (await BackupRequestsAsync()).Count(r => r.RequestedAt == at) < expected; i++) await Task.Delay(100, Ct);
+            return (await BackupRequestsAsync()).Count(r => r.RequestedAt == at);
+        }
+
+        await first.StartAsync(Ct);
+        clock.Advance(TimeSpan.FromMinutes(10.5)); // 09:00:30
+        (await DueAsync(9, 2)).ShouldBe(2);
+        await second.StartAsync(Ct); // the lock is held: it stands by
+        await first.StopAsync(CancellationToken.None); // its connection, and so the lock, goes
+        clock.Advance(TimeSpan.FromHours(1)); // 10:00:30: only the second is running
+        try
+        {
+            (await DueAsync(10, 2)).ShouldBe(2);
+        }
+        finally
+        {
+            await second.StopAsync(CancellationToken.None);
+        }
+        (await BackupRequestsAsync()).Count.ShouldBe(4);
+    }
 }
