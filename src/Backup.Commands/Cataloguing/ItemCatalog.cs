@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
 using Backup.Storage.Format;
 using Marten;
 using Npgsql;
@@ -143,7 +141,7 @@ public static class ItemCatalog
         new(at.UtcTicks - at.UtcTicks % (TimeSpan.TicksPerMillisecond / 1000), TimeSpan.Zero);
 
     private static long LockKey(string schema, Guid dataSourceId) =>
-        BitConverter.ToInt64(SHA256.HashData(Encoding.UTF8.GetBytes($"backup-item-catalog:{schema}:{dataSourceId:N}")).AsSpan(0, 8));
+        Common.AdvisoryLockKey.For($"backup-item-catalog:{schema}:{dataSourceId:N}");
 
     /// <summary>The full path of an item: the protected folder joined with its relative path.</summary>
     public static string FullPath(string root, string relative) =>

@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
 using Marten;
 using Npgsql;
 
@@ -28,5 +26,5 @@ public static class CollectionLock
     }
 
     public static long KeyFor(string schema) =>
-        BitConverter.ToInt64(SHA256.HashData(Encoding.UTF8.GetBytes($"backup-pack-collection:{schema}")).AsSpan(0, 8));
+        Common.AdvisoryLockKey.For($"backup-pack-collection:{schema}");
 }

@@ -81,7 +81,7 @@ public sealed class ConsistencyChecker(
 
     /// <summary>The advisory lock the worker running a day's check holds (one per schema and check).</summary>
     public static long RunningLockKey(string schema, Guid checkId) =>
-        BitConverter.ToInt64(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"backup-consistency-check:{schema}:{checkId:N}")).AsSpan(0, 8));
+        Backup.Commands.Common.AdvisoryLockKey.For($"backup-consistency-check:{schema}:{checkId:N}");
 
     /// <summary>Checks (and repairs) every needed pack, or only <paramref name="onlyPacks"/>, on both tiers.</summary>
     public async Task<ConsistencyCheckCompleted> CheckAsync(Guid checkId, string reason, IReadOnlyCollection<string>? onlyPacks, CancellationToken ct)

@@ -109,8 +109,7 @@ public sealed class ShortTermScheduler(
         var connection = store.Storage.Database.CreateConnection();
         await connection.OpenAsync(ct);
         await using var command = new Npgsql.NpgsqlCommand("select pg_try_advisory_lock(@key)", connection);
-        command.Parameters.AddWithValue("key", BitConverter.ToInt64(System.Security.Cryptography.SHA256.HashData(
-            System.Text.Encoding.UTF8.GetBytes($"backup-short-term-scheduler:{store.Options.Events.DatabaseSchemaName}")).AsSpan(0, 8)));
+        command.Parameters.AddWithValue("key", AdvisoryLockKey.For($"backup-short-term-scheduler:{store.Options.Events.DatabaseSchemaName}"));
         if ((bool)(await command.ExecuteScalarAsync(ct))!)
         {
             log.LogInformation("This worker now runs the short-term scheduler");

@@ -53,16 +53,8 @@ public sealed class ProductProcess : IAsyncDisposable
         }
     }
 
-    public static ProductProcess Start(string project, IDictionary<string, string> environment, params string[] args)
-    {
-        var dll = BuiltDll(project);
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Path.GetDirectoryName(dll)! };
-        info.ArgumentList.Add(dll);
-        foreach (var a in args) info.ArgumentList.Add(a);
-        foreach (var (k, v) in environment) info.Environment[k] = v;
-        info.Environment["DOTNET_ENVIRONMENT"] = "Production";
-        return Attach(Process.Start(info) ?? throw new InvalidOperationException($"Could not start {project}."));
-    }
+    public static ProductProcess Start(string project, IDictionary<string, string> environment, params string[] args) =>
+        Launch(project, environment, unprivileged: false, args);
 
     /// <summary>Starts the real API on a free port and waits until <c>/health</c> answers 200; returns it and its base address.</summary>
     public static async Task<(ProductProcess Api, string BaseUrl)> StartApiAsync(IDictionary<string, string> environment, CancellationToken ct)
@@ -102,15 +94,17 @@ public sealed class ProductProcess : IAsyncDisposable
     /// Starts <paramref name="project"/> as an unprivileged user: as root (CI), through <c>setpriv</c> as <c>nobody</c>, which
     /// cannot read what only root may; as any other user, as that user, who already cannot.
     /// </summary>
-    public static ProductProcess StartUnprivileged(string project, IDictionary<string, string> environment, params string[] args)
+    public static ProductProcess StartUnprivileged(string project, IDictionary<string, string> environment, params string[] args) =>
+        Launch(project, environment, unprivileged: Environment.UserName == "root", args);
+
+    private static ProductProcess Launch(string project, IDictionary<string, string> environment, bool unprivileged, string[] args)
     {
         var dll = BuiltDll(project);
-        var asRoot = Environment.UserName == "root";
-        var info = new ProcessStartInfo(asRoot ? "setpriv" : "dotnet")
+        var info = new ProcessStartInfo(unprivileged ? "setpriv" : "dotnet")
         {
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Path.GetDirectoryName(dll)!,
         };
-        if (asRoot) foreach (var a in new[] { "--reuid=65534", "--regid=65534", "--clear-groups", "dotnet" }) info.ArgumentList.Add(a);
+        if (unprivileged) foreach (var a in new[] { "--reuid=65534", "--regid=65534", "--clear-groups", "dotnet" }) info.ArgumentList.Add(a);
         info.ArgumentList.Add(dll);
         foreach (var a in args) info.ArgumentList.Add(a);
         foreach (var (k, v) in environment) info.Environment[k] = v;
