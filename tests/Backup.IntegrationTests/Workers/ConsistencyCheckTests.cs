@@ -172,6 +172,20 @@ public sealed class ConsistencyCheckTests(ApiFactory api) : IClassFixture<ApiFac
             (await Checker(at).TickAsync(day.AddHours(4), Ct)).ShouldBeNull();
         } // that worker is gone, and its session with it
 
+        // The server ends a closed connection's session (and frees its locks) a moment after the client lets go: wait for that.
+        await using (var probe = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(TestServices.Postgres) { Pooling = false }.ConnectionString))
+        {
+            await probe.OpenAsync(Ct);
+            await using var tryLock = new NpgsqlCommand("select pg_try_advisory_lock(@key)", probe);
+            tryLock.Parameters.AddWithValue("key", ConsistencyChecker.RunningLockKey(api.Schema, checkId));
+            var free = false;
+            for (var i = 0; i < 100 && !(free = (bool)(await tryLock.ExecuteScalarAsync(Ct))!); i++) await Task.Delay(50, Ct);
+            free.ShouldBeTrue("the gone worker's session still holds the day's lock");
+            await using var unlock = new NpgsqlCommand("select pg_advisory_unlock(@key)", probe);
+            unlock.Parameters.AddWithValue("key", ConsistencyChecker.RunningLockKey(api.Schema, checkId));
+            await unlock.ExecuteNonQueryAsync(Ct);
+        }
+
         var taken = await Checker(at).TickAsync(day.AddHours(4.25), Ct);
         taken.ShouldNotBeNull().CheckId.ShouldBe(checkId);
         (await Checker(at).TickAsync(day.AddHours(5), Ct)).ShouldBeNull(); // done now
