@@ -27,9 +27,17 @@ set -e
 passed=$(grep -E '^\s+succeeded: [0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
 failed=$(grep -E '^\s+failed: [0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
 if [[ $status != 0 ]]; then
-  # Repeat each failed test with its message last, where a CI log's tail shows it.
+  # Repeat each failed test with its message last, where a CI log's tail shows it: the names first, then each one's
+  # report cut to its head, every line naming an exception (a schema error's cause sits after pages of DDL) and its tail.
   echo "=== failed tests ==="
-  awk '/^failed /{show=1; print; next} /^[^ ]/{show=0} show' "$log" | head -300
+  grep -E '^failed ' "$log" || true
+  awk 'function flush(   i, n) {
+         if (count == 0) return
+         for (i = 1; i <= count; i++)
+           if (i <= 15 || i > count - 15 || lines[i] ~ /Exception|^ *----/) { if (i > n + 1) print "  [...]"; print lines[i]; n = i }
+         count = 0
+       }
+       /^failed /{flush(); show=1; print; next} /^[^ ]/{flush(); show=0} show {lines[++count]=$0} END {flush()}' "$log" | head -400
 fi
 rm -f "$log"
 if [[ $status != 0 && $failed == 0 ]]; then failed=1; fi

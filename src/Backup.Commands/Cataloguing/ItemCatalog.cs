@@ -1,6 +1,8 @@
 using Backup.Storage.Format;
 using Marten;
 using Npgsql;
+using Backup.Commands.Common;
+using Weasel.Core;
 using Weasel.Postgresql;
 using Weasel.Postgresql.Tables;
 
@@ -76,7 +78,7 @@ public static class ItemCatalog
     }
 
     /// <summary>pg_trgm in <c>public</c>: shared by every schema of the database, and not dropped with one of them.</summary>
-    public static Extension Trigrams() => new("pg_trgm");
+    public static ISchemaObject Trigrams() => new SharedExtension("pg_trgm");
 
     /// <summary>
     /// The events that catalogue a committed recovery point: its items against the data source's open versions. Takes the
