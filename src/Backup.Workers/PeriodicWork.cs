@@ -8,24 +8,47 @@ public static class PeriodicWork
     /// (the database briefly down) is logged and the next round tries again: each worker's round is written so that
     /// repeating it is harmless (deterministic ids, appends at the version read). When the worker stops, the round in
     /// progress is cancelled through the token and the loop ends: the next worker's round does what it left.
+    /// <para>With <paramref name="leadership"/>, a round runs only while this worker leads the duty, so of several worker
+    /// processes one does the work and the others stand by (a failed round gives the lead up, for another to try).</para>
     /// </summary>
     public static async Task RunAsync(
-        TimeProvider clock, TimeSpan interval, Func<DateTimeOffset, CancellationToken, Task> work, ILogger log, string what, CancellationToken stoppingToken)
+        TimeProvider clock, TimeSpan interval, Func<DateTimeOffset, CancellationToken, Task> work, ILogger log, string what,
+        CancellationToken stoppingToken, Leadership? leadership = null)
     {
         using var timer = new PeriodicTimer(interval, clock);
-        do
+        try
         {
-            try
+            do
             {
-                await work(clock.GetUtcNow(), stoppingToken);
+                try
+                {
+                    if (leadership is null || await leadership.HoldAsync(stoppingToken)) await work(clock.GetUtcNow(), stoppingToken);
+                }
+                catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+                {
+                    // Also a cancellation that is not ours (an HTTP or vault call that timed out): only the worker's stop ends the loop;
+                    // anything else escaping would fault the service, and a faulted service stops the whole worker process.
+                    log.LogError(e, "{What} failed; trying again in {Interval}", what, interval);
+                    if (leadership is not null) await leadership.ResignAsync();
+                }
             }
-            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
-            {
-                // Also a cancellation that is not ours (an HTTP or vault call that timed out): only the worker's stop ends the loop;
-                // anything else escaping would fault the service, and a faulted service stops the whole worker process.
-                log.LogError(e, "{What} failed; trying again in {Interval}", what, interval);
-            }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
+        finally
+        {
+            if (leadership is not null) await leadership.ResignAsync();
+        }
+    }
+
+    /// <summary>
+    /// <see cref="RunAsync(TimeProvider, TimeSpan, Func{DateTimeOffset, CancellationToken, Task}, ILogger, string, CancellationToken, Leadership?)"/>
+    /// led by one worker of several, which resigns when the loop ends.
+    /// </summary>
+    public static async Task RunLedAsync(
+        Leadership leadership, TimeProvider clock, TimeSpan interval, Func<DateTimeOffset, CancellationToken, Task> work, ILogger log,
+        string what, CancellationToken stoppingToken)
+    {
+        await using (leadership)
+            await RunAsync(clock, interval, work, log, what, stoppingToken, leadership);
     }
 }

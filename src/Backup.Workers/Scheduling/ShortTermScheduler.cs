@@ -41,82 +41,32 @@ public sealed class ShortTermScheduler(
     /// </summary>
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        Npgsql.NpgsqlConnection? leadership = null;
-        try
+        await using var leadership = new Leadership(services, "short-term scheduler", log);
+        while (!stoppingToken.IsCancellationRequested)
         {
-            while (!stoppingToken.IsCancellationRequested)
+            var leading = false;
+            try
             {
-                try
-                {
-                    leadership = await LeadAsync(leadership, stoppingToken);
-                    if (leadership is not null) await TickAsync(clock.GetUtcNow(), stoppingToken);
-                }
-                catch (Exception e) when (!stoppingToken.IsCancellationRequested)
-                {
-                    log.LogError(e, "Scheduling tick failed; trying again in {Interval}", options.Value.TickInterval);
-                    await ResignAsync(leadership);
-                    leadership = null;
-                }
-                var wait = options.Value.TickInterval;
-                if (leadership is not null && _nextDue is { } next && next - clock.GetUtcNow() < wait) wait = next - clock.GetUtcNow();
-                try
-                {
-                    await Task.Delay(wait < TimeSpan.Zero ? TimeSpan.Zero : wait, clock, stoppingToken);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
+                leading = await leadership.HoldAsync(stoppingToken);
+                if (leading) await TickAsync(clock.GetUtcNow(), stoppingToken);
+            }
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+            {
+                log.LogError(e, "Scheduling tick failed; trying again in {Interval}", options.Value.TickInterval);
+                await leadership.ResignAsync();
+                leading = false;
+            }
+            var wait = options.Value.TickInterval;
+            if (leading && _nextDue is { } next && next - clock.GetUtcNow() < wait) wait = next - clock.GetUtcNow();
+            try
+            {
+                await Task.Delay(wait < TimeSpan.Zero ? TimeSpan.Zero : wait, clock, stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
             }
         }
-        finally
-        {
-            await ResignAsync(leadership);
-        }
-    }
-
-    /// <summary>
-    /// Gives the lock up before the connection goes back to the pool: a pooled connection keeps its session's advisory locks
-    /// until it is reset on its next use, which would keep the standby workers out.
-    /// </summary>
-    private static async Task ResignAsync(Npgsql.NpgsqlConnection? leadership)
-    {
-        if (leadership is null) return;
-        try
-        {
-            if (leadership.State == System.Data.ConnectionState.Open)
-            {
-                await using var unlock = new Npgsql.NpgsqlCommand("select pg_advisory_unlock_all()", leadership);
-                await unlock.ExecuteNonQueryAsync(CancellationToken.None);
-            }
-        }
-        catch (Npgsql.NpgsqlException)
-        {
-            // The connection is gone, and the lock with its session.
-        }
-        finally
-        {
-            await leadership.DisposeAsync();
-        }
-    }
-
-    /// <summary>The held lock's connection, or a new one if this worker takes the lock now; null while another worker holds it.</summary>
-    private async Task<Npgsql.NpgsqlConnection?> LeadAsync(Npgsql.NpgsqlConnection? held, CancellationToken ct)
-    {
-        if (held is { State: System.Data.ConnectionState.Open }) return held;
-        await ResignAsync(held);
-        var store = services.GetRequiredService<IDocumentStore>();
-        var connection = store.Storage.Database.CreateConnection();
-        await connection.OpenAsync(ct);
-        await using var command = new Npgsql.NpgsqlCommand("select pg_try_advisory_lock(@key)", connection);
-        command.Parameters.AddWithValue("key", AdvisoryLockKey.For($"backup-short-term-scheduler:{store.Options.Events.DatabaseSchemaName}"));
-        if ((bool)(await command.ExecuteScalarAsync(ct))!)
-        {
-            log.LogInformation("This worker now runs the short-term scheduler");
-            return connection;
-        }
-        await connection.DisposeAsync();
-        return null;
     }
 
     /// <summary>Requests everything due after the previous tick (or <c>now - lookback</c>) up to and including <paramref name="now"/>.</summary>
