@@ -39,6 +39,7 @@ var martenConnection = config.GetConnectionString("Marten") ?? throw new Invalid
 var vaultConnection = config.GetConnectionString("Vault") ?? throw new InvalidOperationException("ConnectionStrings:Vault is not set.");
 
 services.AddSingleton(Backup.Commands.Common.ClockOptions.From(builder.Configuration));
+services.AddSingleton<Backup.Projections.Compliance.ComplianceHeads>();
 var marten = services.AddMarten(opts => opts.ConfigureCatalog(martenConnection, server.Schema))
     .UseLightweightSessions()
     .ApplyAllDatabaseChangesOnStartup();

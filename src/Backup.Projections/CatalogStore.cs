@@ -93,7 +93,7 @@ public static class CatalogStore
         opts.Schema.For<Backup.Commands.CollectingGarbage.Condemnation>();
         opts.Schema.For<AlertView>().Index(a => a.RaisedAt).Index(a => a.DataSourceId);
         opts.Schema.For<AgentContact>();
-        opts.Schema.For<ComplianceSource>().Index(s => s.GroupId);
+        opts.Schema.For<ComplianceSource>().Index(s => s.GroupId).Index(s => s.Sequence); // Sequence: ComplianceHeads reads what changed
         opts.Schema.For<ComplianceGroup>();
         opts.Schema.For<ComplianceRecoveryPoint>();
         return opts;

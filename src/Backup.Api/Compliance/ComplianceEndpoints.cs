@@ -16,7 +16,9 @@ public static class ComplianceEndpoints
                 + "the retention policy, the online copy lag against the online policy, damaged copies found by consistency checks, and the reasons "
                 + "it is not compliant; per group and overall the % of compliant data sources. asOf (ISO 8601, not in the future) answers from the "
                 + "facts valid at that instant, exactly what the live view said then; a data source protected later is not listed. "
-                + "Filters: groupId, dataSourceId.")
+                + "Filters: groupId, dataSourceId. The summaries count every data source of the filter; the list of data sources is paged in "
+                + "group, path order: compliant=false lists only those falling short (true only the compliant ones), limit 1–1000 (default 100), "
+                + "pass nextAfter as after for the next page.")
             .ProducesValidationProblem()
             .RequireAuthorization(AccessPolicies.Read);
         compliance.MapGet("/period", Period)
@@ -30,8 +32,9 @@ public static class ComplianceEndpoints
         return app;
     }
 
-    private static async Task<Ok<ComplianceReport>> Get(DateTimeOffset? asOf, Guid? groupId, Guid? dataSourceId, IMediator m, CancellationToken ct) =>
-        TypedResults.Ok(await m.Send(new GetCompliance(asOf, groupId, dataSourceId), ct));
+    private static async Task<Ok<ComplianceReport>> Get(
+        DateTimeOffset? asOf, Guid? groupId, Guid? dataSourceId, bool? compliant, string? after, int? limit, IMediator m, CancellationToken ct) =>
+        TypedResults.Ok(await m.Send(new GetCompliance(asOf, groupId, dataSourceId, compliant, after, limit ?? GetCompliance.DefaultLimit), ct));
 
     private static async Task<Ok<CompliancePeriodReport>> Period(
         DateTimeOffset? from, DateTimeOffset? to, Guid? groupId, Guid? dataSourceId, IMediator m, CancellationToken ct) =>

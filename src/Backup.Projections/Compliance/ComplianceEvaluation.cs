@@ -113,8 +113,9 @@ public static class ComplianceEvaluation
 
     private static RetentionStatus Retention(ComplianceFacts facts, DateTimeOffset at, List<string> reasons)
     {
-        var held = facts.OnDisk.Where(p => p.CreatedAt <= at).OrderByDescending(p => p.CreatedAt).ThenByDescending(p => p.Id).ToList();
-        var oldest = held.Count > 0 ? held[^1].CreatedAt : (DateTimeOffset?)null;
+        // Newest first; points created at the same instant are interchangeable here, so times alone order them.
+        var held = facts.HeldOnDisk().Where(createdAt => createdAt <= at).OrderDescending().ToList();
+        var oldest = held.Count > 0 ? held[^1] : (DateTimeOffset?)null;
         if (facts.ShortTerm is not { } policy)
             return new RetentionStatus(true, held.Count, null, null, oldest, 0);
         var range = TimeSpan.FromDays(policy.RetentionDays);
@@ -122,10 +123,10 @@ public static class ComplianceEvaluation
         for (var i = 0; i < held.Count; i++)
         {
             // No longer kept from the moment it left the range, or from the moment a point newer than the newest 64 arrived.
-            var notKeptSince = held[i].CreatedAt + range;
+            var notKeptSince = held[i] + range;
             if (i >= PolicyLimits.MaxRecoveryPointsOnDisk)
             {
-                var pushedOut = held[i - PolicyLimits.MaxRecoveryPointsOnDisk].CreatedAt;
+                var pushedOut = held[i - PolicyLimits.MaxRecoveryPointsOnDisk];
                 if (pushedOut < notKeptSince) notKeptSince = pushedOut;
             }
             if (notKeptSince + RetentionAllowance < at) overdue++;
@@ -146,7 +147,7 @@ public static class ComplianceEvaluation
         else
             copyDue = at - CopyAllowance; // without an online policy every recovery point is copied as soon as it is created
         // The vault should hold the newest recovery point that existed when the copy fell due.
-        var expected = copyDue is { } due ? facts.OnDisk.Where(p => p.CreatedAt <= due).Select(p => (DateTimeOffset?)p.CreatedAt).Max() : null;
+        var expected = copyDue is { } due ? facts.HeldOnDisk().Where(createdAt => createdAt <= due).Select(createdAt => (DateTimeOffset?)createdAt).Max() : null;
         var met = expected is not { } wanted || newest >= wanted;
         if (!met)
         {

@@ -63,7 +63,12 @@ public sealed class ComplianceProjection : IProjection
     public const string Name = "compliance";
     public const string TableName = "compliance_snapshot";
 
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter() } };
+    /// <summary>How snapshot rows are written and read: absent members are left out of a row rather than written as null.</summary>
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        Converters = { new JsonStringEnumConverter() },
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
 
     private readonly string _table;
 
@@ -125,7 +130,7 @@ public sealed class ComplianceProjection : IProjection
             changedSources.Add(dataSourceId);
             operations.QueueSqlCommand(
                 $"insert into {_table} (data_source_id, valid_from, sequence, group_id, kind, facts) values (?, ?, ?, ?, ?, ?::jsonb) on conflict do nothing",
-                dataSourceId, source.ValidFrom.ToUniversalTime(), e.Sequence, source.GroupId, kind, JsonSerializer.Serialize(facts, Json));
+                dataSourceId, source.ValidFrom.ToUniversalTime(), e.Sequence, source.GroupId, kind, JsonSerializer.Serialize(facts.ForSnapshot(), Json));
         }
 
         foreach (var e in events)

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using FluentValidation;
 using Marten;
@@ -17,28 +18,88 @@ public sealed record ComplianceSummary(int DataSources, int Compliant, double? P
 
 public sealed record GroupCompliance(Guid GroupId, int DataSources, int Compliant, double? PercentCompliant);
 
-/// <summary>Compliance at <see cref="AsOf"/>: overall, per protection group and per data source with the reasons it falls short.</summary>
-public sealed record ComplianceReport(DateTimeOffset AsOf, ComplianceSummary Overall, IReadOnlyList<GroupCompliance> Groups, IReadOnlyList<DataSourceCompliance> DataSources);
+/// <summary>
+/// Compliance at <see cref="AsOf"/>: overall and per protection group over every data source asked for, and one page of the data
+/// sources (in group, path order; <see cref="Compliant"/> keeps only those that are, or are not, compliant) with the reasons each
+/// falls short. <see cref="NextAfter"/> continues the list, null on its last page.
+/// </summary>
+public sealed record ComplianceReport(
+    DateTimeOffset AsOf, ComplianceSummary Overall, IReadOnlyList<GroupCompliance> Groups, IReadOnlyList<DataSourceCompliance> DataSources,
+    string? NextAfter);
 
 /// <summary>
 /// The compliance report now (<paramref name="AsOf"/> null: the server's clock) or as it stood at a past instant, from the
 /// facts valid then; optionally of one group or one data source. A data source protected after the instant is not listed.
+/// The summaries count every data source of the filter; <paramref name="Compliant"/>, <paramref name="After"/> and
+/// <paramref name="Limit"/> page the list of data sources.
 /// </summary>
-public sealed record GetCompliance(DateTimeOffset? AsOf = null, Guid? GroupId = null, Guid? DataSourceId = null) : IQuery<ComplianceReport>;
+public sealed record GetCompliance(
+    DateTimeOffset? AsOf = null, Guid? GroupId = null, Guid? DataSourceId = null, bool? Compliant = null, string? After = null,
+    int Limit = GetCompliance.DefaultLimit) : IQuery<ComplianceReport>
+{
+    public const int DefaultLimit = 100;
+    public const int MaxLimit = 1_000;
+}
 
 public sealed class GetComplianceValidator : AbstractValidator<GetCompliance>
 {
-    public GetComplianceValidator(TimeProvider clock) =>
+    public GetComplianceValidator(TimeProvider clock)
+    {
         RuleFor(x => x.AsOf).Must(asOf => asOf is not { } at || at <= clock.GetUtcNow())
             .WithMessage("'asOf' is in the future: compliance is reported for now or a past instant.");
+        RuleFor(x => x.Limit).InclusiveBetween(1, GetCompliance.MaxLimit);
+        RuleFor(x => x.After).Must(a => a is null || ComplianceCursor.TryDecode(a, out _))
+            .WithMessage("'after' is not a cursor this API returned.");
+    }
 }
 
-public sealed class GetComplianceHandler(IQuerySession session, TimeProvider clock) : IQueryHandler<GetCompliance, ComplianceReport>
+/// <summary>Keyset cursor over the report's order (group, path, data source): stable while data sources are added.</summary>
+public static class ComplianceCursor
+{
+    private const string Prefix = "compliance:";
+
+    public static string Encode(DataSourceCompliance last) =>
+        Convert.ToBase64String(Encoding.UTF8.GetBytes($"{Prefix}{last.GroupId:N}{last.DataSourceId:N}{last.Path}"))
+            .TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    public static bool TryDecode(string cursor, out (Guid GroupId, string Path, Guid DataSourceId) position)
+    {
+        position = default;
+        try
+        {
+            var padded = cursor.Replace('-', '+').Replace('_', '/');
+            padded += new string('=', (4 - padded.Length % 4) % 4);
+            var text = Encoding.UTF8.GetString(Convert.FromBase64String(padded));
+            if (!text.StartsWith(Prefix, StringComparison.Ordinal) || text.Length < Prefix.Length + 64) return false;
+            if (!Guid.TryParseExact(text.AsSpan(Prefix.Length, 32), "N", out var group)
+                || !Guid.TryParseExact(text.AsSpan(Prefix.Length + 32, 32), "N", out var dataSource)) return false;
+            position = (group, text[(Prefix.Length + 64)..], dataSource);
+            return true;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Whether <paramref name="source"/> comes after the cursor's position in the report's order.</summary>
+    public static bool IsAfter(DataSourceCompliance source, (Guid GroupId, string Path, Guid DataSourceId) position)
+    {
+        var byGroup = source.GroupId.CompareTo(position.GroupId);
+        if (byGroup != 0) return byGroup > 0;
+        var byPath = string.CompareOrdinal(source.Path, position.Path);
+        return byPath != 0 ? byPath > 0 : source.DataSourceId.CompareTo(position.DataSourceId) > 0;
+    }
+}
+
+public sealed class GetComplianceHandler(IQuerySession session, TimeProvider clock, ComplianceHeads heads) : IQueryHandler<GetCompliance, ComplianceReport>
 {
     public async ValueTask<ComplianceReport> Handle(GetCompliance query, CancellationToken ct)
     {
         var at = query.AsOf ?? clock.GetUtcNow();
-        var facts = await ComplianceSnapshots.ValidAtAsync(session, at, query.GroupId, query.DataSourceId, ct);
+        var facts = query.AsOf is null
+            ? await NowAsync(at, query, ct)
+            : await ComplianceSnapshots.ValidAtAsync(session, at, query.GroupId, query.DataSourceId, ct);
         var dueTimes = new DueTimes();
         var sources = facts.Select(f => ComplianceEvaluation.Evaluate(f, at, dueTimes))
             .OrderBy(s => s.GroupId).ThenBy(s => s.Path, StringComparer.Ordinal).ThenBy(s => s.DataSourceId)
@@ -50,7 +111,31 @@ public sealed class GetComplianceHandler(IQuerySession session, TimeProvider clo
                 return new GroupCompliance(g.Key, summary.DataSources, summary.Compliant, summary.PercentCompliant);
             })
             .ToList();
-        return new ComplianceReport(at, ComplianceSummary.Of(sources), groups, sources);
+        IEnumerable<DataSourceCompliance> listed = sources;
+        if (query.Compliant is { } compliant) listed = listed.Where(s => s.Compliant == compliant);
+        if (query.After is { } after && ComplianceCursor.TryDecode(after, out var position)) listed = listed.Where(s => ComplianceCursor.IsAfter(s, position));
+        var page = listed.Take(query.Limit + 1).ToList();
+        var next = page.Count > query.Limit ? ComplianceCursor.Encode(page[query.Limit - 1]) : null;
+        return new ComplianceReport(at, ComplianceSummary.Of(sources), groups, page.Take(query.Limit).ToList(), next);
+    }
+
+    /// <summary>The facts valid now: the heads kept in memory, or the snapshot row of a data source whose head is stamped later.</summary>
+    private async Task<IReadOnlyList<ComplianceFacts>> NowAsync(DateTimeOffset at, GetCompliance query, CancellationToken ct)
+    {
+        var current = await heads.CurrentAsync(session, ct);
+        var facts = new List<ComplianceFacts>();
+        var later = new List<Guid>();
+        IEnumerable<ComplianceSource> wanted = query.DataSourceId is { } ds
+            ? current.TryGetValue(ds, out var one) ? [one] : []
+            : current.Values;
+        foreach (var head in wanted)
+        {
+            if (query.GroupId is { } group && head.GroupId != group) continue;
+            if (head.ValidFrom <= at) facts.Add(head.Facts);
+            else later.Add(head.Id);
+        }
+        if (later.Count > 0) facts.AddRange(await ComplianceSnapshots.ValidAtAsync(session, [.. later], at, ct));
+        return facts;
     }
 }
 
@@ -74,7 +159,8 @@ public static class ComplianceSnapshots
         return ids.Length == 0 ? [] : await ValidAtAsync(session, ids, at, ct);
     }
 
-    private static async Task<IReadOnlyList<ComplianceFacts>> ValidAtAsync(IQuerySession session, Guid[] ids, DateTimeOffset at, CancellationToken ct)
+    /// <summary>For each of <paramref name="ids"/>, the facts valid at <paramref name="at"/> (none for one protected later).</summary>
+    public static async Task<IReadOnlyList<ComplianceFacts>> ValidAtAsync(IQuerySession session, Guid[] ids, DateTimeOffset at, CancellationToken ct)
     {
         var table = Table(session);
         var rows = await session.AdvancedSql.QueryAsync<string>(

@@ -129,7 +129,8 @@ public sealed class ComplianceRebuildTests : IAsyncLifetime
         facts.Select(f => f.DataSourceId).ShouldBe(sources, ignoreOrder: true);
         foreach (var f in facts)
         {
-            f.OnDisk.Select(p => p.Id).ShouldBe(points.Where(p => p.Source == f.DataSourceId && held.Contains(p.Id)).Select(p => p.Id), ignoreOrder: true);
+            // Snapshot rows keep the held points' creation times (oldest first), not their ids.
+            f.HeldOnDisk().ShouldBe(points.Where(p => p.Source == f.DataSourceId && held.Contains(p.Id)).Select(p => p.At.AddMinutes(5)).Order(), "created five minutes into each hour");
             f.NewestVaultPointCreatedAt.ShouldBe(start.AddDays(7).AddMinutes(5));
             var compliance = ComplianceEvaluation.Evaluate(f, end);
             compliance.Rpo.Met.ShouldBeTrue();

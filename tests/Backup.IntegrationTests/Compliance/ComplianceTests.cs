@@ -7,6 +7,7 @@ using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
 using Backup.Commands.VaultTransfers;
 using Backup.IntegrationTests.Infrastructure;
+using Backup.Projections.Compliance;
 using Backup.Storage.Contracts;
 using Backup.Storage.Format;
 using Marten;
@@ -229,6 +230,45 @@ public sealed class ComplianceTests : IClassFixture<ApiFactory>
     }
 
     [Fact]
+    public async Task The_live_report_leaves_out_what_is_stamped_later_than_now()
+    {
+        var (group, agent) = await GroupAsync();
+        var source = await AddSourceAsync(group, agent);
+        await RecoveryPointAsync(group, source, agent);
+        await WaitForAsync($"?dataSourceId={source}", r => Lists(r, source, s => s.GetProperty("retention").GetProperty("recoveryPointsOnDisk").GetInt32() == 1));
+
+        // A point whose creation is stamped an hour ahead of the server's clock (an agent's clock ahead, say).
+        var id = Guid.CreateVersion7();
+        var now = _clock.GetUtcNow();
+        var ahead = now.AddHours(1);
+        await using (var session = Store.LightweightSession())
+        {
+            session.Events.StartStream<RecoveryPoint>(id,
+                new BackupRequested(id, source, group, agent.AgentId, "/srv", "operator", now),
+                new BackupStarted(id, agent.AgentId, now),
+                new RecoveryPointCreated(id, source, 1, 0, 0, 10, 10, [], new string('0', 64), ahead));
+            await session.SaveChangesAsync(Ct);
+        }
+        // Once the projection has it, the live report still says what held now: one point, the later one not there yet.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            await using var query = Store.QuerySession();
+            if ((await query.LoadAsync<ComplianceSource>(source, Ct))?.Facts.LastRecoveryPointId == id) break;
+            DateTime.UtcNow.ShouldBeLessThan(deadline, "the compliance projection never applied the point");
+            await Task.Delay(100, Ct);
+        }
+        var live = Source(await ComplianceAsync($"?dataSourceId={source}"), source);
+        live.GetProperty("retention").GetProperty("recoveryPointsOnDisk").GetInt32().ShouldBe(1);
+        live.GetProperty("rpo").GetProperty("lastRecoveryPointAt").GetDateTimeOffset().ShouldBeLessThan(ahead);
+
+        _clock.Advance(TimeSpan.FromHours(1));
+        var then = Source(await ComplianceAsync($"?dataSourceId={source}"), source);
+        then.GetProperty("retention").GetProperty("recoveryPointsOnDisk").GetInt32().ShouldBe(2);
+        then.GetProperty("rpo").GetProperty("lastRecoveryPointAt").GetDateTimeOffset().ShouldBe(ahead, TimeSpan.FromMilliseconds(1));
+    }
+
+    [Fact]
     public async Task As_of_a_past_instant_equals_the_live_report_captured_then_after_later_events_changed_it()
     {
         var (group, agent) = await GroupAsync();
@@ -302,6 +342,59 @@ public sealed class ComplianceTests : IClassFixture<ApiFactory>
         overall.GetProperty("dataSources").GetInt32().ShouldBeGreaterThanOrEqualTo(4);
         overall.GetProperty("percentCompliant").GetDouble()
             .ShouldBe(Math.Round(100.0 * overall.GetProperty("compliant").GetInt32() / overall.GetProperty("dataSources").GetInt32(), 2));
+    }
+
+    [Fact]
+    public async Task The_list_of_data_sources_pages_in_group_path_order_and_filters_by_compliance_while_the_summary_counts_all()
+    {
+        var (group, agent) = await GroupAsync();
+        var sources = new List<Guid>();
+        for (var i = 0; i < 7; i++) sources.Add(await AddSourceAsync(group, agent));
+        _clock.Advance(TimeSpan.FromHours(3));
+        var fresh = sources.Where((_, i) => i % 2 == 0).ToList();
+        foreach (var source in fresh) await RecoveryPointAsync(group, source, agent, copiedToVault: true);
+        var whole = await WaitForAsync($"?groupId={group}", r => fresh.All(s => Lists(r, s, e => e.GetProperty("compliant").GetBoolean())));
+        whole.GetProperty("nextAfter").ValueKind.ShouldBe(JsonValueKind.Null, "seven data sources fit the default page");
+        string[] order = [.. whole.GetProperty("dataSources").EnumerateArray().Select(e => e.GetProperty("path").GetString()!)];
+        order.ShouldBe(order.Order(StringComparer.Ordinal).ToArray());
+
+        // Pages of three: every data source once, in the same order, each page's summary the whole group's.
+        var paged = new List<string>();
+        string? after = null;
+        var pages = 0;
+        do
+        {
+            var page = await ComplianceAsync($"?groupId={group}&limit=3" + (after is null ? "" : $"&after={after}"));
+            page.GetProperty("dataSources").GetArrayLength().ShouldBeLessThanOrEqualTo(3);
+            page.GetProperty("overall").GetProperty("dataSources").GetInt32().ShouldBe(7);
+            page.GetProperty("overall").GetProperty("compliant").GetInt32().ShouldBe(fresh.Count);
+            paged.AddRange(page.GetProperty("dataSources").EnumerateArray().Select(e => e.GetProperty("path").GetString()!));
+            after = page.GetProperty("nextAfter").GetString();
+            pages++;
+        }
+        while (after is not null);
+        pages.ShouldBe(3);
+        paged.ShouldBe(order);
+
+        var failing = await ComplianceAsync($"?groupId={group}&compliant=false");
+        failing.GetProperty("dataSources").EnumerateArray().Select(e => e.GetProperty("dataSourceId").GetGuid())
+            .ShouldBe(sources.Except(fresh), ignoreOrder: true);
+        failing.GetProperty("dataSources").EnumerateArray().ShouldAllBe(e => e.GetProperty("reasons").GetArrayLength() > 0);
+        failing.GetProperty("overall").GetProperty("dataSources").GetInt32().ShouldBe(7);
+        (await ComplianceAsync($"?groupId={group}&compliant=true")).GetProperty("dataSources").EnumerateArray()
+            .Select(e => e.GetProperty("dataSourceId").GetGuid()).ShouldBe(fresh, ignoreOrder: true);
+    }
+
+    [Theory]
+    [InlineData("?limit=0", "limit")]
+    [InlineData("?limit=1001", "limit")]
+    [InlineData("?after=not-a-cursor", "after")]
+    [InlineData("?after=cnA6MTIzNDU", "after")] // a recovery-point list cursor
+    [InlineData("?compliant=perhaps", "compliant")]
+    public async Task A_bad_page_or_filter_is_a_400_naming_it(string query, string parameter)
+    {
+        var problem = await _factory.ShouldBeRejectedAsync(() => _client.Http.GetAsync("/api/compliance" + query, Ct), HttpStatusCode.BadRequest);
+        Rejections.ShouldName(problem, parameter);
     }
 
     [Fact]

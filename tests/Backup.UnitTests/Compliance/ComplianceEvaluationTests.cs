@@ -96,6 +96,29 @@ public sealed class ComplianceEvaluationTests
     }
 
     [Fact]
+    public void A_snapshot_row_keeps_held_points_as_times_and_evaluates_as_the_facts_with_their_ids_do()
+    {
+        // 70 points every 6 hours: some past the range, some beyond the 64-point cap; two created at the same instant.
+        var times = Enumerable.Range(0, 70).Select(i => Utc("2026-03-01T00:00Z").AddHours(6 * i).ToString("O")).Append("2026-03-10T00:00Z").ToArray();
+        var facts = Facts("2026-02-28T00:00Z", times) with { Online = DailyAtNoon, OnlineSetAt = Utc("2026-02-28T00:00Z") };
+        var row = facts.ForSnapshot();
+        row.OnDisk.ShouldBeEmpty();
+        row.OnDiskTicks!.Count.ShouldBe(times.Length);
+        var stored = System.Text.Json.JsonSerializer.Deserialize<ComplianceFacts>(
+            System.Text.Json.JsonSerializer.Serialize(row, ComplianceProjection.Json), ComplianceProjection.Json)!;
+
+        foreach (var at in new[] { "2026-03-18T00:00Z", "2026-03-18T05:00Z", "2026-03-19T13:00Z" })
+        {
+            var withIds = ComplianceEvaluation.Evaluate(facts, Utc(at));
+            var fromRow = ComplianceEvaluation.Evaluate(stored, Utc(at));
+            fromRow.Retention.ShouldBe(withIds.Retention);
+            fromRow.Online.ShouldBe(withIds.Online);
+            fromRow.Reasons.ShouldBe(withIds.Reasons);
+        }
+        ComplianceEvaluation.Evaluate(facts, Utc("2026-03-18T05:00Z")).Retention.Overdue.ShouldBeGreaterThan(0, "the case must exercise the cap");
+    }
+
+    [Fact]
     public void The_vault_must_hold_the_point_that_existed_when_the_online_backup_fell_due()
     {
         // Online at 12:00 New York = 17:00Z; the 13:05Z point existed then, so the copy is due by 19:00Z.
