@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Backup.Projections;
+using Backup.Projections.Compliance;
 using JasperFx.Events.Projections;
 using Marten;
 using Npgsql;
@@ -54,6 +55,16 @@ public static class Rebuilder
         foreach (var name in names)
         {
             ct.ThrowIfCancellationRequested();
+            if (name == ComplianceProjection.Name)
+            {
+                // The teardown deletes the snapshot rows with a plain DELETE (Marten's table teardown), minutes over a year's rows and
+                // past the 30 s command timeout; emptying the table first (untimed) is what an operator rebuilding it would do.
+                await using var db = new NpgsqlConnection(connection);
+                await db.OpenAsync(ct);
+                await using var truncate = new NpgsqlCommand($"truncate {schema}.{ComplianceProjection.TableName}", db);
+                await truncate.ExecuteNonQueryAsync(ct);
+                Console.WriteLine($"rebuild: {schema}.{ComplianceProjection.TableName} truncated before the rebuild (not timed)");
+            }
             Console.WriteLine($"rebuild: {name} over {events:N0} events ...");
             var clock = Stopwatch.StartNew();
             await daemon.RebuildProjectionAsync(name, TimeSpan.FromHours(3), ct);
