@@ -53,6 +53,10 @@ public static class Latency
             new("compliance now", _ => "/api/compliance", "dataSources"),
             new("compliance now, one group", r => $"/api/compliance?groupId={YearOfBackups.GroupId(r.Next(groups))}", "dataSources"),
             new($"compliance as of {asOf[..10]}", _ => $"/api/compliance?asOf={asOf}", "dataSources"),
+            // A different instant every request (the API keeps rows it read: the same instant again is served mostly from memory).
+            new("compliance as of a random instant of the year", r =>
+                $"/api/compliance?asOf={progress.YearEnd.AddSeconds(-r.Next(1, 365 * 86_400)).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)}",
+                "dataSources"),
         };
         // Item search (GET /api/items, the item catalog): measured when this build maps it (its Swagger says so) and the schema was
         // loaded with items (plan 2 on).

@@ -38,18 +38,21 @@ public static class ComplianceEvaluation
     public static readonly TimeSpan RetentionAllowance = TimeSpan.FromHours(2);
 
     /// <param name="dueTimes">Shared by the data sources of one report: those of a group share their schedule, so its due times are computed once.</param>
-    public static DataSourceCompliance Evaluate(ComplianceFacts facts, DateTimeOffset at, DueTimes? dueTimes = null)
+    /// <param name="explain">False: the reasons are left out (the summaries of a report only count; the checks and the verdict are the same).</param>
+    public static DataSourceCompliance Evaluate(ComplianceFacts facts, DateTimeOffset at, DueTimes? dueTimes = null, bool explain = true)
     {
         dueTimes ??= new DueTimes();
-        var reasons = new List<string>();
+        var reasons = explain ? new List<string>() : null;
         var rpo = Rpo(facts, at, reasons, dueTimes);
         var retention = Retention(facts, at, reasons);
         var online = Online(facts, at, reasons, dueTimes);
         var damaged = facts.Damaged.OrderBy(d => d.Since).ThenBy(d => d.RecoveryPointId).ToList();
         foreach (var copy in damaged)
-            reasons.Add($"the {copy.Tier.ToString().ToLowerInvariant()} copy of recovery point {copy.RecoveryPointId} was found damaged ({copy.DamagedPacks} pack(s)) at {Instant(copy.Since)}");
+            reasons?.Add($"the {copy.Tier.ToString().ToLowerInvariant()} copy of recovery point {copy.RecoveryPointId} was found damaged ({copy.DamagedPacks} pack(s)) at {Instant(copy.Since)}");
+        // Every check that is not met gives a reason, and only those do: compliant exactly when there is none to give.
+        var compliant = rpo.Met && retention.Met && online.Met && damaged.Count == 0;
         return new DataSourceCompliance(
-            facts.DataSourceId, facts.GroupId, facts.AgentId, facts.Path, reasons.Count == 0, reasons,
+            facts.DataSourceId, facts.GroupId, facts.AgentId, facts.Path, compliant, reasons ?? [],
             rpo, retention, online, new ConsistencyStatus(damaged.Count == 0, damaged));
     }
 
@@ -92,18 +95,18 @@ public static class ComplianceEvaluation
         return last;
     }
 
-    private static RpoStatus Rpo(ComplianceFacts facts, DateTimeOffset at, List<string> reasons, DueTimes dueTimes)
+    private static RpoStatus Rpo(ComplianceFacts facts, DateTimeOffset at, List<string>? reasons, DueTimes dueTimes)
     {
         var age = facts.LastRecoveryPointAt is { } last ? Math.Round((at - last).TotalMinutes, 1) : (double?)null;
         if (facts.ShortTerm is not { } policy)
         {
-            reasons.Add("its protection group has no short-term policy, so no recovery point is scheduled");
+            reasons?.Add("its protection group has no short-term policy, so no recovery point is scheduled");
             return new RpoStatus(false, facts.LastRecoveryPointAt, age, null, null);
         }
         var since = Max(facts.ProtectedAt, facts.ShortTermSetAt ?? facts.ProtectedAt);
         var expected = dueTimes.LastRecoveryPoint(facts, policy, at - JobAllowance) is { } lastDue && lastDue >= since ? lastDue : (DateTimeOffset?)null;
         var met = expected is not { } due || facts.LastRecoveryPointAt >= due;
-        if (!met)
+        if (!met && reasons is not null)
         {
             var what = facts.LastRecoveryPointAt is { } lastAt ? $"last recovery point {Duration(at - lastAt)} old" : "no recovery point yet";
             reasons.Add($"{what}; {Describe(policy)}, and the one due at {Instant(expected!.Value)} is missing");
@@ -111,7 +114,7 @@ public static class ComplianceEvaluation
         return new RpoStatus(met, facts.LastRecoveryPointAt, age, expected, policy.SyncIntervalMinutes);
     }
 
-    private static RetentionStatus Retention(ComplianceFacts facts, DateTimeOffset at, List<string> reasons)
+    private static RetentionStatus Retention(ComplianceFacts facts, DateTimeOffset at, List<string>? reasons)
     {
         // Newest first; points created at the same instant are interchangeable here, so times alone order them.
         var held = facts.HeldOnDisk().Where(createdAt => createdAt <= at).OrderDescending().ToList();
@@ -132,11 +135,11 @@ public static class ComplianceEvaluation
             if (notKeptSince + RetentionAllowance < at) overdue++;
         }
         if (overdue > 0)
-            reasons.Add($"{overdue} recovery point(s) held on disk beyond the retention policy ({policy.RetentionDays} days, at most {PolicyLimits.MaxRecoveryPointsOnDisk} points); {held.Count} held, the oldest from {Instant(oldest!.Value)}");
+            reasons?.Add($"{overdue} recovery point(s) held on disk beyond the retention policy ({policy.RetentionDays} days, at most {PolicyLimits.MaxRecoveryPointsOnDisk} points); {held.Count} held, the oldest from {Instant(oldest!.Value)}");
         return new RetentionStatus(overdue == 0, held.Count, facts.RecoveryPointsKeptOnDisk, policy.RetentionDays, oldest, overdue);
     }
 
-    private static OnlineStatus Online(ComplianceFacts facts, DateTimeOffset at, List<string> reasons, DueTimes dueTimes)
+    private static OnlineStatus Online(ComplianceFacts facts, DateTimeOffset at, List<string>? reasons, DueTimes dueTimes)
     {
         var newest = facts.NewestVaultPointCreatedAt is { } n && n <= at ? n : (DateTimeOffset?)null;
         var lag = newest is { } v ? Math.Round((at - v).TotalMinutes, 1) : (double?)null;
@@ -149,7 +152,7 @@ public static class ComplianceEvaluation
         // The vault should hold the newest recovery point that existed when the copy fell due.
         var expected = copyDue is { } due ? facts.HeldOnDisk().Where(createdAt => createdAt <= due).Select(createdAt => (DateTimeOffset?)createdAt).Max() : null;
         var met = expected is not { } wanted || newest >= wanted;
-        if (!met)
+        if (!met && reasons is not null)
         {
             var what = newest is { } copied ? $"the newest vault copy is of a recovery point {Duration(at - copied)} old" : "no recovery point has been copied to the vault";
             var policy = facts.Online is { } p

@@ -1,17 +1,30 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
 using Marten;
 
 namespace Backup.Projections.Compliance;
 
 /// <summary>
-/// The latest facts of every data source (the compliance projection's heads), kept in memory by an API process so that
-/// compliance *now* evaluates them without reading a snapshot row per data source on every request. Each use first asks the
-/// store for the heads that changed since (one probe of the index on their sequence) and for how many there are (a rebuild
-/// deletes them: then all are read again), so the answer is the one the snapshot table gives, as fresh as the projection.
-/// A head stamped later than the instant asked for is not used: that data source's snapshot row valid then is read instead.
+/// The compliance facts an API process keeps in memory, so that a report does not read and parse a snapshot row per data
+/// source on every request:
+/// <list type="bullet">
+/// <item>the heads (the projection's <see cref="ComplianceSource"/> documents, each data source's latest facts), for compliance
+/// now. Each use first asks the store for the heads changed since (one probe of the index on their sequence) and how many there
+/// are (a rebuild deletes them: then all are read again), so the answer is as fresh as the projection;</item>
+/// <item>snapshot rows read before, for compliance as of a past instant: rows are only ever appended and never change, so a row
+/// read once is the same row the next time. A report asks the store which row is valid at the instant for each data source (an
+/// index-only probe of the primary key) and reads only the rows it does not hold. At most <see cref="RowCapacity"/> rows are
+/// kept; past that the cache starts again. A rebuild (noticed as above) empties it too, since a rebuilt projection may write
+/// other facts under the same keys.</item>
+/// </list>
 /// </summary>
 public sealed class ComplianceHeads
 {
+    /// <summary>Rows kept for as-of reports: ten reports over 2,000 data sources, ~40 MB.</summary>
+    public const int RowCapacity = 20_000;
+
     private readonly SemaphoreSlim _refreshing = new(1, 1);
+    private readonly ConcurrentDictionary<(Guid DataSourceId, long Sequence), ComplianceFacts> _rows = new();
     private Heads _heads = new(new Dictionary<Guid, ComplianceSource>(), -1, -1);
 
     private sealed record Heads(IReadOnlyDictionary<Guid, ComplianceSource> BySource, long HighestSequence, int Count);
@@ -28,10 +41,12 @@ public sealed class ComplianceHeads
         try
         {
             heads = _heads;
-            var changed = count == heads.Count
-                ? await session.Query<ComplianceSource>().Where(s => s.Sequence > heads.HighestSequence).ToListAsync(ct)
-                : await session.Query<ComplianceSource>().ToListAsync(ct);
-            var bySource = count == heads.Count ? new Dictionary<Guid, ComplianceSource>(heads.BySource) : [];
+            var rebuilt = count != heads.Count;
+            var changed = rebuilt
+                ? await session.Query<ComplianceSource>().ToListAsync(ct)
+                : await session.Query<ComplianceSource>().Where(s => s.Sequence > heads.HighestSequence).ToListAsync(ct);
+            if (rebuilt) _rows.Clear();
+            var bySource = rebuilt ? [] : new Dictionary<Guid, ComplianceSource>(heads.BySource);
             foreach (var source in changed) bySource[source.Id] = source;
             var highest = bySource.Count == 0 ? -1 : bySource.Values.Max(s => s.Sequence);
             _heads = new Heads(bySource, highest, bySource.Count);
@@ -41,5 +56,52 @@ public sealed class ComplianceHeads
         {
             _refreshing.Release();
         }
+    }
+
+    /// <summary>
+    /// For each of <paramref name="ids"/>, the facts valid at <paramref name="at"/> (none for one protected later). Call
+    /// <see cref="CurrentAsync"/> first in the same request: it is what notices a rebuild.
+    /// </summary>
+    public async Task<IReadOnlyList<ComplianceFacts>> ValidAtAsync(IQuerySession session, Guid[] ids, DateTimeOffset at, CancellationToken ct)
+    {
+        var table = $"{session.DocumentStore.Options.DatabaseSchemaName}.{ComplianceProjection.TableName}";
+        // Which row is valid at the instant, per data source: the key only, from the primary key's index.
+        var keys = await session.AdvancedSql.QueryAsync<string>(
+            $"""
+            select d.id::text || ' ' || s.sequence::text from unnest(?) as d(id)
+            cross join lateral (
+                select sequence from {table}
+                where data_source_id = d.id and valid_from <= ?
+                order by valid_from desc, sequence desc limit 1) s
+            """, ct, ids, at.ToUniversalTime());
+        var facts = new List<ComplianceFacts>(keys.Count);
+        var missing = new List<Guid>();
+        foreach (var key in keys)
+        {
+            var space = key.IndexOf(' ');
+            var row = (Guid.Parse(key.AsSpan(0, space)), long.Parse(key.AsSpan(space + 1)));
+            if (_rows.TryGetValue(row, out var held)) facts.Add(held);
+            else missing.Add(row.Item1);
+        }
+        if (missing.Count == 0) return facts;
+
+        // The rows not held, with their keys (a row appended since the probe above is the one valid now: kept under its own key).
+        var rows = await session.AdvancedSql.QueryAsync<string>(
+            $"""
+            select s.sequence::text || ' ' || s.facts::text from unnest(?) as d(id)
+            cross join lateral (
+                select sequence, facts from {table}
+                where data_source_id = d.id and valid_from <= ?
+                order by valid_from desc, sequence desc limit 1) s
+            """, ct, missing.ToArray(), at.ToUniversalTime());
+        if (_rows.Count + rows.Count > RowCapacity) _rows.Clear();
+        foreach (var row in rows)
+        {
+            var space = row.IndexOf(' ');
+            var read = JsonSerializer.Deserialize<ComplianceFacts>(row.AsSpan(space + 1), ComplianceProjection.Json)!;
+            _rows[(read.DataSourceId, long.Parse(row.AsSpan(0, space)))] = read;
+            facts.Add(read);
+        }
+        return facts;
     }
 }

@@ -97,13 +97,13 @@ public sealed class GetComplianceHandler(IQuerySession session, TimeProvider clo
     public async ValueTask<ComplianceReport> Handle(GetCompliance query, CancellationToken ct)
     {
         var at = query.AsOf ?? clock.GetUtcNow();
-        var facts = query.AsOf is null
-            ? await NowAsync(at, query, ct)
-            : await ComplianceSnapshots.ValidAtAsync(session, at, query.GroupId, query.DataSourceId, ct);
+        var facts = query.AsOf is null ? await NowAsync(at, query, ct) : await AsOfAsync(at, query, ct);
         var dueTimes = new DueTimes();
-        var sources = facts.Select(f => ComplianceEvaluation.Evaluate(f, at, dueTimes))
+        // Every data source's verdict for the summaries; the reasons only for the page listed.
+        var sources = facts.Select(f => ComplianceEvaluation.Evaluate(f, at, dueTimes, explain: false))
             .OrderBy(s => s.GroupId).ThenBy(s => s.Path, StringComparer.Ordinal).ThenBy(s => s.DataSourceId)
             .ToList();
+        var factsBySource = facts.ToDictionary(f => f.DataSourceId);
         var groups = sources.GroupBy(s => s.GroupId)
             .Select(g =>
             {
@@ -111,31 +111,42 @@ public sealed class GetComplianceHandler(IQuerySession session, TimeProvider clo
                 return new GroupCompliance(g.Key, summary.DataSources, summary.Compliant, summary.PercentCompliant);
             })
             .ToList();
-        IEnumerable<DataSourceCompliance> listed = sources;
-        if (query.Compliant is { } compliant) listed = listed.Where(s => s.Compliant == compliant);
-        if (query.After is { } after && ComplianceCursor.TryDecode(after, out var position)) listed = listed.Where(s => ComplianceCursor.IsAfter(s, position));
-        var page = listed.Take(query.Limit + 1).ToList();
+        IEnumerable<DataSourceCompliance> candidates = sources;
+        if (query.Compliant is { } compliant) candidates = candidates.Where(s => s.Compliant == compliant);
+        if (query.After is { } after && ComplianceCursor.TryDecode(after, out var position)) candidates = candidates.Where(s => ComplianceCursor.IsAfter(s, position));
+        var page = candidates.Take(query.Limit + 1).ToList();
         var next = page.Count > query.Limit ? ComplianceCursor.Encode(page[query.Limit - 1]) : null;
-        return new ComplianceReport(at, ComplianceSummary.Of(sources), groups, page.Take(query.Limit).ToList(), next);
+        var listed = page.Take(query.Limit).Select(s => ComplianceEvaluation.Evaluate(factsBySource[s.DataSourceId], at, dueTimes)).ToList();
+        return new ComplianceReport(at, ComplianceSummary.Of(sources), groups, listed, next);
     }
 
     /// <summary>The facts valid now: the heads kept in memory, or the snapshot row of a data source whose head is stamped later.</summary>
     private async Task<IReadOnlyList<ComplianceFacts>> NowAsync(DateTimeOffset at, GetCompliance query, CancellationToken ct)
     {
-        var current = await heads.CurrentAsync(session, ct);
         var facts = new List<ComplianceFacts>();
         var later = new List<Guid>();
-        IEnumerable<ComplianceSource> wanted = query.DataSourceId is { } ds
-            ? current.TryGetValue(ds, out var one) ? [one] : []
-            : current.Values;
-        foreach (var head in wanted)
+        foreach (var head in Wanted(await heads.CurrentAsync(session, ct), query))
         {
-            if (query.GroupId is { } group && head.GroupId != group) continue;
             if (head.ValidFrom <= at) facts.Add(head.Facts);
             else later.Add(head.Id);
         }
-        if (later.Count > 0) facts.AddRange(await ComplianceSnapshots.ValidAtAsync(session, [.. later], at, ct));
+        if (later.Count > 0) facts.AddRange(await heads.ValidAtAsync(session, [.. later], at, ct));
         return facts;
+    }
+
+    /// <summary>The facts valid at a past instant, of the data sources the filter names (those protected later have none).</summary>
+    private async Task<IReadOnlyList<ComplianceFacts>> AsOfAsync(DateTimeOffset at, GetCompliance query, CancellationToken ct)
+    {
+        Guid[] ids = [.. Wanted(await heads.CurrentAsync(session, ct), query).Select(h => h.Id)];
+        return ids.Length == 0 ? [] : await heads.ValidAtAsync(session, ids, at, ct);
+    }
+
+    private static IEnumerable<ComplianceSource> Wanted(IReadOnlyDictionary<Guid, ComplianceSource> current, GetCompliance query)
+    {
+        IEnumerable<ComplianceSource> wanted = query.DataSourceId is { } ds
+            ? current.TryGetValue(ds, out var one) ? [one] : []
+            : current.Values;
+        return query.GroupId is { } group ? wanted.Where(h => h.GroupId == group) : wanted;
     }
 }
 

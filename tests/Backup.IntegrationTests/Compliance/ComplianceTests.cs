@@ -269,6 +269,35 @@ public sealed class ComplianceTests : IClassFixture<ApiFactory>
     }
 
     [Fact]
+    public async Task An_as_of_report_asked_again_includes_an_event_for_that_instant_projected_in_between()
+    {
+        var (group, agent) = await GroupAsync();
+        var source = await AddSourceAsync(group, agent);
+        await RecoveryPointAsync(group, source, agent);
+        await WaitForAsync($"?dataSourceId={source}", r => Lists(r, source, s => s.GetProperty("retention").GetProperty("recoveryPointsOnDisk").GetInt32() == 1));
+        _clock.Advance(TimeSpan.FromMinutes(10));
+        var asOf = Uri.EscapeDataString(_clock.GetUtcNow().ToString("O"));
+        var first = Source(await ComplianceAsync($"?dataSourceId={source}&asOf={asOf}"), source);
+        first.GetProperty("retention").GetProperty("recoveryPointsOnDisk").GetInt32().ShouldBe(1);
+        Source(await ComplianceAsync($"?dataSourceId={source}&asOf={asOf}"), source).GetRawText().ShouldBe(first.GetRawText(), "asked again, the same answer");
+
+        // A point created five minutes before that instant, recorded only now (a commit that took its time, say).
+        var id = Guid.CreateVersion7();
+        var created = _clock.GetUtcNow().AddMinutes(-5);
+        await using (var session = Store.LightweightSession())
+        {
+            session.Events.StartStream<RecoveryPoint>(id,
+                new BackupRequested(id, source, group, agent.AgentId, "/srv", "operator", created),
+                new BackupStarted(id, agent.AgentId, created),
+                new RecoveryPointCreated(id, source, 1, 0, 0, 10, 10, [], new string('0', 64), created));
+            await session.SaveChangesAsync(Ct);
+        }
+        var again = Source(await WaitForAsync($"?dataSourceId={source}&asOf={asOf}",
+            r => Lists(r, source, s => s.GetProperty("retention").GetProperty("recoveryPointsOnDisk").GetInt32() == 2)), source);
+        again.GetProperty("rpo").GetProperty("lastRecoveryPointAt").GetDateTimeOffset().ShouldBe(created, TimeSpan.FromMilliseconds(1));
+    }
+
+    [Fact]
     public async Task As_of_a_past_instant_equals_the_live_report_captured_then_after_later_events_changed_it()
     {
         var (group, agent) = await GroupAsync();

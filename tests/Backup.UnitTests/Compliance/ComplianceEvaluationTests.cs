@@ -96,6 +96,37 @@ public sealed class ComplianceEvaluationTests
     }
 
     [Fact]
+    public void The_verdict_without_reasons_is_the_verdict_with_them_and_compliant_means_no_reason()
+    {
+        var hourly = Enumerable.Range(0, 70).Select(i => Utc("2026-03-01T00:00Z").AddHours(6 * i).ToString("O")).ToArray();
+        ComplianceFacts[] cases =
+        [
+            Facts("2026-03-01T00:00Z", "2026-03-02T13:05Z"),
+            Facts("2026-03-02T13:10Z"),
+            Facts("2026-03-01T00:00Z") with { ShortTerm = null, ShortTermSetAt = null },
+            Facts("2026-02-28T00:00Z", hourly) with { Online = DailyAtNoon, OnlineSetAt = Utc("2026-02-28T00:00Z") },
+            Facts("2026-03-01T00:00Z", "2026-03-02T13:05Z") with
+            {
+                Damaged = [new InconsistentCopy(Guid.NewGuid(), StorageTier.Vault, 2, Utc("2026-03-02T14:00Z"))],
+            },
+        ];
+        var verdicts = new HashSet<bool>();
+        foreach (var facts in cases)
+            foreach (var at in new[] { "2026-03-02T14:00Z", "2026-03-03T01:20Z", "2026-03-03T01:31Z", "2026-03-18T05:00Z" })
+            {
+                var full = ComplianceEvaluation.Evaluate(facts, Utc(at));
+                var brief = ComplianceEvaluation.Evaluate(facts, Utc(at), explain: false);
+                full.Compliant.ShouldBe(full.Reasons.Count == 0);
+                brief.Compliant.ShouldBe(full.Compliant);
+                brief.Reasons.ShouldBeEmpty();
+                (brief.Rpo, brief.Retention, brief.Online, brief.Consistency.Consistent)
+                    .ShouldBe((full.Rpo, full.Retention, full.Online, full.Consistency.Consistent));
+                verdicts.Add(full.Compliant);
+            }
+        verdicts.Count.ShouldBe(2, "the cases must include compliant and non-compliant ones");
+    }
+
+    [Fact]
     public void A_snapshot_row_keeps_held_points_as_times_and_evaluates_as_the_facts_with_their_ids_do()
     {
         // 70 points every 6 hours: some past the range, some beyond the 64-point cap; two created at the same instant.
