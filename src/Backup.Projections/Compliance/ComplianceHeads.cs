@@ -29,6 +29,48 @@ public sealed class ComplianceHeads
 
     private sealed record Heads(IReadOnlyDictionary<Guid, ComplianceSource> BySource, long HighestSequence, int Count);
 
+    /// <summary>
+    /// How long the verdicts of compliance now are reused while no head changes: a report asked within this of the last
+    /// evaluation is that evaluation (its <c>asOf</c> says the instant it was evaluated at, so it is still exactly the as-of
+    /// report of that instant).
+    /// </summary>
+    public static readonly TimeSpan NowResolution = TimeSpan.FromSeconds(1);
+
+    private Verdicts? _now;
+
+    /// <summary>Every data source's facts and verdict (without reasons) at <see cref="At"/>, in the report's order.</summary>
+    public sealed record Verdicts(DateTimeOffset At, IReadOnlyList<Evaluated> Sorted, object Version);
+
+    public sealed record Evaluated(ComplianceFacts Facts, DataSourceCompliance Verdict);
+
+    /// <summary>Evaluates facts at <paramref name="at"/> without reasons, in the report's order (group, path, data source).</summary>
+    public static IReadOnlyList<Evaluated> Evaluate(IEnumerable<ComplianceFacts> facts, DateTimeOffset at, DueTimes dueTimes) =>
+    [
+        .. facts.Select(f => new Evaluated(f, ComplianceEvaluation.Evaluate(f, at, dueTimes, explain: false)))
+            .OrderBy(e => e.Verdict.GroupId).ThenBy(e => e.Verdict.Path, StringComparer.Ordinal).ThenBy(e => e.Verdict.DataSourceId),
+    ];
+
+    /// <summary>
+    /// Compliance now of every data source: the last evaluation when no head changed and it is less than <see cref="NowResolution"/>
+    /// old, else an evaluation at <paramref name="now"/> of the heads (or of the row valid now, for a head stamped later).
+    /// </summary>
+    public async Task<Verdicts> NowAsync(IQuerySession session, DateTimeOffset now, CancellationToken ct)
+    {
+        var current = await CurrentAsync(session, ct);
+        if (_now is { } last && ReferenceEquals(last.Version, current) && now >= last.At && now - last.At < NowResolution) return last;
+        var facts = new List<ComplianceFacts>(current.Count);
+        var later = new List<Guid>();
+        foreach (var head in current.Values)
+        {
+            if (head.ValidFrom <= now) facts.Add(head.Facts);
+            else later.Add(head.Id);
+        }
+        if (later.Count > 0) facts.AddRange(await ValidAtAsync(session, [.. later], now, ct));
+        var verdicts = new Verdicts(now, Evaluate(facts, now, new DueTimes()), current);
+        _now = verdicts;
+        return verdicts;
+    }
+
     /// <summary>Every data source's head as the store has it now, up to date with the projection.</summary>
     public async Task<IReadOnlyDictionary<Guid, ComplianceSource>> CurrentAsync(IQuerySession session, CancellationToken ct)
     {

@@ -96,14 +96,25 @@ public sealed class GetComplianceHandler(IQuerySession session, TimeProvider clo
 {
     public async ValueTask<ComplianceReport> Handle(GetCompliance query, CancellationToken ct)
     {
-        var at = query.AsOf ?? clock.GetUtcNow();
-        var facts = query.AsOf is null ? await NowAsync(at, query, ct) : await AsOfAsync(at, query, ct);
-        var dueTimes = new DueTimes();
+        DateTimeOffset at;
+        IEnumerable<ComplianceHeads.Evaluated> evaluated;
+        if (query.AsOf is { } asOf)
+        {
+            at = asOf;
+            Guid[] ids = [.. Wanted(await heads.CurrentAsync(session, ct), query).Select(h => h.Id)];
+            evaluated = ComplianceHeads.Evaluate(ids.Length == 0 ? [] : await heads.ValidAtAsync(session, ids, at, ct), at, new DueTimes());
+        }
+        else
+        {
+            var now = await heads.NowAsync(session, clock.GetUtcNow(), ct);
+            at = now.At;
+            evaluated = now.Sorted;
+            if (query.DataSourceId is { } ds) evaluated = evaluated.Where(e => e.Verdict.DataSourceId == ds);
+            if (query.GroupId is { } group) evaluated = evaluated.Where(e => e.Verdict.GroupId == group);
+        }
         // Every data source's verdict for the summaries; the reasons only for the page listed.
-        var sources = facts.Select(f => ComplianceEvaluation.Evaluate(f, at, dueTimes, explain: false))
-            .OrderBy(s => s.GroupId).ThenBy(s => s.Path, StringComparer.Ordinal).ThenBy(s => s.DataSourceId)
-            .ToList();
-        var factsBySource = facts.ToDictionary(f => f.DataSourceId);
+        var all = evaluated.ToList();
+        var sources = all.Select(e => e.Verdict).ToList();
         var groups = sources.GroupBy(s => s.GroupId)
             .Select(g =>
             {
@@ -111,34 +122,14 @@ public sealed class GetComplianceHandler(IQuerySession session, TimeProvider clo
                 return new GroupCompliance(g.Key, summary.DataSources, summary.Compliant, summary.PercentCompliant);
             })
             .ToList();
-        IEnumerable<DataSourceCompliance> candidates = sources;
-        if (query.Compliant is { } compliant) candidates = candidates.Where(s => s.Compliant == compliant);
-        if (query.After is { } after && ComplianceCursor.TryDecode(after, out var position)) candidates = candidates.Where(s => ComplianceCursor.IsAfter(s, position));
+        IEnumerable<ComplianceHeads.Evaluated> candidates = all;
+        if (query.Compliant is { } compliant) candidates = candidates.Where(e => e.Verdict.Compliant == compliant);
+        if (query.After is { } after && ComplianceCursor.TryDecode(after, out var position)) candidates = candidates.Where(e => ComplianceCursor.IsAfter(e.Verdict, position));
         var page = candidates.Take(query.Limit + 1).ToList();
-        var next = page.Count > query.Limit ? ComplianceCursor.Encode(page[query.Limit - 1]) : null;
-        var listed = page.Take(query.Limit).Select(s => ComplianceEvaluation.Evaluate(factsBySource[s.DataSourceId], at, dueTimes)).ToList();
+        var next = page.Count > query.Limit ? ComplianceCursor.Encode(page[query.Limit - 1].Verdict) : null;
+        var dueTimes = new DueTimes();
+        var listed = page.Take(query.Limit).Select(e => ComplianceEvaluation.Evaluate(e.Facts, at, dueTimes)).ToList();
         return new ComplianceReport(at, ComplianceSummary.Of(sources), groups, listed, next);
-    }
-
-    /// <summary>The facts valid now: the heads kept in memory, or the snapshot row of a data source whose head is stamped later.</summary>
-    private async Task<IReadOnlyList<ComplianceFacts>> NowAsync(DateTimeOffset at, GetCompliance query, CancellationToken ct)
-    {
-        var facts = new List<ComplianceFacts>();
-        var later = new List<Guid>();
-        foreach (var head in Wanted(await heads.CurrentAsync(session, ct), query))
-        {
-            if (head.ValidFrom <= at) facts.Add(head.Facts);
-            else later.Add(head.Id);
-        }
-        if (later.Count > 0) facts.AddRange(await heads.ValidAtAsync(session, [.. later], at, ct));
-        return facts;
-    }
-
-    /// <summary>The facts valid at a past instant, of the data sources the filter names (those protected later have none).</summary>
-    private async Task<IReadOnlyList<ComplianceFacts>> AsOfAsync(DateTimeOffset at, GetCompliance query, CancellationToken ct)
-    {
-        Guid[] ids = [.. Wanted(await heads.CurrentAsync(session, ct), query).Select(h => h.Id)];
-        return ids.Length == 0 ? [] : await heads.ValidAtAsync(session, ids, at, ct);
     }
 
     private static IEnumerable<ComplianceSource> Wanted(IReadOnlyDictionary<Guid, ComplianceSource> current, GetCompliance query)

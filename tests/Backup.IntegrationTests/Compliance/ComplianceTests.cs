@@ -298,6 +298,27 @@ public sealed class ComplianceTests : IClassFixture<ApiFactory>
     }
 
     [Fact]
+    public async Task Compliance_now_is_evaluated_again_after_a_second_or_at_once_when_a_fact_changes()
+    {
+        var (group, agent) = await GroupAsync();
+        var source = await AddSourceAsync(group, agent);
+        await WaitForAsync($"?dataSourceId={source}", r => Lists(r, source));
+        static DateTimeOffset AsOf(JsonElement report) => report.GetProperty("asOf").GetDateTimeOffset();
+
+        var first = await ComplianceAsync($"?dataSourceId={source}");
+        AsOf(first).ShouldBe(_clock.GetUtcNow());
+        _clock.Advance(TimeSpan.FromMilliseconds(500));
+        AsOf(await ComplianceAsync($"?dataSourceId={source}")).ShouldBe(AsOf(first), "within a second and nothing changed: the same evaluation");
+        _clock.Advance(TimeSpan.FromMilliseconds(600));
+        AsOf(await ComplianceAsync($"?dataSourceId={source}")).ShouldBe(_clock.GetUtcNow(), "a second later: evaluated again");
+
+        _clock.Advance(TimeSpan.FromMilliseconds(100));
+        await RecoveryPointAsync(group, source, agent);
+        var changed = await WaitForAsync($"?dataSourceId={source}", r => Lists(r, source, s => s.GetProperty("retention").GetProperty("recoveryPointsOnDisk").GetInt32() == 1));
+        AsOf(changed).ShouldBe(_clock.GetUtcNow(), "a new fact is evaluated at once, at the instant asked");
+    }
+
+    [Fact]
     public async Task As_of_a_past_instant_equals_the_live_report_captured_then_after_later_events_changed_it()
     {
         var (group, agent) = await GroupAsync();
