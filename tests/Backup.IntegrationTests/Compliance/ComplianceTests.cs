@@ -72,11 +72,14 @@ public sealed class ComplianceTests : IClassFixture<ApiFactory>
 
     private Task<Guid> AddSourceAsync(Guid group, EnrolAgentResponse agent) => _client.AddFolderAsync(group, agent.AgentId, $"/srv/{Guid.NewGuid():N}");
 
-    /// <summary>A recovery point created now, as the API records one (and its copy in the vault, as the workers record it, when asked).</summary>
-    private async Task<Guid> RecoveryPointAsync(Guid group, Guid source, EnrolAgentResponse agent, bool copiedToVault = false)
+    /// <summary>
+    /// A recovery point created now (or stamped <paramref name="createdAt"/>), as the API records one (and its copy in the vault, as
+    /// the workers record it, when asked).
+    /// </summary>
+    private async Task<Guid> RecoveryPointAsync(Guid group, Guid source, EnrolAgentResponse agent, bool copiedToVault = false, DateTimeOffset? createdAt = null)
     {
         var id = Guid.CreateVersion7();
-        var now = _clock.GetUtcNow();
+        var now = createdAt ?? _clock.GetUtcNow();
         await using var session = Store.LightweightSession();
         session.Events.StartStream<RecoveryPoint>(id,
             new BackupRequested(id, source, group, agent.AgentId, "/srv", "operator", now),
@@ -238,17 +241,8 @@ public sealed class ComplianceTests : IClassFixture<ApiFactory>
         await WaitForAsync($"?dataSourceId={source}", r => Lists(r, source, s => s.GetProperty("retention").GetProperty("recoveryPointsOnDisk").GetInt32() == 1));
 
         // A point whose creation is stamped an hour ahead of the server's clock (an agent's clock ahead, say).
-        var id = Guid.CreateVersion7();
-        var now = _clock.GetUtcNow();
-        var ahead = now.AddHours(1);
-        await using (var session = Store.LightweightSession())
-        {
-            session.Events.StartStream<RecoveryPoint>(id,
-                new BackupRequested(id, source, group, agent.AgentId, "/srv", "operator", now),
-                new BackupStarted(id, agent.AgentId, now),
-                new RecoveryPointCreated(id, source, 1, 0, 0, 10, 10, [], new string('0', 64), ahead));
-            await session.SaveChangesAsync(Ct);
-        }
+        var ahead = _clock.GetUtcNow().AddHours(1);
+        var id = await RecoveryPointAsync(group, source, agent, createdAt: ahead);
         // Once the projection has it, the live report still says what held now: one point, the later one not there yet.
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (true)
@@ -282,16 +276,8 @@ public sealed class ComplianceTests : IClassFixture<ApiFactory>
         Source(await ComplianceAsync($"?dataSourceId={source}&asOf={asOf}"), source).GetRawText().ShouldBe(first.GetRawText(), "asked again, the same answer");
 
         // A point created five minutes before that instant, recorded only now (a commit that took its time, say).
-        var id = Guid.CreateVersion7();
         var created = _clock.GetUtcNow().AddMinutes(-5);
-        await using (var session = Store.LightweightSession())
-        {
-            session.Events.StartStream<RecoveryPoint>(id,
-                new BackupRequested(id, source, group, agent.AgentId, "/srv", "operator", created),
-                new BackupStarted(id, agent.AgentId, created),
-                new RecoveryPointCreated(id, source, 1, 0, 0, 10, 10, [], new string('0', 64), created));
-            await session.SaveChangesAsync(Ct);
-        }
+        await RecoveryPointAsync(group, source, agent, createdAt: created);
         var again = Source(await WaitForAsync($"?dataSourceId={source}&asOf={asOf}",
             r => Lists(r, source, s => s.GetProperty("retention").GetProperty("recoveryPointsOnDisk").GetInt32() == 2)), source);
         again.GetProperty("rpo").GetProperty("lastRecoveryPointAt").GetDateTimeOffset().ShouldBe(created, TimeSpan.FromMilliseconds(1));
