@@ -26,7 +26,20 @@ public sealed class ScaledTimeProviderTests
         var clock = new ScaledTimeProvider(Start, DateTimeOffset.UtcNow, speed: 86_400 / 2.0); // a day in 2 real seconds
         var before = clock.GetUtcNow();
         await Task.Delay(TimeSpan.FromDays(1), clock, TestContext.Current.CancellationToken).WaitAsync(TimeSpan.FromMinutes(2), TestContext.Current.CancellationToken);
-        (clock.GetUtcNow() - before).ShouldBeGreaterThanOrEqualTo(TimeSpan.FromDays(1) - TimeSpan.FromMinutes(1));
+        // Never early on the scaled clock, though a real millisecond of timer jitter is 43 simulated seconds here.
+        (clock.GetUtcNow() - before).ShouldBeGreaterThanOrEqualTo(TimeSpan.FromDays(1));
+    }
+
+    [Fact]
+    public async Task Short_waits_at_high_speed_never_end_before_their_instant_on_the_scaled_clock()
+    {
+        var clock = new ScaledTimeProvider(Start, DateTimeOffset.UtcNow, speed: 43_200); // an hour in 83 real ms
+        for (var i = 0; i < 20; i++)
+        {
+            var before = clock.GetUtcNow();
+            await Task.Delay(TimeSpan.FromHours(1), clock, TestContext.Current.CancellationToken);
+            (clock.GetUtcNow() - before).ShouldBeGreaterThanOrEqualTo(TimeSpan.FromHours(1));
+        }
     }
 
     [Fact]
