@@ -26,6 +26,9 @@ public sealed class SealFailureTests : IDisposable
         {
             seals = n;
             if (n == 2) throw new IOException("upload failed");
+            // An upload takes a moment, as a real one does: the other uploader is still busy with its pack while the failure
+            // is recorded (instant uploads raced it on a loaded machine and let one more pack start first).
+            Thread.Sleep(50);
         }, useCache: true, ct));
 
         e.InnerException.ShouldBeOfType<IOException>().Message.ShouldBe("upload failed");
