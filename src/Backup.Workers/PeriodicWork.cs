@@ -39,16 +39,4 @@ public static class PeriodicWork
             if (leadership is not null) await leadership.ResignAsync();
         }
     }
-
-    /// <summary>
-    /// <see cref="RunAsync(TimeProvider, TimeSpan, Func{DateTimeOffset, CancellationToken, Task}, ILogger, string, CancellationToken, Leadership?)"/>
-    /// led by one worker of several, which resigns when the loop ends.
-    /// </summary>
-    public static async Task RunLedAsync(
-        Leadership leadership, TimeProvider clock, TimeSpan interval, Func<DateTimeOffset, CancellationToken, Task> work, ILogger log,
-        string what, CancellationToken stoppingToken)
-    {
-        await using (leadership)
-            await RunAsync(clock, interval, work, log, what, stoppingToken, leadership);
-    }
 }

@@ -106,16 +106,9 @@ public sealed class ComplianceHeads
     /// </summary>
     public async Task<IReadOnlyList<ComplianceFacts>> ValidAtAsync(IQuerySession session, Guid[] ids, DateTimeOffset at, CancellationToken ct)
     {
-        var table = $"{session.DocumentStore.Options.DatabaseSchemaName}.{ComplianceProjection.TableName}";
         // Which row is valid at the instant, per data source: the key only, from the primary key's index.
         var keys = await session.AdvancedSql.QueryAsync<string>(
-            $"""
-            select d.id::text || ' ' || s.sequence::text from unnest(?) as d(id)
-            cross join lateral (
-                select sequence from {table}
-                where data_source_id = d.id and valid_from <= ?
-                order by valid_from desc, sequence desc limit 1) s
-            """, ct, ids, at.ToUniversalTime());
+            ComplianceSnapshots.ValidAtSql(session, "sequence", "d.id::text || ' ' || s.sequence::text"), ct, ids, at.ToUniversalTime());
         var facts = new List<ComplianceFacts>(keys.Count);
         var missing = new List<Guid>();
         foreach (var key in keys)
@@ -129,13 +122,7 @@ public sealed class ComplianceHeads
 
         // The rows not held, with their keys (a row appended since the probe above is the one valid now: kept under its own key).
         var rows = await session.AdvancedSql.QueryAsync<string>(
-            $"""
-            select s.sequence::text || ' ' || s.facts::text from unnest(?) as d(id)
-            cross join lateral (
-                select sequence, facts from {table}
-                where data_source_id = d.id and valid_from <= ?
-                order by valid_from desc, sequence desc limit 1) s
-            """, ct, missing.ToArray(), at.ToUniversalTime());
+            ComplianceSnapshots.ValidAtSql(session, "sequence, facts", "s.sequence::text || ' ' || s.facts::text"), ct, missing.ToArray(), at.ToUniversalTime());
         if (_rows.Count + rows.Count > RowCapacity) _rows.Clear();
         foreach (var row in rows)
         {

@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using FluentValidation;
 using Marten;
@@ -58,28 +57,15 @@ public static class ComplianceCursor
 {
     private const string Prefix = "compliance:";
 
-    public static string Encode(DataSourceCompliance last) =>
-        Convert.ToBase64String(Encoding.UTF8.GetBytes($"{Prefix}{last.GroupId:N}{last.DataSourceId:N}{last.Path}"))
-            .TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    public static string Encode(DataSourceCompliance last) => CursorText.Encode($"{Prefix}{last.GroupId:N}{last.DataSourceId:N}{last.Path}");
 
     public static bool TryDecode(string cursor, out (Guid GroupId, string Path, Guid DataSourceId) position)
     {
         position = default;
-        try
-        {
-            var padded = cursor.Replace('-', '+').Replace('_', '/');
-            padded += new string('=', (4 - padded.Length % 4) % 4);
-            var text = Encoding.UTF8.GetString(Convert.FromBase64String(padded));
-            if (!text.StartsWith(Prefix, StringComparison.Ordinal) || text.Length < Prefix.Length + 64) return false;
-            if (!Guid.TryParseExact(text.AsSpan(Prefix.Length, 32), "N", out var group)
-                || !Guid.TryParseExact(text.AsSpan(Prefix.Length + 32, 32), "N", out var dataSource)) return false;
-            position = (group, text[(Prefix.Length + 64)..], dataSource);
-            return true;
-        }
-        catch (FormatException)
-        {
-            return false;
-        }
+        if (!CursorText.TryDecode(cursor, Prefix, out var text) || text.Length < 64) return false;
+        if (!Guid.TryParseExact(text.AsSpan(0, 32), "N", out var group) || !Guid.TryParseExact(text.AsSpan(32, 32), "N", out var dataSource)) return false;
+        position = (group, text[64..], dataSource);
+        return true;
     }
 
     /// <summary>Whether <paramref name="source"/> comes after the cursor's position in the report's order.</summary>
@@ -164,17 +150,23 @@ public static class ComplianceSnapshots
     /// <summary>For each of <paramref name="ids"/>, the facts valid at <paramref name="at"/> (none for one protected later).</summary>
     public static async Task<IReadOnlyList<ComplianceFacts>> ValidAtAsync(IQuerySession session, Guid[] ids, DateTimeOffset at, CancellationToken ct)
     {
-        var table = Table(session);
-        var rows = await session.AdvancedSql.QueryAsync<string>(
-            $"""
-            select s.facts::text from unnest(?) as d(id)
-            cross join lateral (
-                select facts from {table}
-                where data_source_id = d.id and valid_from <= ?
-                order by valid_from desc, sequence desc limit 1) s
-            """, ct, ids, at.ToUniversalTime());
+        var rows = await session.AdvancedSql.QueryAsync<string>(ValidAtSql(session, "facts", "s.facts::text"), ct, ids, at.ToUniversalTime());
         return [.. rows.Select(r => JsonSerializer.Deserialize<ComplianceFacts>(r, ComplianceProjection.Json)!)];
     }
+
+    /// <summary>
+    /// The query for the row valid at an instant of each data source (parameters: the ids, the instant): one backward probe of the
+    /// primary key each. <paramref name="columns"/> are what the probe reads of the row (<c>sequence</c> alone stays in the index),
+    /// <paramref name="select"/> what each result row is, of <c>d.id</c> and <c>s.</c> those columns.
+    /// </summary>
+    internal static string ValidAtSql(IQuerySession session, string columns, string select) =>
+        $"""
+        select {select} from unnest(?) as d(id)
+        cross join lateral (
+            select {columns} from {Table(session)}
+            where data_source_id = d.id and valid_from <= ?
+            order by valid_from desc, sequence desc limit 1) s
+        """;
 
     /// <summary>
     /// Per data source protected before <paramref name="to"/>: the facts at <paramref name="from"/>, the protection, policy and

@@ -1,4 +1,3 @@
-using System.Text;
 using Backup.Commands.Cataloguing;
 using Backup.Projections.Auditing;
 using Backup.Projections.RecoveryPoints;
@@ -58,26 +57,15 @@ public static class ItemCursor
 {
     private const string Prefix = "item:";
 
-    public static string Encode(string path, Guid dataSourceId) =>
-        Convert.ToBase64String(Encoding.UTF8.GetBytes($"{Prefix}{dataSourceId:N}{path}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    public static string Encode(string path, Guid dataSourceId) => CursorText.Encode($"{Prefix}{dataSourceId:N}{path}");
 
     public static bool TryDecode(string cursor, out string path, out Guid dataSourceId)
     {
         path = "";
         dataSourceId = Guid.Empty;
-        try
-        {
-            var padded = cursor.Replace('-', '+').Replace('_', '/');
-            padded += new string('=', (4 - padded.Length % 4) % 4);
-            var text = Encoding.UTF8.GetString(Convert.FromBase64String(padded));
-            if (!text.StartsWith(Prefix, StringComparison.Ordinal) || text.Length < Prefix.Length + 33) return false;
-            path = text[(Prefix.Length + 32)..];
-            return Guid.TryParseExact(text.AsSpan(Prefix.Length, 32), "N", out dataSourceId) && path.StartsWith('/');
-        }
-        catch (FormatException)
-        {
-            return false;
-        }
+        if (!CursorText.TryDecode(cursor, Prefix, out var position) || position.Length < 33) return false;
+        path = position[32..];
+        return Guid.TryParseExact(position.AsSpan(0, 32), "N", out dataSourceId) && path.StartsWith('/');
     }
 }
 

@@ -280,23 +280,12 @@ public sealed class SequenceCursor(string prefix)
     /// <summary>Jobs, by the sequence of the event that opened each.</summary>
     public static readonly SequenceCursor Jobs = new("job:");
 
-    public string Encode(long sequence) =>
-        Convert.ToBase64String(System.Text.Encoding.ASCII.GetBytes($"{prefix}{sequence}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    public string Encode(long sequence) => CursorText.Encode($"{prefix}{sequence}");
 
     public bool TryDecode(string cursor, out long sequence)
     {
         sequence = 0;
-        try
-        {
-            var padded = cursor.Replace('-', '+').Replace('_', '/');
-            padded += new string('=', (4 - padded.Length % 4) % 4);
-            var text = System.Text.Encoding.ASCII.GetString(Convert.FromBase64String(padded));
-            return text.StartsWith(prefix, StringComparison.Ordinal) && long.TryParse(text.AsSpan(prefix.Length), out sequence) && sequence > 0;
-        }
-        catch (FormatException)
-        {
-            return false;
-        }
+        return CursorText.TryDecode(cursor, prefix, out var position) && long.TryParse(position, out sequence) && sequence > 0;
     }
 }
 

@@ -36,8 +36,9 @@ public sealed class AlertMonitor(IServiceProvider services, TimeProvider clock, 
     public const string Actor = "worker:alerts";
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        PeriodicWork.RunLedAsync(new Leadership(services, "alert monitor", log), clock, options.Value.CheckInterval, (now, ct) => CheckAsync(now, ct), log,
-            "Checking alert conditions", stoppingToken);
+        PeriodicWork.RunAsync(clock, options.Value.CheckInterval, (now, ct) => CheckAsync(now, ct), log,
+            "Checking alert conditions", stoppingToken,
+            new Leadership(services, "alert monitor", log));
 
     /// <summary>Raises every alert whose condition holds at <paramref name="now"/> and resolves every active one whose condition cleared.</summary>
     /// <returns>What this monitor changed (not what another monitor changed first).</returns>

@@ -24,8 +24,9 @@ public sealed class AuditAnchorWorker(IServiceProvider services, VaultStore vaul
     private long _anchored;
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        PeriodicWork.RunLedAsync(new Leadership(services, "audit anchor", log), clock, options.Value.Interval, async (now, ct) => await AnchorAsync(now, ct), log,
-            "Anchoring the audit chain", stoppingToken);
+        PeriodicWork.RunAsync(clock, options.Value.Interval, async (now, ct) => await AnchorAsync(now, ct), log,
+            "Anchoring the audit chain", stoppingToken,
+            new Leadership(services, "audit anchor", log));
 
     /// <summary>Writes the current head when it is newer than the last one this worker wrote; returns it, or null.</summary>
     public async Task<AuditAnchor?> AnchorAsync(DateTimeOffset now, CancellationToken ct)

@@ -38,8 +38,9 @@ public sealed class PackCollector(
     private static readonly CommandMetadata Worker = new() { Actor = "worker:pack-collector" };
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        PeriodicWork.RunLedAsync(new Leadership(services, "pack collector", log), clock, options.Value.Interval, async (now, ct) => await CollectAsync(now, ct), log,
-            "Collecting unreferenced packs", stoppingToken);
+        PeriodicWork.RunAsync(clock, options.Value.Interval, async (now, ct) => await CollectAsync(now, ct), log,
+            "Collecting unreferenced packs", stoppingToken,
+            new Leadership(services, "pack collector", log));
 
     /// <summary>One round: delete what earlier rounds condemned and may now go, condemn what is unreferenced now, clean the vault.</summary>
     public async Task<CollectionRound> CollectAsync(DateTimeOffset now, CancellationToken ct)

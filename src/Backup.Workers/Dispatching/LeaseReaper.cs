@@ -18,8 +18,9 @@ public sealed class LeaseReaper(IDocumentStore store, TimeProvider clock, IOptio
     private static readonly CommandMetadata Worker = new() { Actor = "worker:lease-reaper" };
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        PeriodicWork.RunLedAsync(new Leadership(() => store, "lease reaper", log), clock, options.Value.ReaperInterval, (now, ct) => ReapAsync(now, ct), log,
-            "Looking for expired job leases", stoppingToken);
+        PeriodicWork.RunAsync(clock, options.Value.ReaperInterval, (now, ct) => ReapAsync(now, ct), log,
+            "Looking for expired job leases", stoppingToken,
+            new Leadership(() => store, "lease reaper", log));
 
     /// <summary>Expires every lease that ran out before <paramref name="now"/>; returns how many this reaper expired.</summary>
     public async Task<int> ReapAsync(DateTimeOffset now, CancellationToken ct)

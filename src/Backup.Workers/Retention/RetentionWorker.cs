@@ -25,8 +25,9 @@ public sealed class RetentionWorker(IServiceProvider services, TimeProvider cloc
     private static readonly CommandMetadata Worker = new() { Actor = "worker:retention" };
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        PeriodicWork.RunLedAsync(new Leadership(services, "retention", log), clock, options.Value.Interval, (now, ct) => ExpireAsync(now, ct), log,
-            "Applying retention", stoppingToken);
+        PeriodicWork.RunAsync(clock, options.Value.Interval, (now, ct) => ExpireAsync(now, ct), log,
+            "Applying retention", stoppingToken,
+            new Leadership(services, "retention", log));
 
     /// <summary>Expires what the policies no longer keep at <paramref name="now"/>; returns what this worker expired.</summary>
     public async Task<IReadOnlyList<Expiry>> ExpireAsync(DateTimeOffset now, CancellationToken ct)

@@ -19,8 +19,9 @@ public sealed class OnlineScheduler(
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         // As in the short-term scheduler: a failed tick leaves the mark where it was, and the next one covers the same instants.
-        PeriodicWork.RunLedAsync(new Leadership(services, "online scheduler", log), clock, options.Value.TickInterval, (now, ct) => TickAsync(now, ct), log,
-            "Online scheduling tick", stoppingToken);
+        PeriodicWork.RunAsync(clock, options.Value.TickInterval, (now, ct) => TickAsync(now, ct), log,
+            "Online scheduling tick", stoppingToken,
+            new Leadership(services, "online scheduler", log));
 
     /// <summary>Appends every online backup due after the previous tick (or <c>now - lookback</c>) up to and including <paramref name="now"/>.</summary>
     /// <returns>The due ids this call started (not those another worker started first).</returns>
