@@ -28,13 +28,17 @@ public sealed class ServerClient(HttpClient http)
         return await response.Content.ReadFromJsonAsync<AgentJob>(ct);
     }
 
-    public async Task<PackStored> UploadPackAsync(Guid agentId, Guid recoveryPointId, string packId, string file, CancellationToken ct)
+    /// <summary>Where a backup's or a synchronisation's packs and commit go: <c>recovery-points/{id}</c> or <c>syncs/{id}</c>.</summary>
+    public static string JobPath(AgentJob job) =>
+        job.Kind == AgentJobKind.Synchronisation ? $"syncs/{job.JobId}" : $"recovery-points/{job.RecoveryPointId}";
+
+    public async Task<PackStored> UploadPackAsync(Guid agentId, string jobPath, string packId, string file, CancellationToken ct)
     {
         await using var stream = File.OpenRead(file);
         using var content = new StreamContent(stream, 1 << 18);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
         content.Headers.ContentLength = stream.Length;
-        using var response = await http.PutAsync($"api/agents/{agentId}/recovery-points/{recoveryPointId}/packs/{packId}", content, ct);
+        using var response = await http.PutAsync($"api/agents/{agentId}/{jobPath}/packs/{packId}", content, ct);
         await EnsureSuccessAsync(response, $"upload pack {packId}", ct);
         return (await response.Content.ReadFromJsonAsync<PackStored>(ct))!;
     }
@@ -45,13 +49,13 @@ public sealed class ServerClient(HttpClient http)
     /// than built as a string and a serialized copy of it (tens of bytes per chunk, twice, in pooled arrays that outlive the job).
     /// </summary>
     public async Task CompleteBackupAsync(
-        Guid agentId, Guid recoveryPointId, IReadOnlyList<string> tree, IReadOnlyCollection<ChunkId> chunks, int files, int directories,
+        Guid agentId, string jobPath, IReadOnlyList<string> tree, IReadOnlyCollection<ChunkId> chunks, int files, int directories,
         long bytesRead, IReadOnlyList<SkippedItem>? skipped, IReadOnlyList<TreeEntry> items, CancellationToken ct)
     {
         using var content = new CompleteBackupContent(tree, chunks, files, directories, bytesRead, skipped, items);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
-        using var response = await http.PostAsync($"api/agents/{agentId}/recovery-points/{recoveryPointId}/complete", content, ct);
-        await EnsureSuccessAsync(response, "commit the recovery point", ct);
+        using var response = await http.PostAsync($"api/agents/{agentId}/{jobPath}/complete", content, ct);
+        await EnsureSuccessAsync(response, "commit the backup", ct);
     }
 
     private sealed class CompleteBackupContent(
@@ -157,9 +161,9 @@ public sealed class ServerClient(HttpClient http)
         await EnsureSuccessAsync(response, "release the job", ct);
     }
 
-    public async Task FailBackupAsync(Guid agentId, Guid recoveryPointId, string reason, CancellationToken ct)
+    public async Task FailBackupAsync(Guid agentId, string jobPath, string reason, CancellationToken ct)
     {
-        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/recovery-points/{recoveryPointId}/fail", new FailJobRequest(reason), ct);
+        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/{jobPath}/fail", new FailJobRequest(reason), ct);
         await EnsureSuccessAsync(response, "report the failed backup", ct);
     }
 

@@ -72,5 +72,10 @@ public static class BackupEvents
         events.MapEventType<DataSourceRemovedFromGroup>("data_source_removed_from_group.v1");
         events.MapEventType<RecoveryPointDeleted>("recovery_point_deleted.v1");
         events.MapEventType<Cataloguing.ItemsCatalogued>("items_catalogued.v1");
+        events.MapEventType<Synchronising.SyncRequested>("sync_requested.v1");
+        events.MapEventType<Synchronising.SyncStarted>("sync_started.v1");
+        events.MapEventType<Synchronising.SyncPackWrittenToDisk>("sync_pack_written_to_disk.v1");
+        events.MapEventType<Synchronising.ReplicaSynchronised>("replica_synchronised.v1");
+        events.MapEventType<Synchronising.SyncFailed>("sync_failed.v1");
     }
 }

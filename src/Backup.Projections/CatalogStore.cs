@@ -55,6 +55,7 @@ public static class CatalogStore
         opts.Projections.Add<RecentSecurityPinProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<AlertViewProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add<Backup.Commands.CollectingGarbage.RecoveryPointPacksProjection>(ProjectionLifecycle.Inline);
+        opts.Projections.Add<Backup.Commands.CollectingGarbage.SyncPacksProjection>(ProjectionLifecycle.Inline);
         opts.Projections.Add(new ItemCatalogProjection(schema), ProjectionLifecycle.Inline, ItemCatalogProjection.Name, o =>
         {
             o.DeleteDataInTableOnTeardown($"{schema}.{ItemCatalog.VersionsTable}");

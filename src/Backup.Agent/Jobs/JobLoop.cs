@@ -69,7 +69,7 @@ public sealed class JobLoop(
     {
         switch (job.Kind)
         {
-            case AgentJobKind.Backup:
+            case AgentJobKind.Backup or AgentJobKind.Synchronisation:
                 await WithLeaseAsync(agentId, job, scratch, (jobScratch, ct) => RunBackupAsync(agentId, job, jobScratch, ct), stoppingToken);
                 break;
             case AgentJobKind.Restore:
@@ -227,10 +227,17 @@ public sealed class JobLoop(
         }
     }
 
+    /// <summary>
+    /// A backup, or a synchronisation: the same walk, read, chunk, seal and upload, and the metadata cache refreshed; a
+    /// backup's commit creates the recovery point, a synchronisation's only records what the server now holds (its packs are
+    /// kept for the next recovery point, which then has only the changes since to read and send).
+    /// </summary>
     private async Task RunBackupAsync(Guid agentId, AgentJob job, string scratch, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
-        log.LogInformation("Backup {RecoveryPointId} of {Path} started", job.RecoveryPointId, job.Path);
+        var what = job.Kind == AgentJobKind.Synchronisation ? "Synchronisation" : "Backup";
+        var jobPath = ServerClient.JobPath(job);
+        log.LogInformation("{What} {JobId} of {Path} started", what, job.JobId, job.Path);
         try
         {
             // A pattern this agent cannot honour fails the job before anything is read, rather than backing up too much or too little.
@@ -240,10 +247,10 @@ public sealed class JobLoop(
             var known = await server.KnownChunksAsync(agentId, ct);
             var indexTime = clock.Elapsed;
             var cache = MetadataCache.Load(MetadataCache.PathFor(options.Value.StateDirectory, job.Path), out var cacheProblem);
-            if (cacheProblem is not null) log.LogWarning("Backup {RecoveryPointId}: {Problem}", job.RecoveryPointId, cacheProblem);
+            if (cacheProblem is not null) log.LogWarning("{What} {JobId}: {Problem}", what, job.JobId, cacheProblem);
             await using var pipeline = new ChunkPipeline(keys, known, scratch, options.Value.PackTargetBytes, async (file, packId, chunks, token) =>
             {
-                var stored = await server.UploadPackAsync(agentId, job.RecoveryPointId, packId, file, token);
+                var stored = await server.UploadPackAsync(agentId, jobPath, packId, file, token);
                 log.LogInformation("Pack {PackId} stored ({Chunks} chunks, {Bytes} bytes{Note})", packId[..12], chunks, stored.Bytes, stored.AlreadyPresent ? ", already on the server" : "");
             }, options.Value.SealingThreads, ct);
             var lastReport = Stopwatch.StartNew();
@@ -251,31 +258,32 @@ public sealed class JobLoop(
             {
                 if (lastReport.Elapsed < TimeSpan.FromSeconds(2)) return;
                 lastReport.Restart();
-                log.LogInformation("Backup {RecoveryPointId}: {Files} files, {MiB:F1} MiB", job.RecoveryPointId, files, bytes / 1048576.0);
+                log.LogInformation("{What} {JobId}: {Files} files, {MiB:F1} MiB", what, job.JobId, files, bytes / 1048576.0);
             }, ct);
             var archiveTime = clock.Elapsed;
-            await server.CompleteBackupAsync(agentId, job.RecoveryPointId, result.TreeChunks.Select(c => c.ToString()).ToList(), result.Referenced,
-                result.Files, result.Directories, result.BytesRead, result.Tree.Skipped, result.Tree.Entries, ct);
+            await server.CompleteBackupAsync(agentId, jobPath, result.TreeChunks.Select(c => c.ToString()).ToList(), result.Referenced,
+                result.Files, result.Directories, result.BytesRead, result.Tree.Skipped,
+                job.Kind == AgentJobKind.Synchronisation ? [] : result.Tree.Entries, ct); // a synchronisation adds nothing to the item catalog
             var commitTime = clock.Elapsed;
             cache.Save();
-            log.LogInformation("Backup {RecoveryPointId} phases: key {Key:F2} s, {Known} known chunk ids {Index:F2} s, walk/read/upload {Archive:F2} s, commit {Commit:F2} s",
-                job.RecoveryPointId, keyTime.TotalSeconds, known.Count, (indexTime - keyTime).TotalSeconds, (archiveTime - indexTime).TotalSeconds,
+            log.LogInformation("{What} {JobId} phases: key {Key:F2} s, {Known} known chunk ids {Index:F2} s, walk/read/upload {Archive:F2} s, commit {Commit:F2} s",
+                what, job.JobId, keyTime.TotalSeconds, known.Count, (indexTime - keyTime).TotalSeconds, (archiveTime - indexTime).TotalSeconds,
                 (commitTime - archiveTime).TotalSeconds);
             var p = result.Pipeline;
             log.LogInformation(
-                "Backup {RecoveryPointId} done in {Seconds:F2} s: {Files} files ({Cached} unchanged, not read), {Dirs} directories, {MiB:F1} MiB, "
+                "{What} {JobId} done in {Seconds:F2} s: {Files} files ({Cached} unchanged, not read), {Dirs} directories, {MiB:F1} MiB, "
                 + "{ScannedMiB:F1} MiB read, {NewChunks}/{Chunks} chunks new ({NewMiB:F1} MiB, {SealedMiB:F1} MiB after compression) in {Packs} packs, {Skipped} skipped",
-                job.RecoveryPointId, clock.Elapsed.TotalSeconds, result.Files, result.FilesFromCache, result.Directories, result.BytesRead / 1048576.0,
+                what, job.JobId, clock.Elapsed.TotalSeconds, result.Files, result.FilesFromCache, result.Directories, result.BytesRead / 1048576.0,
                 result.BytesScanned / 1048576.0, p.ChunksNew, p.ChunksSeen, p.PlainBytesNew / 1048576.0, p.SealedBytesNew / 1048576.0, p.Packs,
                 result.Tree.Skipped?.Count ?? 0);
-            log.LogInformation("Backup {RecoveryPointId} stage waits: reader for sealers {Reader:F2} s, sealers for uploaders {Sealers:F2} s; uploads took {Upload:F2} s",
-                job.RecoveryPointId, p.Waits.ReaderWaitedForSealers, p.Waits.SealersWaitedForUploaders, p.Waits.UploadSeconds);
+            log.LogInformation("{What} {JobId} stage waits: reader for sealers {Reader:F2} s, sealers for uploaders {Sealers:F2} s; uploads took {Upload:F2} s",
+                what, job.JobId, p.Waits.ReaderWaitedForSealers, p.Waits.SealersWaitedForUploaders, p.Waits.UploadSeconds);
         }
         catch (Exception e) when (e is not OperationCanceledException && !ct.IsCancellationRequested)
         {
             if (!await StillOursAsync(agentId, job.JobId, e, ct)) return;
-            log.LogError(e, "Backup {RecoveryPointId} failed", job.RecoveryPointId);
-            await ReportAsync(() => server.FailBackupAsync(agentId, job.RecoveryPointId, e.Message, ct));
+            log.LogError(e, "{What} {JobId} failed", what, job.JobId);
+            await ReportAsync(() => server.FailBackupAsync(agentId, jobPath, e.Message, ct));
         }
     }
 

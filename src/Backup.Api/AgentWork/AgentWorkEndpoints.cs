@@ -48,6 +48,14 @@ public static class AgentWorkEndpoints
             .WithSummary("Commit a finished backup (tree chunks, referenced chunks, totals); the recovery point is created")
             .WithDescription("422 when a referenced chunk is not stored on the server; nothing is committed then.");
         work.MapPost("/recovery-points/{recoveryPointId:guid}/fail", FailBackup).WithSummary("Report a backup that could not be taken");
+        work.MapPut("/syncs/{syncId:guid}/packs/{packId}", PutSyncPack)
+            .WithSummary("Upload one pack of a running synchronisation into the server's disk store")
+            .WithDescription("As a backup's pack: a version 2 pack whose SHA-256 equals packId (422 otherwise, nothing kept); its chunks join the server's index.");
+        work.MapPost("/syncs/{syncId:guid}/complete", CompleteSync)
+            .WithSummary("End a synchronisation: the server's copy of the data source now holds every chunk listed (no recovery point)")
+            .WithDescription("The body is a backup's commit (tree, chunks, totals; items are ignored). 422 when a referenced chunk is not stored "
+                + "on the server; nothing is recorded then. The packs it references are kept until a recovery point taken after it exists.");
+        work.MapPost("/syncs/{syncId:guid}/fail", FailSync).WithSummary("Report a synchronisation that could not be finished");
         work.MapGet("/restores/{restoreId:guid}/manifest", RestoreManifest).WithSummary("Read the manifest of the recovery point being restored");
         work.MapGet("/restores/{restoreId:guid}/index", RestoreIndex).WithSummary("Where each chunk of the recovery point being restored is stored");
         work.MapGet("/restores/{restoreId:guid}/packs/{packId}", RestorePack).WithSummary("Read one pack of the recovery point being restored");
@@ -61,7 +69,12 @@ public static class AgentWorkEndpoints
     {
         var job = await m.Send(new ClaimNextJob(user.RequireSelf(agentId)), ct);
         if (job is null) return TypedResults.NoContent();
-        var kind = job.Kind == QueuedJobKind.Backup ? AgentJobKind.Backup : AgentJobKind.Restore;
+        var kind = job.Kind switch
+        {
+            QueuedJobKind.Backup => AgentJobKind.Backup,
+            QueuedJobKind.Synchronisation => AgentJobKind.Synchronisation,
+            _ => AgentJobKind.Restore,
+        };
         return TypedResults.Ok(new AgentJob(job.Id, kind, job.RecoveryPointId, job.Path, job.Paths, (ExistingItems)(int)job.IfExists,
             (int)leases.Value.Duration.TotalSeconds, job.Include, job.Exclude));
     }
@@ -110,13 +123,21 @@ public static class AgentWorkEndpoints
         await http.Response.Body.WriteAsync(buffer.AsMemory(0, used), ct);
     }
 
-    private static async Task<Ok<PackStored>> PutPack(
-        Guid agentId, Guid recoveryPointId, string packId, HttpContext http, IMediator m, DiskStore disk,
+    private static Task<Ok<PackStored>> PutPack(
+        Guid agentId, Guid recoveryPointId, string packId, HttpContext http, IMediator m, DiskStore disk, IOptions<ServerOptions> options, CancellationToken ct) =>
+        StorePackAsync(agentId, recoveryPointId, PackingJob.Backup, packId, http, m, disk, options, ct);
+
+    private static Task<Ok<PackStored>> PutSyncPack(
+        Guid agentId, Guid syncId, string packId, HttpContext http, IMediator m, DiskStore disk, IOptions<ServerOptions> options, CancellationToken ct) =>
+        StorePackAsync(agentId, syncId, PackingJob.Synchronisation, packId, http, m, disk, options, ct);
+
+    private static async Task<Ok<PackStored>> StorePackAsync(
+        Guid agentId, Guid jobId, PackingJob kind, string packId, HttpContext http, IMediator m, DiskStore disk,
         IOptions<ServerOptions> options, CancellationToken ct)
     {
         if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = options.Value.MaxPackBytes;
         PackStored? stored = null;
-        await m.Send(new WritePackToDisk(http.User.RequireSelf(agentId), recoveryPointId, packId, async token =>
+        await m.Send(new WritePackToDisk(http.User.RequireSelf(agentId), jobId, packId, async token =>
         {
             var (result, entries) = await disk.PutPackAsync(packId, http.Request.Body, options.Value.MaxPackBytes, token);
             stored = result;
@@ -124,7 +145,7 @@ public static class AgentWorkEndpoints
             {
                 Id = e.Id.ToString(), PackId = packId, Offset = e.Offset, Length = e.Length, PlainLength = e.PlainLength,
             }).ToList());
-        }), ct);
+        }, kind), ct);
         return TypedResults.Ok(stored!);
     }
 
@@ -132,22 +153,7 @@ public static class AgentWorkEndpoints
         Guid agentId, Guid recoveryPointId, CompleteBackupRequest request, ClaimsPrincipal user, IMediator m, DiskStore disk, CancellationToken ct)
     {
         user.RequireSelf(agentId);
-        var tree = request.Tree ?? [];
-        if (tree.Count == 0 || tree.Any(t => !ChunkId.TryParse(t, out _)))
-            throw new InvalidDataException("'tree' must list the chunk ids (64 lowercase hex) of the recovery point's tree.");
-        byte[] raw;
-        try
-        {
-            raw = Convert.FromBase64String(request.Chunks ?? "");
-        }
-        catch (FormatException)
-        {
-            throw new InvalidDataException("'chunks' must be base64 of 32-byte chunk ids.");
-        }
-        if (raw.Length % ChunkId.Size != 0) throw new InvalidDataException("'chunks' must be base64 of 32-byte chunk ids.");
-        var ids = new HashSet<string>(tree, StringComparer.Ordinal);
-        for (var i = 0; i < raw.Length; i += ChunkId.Size) ids.Add(Convert.ToHexStringLower(raw, i, ChunkId.Size));
-
+        var (tree, ids) = ReferencedChunks(request);
         if (request.Items?.Any(i => i is null) == true)
             throw new FluentValidation.ValidationException([new FluentValidation.Results.ValidationFailure("Items", "'items' must not hold null entries.")]);
         var items = request.Items?.Select(i => new Commands.Cataloguing.CataloguedItem(i.Path, i.Kind, i.Size, i.ModifiedAt)).ToList();
@@ -164,6 +170,49 @@ public static class AgentWorkEndpoints
                 await disk.PutManifestAsync(recoveryPointId, bytes, token);
                 return new StoredManifest(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)), packs.Sum(disk.PackLength) + bytes.Length);
             }, items), ct);
+        return TypedResults.NoContent();
+    }
+
+    /// <summary>The tree's chunk ids and every chunk id a commit references (tree and files), or a 400 naming the field.</summary>
+    private static (IReadOnlyList<string> Tree, HashSet<string> All) ReferencedChunks(CompleteBackupRequest request)
+    {
+        var tree = request.Tree ?? [];
+        if (tree.Count == 0 || tree.Any(t => !ChunkId.TryParse(t, out _)))
+            throw new InvalidDataException("'tree' must list the chunk ids (64 lowercase hex) of the backed-up tree.");
+        byte[] raw;
+        try
+        {
+            raw = Convert.FromBase64String(request.Chunks ?? "");
+        }
+        catch (FormatException)
+        {
+            throw new InvalidDataException("'chunks' must be base64 of 32-byte chunk ids.");
+        }
+        if (raw.Length % ChunkId.Size != 0) throw new InvalidDataException("'chunks' must be base64 of 32-byte chunk ids.");
+        var ids = new HashSet<string>(tree, StringComparer.Ordinal);
+        for (var i = 0; i < raw.Length; i += ChunkId.Size) ids.Add(Convert.ToHexStringLower(raw, i, ChunkId.Size));
+        return (tree, ids);
+    }
+
+    private static async Task<NoContent> CompleteSync(
+        Guid agentId, Guid syncId, CompleteBackupRequest request, ClaimsPrincipal user, IMediator m, DiskStore disk, CancellationToken ct)
+    {
+        user.RequireSelf(agentId);
+        var (_, ids) = ReferencedChunks(request);
+        await m.Send(new Commands.Synchronising.CompleteSync(
+            agentId, syncId, request.Files, request.Directories, request.Skipped?.Count ?? 0, request.BytesRead, ids, packs =>
+            {
+                var missing = packs.Where(p => !disk.HasPack(p)).ToList();
+                if (missing.Count > 0)
+                    throw new InvalidDataException($"{missing.Count} pack(s) holding the synchronised chunks are not on the server's disk, e.g. {missing[0]}.");
+                return packs.Sum(disk.PackLength);
+            }), ct);
+        return TypedResults.NoContent();
+    }
+
+    private static async Task<NoContent> FailSync(Guid agentId, Guid syncId, FailJobRequest request, ClaimsPrincipal user, IMediator m, CancellationToken ct)
+    {
+        await m.Send(new Commands.Synchronising.FailSync(user.RequireSelf(agentId), syncId, request.Reason ?? ""), ct);
         return TypedResults.NoContent();
     }
 

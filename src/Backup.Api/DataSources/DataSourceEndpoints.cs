@@ -24,6 +24,12 @@ public static class DataSourceEndpoints
             .WithSummary("Create a recovery point now")
             .WithDescription("Queues a backup for the data source's agent; returns the id of the recovery point it will create. 409 once the data source is removed.")
             .RequireAuthorization(AccessPolicies.Operate);
+        sources.MapPost("/{dataSourceId:guid}/synchronisations", RequestSync)
+            .WithSummary("Synchronise now: bring the server's copy of the data source up to date without creating a recovery point")
+            .WithDescription("Queues a synchronisation for the data source's agent (what a policy's sync-only slots do); its new data lands on the "
+                + "server's disk and the next recovery point has only the changes since to send. Returns the job's id (GET /api/jobs/{id}). "
+                + "404 unknown data source; 409 once it is removed.")
+            .RequireAuthorization(AccessPolicies.Operate);
         sources.MapPut("/{dataSourceId:guid}/filters", SetFilters)
             .WithSummary("Replace the data source's include and exclude patterns")
             .WithDescription("Glob patterns relative to the folder, at most 64 per list and 256 characters each: '*' and '?' within a name, '**' for any " +
@@ -56,6 +62,12 @@ public static class DataSourceEndpoints
     {
         var id = await m.Send(new Commands.TakingRecoveryPoints.RequestBackup(dataSourceId, http.User.Actor()), ct);
         return TypedResults.Accepted($"/api/recovery-points/{id}", new IdResponse(id));
+    }
+
+    private static async Task<Accepted<IdResponse>> RequestSync(Guid dataSourceId, HttpContext http, IMediator m, CancellationToken ct)
+    {
+        var id = await m.Send(new Commands.Synchronising.RequestSync(dataSourceId, http.User.Actor()), ct);
+        return TypedResults.Accepted($"/api/jobs/{id}", new IdResponse(id));
     }
 
     private static async Task<IResult> SetFilters(Guid dataSourceId, DataSourceFiltersRequest request, HttpContext http, IMediator m, CancellationToken ct)

@@ -11,10 +11,10 @@ public static class JobEndpoints
     {
         var jobs = app.MapGroup("/api/jobs").WithTags("Jobs").RequireAuthorization(AccessPolicies.Read);
         jobs.MapGet("/", List)
-            .WithSummary("Job history, newest first: backups, vault copies, restores, consistency checks and retention expiries")
-            .WithDescription("Each job with its state (Requested, Running, Succeeded, Failed), recovery point, data source, group and agent, "
-                + "requested / started / finished times, duration, bytes and failure reason. Filters: kind (Backup, VaultCopy, Restore, "
-                + "ConsistencyCheck, Retention), state, dataSourceId, groupId, agentId, from (inclusive) / to (exclusive) on the request time. "
+            .WithSummary("Job history, newest first: backups, synchronisations, vault copies, restores, consistency checks and retention expiries")
+            .WithDescription("Each job with its state (Requested, Running, Succeeded, Failed), recovery point (none for a synchronisation), data source, group and agent, "
+                + "requested / started / finished times, duration, bytes and failure reason. Filters: kind (Backup, Synchronisation, VaultCopy, "
+                + "Restore, ConsistencyCheck, Retention), state, dataSourceId, groupId, agentId, from (inclusive) / to (exclusive) on the request time. "
                 + "limit 1–500 (default 50); pass the returned nextAfter as after for the next page. Bad values are a 400 naming the parameter.")
             .ProducesValidationProblem();
         jobs.MapGet("/{jobId:guid}", Get).WithETag()

@@ -20,6 +20,9 @@ public sealed class RecoveryPointPacks
 
     /// <summary>Packs the created recovery point references (its manifest's list).</summary>
     public List<string> Packs { get; set; } = [];
+
+    /// <summary>When the recovery point was created (null on documents projected before this was recorded).</summary>
+    public DateTimeOffset? CreatedAt { get; set; }
     public bool ExpiredOnDisk { get; set; }
     public bool ExpiredInVault { get; set; }
     public bool InVault { get; set; }
@@ -70,6 +73,7 @@ public sealed partial class RecoveryPointPacksProjection : MultiStreamProjection
         p.Status = RecoveryPointStatus.Created;
         p.Packs = [.. e.PackIds];
         p.Written = [];
+        p.CreatedAt = e.CreatedAt;
     }
 
     public static void Apply(RecoveryPointFailed _, RecoveryPointPacks p)

@@ -1,5 +1,6 @@
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
+using Backup.Commands.Synchronising;
 using Marten.Events.Projections;
 
 namespace Backup.Commands.Dispatching;
@@ -8,6 +9,9 @@ public enum QueuedJobKind
 {
     Backup = 1,
     Restore = 2,
+
+    /// <summary>A synchronisation: the backup pipeline without a recovery point (see <see cref="Synchronisation"/>).</summary>
+    Synchronisation = 3,
 }
 
 public enum QueuedJobState
@@ -27,7 +31,11 @@ public sealed class QueuedJob
     public Guid AgentId { get; set; }
     public QueuedJobKind Kind { get; set; }
     public QueuedJobState State { get; set; }
+    /// <summary>Backups and restores: the recovery point; synchronisations: empty.</summary>
     public Guid RecoveryPointId { get; set; }
+
+    /// <summary>Backups and synchronisations: the data source (empty on backups queued before it was recorded).</summary>
+    public Guid DataSourceId { get; set; }
     public string Path { get; set; } = "";
     public DateTimeOffset QueuedAt { get; set; }
 
@@ -36,7 +44,7 @@ public sealed class QueuedJob
     public IfItemExists IfExists { get; set; }
 
     /// <summary>
-    /// Backups only: the data source's include and exclude patterns, filled in when the job is claimed (the patterns in force
+    /// Backups and synchronisations: the data source's include and exclude patterns, filled in when the job is claimed (the patterns in force
     /// when the backup starts, not when it was requested); not kept in the queue.
     /// </summary>
     public List<string>? Include { get; set; }
@@ -70,6 +78,10 @@ public sealed partial class AgentJobQueueProjection : MultiStreamProjection<Queu
         Identity<RestoreStarted>(e => e.RestoreId);
         Identity<RestoreCompleted>(e => e.RestoreId);
         Identity<RestoreFailed>(e => e.RestoreId);
+        Identity<SyncRequested>(e => e.SyncId);
+        Identity<SyncStarted>(e => e.SyncId);
+        Identity<ReplicaSynchronised>(e => e.SyncId);
+        Identity<SyncFailed>(e => e.SyncId);
         Identity<JobLeaseExpired>(e => e.JobId);
         Identity<JobRequeued>(e => e.JobId);
         Identity<JobReleased>(e => e.JobId);
@@ -78,7 +90,13 @@ public sealed partial class AgentJobQueueProjection : MultiStreamProjection<Queu
     public static QueuedJob Create(BackupRequested e) => new()
     {
         Id = e.RecoveryPointId, AgentId = e.AgentId, Kind = QueuedJobKind.Backup, State = QueuedJobState.Queued,
-        RecoveryPointId = e.RecoveryPointId, Path = e.SourcePath, QueuedAt = e.RequestedAt,
+        RecoveryPointId = e.RecoveryPointId, DataSourceId = e.DataSourceId, Path = e.SourcePath, QueuedAt = e.RequestedAt,
+    };
+
+    public static QueuedJob Create(SyncRequested e) => new()
+    {
+        Id = e.SyncId, AgentId = e.AgentId, Kind = QueuedJobKind.Synchronisation, State = QueuedJobState.Queued,
+        DataSourceId = e.DataSourceId, Path = e.SourcePath, QueuedAt = e.RequestedAt,
     };
 
     public static QueuedJob Create(RestoreRequested e) => new()
@@ -94,6 +112,9 @@ public sealed partial class AgentJobQueueProjection : MultiStreamProjection<Queu
     public static void Apply(RestoreStarted e, QueuedJob job) => Started(job, e.StartedAt);
     public static void Apply(RestoreCompleted _, QueuedJob job) => job.State = QueuedJobState.Finished;
     public static void Apply(RestoreFailed _, QueuedJob job) => job.State = QueuedJobState.Finished;
+    public static void Apply(SyncStarted e, QueuedJob job) => Started(job, e.StartedAt);
+    public static void Apply(ReplicaSynchronised _, QueuedJob job) => job.State = QueuedJobState.Finished;
+    public static void Apply(SyncFailed _, QueuedJob job) => job.State = QueuedJobState.Finished;
 
     public static void Apply(JobLeaseExpired e, QueuedJob job)
     {

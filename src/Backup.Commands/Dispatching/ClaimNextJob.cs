@@ -3,6 +3,7 @@ using Backup.Commands.DataSources;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.RemovingDataSources;
 using Backup.Commands.Restores;
+using Backup.Commands.Synchronising;
 using Marten;
 using Marten.Patching;
 using Mediator;
@@ -47,17 +48,15 @@ public sealed class ClaimNextJobHandler(IDocumentStore store, TimeProvider clock
                 {
                     var (rp, version) = await session.LoadAsync<RecoveryPoint>(job.Id, RecoveryPoint.Next, ct);
                     if (rp?.Status != RecoveryPointStatus.Requested) continue;
-                    var (source, _) = await session.LoadAsync<DataSource>(rp.DataSourceId, DataSource.Next, ct);
-                    if (source?.Removed is not null)
-                    {
-                        // Requested just before its data source was removed (a scheduler working from a moment-old view): refused, with the reason.
-                        session.AppendExpected(job.Id, version, RecoveryPoint.Cancel(rp, RemoveDataSourceHandler.CancelledReason, now)!);
-                        await session.SaveChangesAsync(ct);
-                        continue;
-                    }
-                    job.Include = source is null ? null : [.. source.Include];
-                    job.Exclude = source is null ? null : [.. source.Exclude];
-                    session.AppendExpected(job.Id, version, RecoveryPoint.Start(rp, job.Id, command.AgentId, now));
+                    if (!await ClaimOfSourceAsync(session, job, rp.DataSourceId, version,
+                            reason => RecoveryPoint.Cancel(rp, reason, now)!, () => RecoveryPoint.Start(rp, job.Id, command.AgentId, now), ct)) continue;
+                }
+                else if (job.Kind == QueuedJobKind.Synchronisation)
+                {
+                    var (sync, version) = await session.LoadAsync<Synchronisation>(job.Id, Synchronisation.Next, ct);
+                    if (sync?.Status != SyncStatus.Requested) continue;
+                    if (!await ClaimOfSourceAsync(session, job, sync.DataSourceId, version,
+                            reason => Synchronisation.Cancel(sync, reason, now)!, () => Synchronisation.Start(sync, job.Id, command.AgentId, now), ct)) continue;
                 }
                 else
                 {
@@ -81,5 +80,26 @@ public sealed class ClaimNextJobHandler(IDocumentStore store, TimeProvider clock
             }
         }
         return null;
+    }
+
+    /// <summary>
+    /// A backup or synchronisation reads its data source: one requested just before the source was removed (a scheduler
+    /// working from a moment-old view) is refused with the reason and false is returned; otherwise the job gets the patterns
+    /// in force now and its start is appended.
+    /// </summary>
+    private static async Task<bool> ClaimOfSourceAsync(
+        IDocumentSession session, QueuedJob job, Guid dataSourceId, long version, Func<string, object> cancel, Func<object> start, CancellationToken ct)
+    {
+        var (source, _) = await session.LoadAsync<DataSource>(dataSourceId, DataSource.Next, ct);
+        if (source?.Removed is not null)
+        {
+            session.AppendExpected(job.Id, version, cancel(RemoveDataSourceHandler.CancelledReason));
+            await session.SaveChangesAsync(ct);
+            return false;
+        }
+        job.Include = source is null ? null : [.. source.Include];
+        job.Exclude = source is null ? null : [.. source.Exclude];
+        session.AppendExpected(job.Id, version, start());
+        return true;
     }
 }

@@ -1,6 +1,7 @@
 using Backup.Commands.Common;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
+using Backup.Commands.Synchronising;
 using FluentValidation;
 using Marten;
 using Mediator;
@@ -43,6 +44,11 @@ public sealed class ReleaseJobHandler(IDocumentStore store, TimeProvider clock, 
             {
                 var (rp, version) = await session.LoadAsync<RecoveryPoint>(c.JobId, RecoveryPoint.Next, ct);
                 session.AppendExpected(c.JobId, version, RecoveryPoint.Release(rp, c.JobId, c.AgentId, reason, now));
+            }
+            else if (job.Kind == QueuedJobKind.Synchronisation)
+            {
+                var (sync, version) = await session.LoadAsync<Synchronisation>(c.JobId, Synchronisation.Next, ct);
+                session.AppendExpected(c.JobId, version, Synchronisation.Release(sync, c.JobId, c.AgentId, reason, now));
             }
             else
             {

@@ -1,6 +1,7 @@
 using Backup.Commands.Common;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
+using Backup.Commands.Synchronising;
 using Marten;
 using Marten.Patching;
 using Mediator;
@@ -25,6 +26,8 @@ public sealed class RenewJobLeaseHandler(IDocumentSession session, TimeProvider 
         var job = await session.LoadAsync<QueuedJob>(c.JobId, ct) ?? throw new NotFoundException("Job", c.JobId);
         if (job.Kind == QueuedJobKind.Backup)
             RecoveryPoint.RenewLease((await session.LoadAsync<RecoveryPoint>(c.JobId, RecoveryPoint.Next, ct)).State, c.JobId, c.AgentId);
+        else if (job.Kind == QueuedJobKind.Synchronisation)
+            Synchronisation.RenewLease((await session.LoadAsync<Synchronisation>(c.JobId, Synchronisation.Next, ct)).State, c.JobId, c.AgentId);
         else
             Restore.RenewLease((await session.LoadAsync<Restore>(c.JobId, Restore.Next, ct)).State, c.JobId, c.AgentId);
 

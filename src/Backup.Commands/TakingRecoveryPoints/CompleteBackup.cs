@@ -53,8 +53,6 @@ public sealed class CompleteBackupValidator : AbstractValidator<CompleteBackup>
 
 public sealed class CompleteBackupHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<CompleteBackup>
 {
-    private const int Batch = 5_000;
-
     public async ValueTask<Unit> Handle(CompleteBackup c, CancellationToken ct)
     {
         // Until this commit ends, garbage collection neither decides nor deletes: the packs resolved below stay on disk.
@@ -62,26 +60,7 @@ public sealed class CompleteBackupHandler(IDocumentSession session, TimeProvider
         var (rp, version) = await session.LoadAsync<RecoveryPoint>(c.RecoveryPointId, RecoveryPoint.Next, ct);
         RecoveryPoint.RenewLease(rp, c.RecoveryPointId, c.AgentId); // owned by this agent and running, before any work
 
-        var packs = new SortedSet<string>(StringComparer.Ordinal);
-        var missing = new List<string>();
-        foreach (var batch in c.ChunkIds.Distinct(StringComparer.Ordinal).Chunk(Batch))
-        {
-            var found = (await session.LoadManyAsync<StoredChunk>(ct, batch)).ToDictionary(s => s.Id, StringComparer.Ordinal);
-            foreach (var id in batch)
-            {
-                if (found.TryGetValue(id, out var chunk)) packs.Add(chunk.PackId);
-                else missing.Add(id);
-            }
-        }
-        if (missing.Count > 0)
-            throw new UnprocessableException($"{missing.Count} chunk(s) the backup references are not stored on the server, e.g. {missing[0]}; nothing was committed.");
-
-        var packIds = packs.ToList();
-        // A pack condemned by garbage collection that this recovery point needs is kept (it was not deleted yet: the
-        // collector deletes only under the exclusive lock).
-        foreach (var batch in packIds.Chunk(Batch))
-            foreach (var condemned in await session.LoadManyAsync<CondemnedPack>(ct, batch))
-                session.Delete(condemned);
+        var packIds = await ChunkIndex.PacksToKeepAsync(session, c.ChunkIds, "backup", ct);
         var stored = await c.PersistManifest(packIds, ct);
         var now = clock.GetUtcNow();
         var events = RecoveryPoint.Commit(rp, c.RecoveryPointId, c.AgentId, c.Files, c.Directories, c.Skipped, c.BytesRead,

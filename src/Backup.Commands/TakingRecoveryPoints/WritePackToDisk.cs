@@ -1,6 +1,7 @@
 using Backup.Commands.CollectingGarbage;
 using Backup.Commands.Common;
 using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Synchronising;
 using FluentValidation;
 using Marten;
 using Mediator;
@@ -10,12 +11,23 @@ namespace Backup.Commands.TakingRecoveryPoints;
 /// <summary>What landed on disk: the pack's length and the chunks it holds (from its trailer).</summary>
 public sealed record PackOnDisk(long Bytes, IReadOnlyList<StoredChunk> Chunks);
 
+/// <summary>The kind of job a pack upload belongs to.</summary>
+public enum PackingJob
+{
+    /// <summary>A backup: the job id is the recovery point's, the disk write is <see cref="PackWrittenToDisk"/>.</summary>
+    Backup = 1,
+
+    /// <summary>A synchronisation: the job id is the sync's, the disk write is <see cref="SyncPackWrittenToDisk"/>.</summary>
+    Synchronisation = 2,
+}
+
 /// <summary>
-/// An agent delivers one pack of a running backup. <see cref="Write"/> puts the bytes on the server's disk
-/// (verifying them) and returns what they hold; it runs only once the backup is known to be this agent's and running.
-/// The pack's chunks join the index in the same transaction as the <see cref="PackWrittenToDisk"/> event.
+/// An agent delivers one pack of a running backup or synchronisation (<see cref="JobId"/>, of kind <see cref="Job"/>).
+/// <see cref="Write"/> puts the bytes on the server's disk (verifying them) and returns what they hold; it runs only once
+/// the job is known to be this agent's and running. The pack's chunks join the index in the same transaction as the
+/// disk-write event.
 /// </summary>
-public sealed record WritePackToDisk(Guid AgentId, Guid RecoveryPointId, string PackId, Func<CancellationToken, Task<PackOnDisk>> Write)
+public sealed record WritePackToDisk(Guid AgentId, Guid JobId, string PackId, Func<CancellationToken, Task<PackOnDisk>> Write, PackingJob Job = PackingJob.Backup)
     : ICommand<long>;
 
 public sealed class WritePackToDiskValidator : AbstractValidator<WritePackToDisk>
@@ -33,17 +45,15 @@ public sealed class WritePackToDiskHandler(IDocumentSession session, TimeProvide
 
     public async ValueTask<long> Handle(WritePackToDisk command, CancellationToken ct)
     {
-        var (rp, version) = await session.LoadAsync<RecoveryPoint>(command.RecoveryPointId, RecoveryPoint.Next, ct);
-        // Guard before touching the disk: an agent that does not own this running backup writes nothing.
-        RecoveryPoint.RecordPack(rp, command.RecoveryPointId, command.AgentId, command.PackId, 0, 0, clock.GetUtcNow());
+        // Guard before touching the disk: an agent that does not own this running job writes nothing.
+        await DecideAsync(session, command, new PackOnDisk(0, []), ct);
         var pack = await command.Write(ct);
 
-        var stripe = Stripes[(command.RecoveryPointId.GetHashCode() & int.MaxValue) % Stripes.Length];
+        var stripe = Stripes[(command.JobId.GetHashCode() & int.MaxValue) % Stripes.Length];
         await stripe.WaitAsync(ct);
         try
         {
-            (rp, version) = await session.LoadAsync<RecoveryPoint>(command.RecoveryPointId, RecoveryPoint.Next, ct);
-            return await RecordAsync(command, pack, rp, version, ct);
+            return await RecordAsync(command, pack, ct);
         }
         finally
         {
@@ -51,7 +61,20 @@ public sealed class WritePackToDiskHandler(IDocumentSession session, TimeProvide
         }
     }
 
-    private async Task<long> RecordAsync(WritePackToDisk command, PackOnDisk pack, RecoveryPoint? rp, long version, CancellationToken ct)
+    /// <summary>The job's disk-write event for the pack (null: already recorded for this run) and the stream version it was decided at.</summary>
+    private async Task<(object? Written, long Version)> DecideAsync(IDocumentSession s, WritePackToDisk c, PackOnDisk pack, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        if (c.Job == PackingJob.Synchronisation)
+        {
+            var (sync, syncVersion) = await s.LoadAsync<Synchronisation>(c.JobId, Synchronisation.Next, ct);
+            return (Synchronisation.RecordPack(sync, c.JobId, c.AgentId, c.PackId, pack.Bytes, pack.Chunks.Count, now), syncVersion);
+        }
+        var (rp, version) = await s.LoadAsync<RecoveryPoint>(c.JobId, RecoveryPoint.Next, ct);
+        return (RecoveryPoint.RecordPack(rp, c.JobId, c.AgentId, c.PackId, pack.Bytes, pack.Chunks.Count, now), version);
+    }
+
+    private async Task<long> RecordAsync(WritePackToDisk command, PackOnDisk pack, CancellationToken ct)
     {
         // The request's session for the first attempt; a retry gets a session of its own (same correlation, causation and
         // actor), as the first one's transaction ended with the failed commit.
@@ -60,14 +83,13 @@ public sealed class WritePackToDiskHandler(IDocumentSession session, TimeProvide
         {
             for (var attempt = 1; ; attempt++)
             {
-                if (await TryRecordAsync(current, command, pack, rp, version, attempt, ct) is { } bytes) return bytes;
+                if (await TryRecordAsync(current, command, pack, attempt, ct) is { } bytes) return bytes;
                 // Another pack of this run, or another pack indexing one of these chunks, got in first: reload and retry.
                 if (!ReferenceEquals(current, session)) await current.DisposeAsync();
                 current = session.DocumentStore.LightweightSession();
                 current.CorrelationId = session.CorrelationId;
                 current.CausationId = session.CausationId;
                 if (session.GetHeader(CommandMetadata.ActorHeader) is { } actor) current.SetHeader(CommandMetadata.ActorHeader, actor);
-                (rp, version) = await current.LoadAsync<RecoveryPoint>(command.RecoveryPointId, RecoveryPoint.Next, ct);
             }
         }
         finally
@@ -77,15 +99,14 @@ public sealed class WritePackToDiskHandler(IDocumentSession session, TimeProvide
     }
 
     /// <summary>One attempt; null when another writer got in first and the attempt should be made again.</summary>
-    private async Task<long?> TryRecordAsync(
-        IDocumentSession s, WritePackToDisk command, PackOnDisk pack, RecoveryPoint? rp, long version, int attempt, CancellationToken ct)
+    private async Task<long?> TryRecordAsync(IDocumentSession s, WritePackToDisk command, PackOnDisk pack, int attempt, CancellationToken ct)
     {
         // Shared with other writers, exclusive of garbage collection: the chunks found indexed below stay where they are.
         await CollectionLock.SharedAsync(s, ct);
         // Appended at the version the guard saw: a lease reaped meanwhile (JobRequeued) must not be followed by a
         // disk write of the run it took the job from. Another pack of the same run appended meanwhile is no reason
         // to refuse this one: reload, guard again, retry.
-        var written = RecoveryPoint.RecordPack(rp, command.RecoveryPointId, command.AgentId, command.PackId, pack.Bytes, pack.Chunks.Count, clock.GetUtcNow());
+        var (written, version) = await DecideAsync(s, command, pack, ct);
         if (written is null) return pack.Bytes;
 
         // Index only chunks nobody holds yet: an entry is never moved to another pack (see StoredChunk).
@@ -98,7 +119,7 @@ public sealed class WritePackToDiskHandler(IDocumentSession session, TimeProvide
         // again) is needed again, so it is kept.
         var holders = found.Select(c => c.PackId).Append(command.PackId).Distinct(StringComparer.Ordinal).ToArray();
         foreach (var condemned in await s.LoadManyAsync<CondemnedPack>(ct, holders)) s.Delete(condemned);
-        s.AppendExpected(command.RecoveryPointId, version, written);
+        s.AppendExpected(command.JobId, version, written);
         try
         {
             await s.SaveChangesAsync(ct);

@@ -3,6 +3,7 @@ using Backup.Commands.Common;
 using Backup.Commands.Dispatching;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
+using Backup.Commands.Synchronising;
 using Backup.Commands.VaultTransfers;
 using Backup.Projections.RecoveryPoints;
 using FluentValidation;
@@ -30,6 +31,9 @@ public enum JobKind
 
     /// <summary>Retention expired one copy (disk or vault) of the recovery point.</summary>
     Retention = 5,
+
+    /// <summary>An agent brought the server's copy of a data source up to date between recovery points (no recovery point).</summary>
+    Synchronisation = 6,
 }
 
 public enum JobState
@@ -44,19 +48,21 @@ public enum JobState
 }
 
 /// <summary>
-/// One job in the history: a backup, vault copy or restore from request to end, or a consistency check or expiry,
-/// which the catalog records as one event each. Every job concerns one recovery point, so each carries its data source,
-/// group and agent.
+/// One job in the history: a backup, synchronisation, vault copy or restore from request to end, or a consistency check
+/// or expiry, which the catalog records as one event each. Every job but a synchronisation concerns one recovery point;
+/// each carries its data source, group and agent.
 /// </summary>
 public sealed class JobView
 {
-    /// <summary>Backup: the recovery point's id; vault copy: the transfer's; restore: the restore's; check and expiry: the event's.</summary>
+    /// <summary>Backup: the recovery point's id; synchronisation: the sync's; vault copy: the transfer's; restore: the restore's; check and expiry: the event's.</summary>
     public Guid Id { get; set; }
 
     /// <summary>Global sequence of the event that opened the job: the order of the list and its cursor.</summary>
     public long Sequence { get; set; }
     public JobKind Kind { get; set; }
     public JobState State { get; set; }
+
+    /// <summary>The recovery point the job concerns; empty for a synchronisation.</summary>
     public Guid RecoveryPointId { get; set; }
     public Guid DataSourceId { get; set; }
     public Guid GroupId { get; set; }
@@ -132,6 +138,11 @@ public sealed partial class JobViewProjection : MultiStreamProjection<JobView, G
         Identity<RestoreStarted>(e => e.RestoreId);
         Identity<RestoreCompleted>(e => e.RestoreId);
         Identity<RestoreFailed>(e => e.RestoreId);
+        Identity<SyncRequested>(e => e.SyncId);
+        Identity<SyncStarted>(e => e.SyncId);
+        Identity<SyncPackWrittenToDisk>(e => e.SyncId);
+        Identity<ReplicaSynchronised>(e => e.SyncId);
+        Identity<SyncFailed>(e => e.SyncId);
         // Lease events name the job, a recovery point (backup) or a restore: both are job ids here.
         Identity<JobLeaseExpired>(e => e.JobId);
         Identity<JobRequeued>(e => e.JobId);
@@ -237,6 +248,43 @@ public sealed partial class JobViewProjection : MultiStreamProjection<JobView, G
     }
 
     public static void Apply(RecoveryPointFailed e, JobView v)
+    {
+        v.FailureReason = e.Reason;
+        Finish(v, JobState.Failed, e.FailedAt);
+    }
+
+    public static JobView Create(IEvent<SyncRequested> @event)
+    {
+        var e = @event.Data;
+        return new JobView
+        {
+            Id = e.SyncId, Sequence = @event.Sequence, Kind = JobKind.Synchronisation, State = JobState.Requested,
+            DataSourceId = e.DataSourceId, GroupId = e.GroupId, AgentId = e.AgentId, Tier = StorageTier.Disk,
+            RequestedBy = e.RequestedBy, RequestedAt = e.RequestedAt,
+        };
+    }
+
+    public static void Apply(SyncStarted e, JobView v)
+    {
+        v.State = JobState.Running;
+        v.StartedAt = e.StartedAt;
+        v.Attempts++;
+    }
+
+    public static void Apply(SyncPackWrittenToDisk e, JobView v)
+    {
+        v.Packs++;
+        v.Bytes += e.Bytes;
+    }
+
+    public static void Apply(ReplicaSynchronised e, JobView v)
+    {
+        v.BytesRead = e.BytesRead;
+        v.Files = e.Files;
+        Finish(v, JobState.Succeeded, e.SynchronisedAt);
+    }
+
+    public static void Apply(SyncFailed e, JobView v)
     {
         v.FailureReason = e.Reason;
         Finish(v, JobState.Failed, e.FailedAt);

@@ -13,9 +13,14 @@ public enum AgentJobKind
 {
     Backup = 1,
     Restore = 2,
+
+    /// <summary>
+    /// Bring the server's copy of the data source up to date: the backup pipeline (new chunks packed and uploaded, the
+    /// metadata cache refreshed), ended by POST .../syncs/{jobId}/complete instead of a recovery point.
+    /// </summary>
+    Synchronisation = 3,
 }
 
-/// <summary>A unit of work handed to an agent. For a backup, <see cref="JobId"/> is the recovery point id; for a restore, the restore id.</summary>
 /// <summary>What a restore does with an item that already exists at the target.</summary>
 [JsonConverter(typeof(JsonStringEnumConverter<ExistingItems>))]
 public enum ExistingItems
@@ -26,9 +31,11 @@ public enum ExistingItems
 }
 
 /// <summary>
+/// A unit of work handed to an agent. For a backup, <see cref="JobId"/> is the recovery point id; for a restore, the
+/// restore id; for a synchronisation, the sync id (<see cref="RecoveryPointId"/> empty).
 /// For a restore, <see cref="Paths"/> selects items (null = everything) and <see cref="IfExists"/> says what to
 /// do with items already at the target. <see cref="LeaseSeconds"/>: how long the claim holds without a heartbeat
-/// (POST .../jobs/{jobId}/heartbeat); 0 from a server without leases. For a backup, <see cref="Include"/> and
+/// (POST .../jobs/{jobId}/heartbeat); 0 from a server without leases. For a backup or synchronisation, <see cref="Include"/> and
 /// <see cref="Exclude"/> are the data source's patterns (<see cref="Filtering.PathFilter"/>; null or empty = none).
 /// </summary>
 public sealed record AgentJob(Guid JobId, AgentJobKind Kind, Guid RecoveryPointId, string Path,

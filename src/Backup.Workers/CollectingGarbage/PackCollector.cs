@@ -1,6 +1,7 @@
 using Backup.Commands.CollectingGarbage;
 using Backup.Commands.Common;
 using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Synchronising;
 using Backup.Storage.Disk;
 using Backup.Storage.Vault;
 using Marten;
@@ -78,8 +79,12 @@ public sealed class PackCollector(
         return [.. all.Where(p => p.Status != RecoveryPointStatus.Failed)];
     }
 
-    /// <summary>Packs the disk must keep: those of points that need the disk, and those running backups wrote.</summary>
-    private static HashSet<string> NeededOnDisk(IEnumerable<RecoveryPointPacks> points)
+    /// <summary>
+    /// Packs the disk must keep: those of points that need the disk, those running backups and synchronisations wrote, and
+    /// those the latest synchronisation of each protected data source references while no recovery point was created after
+    /// it (the next recovery point will reference them; the agent's metadata cache counts on them).
+    /// </summary>
+    private static HashSet<string> NeededOnDisk(IReadOnlyList<RecoveryPointPacks> points, Syncs syncs)
     {
         var needed = new HashSet<string>(StringComparer.Ordinal);
         foreach (var p in points)
@@ -87,7 +92,27 @@ public sealed class PackCollector(
             if (p.NeedsDisk) needed.UnionWith(p.Packs);
             if (p.Running) needed.UnionWith(p.Written);
         }
+        foreach (var s in syncs.Running) needed.UnionWith(s.Written);
+        var lastPoint = points.Where(p => p.Status == RecoveryPointStatus.Created && p.CreatedAt is not null)
+            .GroupBy(p => p.DataSourceId).ToDictionary(g => g.Key, g => g.Max(p => p.CreatedAt!.Value));
+        foreach (var s in syncs.Latest)
+            if (!lastPoint.TryGetValue(s.DataSourceId, out var created) || created < s.SynchronisedAt)
+                needed.UnionWith(s.Packs);
         return needed;
+    }
+
+    /// <summary>The synchronisations that hold packs: running ones, and the latest synchronised one of each data source still protected.</summary>
+    private sealed record Syncs(IReadOnlyList<SyncPacks> Running, IReadOnlyList<SyncPacks> Latest)
+    {
+        public static async Task<Syncs> LoadAsync(IDocumentSession session, CancellationToken ct)
+        {
+            var all = await session.Query<SyncPacks>().Where(s => s.Status != SyncStatus.Failed).ToListAsync(ct);
+            var removed = (await session.Query<Backup.Projections.DataSources.DataSourceView>()
+                .Where(d => d.RemovedAt != null).Select(d => d.Id).ToListAsync(ct)).ToHashSet();
+            var latest = all.Where(s => s.Status == SyncStatus.Synchronised && !removed.Contains(s.DataSourceId))
+                .GroupBy(s => s.DataSourceId).Select(g => g.MaxBy(s => s.SynchronisedAt)!).ToList();
+            return new Syncs([.. all.Where(s => s.Running)], latest);
+        }
     }
 
     private async Task<IReadOnlyList<string>> CondemnOnDiskAsync(DateTimeOffset now, CancellationToken ct)
@@ -95,7 +120,8 @@ public sealed class PackCollector(
         await using var session = Session();
         await CollectionLock.ExclusiveAsync(session, ct);
         var points = await PointsAsync(session, ct);
-        var needed = NeededOnDisk(points);
+        var syncs = await Syncs.LoadAsync(session, ct);
+        var needed = NeededOnDisk(points, syncs);
         var already = (await session.Query<CondemnedPack>().Select(p => p.Id).ToListAsync(ct)).ToHashSet(StringComparer.Ordinal);
         var youngest = now - options.Value.MinPackAge;
         var condemned = disk.ListPacks()
@@ -105,7 +131,7 @@ public sealed class PackCollector(
         if (condemned.Count == 0) return [];
 
         var collectionId = Guid.CreateVersion7();
-        var waitingFor = points.Where(p => p.Running).Select(p => p.Id).ToList();
+        var waitingFor = points.Where(p => p.Running).Select(p => p.Id).Concat(syncs.Running.Select(s => s.Id)).ToList();
         foreach (var file in condemned)
             session.Store(new CondemnedPack { Id = file.PackId, CollectionId = collectionId, Bytes = file.Bytes, CondemnedAt = now });
         session.Store(new Condemnation { Id = collectionId, WaitingFor = waitingFor, PackIds = [.. condemned.Select(f => f.PackId)], CondemnedAt = now });
@@ -126,8 +152,9 @@ public sealed class PackCollector(
             var condemnations = await session.Query<Condemnation>().ToListAsync(ct);
             if (condemnations.Count == 0) return ([], []);
             var points = await PointsAsync(session, ct);
-            var running = points.Where(p => p.Running).Select(p => p.Id).ToHashSet();
-            var needed = NeededOnDisk(points);
+            var syncs = await Syncs.LoadAsync(session, ct);
+            var running = points.Where(p => p.Running).Select(p => p.Id).Concat(syncs.Running.Select(s => s.Id)).ToHashSet();
+            var needed = NeededOnDisk(points, syncs);
             var ready = condemnations.Where(c => !c.WaitingFor.Any(running.Contains)).ToList();
             if (ready.Count == 0) return ([], []);
 

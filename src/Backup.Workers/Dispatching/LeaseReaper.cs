@@ -2,6 +2,7 @@ using Backup.Commands.Common;
 using Backup.Commands.Dispatching;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
+using Backup.Commands.Synchronising;
 using Marten;
 using Microsoft.Extensions.Options;
 
@@ -55,6 +56,12 @@ public sealed class LeaseReaper(IDocumentStore store, TimeProvider clock, IOptio
                     (var rp, version) = await session.LoadAsync<RecoveryPoint>(job.Id, RecoveryPoint.Next, ct);
                     if (rp?.Status != RecoveryPointStatus.Running) continue;
                     events = RecoveryPoint.ExpireLease(rp, job.Id, lease, now);
+                }
+                else if (job.Kind == QueuedJobKind.Synchronisation)
+                {
+                    (var sync, version) = await session.LoadAsync<Synchronisation>(job.Id, Synchronisation.Next, ct);
+                    if (sync?.Status != SyncStatus.Running) continue;
+                    events = Synchronisation.ExpireLease(sync, job.Id, lease, now);
                 }
                 else
                 {

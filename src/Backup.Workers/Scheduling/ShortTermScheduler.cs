@@ -1,6 +1,8 @@
 using Backup.Commands.Common;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Scheduling;
+using Backup.Commands.Synchronising;
+using Backup.Commands.Dispatching;
 using Backup.Projections.DataSources;
 using Backup.Projections.ProtectionGroups;
 using Marten;
@@ -9,17 +11,28 @@ using Microsoft.Extensions.Options;
 
 namespace Backup.Workers.Scheduling;
 
+/// <summary>What one tick of the short-term scheduler started: backups (recovery points) and synchronisations.</summary>
+public sealed record ScheduledWork(IReadOnlyList<Guid> Backups, IReadOnlyList<Guid> Syncs)
+{
+    public static readonly ScheduledWork None = new([], []);
+
+    public bool IsEmpty => Backups.Count == 0 && Syncs.Count == 0;
+}
+
 /// <summary>
-/// Turns short-term policies into backup requests. Every tick takes the due recovery-point instants of each group
-/// in (last tick, now] (at most <see cref="SchedulerOptions.Lookback"/> back) from <see cref="ShortTermCalendar"/>
-/// and, for each data source of the group, starts the recovery-point stream <see cref="ShortTermCalendar.BackupDueId"/>
-/// with <see cref="BackupRequested"/>. The id is deterministic, so several workers ticking over the same window
-/// collide on the stream id and each due recovery point is requested exactly once; the agent's job queue
-/// (inline on <see cref="BackupRequested"/>) picks it up as it does a manual request.
-/// <para><see cref="BackupRequested.RequestedAt"/> is the due instant, not the tick's clock, so every worker writes
-/// the same event; when it was actually appended is the event's own timestamp.</para>
-/// <para>Synchronisation-only slots are not scheduled: the agent has no sync-only job yet, and a recovery point
-/// per sync slot would break the policy's recovery-point count. Every recovery point carries its sync.</para>
+/// Turns short-term policies into backup and synchronisation requests. Every tick takes the due occurrences of each
+/// group in (last tick, now] (at most <see cref="SchedulerOptions.Lookback"/> back) from <see cref="ShortTermCalendar"/>
+/// and, for each data source of the group, starts either the recovery-point stream <see cref="ShortTermCalendar.BackupDueId"/>
+/// with <see cref="BackupRequested"/> (a recovery-point time, which carries its synchronisation) or the synchronisation
+/// stream <see cref="ShortTermCalendar.SyncDueId"/> with <see cref="SyncRequested"/> (a sync-only slot). The ids are
+/// deterministic, so several workers ticking over the same window collide on the stream id and each due job is requested
+/// exactly once; the agent's job queue (inline) picks it up as it does a manual request.
+/// <para>The requests' times are the due instants, not the tick's clock, so every worker writes the same events; when
+/// they were actually appended is the events' own timestamp.</para>
+/// <para>A sync-only slot is skipped for a data source whose agent has not yet started a backup or synchronisation
+/// requested for an earlier instant: that job, when it runs, brings the server's copy up to date anyway, and an agent
+/// that is offline for a day collects one waiting synchronisation, not 96. (Earlier instants only, so a worker that sees
+/// the slot's own request from another worker still collides on it rather than skipping it.)</para>
 /// </summary>
 public sealed class ShortTermScheduler(
     IServiceProvider services, TimeProvider clock, IOptions<SchedulerOptions> options, ILogger<ShortTermScheduler> log) : BackgroundService
@@ -70,49 +83,64 @@ public sealed class ShortTermScheduler(
     }
 
     /// <summary>Requests everything due after the previous tick (or <c>now - lookback</c>) up to and including <paramref name="now"/>.</summary>
-    /// <returns>The recovery points this call started (not those another worker started first).</returns>
-    public async Task<IReadOnlyList<Guid>> TickAsync(DateTimeOffset now, CancellationToken ct)
+    /// <returns>The recovery points and synchronisations this call started (not those another worker started first).</returns>
+    public async Task<ScheduledWork> TickAsync(DateTimeOffset now, CancellationToken ct)
     {
         var earliest = now - options.Value.Lookback;
         var from = _lastTick is { } last && last > earliest ? last : earliest;
-        if (from >= now) return [];
+        if (from >= now) return ScheduledWork.None;
 
         // Resolved late: the store is built from the host's services like the vault copier's.
         var store = services.GetRequiredService<IDocumentStore>();
         var started = new List<Guid>();
+        var syncs = new List<Guid>();
         IReadOnlyList<ProtectionGroupView> groups;
         IReadOnlyList<DataSourceView> sources;
+        Dictionary<Guid, DateTimeOffset> waitingSince;
         await using (var query = store.QuerySession())
         {
             groups = await query.Query<ProtectionGroupView>().Where(g => g.ShortTermPolicy != null).ToListAsync(ct);
             var groupIds = groups.Select(g => g.Id).ToArray();
             // A data source removed from protection gets no more backups (one requested a moment before its removal is refused at claim).
             sources = groupIds.Length == 0 ? [] : await query.Query<DataSourceView>().Where(s => s.GroupId.IsOneOf(groupIds) && s.RemovedAt == null).ToListAsync(ct);
+            // The oldest backup or synchronisation still waiting for its agent, per data source.
+            var waiting = await query.Query<QueuedJob>()
+                .Where(j => j.State == QueuedJobState.Queued && j.Kind != QueuedJobKind.Restore && j.DataSourceId != Guid.Empty)
+                .Select(j => new WaitingJob(j.DataSourceId, j.QueuedAt)).ToListAsync(ct);
+            waitingSince = waiting.GroupBy(j => j.DataSourceId).ToDictionary(g => g.Key, g => g.Min(j => j.QueuedAt));
         }
 
         var byGroup = sources.ToLookup(s => s.GroupId);
         _nextDue = groups.Where(g => byGroup[g.Id].Any())
-            .Select(g => ShortTermCalendar.RecoveryPoints(g.ShortTermPolicy!, now).Cast<DateTimeOffset?>().FirstOrDefault())
+            .Select(g => ShortTermCalendar.Occurrences(g.ShortTermPolicy!, now).Select(o => (DateTimeOffset?)o.At).FirstOrDefault())
             .Where(at => at is not null).Min();
-        var wanted = new List<(Guid GroupId, DataSourceView Source, DateTimeOffset At, Guid Id)>();
+        var wanted = new List<(Guid GroupId, DataSourceView Source, DateTimeOffset At, bool Sync, Guid Id)>();
         foreach (var group in groups)
         {
-            var due = ShortTermCalendar.RecoveryPoints(group.ShortTermPolicy!, from).TakeWhile(at => at <= now).ToList();
+            var due = ShortTermCalendar.Occurrences(group.ShortTermPolicy!, from).TakeWhile(o => o.At <= now).ToList();
             foreach (var source in byGroup[group.Id])
-                foreach (var at in due.Where(at => at > source.ProtectedAt))
-                    wanted.Add((group.Id, source, at, ShortTermCalendar.BackupDueId(group.Id, source.Id, at)));
+                foreach (var (at, work) in due.Where(o => o.At > source.ProtectedAt))
+                {
+                    if (work.HasFlag(DueWork.RecoveryPoint))
+                        wanted.Add((group.Id, source, at, false, ShortTermCalendar.BackupDueId(group.Id, source.Id, at)));
+                    else if (!(waitingSince.TryGetValue(source.Id, out var since) && since < at))
+                        wanted.Add((group.Id, source, at, true, ShortTermCalendar.SyncDueId(group.Id, source.Id, at)));
+                }
         }
         // Another worker usually got there first: skip the streams that exist (one query) rather than collide on each.
         var existing = wanted.Count == 0 ? [] : await ExistingStreamsAsync(store, wanted.Select(w => w.Id).ToArray(), ct);
-        foreach (var (groupId, source, at, id) in wanted.Where(w => !existing.Contains(w.Id)))
+        foreach (var (groupId, source, at, sync, id) in wanted.Where(w => !existing.Contains(w.Id)))
         {
             ct.ThrowIfCancellationRequested();
-            if (await RequestAsync(store, groupId, source, at, ct) is { } requested) started.Add(requested);
+            if (await RequestAsync(store, groupId, source, at, sync, id, ct)) (sync ? syncs : started).Add(id);
         }
         _lastTick = now;
-        if (started.Count > 0) log.LogInformation("Scheduler requested {Count} recovery points due in ({From}, {Now}]", started.Count, from, now);
-        return started;
+        if (started.Count + syncs.Count > 0)
+            log.LogInformation("Scheduler requested {Count} recovery points and {Syncs} synchronisations due in ({From}, {Now}]", started.Count, syncs.Count, from, now);
+        return new ScheduledWork(started, syncs);
     }
+
+    private sealed record WaitingJob(Guid DataSourceId, DateTimeOffset QueuedAt);
 
     private static async Task<HashSet<Guid>> ExistingStreamsAsync(IDocumentStore store, Guid[] ids, CancellationToken ct)
     {
@@ -127,23 +155,27 @@ public sealed class ShortTermScheduler(
         return found;
     }
 
-    private async Task<Guid?> RequestAsync(IDocumentStore store, Guid groupId, DataSourceView source, DateTimeOffset dueAt, CancellationToken ct)
+    /// <returns>Whether this call started the stream (false: another worker, or an earlier tick, did).</returns>
+    private static async Task<bool> RequestAsync(
+        IDocumentStore store, Guid groupId, DataSourceView source, DateTimeOffset dueAt, bool sync, Guid id, CancellationToken ct)
     {
-        var id = ShortTermCalendar.BackupDueId(groupId, source.Id, dueAt);
-        var metadata = new CommandMetadata { Actor = Actor, CorrelationId = $"backup-due:{id}" };
+        var metadata = new CommandMetadata { Actor = Actor, CorrelationId = $"{(sync ? "sync" : "backup")}-due:{id}" };
         // One session per stream: a collision on one does not lose the others.
         await using var session = metadata.ApplyTo(store.LightweightSession());
-        session.Events.StartStream<RecoveryPoint>(id,
-            new BackupRequested(id, source.Id, groupId, source.AgentId, source.Path, Actor, dueAt.ToUniversalTime()));
+        if (sync)
+            session.Events.StartStream<Synchronisation>(id,
+                new SyncRequested(id, source.Id, groupId, source.AgentId, source.Path, Actor, dueAt.ToUniversalTime()));
+        else
+            session.Events.StartStream<RecoveryPoint>(id,
+                new BackupRequested(id, source.Id, groupId, source.AgentId, source.Path, Actor, dueAt.ToUniversalTime()));
         try
         {
             await session.SaveChangesAsync(ct);
-            return id;
+            return true;
         }
         catch (ExistingStreamIdCollisionException)
         {
-            // Another worker (or an earlier tick of this one) requested it already.
-            return null;
+            return false;
         }
     }
 }

@@ -68,6 +68,14 @@ public sealed class ApiClient(HttpClient http)
         return await IdAsync(response);
     }
 
+    /// <summary>"Synchronise now": the id of the synchronisation queued for the data source's agent.</summary>
+    public async Task<Guid> RequestSyncAsync(Guid dataSourceId)
+    {
+        var response = await http.PostAsync($"/api/data-sources/{dataSourceId}/synchronisations", null, Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.Accepted, await response.Content.ReadAsStringAsync(Ct));
+        return await IdAsync(response);
+    }
+
     /// <summary>An enrolled agent with one folder and a backup of it waiting in its queue.</summary>
     public async Task<(EnrolAgentResponse Agent, Guid RecoveryPoint)> QueuedBackupAsync(string path = "/srv/files")
     {
@@ -113,19 +121,19 @@ public sealed class ApiClient(HttpClient http)
         return request;
     }
 
-    /// <summary>The agent uploads one pack of a running backup (asserts it was accepted).</summary>
-    public async Task<PackStored> UploadPackAsync(EnrolAgentResponse agent, Guid recoveryPoint, TestPack pack)
+    /// <summary>The agent uploads one pack of a running backup (or, with <paramref name="job"/> "syncs", synchronisation); asserts it was accepted.</summary>
+    public async Task<PackStored> UploadPackAsync(EnrolAgentResponse agent, Guid recoveryPoint, TestPack pack, string job = "recovery-points")
     {
         var response = await http.SendAsync(AsAgent(HttpMethod.Put,
-            $"/api/agents/{agent.AgentId}/recovery-points/{recoveryPoint}/packs/{pack.Id}", agent.Credential, new ByteArrayContent(pack.Bytes)), Ct);
+            $"/api/agents/{agent.AgentId}/{job}/{recoveryPoint}/packs/{pack.Id}", agent.Credential, new ByteArrayContent(pack.Bytes)), Ct);
         response.StatusCode.ShouldBe(HttpStatusCode.OK, await response.Content.ReadAsStringAsync(Ct));
         return (await response.Content.ReadFromJsonAsync<PackStored>(Json, Ct))!;
     }
 
-    /// <summary>The agent commits a backup.</summary>
-    public Task<HttpResponseMessage> CommitAsync(EnrolAgentResponse agent, Guid recoveryPoint, CompleteBackupRequest request) =>
+    /// <summary>The agent commits a backup (or, with <paramref name="job"/> "syncs", ends a synchronisation).</summary>
+    public Task<HttpResponseMessage> CommitAsync(EnrolAgentResponse agent, Guid recoveryPoint, CompleteBackupRequest request, string job = "recovery-points") =>
         http.SendAsync(AsAgent(HttpMethod.Post,
-            $"/api/agents/{agent.AgentId}/recovery-points/{recoveryPoint}/complete", agent.Credential, JsonContent.Create(request, options: Backup.Storage.Format.Manifest.Json)), Ct);
+            $"/api/agents/{agent.AgentId}/{job}/{recoveryPoint}/complete", agent.Credential, JsonContent.Create(request, options: Backup.Storage.Format.Manifest.Json)), Ct);
 
     /// <summary>The chunk ids the server tells agents it holds.</summary>
     public async Task<List<Backup.Storage.Crypto.ChunkId>> KnownChunksAsync(EnrolAgentResponse agent)

@@ -89,7 +89,7 @@ public sealed class MonthOfSchedulesTests : IClassFixture<ApiFactory>, IAsyncDis
         {
             _clock.Advance(TimeSpan.FromHours(3));
             var now = _clock.GetUtcNow();
-            foreach (var rp in await scheduler.TickAsync(now, Ct))
+            foreach (var rp in (await scheduler.TickAsync(now, Ct)).Backups)
             {
                 await TakeBackupAsync(agent, rp);
                 taken.Add(rp);

@@ -158,6 +158,59 @@ public sealed class PackCollectionTests(ApiFactory api) : IClassFixture<ApiFacto
         livePacks.ShouldAllBe(p => !recorded.Contains(p));
     }
 
+    /// <summary>A synchronisation claimed by the agent, <paramref name="packs"/> uploaded to it, and (unless null) ended referencing <paramref name="references"/> and its tree.</summary>
+    private async Task<(Guid Sync, TestPack Tree)> SyncAsync(Source source, IEnumerable<TestPack> packs, IEnumerable<Backup.Storage.Crypto.ChunkId>? references)
+    {
+        var sync = await _client.RequestSyncAsync(source.DataSource);
+        var claim = await _client.PollAsync(source.Agent);
+        claim.StatusCode.ShouldBe(HttpStatusCode.OK);
+        var job = (await claim.Content.ReadFromJsonAsync<AgentJob>(Backup.Storage.Format.Manifest.Json, Ct))!;
+        job.Kind.ShouldBe(AgentJobKind.Synchronisation);
+        job.JobId.ShouldBe(sync);
+        foreach (var pack in packs) await _client.UploadPackAsync(source.Agent, sync, pack, "syncs");
+        var tree = TestPacks.Random(200);
+        if (references is null) return (sync, tree);
+        await _client.UploadPackAsync(source.Agent, sync, tree, "syncs");
+        var end = await _client.CommitAsync(source.Agent, sync, new CompleteBackupRequest(
+            [tree.Chunks[0].ToString()], TestPacks.Base64(references), Files: 1, Directories: 0, BytesRead: 1), "syncs");
+        end.StatusCode.ShouldBe(HttpStatusCode.NoContent, await end.Content.ReadAsStringAsync(Ct));
+        return (sync, tree);
+    }
+
+    [Fact]
+    public async Task The_latest_synchronisations_packs_are_kept_until_a_recovery_point_taken_after_it_exists()
+    {
+        var source = await SourceAsync();
+        var (a, b, c) = (TestPacks.Random(3000), TestPacks.Random(2000), TestPacks.Random(1000));
+        var (_, firstTree) = await SyncAsync(source, [a, b], [.. a.Chunks, .. b.Chunks]);
+        var collector = Collector();
+        var round = await RoundAsync(collector);
+        new[] { a.Id, b.Id, firstTree.Id }.ShouldAllBe(p => !round.CondemnedOnDisk.Contains(p), "no recovery point references them, but the next one will");
+
+        // A second synchronisation, still running: what it wrote stays. Once it ends it is the latest: what only the first
+        // one referenced (b, its tree) may go, what the second references stays.
+        var (second, secondTree) = await SyncAsync(source, [c], references: null);
+        round = await RoundAsync(collector);
+        new[] { a.Id, b.Id, c.Id, firstTree.Id }.ShouldAllBe(p => !round.CondemnedOnDisk.Contains(p));
+        await _client.UploadPackAsync(source.Agent, second, secondTree, "syncs");
+        var end = await _client.CommitAsync(source.Agent, second, new CompleteBackupRequest(
+            [secondTree.Chunks[0].ToString()], TestPacks.Base64([.. a.Chunks, .. c.Chunks]), Files: 1, Directories: 0, BytesRead: 1), "syncs");
+        end.StatusCode.ShouldBe(HttpStatusCode.NoContent, await end.Content.ReadAsStringAsync(Ct));
+        round = await RoundAsync(collector);
+        round.CondemnedOnDisk.ShouldContain(b.Id);
+        round.CondemnedOnDisk.ShouldContain(firstTree.Id);
+        new[] { a.Id, c.Id, secondTree.Id }.ShouldAllBe(p => !round.CondemnedOnDisk.Contains(p));
+        (await _client.KnownChunksAsync(source.Agent)).ShouldContain(c.Chunks[0], "the synchronised chunks are still offered to the agent");
+
+        // A recovery point after it, referencing a (as an agent's next backup reuses what the sync sent): c is no longer needed.
+        var rp = await BackupAsync(source, [], [.. a.Chunks]);
+        round = await RoundAsync(collector);
+        round.CondemnedOnDisk.ShouldContain(c.Id);
+        round.CondemnedOnDisk.ShouldContain(secondTree.Id);
+        round.CondemnedOnDisk.ShouldNotContain(a.Id);
+        await ShouldBeSoundAsync(rp);
+    }
+
     [Fact]
     public async Task Packs_of_a_data_source_removed_with_delete_data_are_reclaimed_and_another_sources_stay()
     {

@@ -115,7 +115,7 @@ public sealed class ShortTermSchedulerTests : IAsyncLifetime
         var started = await Task.WhenAll(workers.Select(w => Task.Run(async () =>
         {
             var mine = new List<Guid>();
-            foreach (var now in ticks) mine.AddRange(await w.TickAsync(now, Ct));
+            foreach (var now in ticks) mine.AddRange((await w.TickAsync(now, Ct)).Backups);
             return mine;
         }, Ct)));
 
@@ -135,7 +135,7 @@ public sealed class ShortTermSchedulerTests : IAsyncLifetime
 
         // A fourth worker started later over the same window finds nothing left to do.
         var late = Worker(new ManualClock(end), end - windowStart);
-        (await late.TickAsync(end, Ct)).ShouldBeEmpty();
+        (await late.TickAsync(end, Ct)).IsEmpty.ShouldBeTrue();
         (await BackupRequestsAsync()).Count.ShouldBe(expected);
     }
 
@@ -152,11 +152,11 @@ public sealed class ShortTermSchedulerTests : IAsyncLifetime
         // Stop before the next midnight so the day's recovery points, not tomorrow's, are what is counted.
         var step = TimeSpan.FromMinutes(7); // ticks that do not line up with the slots
         var started = new List<Guid>();
-        started.AddRange(await worker.TickAsync(clock.GetUtcNow(), Ct));
+        started.AddRange((await worker.TickAsync(clock.GetUtcNow(), Ct)).Backups);
         while (clock.GetUtcNow() + step < midnight.AddDays(1))
         {
             clock.Advance(step);
-            started.AddRange(await worker.TickAsync(clock.GetUtcNow(), Ct));
+            started.AddRange((await worker.TickAsync(clock.GetUtcNow(), Ct)).Backups);
         }
 
         var utc = (string s) => DateTimeOffset.Parse(s, System.Globalization.CultureInfo.InvariantCulture);
@@ -165,6 +165,58 @@ public sealed class ShortTermSchedulerTests : IAsyncLifetime
         requests.Select(r => r.RequestedAt).Order().ToArray().ShouldBe(expected, "no sync-only slot becomes a recovery point");
         requests.ShouldAllBe(r => r.GroupId == groupId);
         started.Count.ShouldBe(expected.Length);
+    }
+
+    [Fact]
+    public async Task Sync_only_slots_become_synchronisations_and_an_agent_that_has_not_started_its_last_job_gets_no_more()
+    {
+        // Hourly syncs, recovery points at 00:00 and 12:00 UTC. Two workers tick every 20 minutes; until noon the "agent"
+        // claims whatever is queued after each tick (its started events, as a claim appends them), then it goes offline.
+        var groupId = await GroupAsync(Policy("UTC", "00:00", "12:00"), 1);
+        var midnight = new DateTimeOffset(2026, 3, 10, 0, 0, 0, TimeSpan.Zero);
+        var workers = new[] { Worker(new ManualClock(midnight), TimeSpan.FromMinutes(30)), Worker(new ManualClock(midnight), TimeSpan.FromMinutes(30)) };
+        var syncs = new List<Guid>();
+        var backups = new List<Guid>();
+        for (var now = midnight; now < midnight.AddDays(1); now = now.AddMinutes(20))
+        {
+            var at = now;
+            foreach (var work in await Task.WhenAll(workers.Select(w => w.TickAsync(at, Ct))))
+            {
+                syncs.AddRange(work.Syncs);
+                backups.AddRange(work.Backups);
+            }
+            if (now < midnight.AddHours(12)) await ClaimQueuedAsync(now);
+        }
+
+        var requested = await SyncRequestsAsync();
+        DateTimeOffset[] expected = [.. Enumerable.Range(1, 11).Select(h => midnight.AddHours(h))];
+        requested.Select(r => r.RequestedAt).Order().ToArray().ShouldBe(expected,
+            "every sync-only hour while the agent takes its jobs; none from 13:00, while the noon backup still waits for it");
+        requested.ShouldAllBe(r => r.GroupId == groupId && r.RequestedBy == ShortTermScheduler.Actor);
+        requested.ShouldAllBe(r => r.SyncId == ShortTermCalendar.SyncDueId(r.GroupId, r.DataSourceId, r.RequestedAt));
+        syncs.ShouldBe(requested.Select(r => r.SyncId), ignoreOrder: true, "each requested by exactly one of the two workers");
+        (await BackupRequestsAsync()).Select(r => r.RequestedAt).Order().ToArray().ShouldBe([midnight, midnight.AddHours(12)]);
+        backups.Count.ShouldBe(2);
+    }
+
+    /// <summary>What an agent's claims would append: every queued backup and synchronisation starts.</summary>
+    private async Task ClaimQueuedAsync(DateTimeOffset now)
+    {
+        await using var session = _store.LightweightSession();
+        var queued = await session.Query<Backup.Commands.Dispatching.QueuedJob>()
+            .Where(j => j.State == Backup.Commands.Dispatching.QueuedJobState.Queued).ToListAsync(Ct);
+        foreach (var job in queued)
+            session.Events.Append(job.Id, job.Kind == Backup.Commands.Dispatching.QueuedJobKind.Synchronisation
+                ? new Backup.Commands.Synchronising.SyncStarted(job.Id, job.AgentId, now)
+                : new BackupStarted(job.Id, job.AgentId, now));
+        await session.SaveChangesAsync(Ct);
+    }
+
+    private async Task<List<Backup.Commands.Synchronising.SyncRequested>> SyncRequestsAsync()
+    {
+        await using var session = _store.QuerySession();
+        var events = await session.Events.QueryAllRawEvents().Where(e => e.EventTypeName == "sync_requested.v1").ToListAsync(Ct);
+        return [.. events.Select(e => (Backup.Commands.Synchronising.SyncRequested)e.Data)];
     }
 
     [Fact]
@@ -185,7 +237,7 @@ public sealed class ShortTermSchedulerTests : IAsyncLifetime
 
         var now = new DateTimeOffset(2026, 3, 10, 12, 30, 0, TimeSpan.Zero);
         var worker = Worker(new ManualClock(now), TimeSpan.FromDays(1));
-        var started = await worker.TickAsync(now, Ct);
+        var started = (await worker.TickAsync(now, Ct)).Backups;
 
         var requests = (await BackupRequestsAsync()).Where(r => r.GroupId == groupId).ToList();
         requests.Count.ShouldBe(2, "the remaining data source's two recovery points of the last day");
@@ -200,8 +252,8 @@ public sealed class ShortTermSchedulerTests : IAsyncLifetime
         var now = new DateTimeOffset(2026, 3, 10, 12, 0, 0, TimeSpan.Zero);
         var worker = Worker(new ManualClock(now), TimeSpan.FromDays(2));
 
-        (await worker.TickAsync(now, Ct)).ShouldBeEmpty();
-        (await worker.TickAsync(now.AddDays(1), Ct)).ShouldBeEmpty();
+        (await worker.TickAsync(now, Ct)).IsEmpty.ShouldBeTrue();
+        (await worker.TickAsync(now.AddDays(1), Ct)).IsEmpty.ShouldBeTrue();
         (await BackupRequestsAsync()).ShouldBeEmpty();
     }
 
