@@ -19,6 +19,12 @@ public enum AlertKind
 
     /// <summary>The online copy of a recovery point failed. Subject: the recovery point.</summary>
     VaultTransferFailed = 4,
+
+    /// <summary>
+    /// The latest synchronisation of a data source failed and no recovery point was created since (a backup carries its own
+    /// synchronisation). Subject: the data source.
+    /// </summary>
+    SyncFailed = 5,
 }
 
 /// <summary>The alert's condition holds (again). The ids besides the subject say where it belongs, for filters.</summary>
@@ -48,6 +54,7 @@ public sealed record Alert(Guid Id, AlertKind Kind, Guid SubjectId, bool Active,
         AlertKind.BackupFailed => "backup-failed",
         AlertKind.AgentLost => "agent-lost",
         AlertKind.VaultTransferFailed => "vault-transfer-failed",
+        AlertKind.SyncFailed => "sync-failed",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown alert kind."),
     };
 

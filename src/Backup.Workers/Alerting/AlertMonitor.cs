@@ -5,6 +5,7 @@ using Backup.Commands.RecoveryPoints;
 using Backup.Projections.Agents;
 using Backup.Projections.Alerts;
 using Backup.Projections.DataSources;
+using Backup.Projections.Jobs;
 using Backup.Projections.ProtectionGroups;
 using Backup.Projections.RecoveryPoints;
 using JasperFx.Events;
@@ -24,7 +25,9 @@ public sealed record AlertChange(AlertKind Kind, Guid SubjectId, bool Raised);
 /// <item>backup failed: the latest finished backup of a data source failed (by the agent, or "agent lost" after the lease retries);
 /// resolved by the next recovery point created;</item>
 /// <item>agent lost: no poll for <see cref="AlertOptions.AgentLostAfter"/>; resolved when it polls again;</item>
-/// <item>vault transfer failed: the online copy of a recovery point failed; resolved when the copy completes.</item>
+/// <item>vault transfer failed: the online copy of a recovery point failed; resolved when the copy completes;</item>
+/// <item>sync failed: the latest synchronisation of a data source failed (by the agent, or "agent lost"); resolved by the next
+/// synchronisation that succeeds or a recovery point created after it.</item>
 /// </list>
 /// Time conditions need a clock, so a check rather than a subscription decides them all, in one place. Every worker may run
 /// one: each alert is a stream with a deterministic id (<see cref="Alert.IdFor"/>) appended at the version that was read,
@@ -90,7 +93,10 @@ public sealed class AlertMonitor(IServiceProvider services, TimeProvider clock, 
                 .OrderByDescending(r => r.Sequence).Take(1).ToList(),
             Created: batch.Query<RecoveryPointView>()
                 .Where(r => r.DataSourceId == s.Id && r.Status == RecoveryPointStatus.Created)
-                .OrderByDescending(r => r.CreatedAt).Take(1).ToList()));
+                .OrderByDescending(r => r.CreatedAt).Take(1).ToList(),
+            Synced: batch.Query<JobView>()
+                .Where(j => j.DataSourceId == s.Id && j.Kind == JobKind.Synchronisation && (j.State == JobState.Succeeded || j.State == JobState.Failed))
+                .OrderByDescending(j => j.Sequence).Take(1).ToList()));
         var vaultFailures = batch.Query<RecoveryPointView>().Where(r => r.VaultError != null && !r.InVault).ToList();
         var activeTransfers = active.Values.Where(a => a.Kind == AlertKind.VaultTransferFailed).Select(a => a.SubjectId).ToArray();
         var transfersDone = batch.Query<RecoveryPointView>().Where(r => r.Id.IsOneOf(activeTransfers) && r.InVault).ToList();
@@ -114,6 +120,7 @@ public sealed class AlertMonitor(IServiceProvider services, TimeProvider clock, 
                 // No longer protected: nothing to miss, and a past failure is no longer anyone's to fix.
                 Clears(AlertKind.BackupFailed, source.Id, $"data source removed from protection at {removedAt:O}");
                 Clears(AlertKind.MissedBackup, source.Id, $"data source removed from protection at {removedAt:O}");
+                Clears(AlertKind.SyncFailed, source.Id, $"data source removed from protection at {removedAt:O}");
                 continue;
             }
             var finished = (await latest[source.Id].Finished).FirstOrDefault();
@@ -125,6 +132,15 @@ public sealed class AlertMonitor(IServiceProvider services, TimeProvider clock, 
                     $"Backup {finished.Id} of {source.Path} failed: {finished.FailureReason}");
             else if (finished is not null)
                 Clears(AlertKind.BackupFailed, source.Id, $"recovery point {finished.Id} created at {finished.CreatedAt:O}");
+
+            var synced = (await latest[source.Id].Synced).FirstOrDefault();
+            if (synced is { State: JobState.Failed } && !(created?.CreatedAt > synced.FinishedAt))
+                Holds(AlertKind.SyncFailed, source.Id, scope,
+                    $"Synchronisation {synced.Id} of {source.Path} failed: {synced.FailureReason}");
+            else if (synced is { State: JobState.Failed })
+                Clears(AlertKind.SyncFailed, source.Id, $"recovery point {created!.Id} created at {created.CreatedAt:O}");
+            else if (synced is not null)
+                Clears(AlertKind.SyncFailed, source.Id, $"synchronisation {synced.Id} succeeded at {synced.FinishedAt:O}");
 
             if (groups.GetValueOrDefault(source.GroupId)?.AlertThresholdDays is not { } days) continue;
             var since = created?.CreatedAt ?? source.ProtectedAt;

@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Backup.Commands.Alerts;
 using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Synchronising;
 using Backup.Commands.VaultTransfers;
 using Backup.IntegrationTests.Infrastructure;
 using Backup.Projections;
@@ -175,6 +176,50 @@ public sealed class AlertTests : IClassFixture<ApiFactory>, IAsyncDisposable
         await FinishedBackupAsync(source);
         (await CheckAsync(source.DataSource)).ShouldBe([new AlertChange(AlertKind.BackupFailed, source.DataSource, Raised: false)]);
         (await AlertsAsync($"?status=Resolved&dataSourceId={source.DataSource}")).ShouldHaveSingleItem().GetProperty("kind").GetString().ShouldBe("BackupFailed");
+    }
+
+    /// <summary>A synchronisation that ended now (succeeded, or failed with <paramref name="failure"/>); waits for its job view.</summary>
+    private async Task<Guid> FinishedSyncAsync((Guid Group, Guid DataSource, Guid Agent) source, string? failure = null)
+    {
+        var id = Guid.CreateVersion7();
+        var now = _clock.GetUtcNow();
+        await using (var session = Store.LightweightSession())
+        {
+            session.Events.StartStream<Synchronisation>(id,
+                new SyncRequested(id, source.DataSource, source.Group, source.Agent, "/srv", "scheduler", now),
+                new SyncStarted(id, source.Agent, now),
+                failure is null
+                    ? new ReplicaSynchronised(id, source.DataSource, 1, 0, 0, 10, [], 0, now)
+                    : new SyncFailed(id, failure, now));
+            await session.SaveChangesAsync(Ct);
+        }
+        var state = failure is null ? "Succeeded" : "Failed";
+        await _client.WaitForAsync($"/api/jobs/{id}", v => v.GetProperty("state").GetString() == state);
+        return id;
+    }
+
+    [Fact]
+    public async Task A_failed_synchronisation_raises_an_alert_that_the_next_good_sync_or_a_later_recovery_point_resolves()
+    {
+        var source = await DataSourceAsync();
+        await FinishedSyncAsync(source, "permission denied: /srv");
+        (await CheckAsync(source.DataSource)).ShouldBe([new AlertChange(AlertKind.SyncFailed, source.DataSource, Raised: true)]);
+        var alert = (await AlertsAsync($"?status=Active&dataSourceId={source.DataSource}")).ShouldHaveSingleItem();
+        alert.GetProperty("kind").GetString().ShouldBe("SyncFailed");
+        alert.GetProperty("message").GetString()!.ShouldContain("permission denied: /srv");
+
+        _clock.Advance(TimeSpan.FromMinutes(15));
+        await FinishedSyncAsync(source);
+        (await CheckAsync(source.DataSource)).ShouldBe([new AlertChange(AlertKind.SyncFailed, source.DataSource, Raised: false)]);
+
+        // Raised again by the next failure; a recovery point created after it (which carries its own sync) resolves it.
+        _clock.Advance(TimeSpan.FromMinutes(15));
+        await FinishedSyncAsync(source, "agent lost: lease expired 3 times");
+        (await CheckAsync(source.DataSource)).ShouldBe([new AlertChange(AlertKind.SyncFailed, source.DataSource, Raised: true)]);
+        _clock.Advance(TimeSpan.FromMinutes(15));
+        await FinishedBackupAsync(source);
+        (await CheckAsync(source.DataSource)).ShouldBe([new AlertChange(AlertKind.SyncFailed, source.DataSource, Raised: false)]);
+        (await AlertEventsAsync(AlertKind.SyncFailed, source.DataSource)).Count.ShouldBe(4, "raised, resolved, raised, resolved on one stream");
     }
 
     [Fact]
