@@ -3,8 +3,11 @@
 # the API, the workers and one local agent, protects a demo folder, takes a backup, waits for the online
 # copy in the vault, restores it from the vault into another folder, and prints where to look.
 #
-#   scripts/demo.sh          run it (processes stay up so you can explore; logs in .local/run/)
-#   scripts/demo.sh stop     stop the API, workers and agent this script started, and the services if it started them
+#   scripts/demo.sh            run it (processes stay up so you can explore; logs in .local/run/)
+#   scripts/demo.sh schedule   instead: the server's clock runs DEMO_SPEED (240) times as fast, and a protection group with a
+#                              15-minute sync policy, six recovery points a day kept one day, and an online policy of two
+#                              copies a day takes the folder with no further calls; prints what happens (DEMO_WATCH_MINUTES, 10)
+#   scripts/demo.sh stop       stop the API, workers and agent this script started, and the services if it started them
 #
 # Environment: BACKUP_API_PORT (default 5080), plus those of scripts/services.sh.
 set -euo pipefail
@@ -55,11 +58,27 @@ eval "$(bash scripts/services.sh env)"
 
 stop_processes
 if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then die "port $PORT is in use by another process; set BACKUP_API_PORT"; fi
+if [[ ${1:-} == schedule ]]; then
+  # Each run starts its fast clock at the real now: a store from an earlier run would hold instants from its "future".
+  psql -X -q -h 127.0.0.1 -p "$BACKUP_PG_PORT" -U postgres -d backup -c 'drop schema if exists demo_schedule cascade' >/dev/null
+  rm -rf "$REPO/.local/disk-store-schedule"
+fi
 
 say "building"
 dotnet build Backup.sln -c Release -v quiet -nologo
 
+MODE="${1:-backup}"
+[[ $MODE == backup || $MODE == schedule ]] || die "unknown mode '$MODE' (backup, schedule or stop)"
 export Backup__Schema=demo Backup__DiskStore="$REPO/.local/disk-store" Backup__VaultContainer=demo-vault
+if [[ $MODE == schedule ]]; then
+  # A store of its own (the fast clock's instants must not mix with the real-time demo's), and the test-only fast clock
+  # for the API and the workers (README "Running each process alone"); the agent keeps real time and gets its lease in
+  # real seconds. A lease of 2 simulated hours is 30 real seconds at 240x.
+  SPEED="${DEMO_SPEED:-240}"
+  epoch="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  export Backup__Schema=demo_schedule Backup__DiskStore="$REPO/.local/disk-store-schedule" Backup__VaultContainer=demo-schedule-vault
+  export Backup__Clock__Speed="$SPEED" Backup__Clock__Start="$epoch" Backup__Clock__Epoch="$epoch" Backup__JobLeases__Duration=02:00:00
+fi
 # The first admin's API key: made on the first run, kept in the git-ignored .local/ (owner-only), given to the API
 # alone through its environment, and sent by every call below from a header file (never on a command line). The API
 # never logs it.
@@ -111,6 +130,45 @@ start agent Backup.Agent "--Agent:Server=$API/" "--Agent:EnrolmentToken=$token" 
 agent=""
 for _ in $(seq 60); do agent="$(get /api/agents | json_field id)"; [[ -n $agent ]] && break; sleep 0.5; done
 [[ -n $agent ]] || die "the agent did not enrol; see $RUN/agent.log"
+
+if [[ $MODE == schedule ]]; then
+  put_policy() { curl -sS -f -X PUT "$API/api/protection-groups/$1/$2" -H "@$AUTH_HEADER" -H 'If-Match: *' -H 'content-type: application/json' -d "$3" >/dev/null; }
+  say "creating a protection group with policies (server clock at ${SPEED}x, started at $epoch)"
+  group="$(post /api/protection-groups "{\"name\":\"Scheduled demo $(date +%s)\"}" | json_field id)"
+  all_days='["Monday","Tuesday","Wednesday","Thursday","Friday","Saturday","Sunday"]'
+  put_policy "$group" short-term-policy "{\"retentionDays\":1,\"synchronisation\":\"Interval\",\"syncIntervalMinutes\":15,\"recoveryPointTimes\":[\"00:00\",\"04:00\",\"08:00\",\"12:00\",\"16:00\",\"20:00\"],\"recoveryPointDays\":$all_days,\"timeZone\":\"UTC\"}"
+  put_policy "$group" online-policy '{"backupTimes":["06:00","18:00"],"schedule":"Daily","dailyRetentionDays":7}'
+  source="$(post "/api/protection-groups/$group/data-sources" "{\"agentId\":\"$agent\",\"kind\":\"Folder\",\"path\":\"$DEMO/protected\"}" | json_field id)"
+  say "watching group $group for ${DEMO_WATCH_MINUTES:-10} minutes: no further calls, only what the policies do"
+  echo "  a line when recovery points change (syncs run every 15 simulated minutes in between):"
+  echo "  server time   syncs done  points  on disk  in vault  expired from disk"
+  count() { { grep -o "$1" || true; } | wc -l; }
+  last=""
+  deadline=$(( $(date +%s) + 60 * ${DEMO_WATCH_MINUTES:-10} ))
+  while (( $(date +%s) < deadline )); do
+    points="$(get "/api/recovery-points?dataSourceId=$source&limit=500")"
+    state="$(printf '%6d  %7d  %8d  %17d' "$(count '"status":"Created"' <<<"$points")" "$(count '"onDisk":true' <<<"$points")" \
+      "$(count '"inVault":true' <<<"$points")" "$(count '"expiredFromDiskAt":"' <<<"$points")")"
+    if [[ $state != "$last" ]]; then
+      syncs="$(get "/api/jobs?dataSourceId=$source&kind=Synchronisation&state=Succeeded&limit=500")"
+      now=$(( $(date -u -d "$epoch" +%s) + ( $(date +%s) - $(date -u -d "$epoch" +%s) ) * SPEED ))
+      printf '  %s  %10d  %s\n' "$(date -u -d "@$now" +'%a %H:%M')" "$(count '"kind":"Synchronisation"' <<<"$syncs")" "$state"
+      last="$state"
+    fi
+    sleep 1
+  done
+  cat <<MSG
+
+What happened is in the catalog (the processes keep running, the clock keeps racing):
+  Recovery points   $API/api/recovery-points?dataSourceId=$source   (tier Disk / Vault / Both; expiredFromDiskAt)
+  Jobs              $API/api/jobs?dataSourceId=$source              (Synchronisation, Backup, VaultCopy, Retention)
+  Compliance        $API/api/compliance?groupId=$group
+  Swagger UI        $API/swagger  (Authorize with "ApiKey <key>", key in $ADMIN_KEY_FILE)
+  Logs              $RUN/{api,workers,agent}.log
+Stop everything:    bash scripts/demo.sh stop
+MSG
+  exit 0
+fi
 
 say "protecting the folder and taking a backup"
 group="$(get /api/protection-groups | json_field id)"

@@ -65,7 +65,7 @@ public static class AgentWorkEndpoints
     }
 
     private static async Task<Results<Ok<AgentJob>, NoContent>> NextJob(
-        Guid agentId, ClaimsPrincipal user, IMediator m, IOptions<JobLeaseOptions> leases, CancellationToken ct)
+        Guid agentId, ClaimsPrincipal user, IMediator m, IOptions<JobLeaseOptions> leases, TimeProvider clock, CancellationToken ct)
     {
         var job = await m.Send(new ClaimNextJob(user.RequireSelf(agentId)), ct);
         if (job is null) return TypedResults.NoContent();
@@ -76,8 +76,15 @@ public static class AgentWorkEndpoints
             _ => AgentJobKind.Restore,
         };
         return TypedResults.Ok(new AgentJob(job.Id, kind, job.RecoveryPointId, job.Path, job.Paths, (ExistingItems)(int)job.IfExists,
-            (int)leases.Value.Duration.TotalSeconds, job.Include, job.Exclude));
+            LeaseSeconds(leases.Value.Duration, clock), job.Include, job.Exclude));
     }
+
+    /// <summary>
+    /// The lease in the agent's seconds: the agent's clock is real time, so under a fast test clock (<see cref="ClockOptions"/>)
+    /// the lease it must heartbeat within is shorter by the clock's speed (at least a second).
+    /// </summary>
+    private static int LeaseSeconds(TimeSpan lease, TimeProvider clock) =>
+        (int)Math.Max(1, (clock is ScaledTimeProvider scaled ? lease / scaled.Speed : lease).TotalSeconds);
 
     private static async Task<Ok<JobLeaseRenewal>> Heartbeat(Guid agentId, Guid jobId, ClaimsPrincipal user, IMediator m, CancellationToken ct) =>
         TypedResults.Ok(new JobLeaseRenewal(jobId, await m.Send(new RenewJobLease(user.RequireSelf(agentId), jobId), ct)));

@@ -49,10 +49,14 @@ public sealed class ConsistencyChecker(
         var startedHere = true;
         await using (var session = Session())
         {
-            session.Events.StartStream(checkId, new ConsistencyCheckDue(checkId, day, dueAt));
+            // Started already (the usual case for every tick after the first of the day): no collision to provoke, which
+            // Marten would log as a failure each tick. Two workers starting it at once still collide below.
+            var state = await session.Events.FetchStreamStateAsync(checkId, ct);
+            if (state is not null) startedHere = false;
+            else session.Events.StartStream(checkId, new ConsistencyCheckDue(checkId, day, dueAt));
             try
             {
-                await session.SaveChangesAsync(ct);
+                if (startedHere) await session.SaveChangesAsync(ct);
             }
             catch (Marten.Exceptions.ExistingStreamIdCollisionException)
             {

@@ -6,6 +6,8 @@ using Backup.IntegrationTests.Infrastructure;
 using Backup.Storage.Contracts;
 using Backup.Storage.Crypto;
 using Backup.Storage.Format;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Backup.IntegrationTests.Api;
 
@@ -37,6 +39,23 @@ public sealed class AgentProtocolTests(ApiFactory api) : IClassFixture<ApiFactor
         job.Kind.ShouldBe(AgentJobKind.Backup);
         job.Path.ShouldBe("/srv/files");
         (await PollAsync(agent)).StatusCode.ShouldBe(HttpStatusCode.NoContent);
+    }
+
+    [Fact]
+    public async Task Under_a_fast_server_clock_the_agent_is_given_its_lease_in_real_seconds()
+    {
+        // The agent heartbeats on its own (real) clock: a 2-minute lease on a clock running 60 times as fast lasts 2 real seconds.
+        var now = DateTimeOffset.UtcNow;
+        await using var fast = api.WithWebHostBuilder(b => b.ConfigureServices(s =>
+            s.AddSingleton<TimeProvider>(new Backup.Commands.Common.ScaledTimeProvider(now, now, 60))));
+        var client = new ApiClient(fast.CreateClient());
+        var (agent, _) = await client.QueuedBackupAsync();
+        var poll = await client.PollAsync(agent);
+        poll.StatusCode.ShouldBe(HttpStatusCode.OK);
+        (await poll.Content.ReadFromJsonAsync<AgentJob>(ApiClient.Json, Ct))!.LeaseSeconds.ShouldBe(2);
+
+        var (other, _) = await _client.QueuedBackupAsync();
+        (await (await PollAsync(other)).Content.ReadFromJsonAsync<AgentJob>(ApiClient.Json, Ct))!.LeaseSeconds.ShouldBe(120, "the real clock: the lease as configured");
     }
 
     [Fact]
