@@ -33,9 +33,9 @@ public sealed class ApiClient(HttpClient http)
         return (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("pin").GetString()!;
     }
 
-    public async Task<string> IssueTokenAsync()
+    public async Task<string> IssueTokenAsync(int validForMinutes = 10)
     {
-        var response = await http.PostAsJsonAsync("/api/enrolment-tokens", new { validForMinutes = 10 }, Ct);
+        var response = await http.PostAsJsonAsync("/api/enrolment-tokens", new { validForMinutes }, Ct);
         response.StatusCode.ShouldBe(HttpStatusCode.Created);
         return (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("token").GetString()!;
     }
