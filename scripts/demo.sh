@@ -77,7 +77,7 @@ if [[ $MODE == schedule ]]; then
   SPEED="${DEMO_SPEED:-240}"
   epoch="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   export Backup__Schema=demo_schedule Backup__DiskStore="$REPO/.local/disk-store-schedule" Backup__VaultContainer=demo-schedule-vault
-  export Backup__Clock__Speed="$SPEED" Backup__Clock__Start="$epoch" Backup__Clock__Epoch="$epoch" Backup__JobLeases__Duration=02:00:00
+  export Backup__Clock__Speed="$SPEED" Backup__Clock__Start="$epoch" Backup__Clock__Epoch="$epoch" Backup__JobLeases__Duration=02:00:00 Backup__JobLeases__PickupTimeout=1.00:00:00
 fi
 # The first admin's API key: made on the first run, kept in the git-ignored .local/ (owner-only), given to the API
 # alone through its environment, and sent by every call below from a header file (never on a command line). The API

@@ -28,12 +28,22 @@ public sealed class JobLeaseOptions
     /// <summary>Wait before the first re-queue is handed out; doubled per further attempt, up to <see cref="MaxRetryBackoff"/>.</summary>
     public TimeSpan RetryBackoff { get; set; } = TimeSpan.FromSeconds(30);
     public TimeSpan MaxRetryBackoff { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// A job its agent has not claimed this long after it was queued (or, after a lost lease, after it could be claimed
+    /// again) fails: the agent is off or cut off, and a backup taken hours late is not the one the schedule wanted.
+    /// </summary>
+    public TimeSpan PickupTimeout { get; set; } = TimeSpan.FromHours(4);
 }
 
 /// <summary>Pure lease rules shared by the backup and restore deciders.</summary>
 public static class JobLease
 {
     public static string AgentLostReason(int expiries) => $"agent lost: lease expired {expiries} time{(expiries == 1 ? "" : "s")}";
+
+    /// <summary>Why a job failed that its agent never claimed in time, with when the agent was last heard of.</summary>
+    public static string NotPickedUpReason(TimeSpan timeout, DateTimeOffset waitingSince, DateTimeOffset? lastPolledAt) =>
+        $"agent did not pick the job up within {timeout} of {waitingSince:O} (last poll: {(lastPolledAt is { } at ? at.ToString("O") : "never")})";
 
     public static TimeSpan Backoff(int attempt, TimeSpan first, TimeSpan max)
     {

@@ -74,6 +74,10 @@ public sealed record Restore(Guid Id, Guid RecoveryPointId, Guid AgentId, Restor
         return new RestoreFailed(r.Id, r.RecoveryPointId, reason, now);
     }
 
+    /// <summary>A restore still waiting for its agent will not run (it was not picked up in time). Null when it is no longer waiting.</summary>
+    public static RestoreFailed? Cancel(Restore? restore, string reason, DateTimeOffset now) =>
+        restore is { Status: RestoreStatus.Requested } ? new RestoreFailed(restore.Id, restore.RecoveryPointId, reason, now) : null;
+
     /// <summary>A heartbeat: only the owning agent, only while the restore runs.</summary>
     public static void RenewLease(Restore? restore, Guid restoreId, Guid agentId) => Running(restore, restoreId, agentId);
 

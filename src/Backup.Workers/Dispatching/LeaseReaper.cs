@@ -10,8 +10,10 @@ namespace Backup.Workers.Dispatching;
 
 /// <summary>
 /// Finds running jobs whose agent stopped renewing the lease and expires it: the job goes back to its agent's
-/// queue with backoff, or fails ("agent lost") after the configured number of expiries. Every worker may run
-/// one: the events are appended at the stream version that was read, so only one reaper expires a given lease.
+/// queue with backoff, or fails ("agent lost") after the configured number of expiries. And jobs that their agent has
+/// not picked up within <see cref="JobLeaseOptions.PickupTimeout"/>: they fail with the reason (and the alert of their
+/// kind). Every worker may run one: the events are appended at the stream version that was read, so only one reaper
+/// ends a given job.
 /// </summary>
 public sealed class LeaseReaper(IDocumentStore store, TimeProvider clock, IOptions<JobLeaseOptions> options, ILogger<LeaseReaper> log)
     : BackgroundService
@@ -19,8 +21,12 @@ public sealed class LeaseReaper(IDocumentStore store, TimeProvider clock, IOptio
     private static readonly CommandMetadata Worker = new() { Actor = "worker:lease-reaper" };
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        PeriodicWork.RunAsync(clock, options.Value.ReaperInterval, (now, ct) => ReapAsync(now, ct), log,
-            "Looking for expired job leases", stoppingToken,
+        PeriodicWork.RunAsync(clock, options.Value.ReaperInterval, async (now, ct) =>
+            {
+                await ReapAsync(now, ct);
+                await FailUnclaimedAsync(now, ct);
+            }, log,
+            "Looking for expired job leases and jobs not picked up", stoppingToken,
             new Leadership(() => store, "lease reaper", log));
 
     /// <summary>Expires every lease that ran out before <paramref name="now"/>; returns how many this reaper expired.</summary>
@@ -82,6 +88,57 @@ public sealed class LeaseReaper(IDocumentStore store, TimeProvider clock, IOptio
             }
         }
         return count;
+    }
+
+    /// <summary>Fails every job still queued <see cref="JobLeaseOptions.PickupTimeout"/> after it could first be claimed; returns how many.</summary>
+    public async Task<int> FailUnclaimedAsync(DateTimeOffset now, CancellationToken ct)
+    {
+        var timeout = options.Value.PickupTimeout;
+        var cutoff = now - timeout;
+        IReadOnlyList<QueuedJob> stale;
+        await using (var query = store.QuerySession())
+        {
+            stale = await query.Query<QueuedJob>()
+                .Where(j => j.State == QueuedJobState.Queued
+                            && ((j.NotBefore == null && j.QueuedAt < cutoff) || (j.NotBefore != null && j.NotBefore < cutoff)))
+                .OrderBy(j => j.QueuedAt)
+                .Take(100)
+                .ToListAsync(ct);
+        }
+
+        var count = 0;
+        foreach (var job in stale)
+        {
+            await using var session = Worker.ApplyTo(store.LightweightSession());
+            var since = job.NotBefore ?? job.QueuedAt;
+            var reason = JobLease.NotPickedUpReason(timeout, since, (await session.LoadAsync<AgentContact>(job.AgentId, ct))?.LastPolledAt);
+            var (failed, version) = job.Kind switch
+            {
+                QueuedJobKind.Backup => await DecideAsync<RecoveryPoint>(session, job.Id, RecoveryPoint.Next, rp => RecoveryPoint.Cancel(rp, reason, now), ct),
+                QueuedJobKind.Synchronisation => await DecideAsync<Synchronisation>(session, job.Id, Synchronisation.Next, s => Synchronisation.Cancel(s, reason, now), ct),
+                _ => await DecideAsync<Restore>(session, job.Id, Restore.Next, r => Restore.Cancel(r, reason, now), ct),
+            };
+            if (failed is null) continue; // claimed, or ended, since the query
+            session.AppendExpected(job.Id, version, failed);
+            try
+            {
+                await session.SaveChangesAsync(ct);
+                count++;
+                log.LogWarning("{Kind} job {JobId} failed: {Reason}", job.Kind, job.Id, reason);
+            }
+            catch (JasperFx.Events.EventStreamUnexpectedMaxEventIdException)
+            {
+                // Claimed by its agent (or ended by another reaper) just now.
+            }
+        }
+        return count;
+    }
+
+    private static async Task<(object? Event, long Version)> DecideAsync<T>(
+        IDocumentSession session, Guid id, Func<T?, object, T?> next, Func<T?, object?> decide, CancellationToken ct) where T : class
+    {
+        var (state, version) = await session.LoadAsync(id, next, ct);
+        return (decide(state), version);
     }
 
     private static bool Expired(QueuedJob job, DateTimeOffset now, JobLeaseOptions lease) =>

@@ -68,8 +68,11 @@ public sealed class VaultCopier(
         VaultTransfer transfer;
         long version;
         Pacer pacer;
-        await using (var session = metadata.ApplyTo(store.LightweightSession()))
+        // The start is appended at the version read; another copier recording a pack in between (one that lost its lead and
+        // has not stopped yet) makes it fail: read again and decide again.
+        for (var attempt = 1; ; attempt++)
         {
+            await using var session = metadata.ApplyTo(store.LightweightSession());
             (var state, version) = await session.LoadAsync<VaultTransfer>(transferId, VaultTransfer.Next, ct);
             var started = VaultTransfer.Start(state, recoveryPointId, packIds.Count, clock.GetUtcNow());
             if (started is null)
@@ -78,10 +81,18 @@ public sealed class VaultCopier(
                 return;
             }
             session.AppendExpected(transferId, version, started);
-            await session.SaveChangesAsync(ct);
+            try
+            {
+                await session.SaveChangesAsync(ct);
+            }
+            catch (JasperFx.Events.EventStreamUnexpectedMaxEventIdException) when (attempt < 10)
+            {
+                continue;
+            }
             transfer = VaultTransfer.Next(state, started)!;
             version++;
             pacer = new Pacer(clock, await ThrottlingAsync(session, recoveryPointId, ct));
+            break;
         }
 
         try

@@ -35,8 +35,13 @@ public sealed class JobLeaseTests : IClassFixture<ApiFactory>, IAsyncDisposable
 
     private IDocumentStore Store => _api.Services.GetRequiredService<IDocumentStore>();
 
+    private static readonly TimeSpan Pickup = TimeSpan.FromHours(4);
+
     private LeaseReaper Reaper(int maxAttempts = 3) => new(Store, TimeProvider.System,
-        Options.Create(new JobLeaseOptions { Duration = Lease, MaxAttempts = maxAttempts, RetryBackoff = TimeSpan.Zero, MaxRetryBackoff = TimeSpan.Zero }),
+        Options.Create(new JobLeaseOptions
+        {
+            Duration = Lease, MaxAttempts = maxAttempts, RetryBackoff = TimeSpan.Zero, MaxRetryBackoff = TimeSpan.Zero, PickupTimeout = Pickup,
+        }),
         NullLogger<LeaseReaper>.Instance);
 
     private static DateTimeOffset AfterTheLease => DateTimeOffset.UtcNow + Lease + TimeSpan.FromSeconds(1);
@@ -227,6 +232,33 @@ public sealed class JobLeaseTests : IClassFixture<ApiFactory>, IAsyncDisposable
         released1.GetProperty("actor").GetString().ShouldBe($"agent:{agent.AgentId}");
         var view = await _client.WaitForAsync($"/api/recovery-points/{rp}", v => v.GetProperty("status").GetString() == "Running");
         view.GetProperty("leaseExpiries").GetInt32().ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task Jobs_their_agent_does_not_pick_up_in_time_fail_with_the_reason_and_running_ones_are_left_alone()
+    {
+        var (idle, backup) = await QueuedBackupAsync();
+        var sync = await _client.RequestSyncAsync((await JobAsync(backup)).DataSourceId);
+        var done = await _client.CreatedBackupAsync();
+        var restoreRequest = await _client.Http.PostAsJsonAsync($"/api/recovery-points/{done.RecoveryPointId}/restores",
+            new { source = "Disk", targetPath = $"/restore/{Guid.NewGuid():N}" }, Ct);
+        var restore = await ApiClient.IdAsync(restoreRequest);
+        var (busy, running) = await QueuedBackupAsync();
+        await ClaimAsync(busy);
+        var reaper = Reaper();
+
+        // Not yet: within the timeout nothing happens.
+        await reaper.FailUnclaimedAsync(DateTimeOffset.UtcNow + Pickup - TimeSpan.FromMinutes(1), Ct);
+        (await EventsAsync(backup)).ShouldNotContain(e => e is Backup.Commands.RecoveryPoints.RecoveryPointFailed);
+
+        await reaper.FailUnclaimedAsync(DateTimeOffset.UtcNow + Pickup + TimeSpan.FromSeconds(1), Ct);
+        var failed = (await EventsAsync(backup)).OfType<Backup.Commands.RecoveryPoints.RecoveryPointFailed>().ShouldHaveSingleItem();
+        failed.Reason.ShouldStartWith("agent did not pick the job up within 04:00:00 of ");
+        failed.Reason.ShouldEndWith("(last poll: never)");
+        (await EventsAsync(sync)).OfType<Backup.Commands.Synchronising.SyncFailed>().ShouldHaveSingleItem().Reason.ShouldContain("did not pick the job up");
+        (await EventsAsync(restore)).OfType<Backup.Commands.Restores.RestoreFailed>().ShouldHaveSingleItem().Reason.ShouldContain("last poll: 20");
+        (await EventsAsync(running)).ShouldNotContain(e => e is Backup.Commands.RecoveryPoints.RecoveryPointFailed, "a claimed job is the lease's business");
+        (await PollAsync(idle)).StatusCode.ShouldBe(HttpStatusCode.NoContent, "the failed jobs left the queue");
     }
 
     [Fact]

@@ -34,6 +34,7 @@ public sealed class PoliciesAtWorkTests : IAsyncLifetime
         ["Backup__Clock__Epoch"] = _epoch.ToString("O"),
         // In simulated time: a 4-hour lease is 5 real seconds; rounds no more often than every few hundred real milliseconds.
         ["Backup__JobLeases__Duration"] = "04:00:00",
+        ["Backup__JobLeases__PickupTimeout"] = "1.00:00:00",
         ["Backup__JobLeases__ReaperInterval"] = "00:20:00",
         ["Backup__Alerts__CheckInterval"] = "01:00:00",
         ["Backup__Scheduler__TickInterval"] = "00:15:00",
