@@ -83,7 +83,8 @@ public static class CatalogStore
         opts.Schema.For<ProtectedFolder>().UniqueIndex(f => f.Key);
         opts.Schema.For<ApiKeyName>().UniqueIndex(k => k.NameKey);
         opts.Schema.For<RecentSecurityPin>().Index(p => p.ExpiresAt);
-        opts.Schema.For<QueuedJob>().Index(j => j.AgentId);
+        // The queue keeps every finished job; the lease reaper and the scheduler look for the few queued or running ones.
+        opts.Schema.For<QueuedJob>().Index(j => j.AgentId).Index(j => j.State);
         // (data source, sequence): a data source's newest page is a backward scan of that many index entries, not a sort of all its
         // points (a year of two a day is ~700 per data source; bench/catalog.sh). The sequence alone serves the unfiltered list.
         opts.Schema.For<RecoveryPointView>().Index([r => r.DataSourceId, r => r.Sequence]).Index(r => r.Sequence);

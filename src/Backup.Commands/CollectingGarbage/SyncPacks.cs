@@ -8,6 +8,8 @@ namespace Backup.Commands.CollectingGarbage;
 /// The packs one synchronisation wrote and, once it ended, the packs its copy of the data source references: what garbage
 /// collection must keep for the next recovery point: the latest synchronisation's packs of each data source until a
 /// recovery point created after it exists, and the packs of running ones. Inline, like <see cref="RecoveryPointPacks"/>.
+/// The table stays small: a failed synchronisation's document is deleted by the projection, and the collector deletes those
+/// a later synchronisation of the same data source superseded (a 15-minute policy ends ~100 a day per data source).
 /// </summary>
 public sealed class SyncPacks
 {
@@ -63,6 +65,9 @@ public sealed partial class SyncPacksProjection : MultiStreamProjection<SyncPack
 
     public static void Apply(JobRequeued _, SyncPacks p) => p.Status = SyncStatus.Requested;
     public static void Apply(JobReleased _, SyncPacks p) => p.Status = SyncStatus.Requested;
+
+    /// <summary>A failed synchronisation holds nothing the collector must keep (what it wrote is garbage unless someone else references it).</summary>
+    public static bool ShouldDelete(SyncFailed _, SyncPacks p) => true;
 
     // Lease events of backups and restores land on documents no SyncRequested created: drop them.
     public static bool ShouldDelete(JobRequeued _, SyncPacks p) => p.Id == Guid.Empty || p.Status == 0;

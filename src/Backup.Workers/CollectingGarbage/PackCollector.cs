@@ -101,17 +101,21 @@ public sealed class PackCollector(
         return needed;
     }
 
-    /// <summary>The synchronisations that hold packs: running ones, and the latest synchronised one of each data source still protected.</summary>
-    private sealed record Syncs(IReadOnlyList<SyncPacks> Running, IReadOnlyList<SyncPacks> Latest)
+    /// <summary>
+    /// The synchronisations that hold packs: running ones, and the latest synchronised one of each data source still protected;
+    /// <see cref="Superseded"/> are the other synchronised ones, which hold nothing any more.
+    /// </summary>
+    private sealed record Syncs(IReadOnlyList<SyncPacks> Running, IReadOnlyList<SyncPacks> Latest, IReadOnlyList<SyncPacks> Superseded)
     {
         public static async Task<Syncs> LoadAsync(IDocumentSession session, CancellationToken ct)
         {
             var all = await session.Query<SyncPacks>().Where(s => s.Status != SyncStatus.Failed).ToListAsync(ct);
             var removed = (await session.Query<Backup.Projections.DataSources.DataSourceView>()
                 .Where(d => d.RemovedAt != null).Select(d => d.Id).ToListAsync(ct)).ToHashSet();
-            var latest = all.Where(s => s.Status == SyncStatus.Synchronised && !removed.Contains(s.DataSourceId))
+            var synced = all.Where(s => s.Status == SyncStatus.Synchronised).ToList();
+            var latest = synced.Where(s => !removed.Contains(s.DataSourceId))
                 .GroupBy(s => s.DataSourceId).Select(g => g.MaxBy(s => s.SynchronisedAt)!).ToList();
-            return new Syncs([.. all.Where(s => s.Running)], latest);
+            return new Syncs([.. all.Where(s => s.Running)], latest, [.. synced.Except(latest)]);
         }
     }
 
@@ -122,13 +126,19 @@ public sealed class PackCollector(
         var points = await PointsAsync(session, ct);
         var syncs = await Syncs.LoadAsync(session, ct);
         var needed = NeededOnDisk(points, syncs);
+        // Superseded synchronisations hold nothing: their documents go with this round (in the same transaction).
+        foreach (var superseded in syncs.Superseded) session.Delete(superseded);
         var already = (await session.Query<CondemnedPack>().Select(p => p.Id).ToListAsync(ct)).ToHashSet(StringComparer.Ordinal);
         var youngest = now - options.Value.MinPackAge;
         var condemned = disk.ListPacks()
             .Where(f => f.WrittenAt <= youngest && !needed.Contains(f.PackId) && !already.Contains(f.PackId))
             .OrderBy(f => f.PackId, StringComparer.Ordinal)
             .ToList();
-        if (condemned.Count == 0) return [];
+        if (condemned.Count == 0)
+        {
+            if (syncs.Superseded.Count > 0) await session.SaveChangesAsync(ct);
+            return [];
+        }
 
         var collectionId = Guid.CreateVersion7();
         var waitingFor = points.Where(p => p.Running).Select(p => p.Id).Concat(syncs.Running.Select(s => s.Id)).ToList();

@@ -182,7 +182,7 @@ public sealed class PackCollectionTests(ApiFactory api) : IClassFixture<ApiFacto
     {
         var source = await SourceAsync();
         var (a, b, c) = (TestPacks.Random(3000), TestPacks.Random(2000), TestPacks.Random(1000));
-        var (_, firstTree) = await SyncAsync(source, [a, b], [.. a.Chunks, .. b.Chunks]);
+        var (first, firstTree) = await SyncAsync(source, [a, b], [.. a.Chunks, .. b.Chunks]);
         var collector = Collector();
         var round = await RoundAsync(collector);
         new[] { a.Id, b.Id, firstTree.Id }.ShouldAllBe(p => !round.CondemnedOnDisk.Contains(p), "no recovery point references them, but the next one will");
@@ -199,6 +199,8 @@ public sealed class PackCollectionTests(ApiFactory api) : IClassFixture<ApiFacto
         round = await RoundAsync(collector);
         round.CondemnedOnDisk.ShouldContain(b.Id);
         round.CondemnedOnDisk.ShouldContain(firstTree.Id);
+        await using (var session = api.Store.QuerySession())
+            (await session.LoadAsync<SyncPacks>(first, Ct)).ShouldBeNull("a superseded synchronisation's record goes with the round");
         new[] { a.Id, c.Id, secondTree.Id }.ShouldAllBe(p => !round.CondemnedOnDisk.Contains(p));
         (await _client.KnownChunksAsync(source.Agent)).ShouldContain(c.Chunks[0], "the synchronised chunks are still offered to the agent");
 
