@@ -49,10 +49,13 @@ public sealed class ConsistencyRepairSubscriptionTests(ApiFactory api) : IClassF
         await StartWorkersAsync();
         var disk = api.Services.GetRequiredService<DiskStore>();
         var pack = backup.Packs[1];
-        await using (var file = File.Open(disk.PackPath(pack.Id), FileMode.Open, FileAccess.Write))
+        await using (var file = File.Open(disk.PackPath(pack.Id), FileMode.Open, FileAccess.ReadWrite))
         {
+            // Flip the byte's bits: writing a fixed value left the pack intact whenever the byte already had it (1 in 256).
             file.Position = 10;
-            file.WriteByte(0xFF);
+            var original = (byte)file.ReadByte();
+            file.Position = 10;
+            file.WriteByte((byte)(original ^ 0xFF));
         }
 
         var check = await _client.Http.PostAsync($"/api/recovery-points/{backup.RecoveryPointId}/check?tier=Disk", null, Ct);
