@@ -294,7 +294,8 @@ public sealed class YearOfBackups
             _catalogued++;
             var added = new List<CataloguedItem>();
             var removed = new List<string>();
-            if (initial)
+            // The whole tree the first time a point is catalogued (the source's first backup may have failed).
+            if (initial || _files.Count == 0)
             {
                 foreach (var folder in Enumerable.Range(0, FilesPerSource).Select(FilePath).Select(p => p[..p.LastIndexOf('/')]).Distinct())
                 {

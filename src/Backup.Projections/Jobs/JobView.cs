@@ -227,31 +227,10 @@ public sealed partial class JobViewProjection : MultiStreamProjection<JobView, G
         };
     }
 
-    public static void Apply(BackupStarted e, JobView v)
-    {
-        v.State = JobState.Running;
-        v.StartedAt = e.StartedAt;
-        v.Attempts++;
-    }
-
-    public static void Apply(PackWrittenToDisk e, JobView v)
-    {
-        v.Packs++;
-        v.Bytes += e.Bytes;
-    }
-
-    public static void Apply(RecoveryPointCreated e, JobView v)
-    {
-        v.BytesRead = e.BytesRead;
-        v.Files = e.Files;
-        Finish(v, JobState.Succeeded, e.CreatedAt);
-    }
-
-    public static void Apply(RecoveryPointFailed e, JobView v)
-    {
-        v.FailureReason = e.Reason;
-        Finish(v, JobState.Failed, e.FailedAt);
-    }
+    public static void Apply(BackupStarted e, JobView v) => Started(v, e.StartedAt);
+    public static void Apply(PackWrittenToDisk e, JobView v) => PackWritten(v, e.Bytes);
+    public static void Apply(RecoveryPointCreated e, JobView v) => Read(v, e.Files, e.BytesRead, e.CreatedAt);
+    public static void Apply(RecoveryPointFailed e, JobView v) => Failed(v, e.Reason, e.FailedAt);
 
     public static JobView Create(IEvent<SyncRequested> @event)
     {
@@ -264,30 +243,36 @@ public sealed partial class JobViewProjection : MultiStreamProjection<JobView, G
         };
     }
 
-    public static void Apply(SyncStarted e, JobView v)
+    public static void Apply(SyncStarted e, JobView v) => Started(v, e.StartedAt);
+    public static void Apply(SyncPackWrittenToDisk e, JobView v) => PackWritten(v, e.Bytes);
+    public static void Apply(ReplicaSynchronised e, JobView v) => Read(v, e.Files, e.BytesRead, e.SynchronisedAt);
+    public static void Apply(SyncFailed e, JobView v) => Failed(v, e.Reason, e.FailedAt);
+
+    // Shared by the kinds of job: an agent's run (backup, synchronisation, restore), a pack written, a data source read, a failure.
+    private static void Started(JobView v, DateTimeOffset at)
     {
         v.State = JobState.Running;
-        v.StartedAt = e.StartedAt;
+        v.StartedAt = at;
         v.Attempts++;
     }
 
-    public static void Apply(SyncPackWrittenToDisk e, JobView v)
+    private static void PackWritten(JobView v, long bytes)
     {
         v.Packs++;
-        v.Bytes += e.Bytes;
+        v.Bytes += bytes;
     }
 
-    public static void Apply(ReplicaSynchronised e, JobView v)
+    private static void Read(JobView v, int files, long bytesRead, DateTimeOffset at)
     {
-        v.BytesRead = e.BytesRead;
-        v.Files = e.Files;
-        Finish(v, JobState.Succeeded, e.SynchronisedAt);
+        v.BytesRead = bytesRead;
+        v.Files = files;
+        Finish(v, JobState.Succeeded, at);
     }
 
-    public static void Apply(SyncFailed e, JobView v)
+    private static void Failed(JobView v, string reason, DateTimeOffset at)
     {
-        v.FailureReason = e.Reason;
-        Finish(v, JobState.Failed, e.FailedAt);
+        v.FailureReason = reason;
+        Finish(v, JobState.Failed, at);
     }
 
     public static JobView Create(RestoreOfBackup restore)
@@ -301,12 +286,7 @@ public sealed partial class JobViewProjection : MultiStreamProjection<JobView, G
         };
     }
 
-    public static void Apply(RestoreStarted e, JobView v)
-    {
-        v.State = JobState.Running;
-        v.StartedAt = e.StartedAt;
-        v.Attempts++;
-    }
+    public static void Apply(RestoreStarted e, JobView v) => Started(v, e.StartedAt);
 
     public static void Apply(RestoreCompleted e, JobView v)
     {
@@ -315,11 +295,7 @@ public sealed partial class JobViewProjection : MultiStreamProjection<JobView, G
         Finish(v, JobState.Succeeded, e.CompletedAt);
     }
 
-    public static void Apply(RestoreFailed e, JobView v)
-    {
-        v.FailureReason = e.Reason;
-        Finish(v, JobState.Failed, e.FailedAt);
-    }
+    public static void Apply(RestoreFailed e, JobView v) => Failed(v, e.Reason, e.FailedAt);
 
     public static void Apply(JobLeaseExpired e, JobView v) => v.LeaseExpiries = e.Attempt;
 
@@ -369,11 +345,7 @@ public sealed partial class JobViewProjection : MultiStreamProjection<JobView, G
         Finish(v, JobState.Succeeded, e.CompletedAt);
     }
 
-    public static void Apply(VaultTransferFailed e, JobView v)
-    {
-        v.FailureReason = e.Reason;
-        Finish(v, JobState.Failed, e.FailedAt);
-    }
+    public static void Apply(VaultTransferFailed e, JobView v) => Failed(v, e.Reason, e.FailedAt);
 
     public static JobView Create(CheckOfBackup @checked)
     {
