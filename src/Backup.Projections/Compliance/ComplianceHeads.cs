@@ -16,6 +16,9 @@ namespace Backup.Projections.Compliance;
 /// index-only probe of the primary key) and reads only the rows it does not hold. At most <see cref="RowCapacity"/> rows are
 /// kept; past that the cache starts again. A rebuild (noticed as above) empties it too, since a rebuilt projection may write
 /// other facts under the same keys.</item>
+/// <item>the last as-of evaluations, by instant: an as-of report asked again for the same instant (the next page, a second
+/// auditor) whose probe finds exactly the same rows valid is the same pure evaluation of the same facts, so it is reused
+/// rather than recomputed (at most <see cref="AsOfCapacity"/> instants; emptied with the rows).</item>
 /// </list>
 /// </summary>
 public sealed class ComplianceHeads
@@ -23,7 +26,13 @@ public sealed class ComplianceHeads
     /// <summary>Rows kept for as-of reports: ten reports over 2,000 data sources, ~40 MB.</summary>
     public const int RowCapacity = 20_000;
 
+    /// <summary>As-of evaluations kept, each with the row keys it was made from.</summary>
+    public const int AsOfCapacity = 32;
+
     private readonly SemaphoreSlim _refreshing = new(1, 1);
+    private readonly ConcurrentDictionary<DateTimeOffset, AsOf> _asOf = new();
+
+    private sealed record AsOf((Guid DataSourceId, long Sequence)[] Rows, IReadOnlyList<Evaluated> Sorted);
     private readonly ConcurrentDictionary<(Guid DataSourceId, long Sequence), ComplianceFacts> _rows = new();
     private Heads _heads = new(new Dictionary<Guid, ComplianceSource>(), -1, -1);
 
@@ -87,7 +96,11 @@ public sealed class ComplianceHeads
             var changed = rebuilt
                 ? await session.Query<ComplianceSource>().ToListAsync(ct)
                 : await session.Query<ComplianceSource>().Where(s => s.Sequence > heads.HighestSequence).ToListAsync(ct);
-            if (rebuilt) _rows.Clear();
+            if (rebuilt)
+            {
+                _rows.Clear();
+                _asOf.Clear();
+            }
             var bySource = rebuilt ? [] : new Dictionary<Guid, ComplianceSource>(heads.BySource);
             foreach (var source in changed) bySource[source.Id] = source;
             var highest = bySource.Count == 0 ? -1 : bySource.Values.Max(s => s.Sequence);
@@ -101,35 +114,62 @@ public sealed class ComplianceHeads
     }
 
     /// <summary>
+    /// Every one of <paramref name="ids"/> evaluated (without reasons) at <paramref name="at"/> from the facts valid then, in the
+    /// report's order: the evaluation kept for that instant when the rows valid then are still exactly those it was made from,
+    /// else a new one. Call <see cref="CurrentAsync"/> first in the same request: it is what notices a rebuild.
+    /// </summary>
+    public async Task<IReadOnlyList<Evaluated>> AsOfAsync(IQuerySession session, Guid[] ids, DateTimeOffset at, CancellationToken ct)
+    {
+        var rows = await ValidRowsAsync(session, ids, at, ct);
+        Array.Sort(rows);
+        if (_asOf.TryGetValue(at, out var kept) && kept.Rows.AsSpan().SequenceEqual(rows)) return kept.Sorted;
+        var sorted = Evaluate(await FactsAsync(session, rows, at, ct), at, new DueTimes());
+        if (_asOf.Count >= AsOfCapacity) _asOf.Clear();
+        _asOf[at] = new AsOf(rows, sorted);
+        return sorted;
+    }
+
+    /// <summary>
     /// For each of <paramref name="ids"/>, the facts valid at <paramref name="at"/> (none for one protected later). Call
     /// <see cref="CurrentAsync"/> first in the same request: it is what notices a rebuild.
     /// </summary>
-    public async Task<IReadOnlyList<ComplianceFacts>> ValidAtAsync(IQuerySession session, Guid[] ids, DateTimeOffset at, CancellationToken ct)
+    public async Task<IReadOnlyList<ComplianceFacts>> ValidAtAsync(IQuerySession session, Guid[] ids, DateTimeOffset at, CancellationToken ct) =>
+        await FactsAsync(session, await ValidRowsAsync(session, ids, at, ct), at, ct);
+
+    /// <summary>Which row is valid at the instant, per data source: the key only, from the primary key's index.</summary>
+    private static async Task<(Guid DataSourceId, long Sequence)[]> ValidRowsAsync(IQuerySession session, Guid[] ids, DateTimeOffset at, CancellationToken ct)
     {
-        // Which row is valid at the instant, per data source: the key only, from the primary key's index.
         var keys = await session.AdvancedSql.QueryAsync<string>(
             ComplianceSnapshots.ValidAtSql(session, "sequence", "d.id::text || ' ' || s.sequence::text"), ct, ids, at.ToUniversalTime());
-        var facts = new List<ComplianceFacts>(keys.Count);
-        var missing = new List<Guid>();
-        foreach (var key in keys)
+        return [.. keys.Select(key =>
         {
             var space = key.IndexOf(' ');
-            var row = (Guid.Parse(key.AsSpan(0, space)), long.Parse(key.AsSpan(space + 1)));
+            return (Guid.Parse(key.AsSpan(0, space)), long.Parse(key.AsSpan(space + 1)));
+        })];
+    }
+
+    /// <summary>The facts of <paramref name="rows"/>: those held, and the others read (and kept).</summary>
+    private async Task<IReadOnlyList<ComplianceFacts>> FactsAsync(IQuerySession session, (Guid DataSourceId, long Sequence)[] rows, DateTimeOffset at, CancellationToken ct)
+    {
+        var facts = new List<ComplianceFacts>(rows.Length);
+        var missing = new List<Guid>();
+        foreach (var row in rows)
+        {
             if (_rows.TryGetValue(row, out var held)) facts.Add(held);
-            else missing.Add(row.Item1);
+            else missing.Add(row.DataSourceId);
         }
         if (missing.Count == 0) return facts;
 
         // The rows not held, with their keys (a row appended since the probe above is the one valid now: kept under its own key).
-        var rows = await session.AdvancedSql.QueryAsync<string>(
+        var read = await session.AdvancedSql.QueryAsync<string>(
             ComplianceSnapshots.ValidAtSql(session, "sequence, facts", "s.sequence::text || ' ' || s.facts::text"), ct, missing.ToArray(), at.ToUniversalTime());
-        if (_rows.Count + rows.Count > RowCapacity) _rows.Clear();
-        foreach (var row in rows)
+        if (_rows.Count + read.Count > RowCapacity) _rows.Clear();
+        foreach (var row in read)
         {
             var space = row.IndexOf(' ');
-            var read = JsonSerializer.Deserialize<ComplianceFacts>(row.AsSpan(space + 1), ComplianceProjection.Json)!;
-            _rows[(read.DataSourceId, long.Parse(row.AsSpan(0, space)))] = read;
-            facts.Add(read);
+            var parsed = JsonSerializer.Deserialize<ComplianceFacts>(row.AsSpan(space + 1), ComplianceProjection.Json)!;
+            _rows[(parsed.DataSourceId, long.Parse(row.AsSpan(0, space)))] = parsed;
+            facts.Add(parsed);
         }
         return facts;
     }

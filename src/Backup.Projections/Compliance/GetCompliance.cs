@@ -88,7 +88,7 @@ public sealed class GetComplianceHandler(IQuerySession session, TimeProvider clo
         {
             at = asOf;
             Guid[] ids = [.. Wanted(await heads.CurrentAsync(session, ct), query).Select(h => h.Id)];
-            evaluated = ComplianceHeads.Evaluate(ids.Length == 0 ? [] : await heads.ValidAtAsync(session, ids, at, ct), at, new DueTimes());
+            evaluated = ids.Length == 0 ? [] : await heads.AsOfAsync(session, ids, at, ct);
         }
         else
         {
