@@ -32,7 +32,8 @@ public sealed class ComplianceHeads
     private readonly SemaphoreSlim _refreshing = new(1, 1);
     private readonly ConcurrentDictionary<DateTimeOffset, AsOf> _asOf = new();
 
-    private sealed record AsOf((Guid DataSourceId, long Sequence)[] Rows, IReadOnlyList<Evaluated> Sorted);
+    /// <param name="Heads">The heads the rows were last found valid with: while they are the current heads, no row was appended since.</param>
+    private sealed record AsOf(Guid[] Ids, (Guid DataSourceId, long Sequence)[] Rows, IReadOnlyList<Evaluated> Sorted, object Heads);
     private readonly ConcurrentDictionary<(Guid DataSourceId, long Sequence), ComplianceFacts> _rows = new();
     private Heads _heads = new(new Dictionary<Guid, ComplianceSource>(), -1, -1);
 
@@ -116,16 +117,27 @@ public sealed class ComplianceHeads
     /// <summary>
     /// Every one of <paramref name="ids"/> evaluated (without reasons) at <paramref name="at"/> from the facts valid then, in the
     /// report's order: the evaluation kept for that instant when the rows valid then are still exactly those it was made from,
-    /// else a new one. Call <see cref="CurrentAsync"/> first in the same request: it is what notices a rebuild.
+    /// else a new one. <paramref name="heads"/> are the heads <see cref="CurrentAsync"/> returned in this request (it is what
+    /// notices a rebuild): every snapshot row is appended together with its data source's new head, so while the heads are
+    /// those of the kept evaluation no row was appended since and the evaluation stands without asking the store again.
     /// </summary>
-    public async Task<IReadOnlyList<Evaluated>> AsOfAsync(IQuerySession session, Guid[] ids, DateTimeOffset at, CancellationToken ct)
+    public async Task<IReadOnlyList<Evaluated>> AsOfAsync(
+        IQuerySession session, IReadOnlyDictionary<Guid, ComplianceSource> heads, Guid[] ids, DateTimeOffset at, CancellationToken ct)
     {
+        var sortedIds = ids.Order().ToArray();
+        // Kept for this instant and for exactly these data sources (a group's report and the whole report differ).
+        if (_asOf.TryGetValue(at, out var kept) && !kept.Ids.AsSpan().SequenceEqual(sortedIds)) kept = null;
+        if (kept is not null && ReferenceEquals(kept.Heads, heads)) return kept.Sorted;
         var rows = await ValidRowsAsync(session, ids, at, ct);
         Array.Sort(rows);
-        if (_asOf.TryGetValue(at, out var kept) && kept.Rows.AsSpan().SequenceEqual(rows)) return kept.Sorted;
+        if (kept is not null && kept.Rows.AsSpan().SequenceEqual(rows))
+        {
+            _asOf[at] = kept with { Heads = heads };
+            return kept.Sorted;
+        }
         var sorted = Evaluate(await FactsAsync(session, rows, at, ct), at, new DueTimes());
         if (_asOf.Count >= AsOfCapacity) _asOf.Clear();
-        _asOf[at] = new AsOf(rows, sorted);
+        _asOf[at] = new AsOf(sortedIds, rows, sorted, heads);
         return sorted;
     }
 

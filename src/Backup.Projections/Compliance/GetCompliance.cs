@@ -87,8 +87,9 @@ public sealed class GetComplianceHandler(IQuerySession session, TimeProvider clo
         if (query.AsOf is { } asOf)
         {
             at = asOf;
-            Guid[] ids = [.. Wanted(await heads.CurrentAsync(session, ct), query).Select(h => h.Id)];
-            evaluated = ids.Length == 0 ? [] : await heads.AsOfAsync(session, ids, at, ct);
+            var current = await heads.CurrentAsync(session, ct);
+            Guid[] ids = [.. Wanted(current, query).Select(h => h.Id)];
+            evaluated = ids.Length == 0 ? [] : await heads.AsOfAsync(session, current, ids, at, ct);
         }
         else
         {

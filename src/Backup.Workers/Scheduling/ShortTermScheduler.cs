@@ -1,8 +1,8 @@
 using Backup.Commands.Common;
+using Backup.Commands.Dispatching;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Scheduling;
 using Backup.Commands.Synchronising;
-using Backup.Commands.Dispatching;
 using Backup.Projections.DataSources;
 using Backup.Projections.ProtectionGroups;
 using Marten;
@@ -125,6 +125,9 @@ public sealed class ShortTermScheduler(
                         wanted.Add((group.Id, source, at, false, ShortTermCalendar.BackupDueId(group.Id, source.Id, at)));
                     else if (!(waitingSince.TryGetValue(source.Id, out var since) && since < at))
                         wanted.Add((group.Id, source, at, true, ShortTermCalendar.SyncDueId(group.Id, source.Id, at)));
+                    else continue;
+                    // A tick catching up over several slots: what it requests waits too (occurrences come in order).
+                    waitingSince.TryAdd(source.Id, at);
                 }
         }
         // Another worker usually got there first: skip the streams that exist (one query) rather than collide on each.

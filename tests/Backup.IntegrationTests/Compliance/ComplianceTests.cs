@@ -284,6 +284,28 @@ public sealed class ComplianceTests : IClassFixture<ApiFactory>
     }
 
     [Fact]
+    public async Task As_of_one_instant_a_groups_report_and_the_whole_report_each_count_their_own_data_sources()
+    {
+        // The evaluation of an instant is kept for the next request; it must be the one of the data sources asked for.
+        var (group, agent) = await GroupAsync();
+        var first = await AddSourceAsync(group, agent);
+        var (other, otherAgent) = await GroupAsync();
+        var second = await AddSourceAsync(other, otherAgent);
+        await WaitForAsync($"?dataSourceId={first}", r => Lists(r, first));
+        await WaitForAsync($"?dataSourceId={second}", r => Lists(r, second));
+        _clock.Advance(TimeSpan.FromMinutes(1));
+        var asOf = Uri.EscapeDataString(_clock.GetUtcNow().ToString("O"));
+
+        var ofGroup = await ComplianceAsync($"?groupId={group}&asOf={asOf}");
+        ofGroup.GetProperty("overall").GetProperty("dataSources").GetInt32().ShouldBe(1);
+        var all = await ComplianceAsync($"?asOf={asOf}&limit=1000");
+        all.GetProperty("overall").GetProperty("dataSources").GetInt32().ShouldBeGreaterThanOrEqualTo(2);
+        all.GetProperty("dataSources").EnumerateArray().Select(s => s.GetProperty("dataSourceId").GetGuid()).ShouldContain(second);
+        var ofOther = await ComplianceAsync($"?groupId={other}&asOf={asOf}");
+        ofOther.GetProperty("dataSources").EnumerateArray().Select(s => s.GetProperty("dataSourceId").GetGuid()).ShouldBe([second]);
+    }
+
+    [Fact]
     public async Task Compliance_now_is_evaluated_again_after_a_second_or_at_once_when_a_fact_changes()
     {
         var (group, agent) = await GroupAsync();
