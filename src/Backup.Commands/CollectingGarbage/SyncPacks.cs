@@ -57,12 +57,6 @@ public sealed partial class SyncPacksProjection : MultiStreamProjection<SyncPack
         p.SynchronisedAt = e.SynchronisedAt;
     }
 
-    public static void Apply(SyncFailed _, SyncPacks p)
-    {
-        p.Status = SyncStatus.Failed;
-        p.Written = [];
-    }
-
     public static void Apply(JobRequeued _, SyncPacks p) => p.Status = SyncStatus.Requested;
     public static void Apply(JobReleased _, SyncPacks p) => p.Status = SyncStatus.Requested;
 
