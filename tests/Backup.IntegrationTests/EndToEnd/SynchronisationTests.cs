@@ -72,7 +72,8 @@ public sealed class SynchronisationTests : IAsyncLifetime
         written.ShouldBeGreaterThan(2L << 20);
         written.ShouldBeLessThan(3L << 20, "a.bin and c.bin were sent by the synchronisation, not again");
         created.PackIds.Intersect(done.PackIds).ShouldNotBeEmpty("the recovery point references the synchronisation's packs");
-        agent.Output.ShouldContain("2 unchanged, not read");
+        // The agent logs its summary just after the commit returns: wait for the line rather than race it.
+        await agent.WaitForOutputAsync("(2 unchanged, not read)", TimeSpan.FromSeconds(30));
 
         // And it restores byte for byte, the unchanged files from the synchronisation's packs.
         var target = Path.Combine(_run.Work.FullName, "restored");
