@@ -171,7 +171,12 @@ pg_install() {
 }
 
 pg_write_conf() { # data base
-  local data=$1 base=$2 conf="$1/backup-dev.conf"
+  local data=$1 base=$2 conf="$1/backup-dev.conf" ram_mb buffers_mb
+  # Shared buffers: a quarter of the machine's memory, at least 128 MB (PostgreSQL's default) and at most 4 GB. The
+  # default alone keeps only 128 MB of a year's views in PostgreSQL's cache: a projection rebuild at 10M events then ran at
+  # half the rate (bench/catalog.sh; README "PostgreSQL settings" has the figures and the settings for a production server).
+  ram_mb=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo 2>/dev/null || echo 0)
+  buffers_mb=$(( ram_mb / 4 )); (( buffers_mb < 128 )) && buffers_mb=128; (( buffers_mb > 4096 )) && buffers_mb=4096
   # Written on every start so a changed BACKUP_PG_PORT takes effect.
   cat >"$conf" <<EOF
 # Managed by scripts/services.sh; rewritten on every 'up'. Dev/test only.
@@ -183,6 +188,11 @@ fsync = on
 synchronous_commit = on
 full_page_writes = on
 logging_collector = off
+shared_buffers = ${buffers_mb}MB
+# Fewer checkpoints, so fewer full-page images when views are rewritten all over their tables (a rebuild); lz4 is cheap.
+max_wal_size = 8GB
+checkpoint_timeout = 30min
+wal_compression = lz4
 EOF
   chown postgres:postgres "$conf"
   chmod 600 "$conf"

@@ -20,12 +20,16 @@ public static class Rebuilder
     {
         var schema = options.Schema;
         var pageSize = (int)options.Long("page", 0);
+        var cacheLimit = (int)options.Long("cache", -1);
         using var store = DocumentStore.For(o =>
         {
             o.ConfigureCatalog(connection, schema);
             // --page N: an experiment with the daemon's page size (events fetched and applied per batch) over the product's setting.
             if (pageSize > 0)
                 foreach (var projection in o.Projections.All.OfType<ProjectionBase>()) projection.Options.BatchSize = pageSize;
+            // --cache N: an experiment with the aggregations' cache of recently used views (kept between pages).
+            if (cacheLimit >= 0)
+                foreach (var projection in o.Projections.All.OfType<ProjectionBase>()) projection.Options.CacheLimitPerTenant = cacheLimit;
         });
         var all = store.Options.Projections.All.ToList();
         var names = options.Get("projections", "") is { Length: > 0 } listed

@@ -17,6 +17,7 @@ using Backup.Projections.Restores;
 using JasperFx.Events;
 using JasperFx.Events.Projections;
 using Marten;
+using Npgsql;
 
 namespace Backup.Projections;
 
@@ -29,13 +30,31 @@ public static class CatalogStore
     /// </summary>
     public const int DaemonPageSize = 5_000;
 
+    /// <summary>Statements a connection keeps prepared (Npgsql's <c>Max Auto Prepare</c>) unless the connection string says.</summary>
+    public const int AutoPreparedStatements = 100;
+
+    /// <summary>
+    /// The connection string with Npgsql's automatic preparation on: a statement run five times on a connection is prepared
+    /// there, so PostgreSQL parses and plans it once instead of on every run. Marten sends the same few statements over and
+    /// over (a view's upsert, an event append, a load by id); measured on a projection rebuild (bench/catalog.sh, 1M events),
+    /// parsing and planning were ~20 % of the PostgreSQL backend's time, and the recovery-point and job views rebuilt ~1.3x
+    /// faster with it. A connection string that sets <c>Max Auto Prepare</c> itself (0 turns it off) is left as it is.
+    /// </summary>
+    public static string WithAutoPrepare(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        if (!System.Text.RegularExpressions.Regex.IsMatch(connectionString, @"(^|;)\s*max\s*auto\s*prepare\s*=", System.Text.RegularExpressions.RegexOptions.IgnoreCase))
+            builder.MaxAutoPrepare = AutoPreparedStatements;
+        return builder.ConnectionString;
+    }
+
     /// <summary>
     /// The whole catalog's store configuration: event aliases, streams and every projection. Inline only
     /// where a command needs read-your-write (uniqueness, the agents' job queue); the rest run in the async daemon.
     /// </summary>
     public static StoreOptions ConfigureCatalog(this StoreOptions opts, string connectionString, string schema)
     {
-        opts.Connection(connectionString);
+        opts.Connection(WithAutoPrepare(connectionString));
         opts.DatabaseSchemaName = schema;
         opts.Events.DatabaseSchemaName = schema;
         opts.Events.StreamIdentity = StreamIdentity.AsGuid;
