@@ -11,6 +11,9 @@ using Backup.Api.DataSources;
 using Backup.Commands.DataSources;
 using Backup.Commands.ProtectionGroups;
 using Backup.Commands.Restores;
+using Backup.Projections.Compliance;
+using Backup.Projections.Items;
+using Backup.Projections.RecoveryPoints;
 using Backup.Storage.Contracts;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
@@ -60,7 +63,6 @@ public sealed partial class OpenApiExamples : IOperationFilter
     private static readonly IReadOnlyDictionary<string, JsonNode> ParameterSamples = new Dictionary<string, JsonNode>(StringComparer.OrdinalIgnoreCase)
     {
         ["limit"] = 50,
-        ["after"] = "cnA6MTIzNDU",
         ["from"] = "2026-06-01T00:00:00Z",
         ["to"] = "2026-07-01T00:00:00Z",
         ["asOf"] = "2026-01-31T23:59:59Z",
@@ -75,7 +77,8 @@ public sealed partial class OpenApiExamples : IOperationFilter
     public void Apply(OpenApiOperation operation, OperationFilterContext context)
     {
         foreach (var parameter in operation.Parameters?.OfType<OpenApiParameter>() ?? [])
-            parameter.Example ??= ParameterSamples.TryGetValue(parameter.Name ?? "", out var sample) ? sample.DeepClone() : ForSchema(parameter);
+            parameter.Example ??= parameter.Name == "after" ? CursorFor(context.ApiDescription.RelativePath ?? "")
+                : ParameterSamples.TryGetValue(parameter.Name ?? "", out var sample) ? sample.DeepClone() : ForSchema(parameter);
 
         var body = context.ApiDescription.ParameterDescriptions.FirstOrDefault(p => p.Source == Microsoft.AspNetCore.Mvc.ModelBinding.BindingSource.Body);
         if (operation.RequestBody?.Content is { } requestContent && body is not null)
@@ -171,6 +174,17 @@ public sealed partial class OpenApiExamples : IOperationFilter
         return json;
     }
 
+    /// <summary>A cursor of the list's own kind: each list refuses another list's cursor (400).</summary>
+    private static JsonNode CursorFor(string route) => route.TrimStart('/') switch
+    {
+        var r when r.StartsWith("api/compliance", StringComparison.Ordinal) =>
+            ComplianceCursor.Encode(SampleGuid("groupId"), SampleGuid("dataSourceId"), "/srv/files"),
+        var r when r.StartsWith("api/items", StringComparison.Ordinal) => ItemCursor.Encode("/srv/files/projects/report.docx", SampleGuid("dataSourceId")),
+        var r when r.StartsWith("api/jobs", StringComparison.Ordinal) => SequenceCursor.Jobs.Encode(12345),
+        var r when r.StartsWith("api/audit", StringComparison.Ordinal) => 12345, // the audit trail pages by the event sequence itself
+        _ => SequenceCursor.RecoveryPoints.Encode(12345),
+    };
+
     private static string Singular(string name) => name.EndsWith('s') ? name[..^1] : name;
 
     private static JsonNode StringFor(string name) => name.ToLowerInvariant() switch
@@ -182,7 +196,7 @@ public sealed partial class OpenApiExamples : IOperationFilter
         var n when n.Contains("actor") || n.Contains("by") => "operator:alice",
         var n when n.Contains("machine") => "fileserver-01",
         var n when n.Contains("zone") => "Europe/Amsterdam",
-        var n when n.Contains("after") || n.Contains("cursor") => "cnA6MTIzNDU",
+        var n when n.Contains("after") || n.Contains("cursor") => SequenceCursor.RecoveryPoints.Encode(12345),
         var n when n.Contains("name") => "File servers",
         var n when n.Contains("role") => "operator",
         _ => "example",

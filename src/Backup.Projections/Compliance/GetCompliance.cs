@@ -57,7 +57,9 @@ public static class ComplianceCursor
 {
     private const string Prefix = "compliance:";
 
-    public static string Encode(DataSourceCompliance last) => CursorText.Encode($"{Prefix}{last.GroupId:N}{last.DataSourceId:N}{last.Path}");
+    public static string Encode(DataSourceCompliance last) => Encode(last.GroupId, last.DataSourceId, last.Path);
+
+    public static string Encode(Guid groupId, Guid dataSourceId, string path) => CursorText.Encode($"{Prefix}{groupId:N}{dataSourceId:N}{path}");
 
     public static bool TryDecode(string cursor, out (Guid GroupId, string Path, Guid DataSourceId) position)
     {

@@ -91,4 +91,26 @@ public sealed class OpenApiDocumentTests(ApiFactory api) : IClassFixture<ApiFact
         var added = await _client.Http.PostAsync($"/api/protection-groups/{groupId}/data-sources", new StringContent(source, Encoding.UTF8, "application/json"), Ct);
         added.StatusCode.ShouldBe(HttpStatusCode.Created, await added.Content.ReadAsStringAsync(Ct));
     }
+
+    [Fact]
+    public async Task Each_list_publishes_a_cursor_example_of_its_own_kind()
+    {
+        // A list refuses another list's cursor with a 400, so an example copied from the document has to be the list's own.
+        static IEnumerable<JsonElement> Parameters(JsonElement operation) =>
+            operation.TryGetProperty("parameters", out var ps) ? ps.EnumerateArray() : Enumerable.Empty<JsonElement>();
+        var lists = (await OperationsAsync())
+            .Where(o => o.Method == "get" && Parameters(o.Operation).Any(p => p.GetProperty("name").GetString() == "after"))
+            .ToList();
+        lists.Select(l => l.Path).ShouldBe(["/api/audit/events", "/api/compliance", "/api/items", "/api/jobs", "/api/recovery-points"], ignoreOrder: true);
+        foreach (var (path, _, operation) in lists)
+        {
+            // The cursor, and what the list needs besides (item search: a path or a name).
+            var query = Parameters(operation)
+                .Where(p => p.GetProperty("name").GetString() is "after" or "path")
+                .Select(p => (Name: p.GetProperty("name").GetString(), Example: p.GetProperty("example")))
+                .Select(p => $"{p.Name}={Uri.EscapeDataString(p.Example.ValueKind == JsonValueKind.String ? p.Example.GetString()! : p.Example.GetRawText())}");
+            var response = await _client.Http.GetAsync($"{path}?{string.Join('&', query)}", Ct);
+            response.StatusCode.ShouldBe(HttpStatusCode.OK, $"{path}: {await response.Content.ReadAsStringAsync(Ct)}");
+        }
+    }
 }
