@@ -193,6 +193,9 @@ shared_buffers = ${buffers_mb}MB
 max_wal_size = 8GB
 checkpoint_timeout = 30min
 wal_compression = lz4
+# Views over 2 KB (a data source's compliance head) are compressed whenever they are written: lz4 instead of pglz, which took
+# a fifth of the backend's time in a compliance rebuild.
+default_toast_compression = lz4
 EOF
   chown postgres:postgres "$conf"
   chmod 600 "$conf"
