@@ -101,6 +101,12 @@ public sealed class ItemCatalogTests(ApiFactory api) : IClassFixture<ApiFactory>
         (await ItemsAsync($"under={Uri.EscapeDataString($"{root}/docs/")}")).Select(i => i.GetProperty("relativePath").GetString())
             .ShouldBe(["docs/new.txt", "docs/notes.txt", "docs/report.docx"]);
         (await ItemsAsync($"path={Uri.EscapeDataString($"{root}/docs/missing.txt")}")).ShouldBeEmpty();
+
+        // "Where are all the copies of this file": an auditor's key (read only) gets the same answer.
+        var auditor = new ApiClient(await api.CreateClientAsync("auditor"));
+        var seen = (await auditor.GetJsonAsync($"/api/items?path={Uri.EscapeDataString($"{root}/docs/report.docx")}")).GetProperty("items")
+            .EnumerateArray().ShouldHaveSingleItem();
+        Copies(seen).ShouldBe([(third, 120, Kept(T2)), (second, 120, Kept(T2)), (first, 100, Kept(T1))]);
     }
 
     [Fact]

@@ -103,6 +103,9 @@ public sealed class AuditTests(ApiFactory api) : IClassFixture<ApiFactory>
         try
         {
             ShouldBeBrokenAt(await VerifyAsync(), seq, "does not match its link");
+            // "Prove this history was not edited": an auditor's key (read only) is enough to ask, and gets the same answer.
+            var auditor = new ApiClient(await api.CreateClientAsync("auditor"));
+            ShouldBeBrokenAt(await auditor.GetJsonAsync("/api/audit/verify"), seq, "does not match its link");
             // Verification from a checkpoint after the edit does not look at it; from the edited event it does.
             (await VerifyAsync($"?from={seq + 1}")).GetProperty("intact").GetBoolean().ShouldBeTrue();
             ShouldBeBrokenAt(await VerifyAsync($"?from={seq}"), seq, "does not match its link");

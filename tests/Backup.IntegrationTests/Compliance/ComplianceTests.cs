@@ -536,11 +536,32 @@ public sealed class ComplianceTests : IClassFixture<ApiFactory>
     }
 
     [Fact]
-    public async Task An_auditor_reads_compliance_and_an_agent_may_not()
+    public async Task An_auditor_finds_which_data_sources_were_out_of_compliance_on_a_past_date_and_why_and_an_agent_may_not()
     {
         var (group, agent) = await GroupAsync();
+        var kept = await AddSourceAsync(group, agent);
+        var missed = await AddSourceAsync(group, agent);
+        _clock.Advance(TimeSpan.FromHours(3));
+        await RecoveryPointAsync(group, kept, agent, copiedToVault: true);
+        await WaitForAsync($"?groupId={group}", r => Lists(r, kept, s => s.GetProperty("compliant").GetBoolean()
+            && s.GetProperty("rpo").TryGetProperty("lastRecoveryPointAt", out var last) && last.ValueKind == JsonValueKind.String));
+        var pastDate = _clock.GetUtcNow();
+
+        // Afterwards the missed data source is backed up, so it is compliant now; the past date still says otherwise.
+        _clock.Advance(TimeSpan.FromMinutes(30));
+        await RecoveryPointAsync(group, missed, agent, copiedToVault: true);
+        await WaitForAsync($"?groupId={group}", r => Lists(r, missed, s => s.GetProperty("compliant").GetBoolean()));
+
         var auditor = await ClientAsync("auditor");
-        (await auditor.GetAsync($"/api/compliance?groupId={group}", Ct)).StatusCode.ShouldBe(HttpStatusCode.OK);
+        var response = await auditor.GetAsync($"/api/compliance?groupId={group}&compliant=false&asOf={Uri.EscapeDataString(pastDate.ToString("O"))}", Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.OK, await response.Content.ReadAsStringAsync(Ct));
+        var report = await response.Content.ReadFromJsonAsync<JsonElement>(Ct);
+        var outOfCompliance = report.GetProperty("dataSources").EnumerateArray().ShouldHaveSingleItem();
+        outOfCompliance.GetProperty("dataSourceId").GetGuid().ShouldBe(missed);
+        Reasons(outOfCompliance).ShouldHaveSingleItem().ShouldContain("no recovery point yet");
+        report.GetProperty("overall").GetProperty("percentCompliant").GetDouble().ShouldBe(50);
+        // Nothing to change for an auditor: a backup request is refused.
+        (await auditor.PostAsync($"/api/data-sources/{missed}/backups", null, Ct)).StatusCode.ShouldBe(HttpStatusCode.Forbidden);
 
         var asAgent = _api.CreateClient();
         asAgent.DefaultRequestHeaders.Authorization = new("Agent", agent.Credential);
