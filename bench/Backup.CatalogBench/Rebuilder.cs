@@ -27,7 +27,8 @@ public static class Rebuilder
             // --page N: an experiment with the daemon's page size (events fetched and applied per batch) over the product's setting.
             if (pageSize > 0)
                 foreach (var projection in o.Projections.All.OfType<ProjectionBase>()) projection.Options.BatchSize = pageSize;
-            // --cache N: an experiment with the aggregations' cache of recently used views (kept between pages).
+            // --cache N: an experiment with the aggregations' cache of recently used views (kept between pages). Tried at 1M events:
+            // the recovery-point view rebuilt slower with 50,000 cached (18-20k events/s against 23-25k), so the product leaves it off.
             if (cacheLimit >= 0)
                 foreach (var projection in o.Projections.All.OfType<ProjectionBase>()) projection.Options.CacheLimitPerTenant = cacheLimit;
         });
