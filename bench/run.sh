@@ -3,6 +3,7 @@
 #
 #   bash bench/run.sh                 BENCH_SCALE=0.25 (~400 MB), one run
 #   BENCH_SCALE=1 RUNS=2 bash bench/run.sh
+#   BENCH_TOOLS="product restic" bash bench/run.sh    leave borg out (ratios are against restic)
 #
 # Steps, each warm (inputs read once, untimed, right before): initial backup, no-change backup, backup after the
 # ~1 % mutation (../shared/bench/mutate-dataset.sh), full restore. Tool order rotates between runs. Prints one
@@ -23,6 +24,7 @@ cd "$REPO"
 SHARED="$(cd "$REPO/../shared/bench" && pwd -P)"
 SCALE="${BENCH_SCALE:-0.25}"
 RUNS="${RUNS:-1}"
+TOOLS="${BENCH_TOOLS:-product restic borg}" # a subset, e.g. BENCH_TOOLS="product restic", for a quicker look
 WORK="$REPO/bench/work"
 PORT="${BENCH_API_PORT:-5190}"
 API="http://127.0.0.1:$PORT"
@@ -224,8 +226,8 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 : >"$RESULTS"
 for run in $(seq 1 "$RUNS"); do
-  tools=(product restic borg)
-  shift_by=$(( (run - 1) % 3 ))
+  read -ra tools <<<"$TOOLS"
+  shift_by=$(( (run - 1) % ${#tools[@]} ))
   tools=("${tools[@]:$shift_by}" "${tools[@]:0:$shift_by}")
   say "run $run: order ${tools[*]}; building the dataset (BENCH_SCALE=$SCALE)"
   data="$WORK/data-$run"

@@ -25,7 +25,7 @@ public sealed class CompleteSyncValidator : AbstractValidator<CompleteSync>
         RuleFor(x => x.SkippedItems).GreaterThanOrEqualTo(0);
         RuleFor(x => x.BytesRead).GreaterThanOrEqualTo(0);
         RuleFor(x => x.ChunkIds).NotEmpty();
-        RuleForEach(x => x.ChunkIds).Matches("^[0-9a-f]{64}$");
+        RuleFor(x => x.ChunkIds).Custom(TakingRecoveryPoints.ChunkIdRules.EachIsAChunkId);
     }
 }
 

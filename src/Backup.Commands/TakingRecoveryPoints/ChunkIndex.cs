@@ -26,19 +26,24 @@ public static class ChunkIndex
     /// </summary>
     public static async Task<List<string>> PacksToKeepAsync(IDocumentSession session, IReadOnlyCollection<string> chunkIds, string what, CancellationToken ct)
     {
+        // Only the pack ids leave the database (not 30,000 documents to deserialize and track): per batch, how many of its ids
+        // are indexed and which packs hold them; a short batch is then searched for the ids that are missing, to name one.
         var packs = new SortedSet<string>(StringComparer.Ordinal);
-        var missing = new List<string>();
+        var missing = 0;
+        string? example = null;
         foreach (var batch in chunkIds.Distinct(StringComparer.Ordinal).Chunk(Batch))
         {
-            var found = (await session.LoadManyAsync<StoredChunk>(ct, batch)).ToDictionary(s => s.Id, StringComparer.Ordinal);
-            foreach (var id in batch)
-            {
-                if (found.TryGetValue(id, out var chunk)) packs.Add(chunk.PackId);
-                else missing.Add(id);
-            }
+            var indexed = session.Query<StoredChunk>().Where(c => c.Id.IsOneOf(batch));
+            packs.UnionWith(await indexed.Select(c => c.PackId).Distinct().ToListAsync(ct));
+            var found = await indexed.CountAsync(ct);
+            if (found == batch.Length) continue;
+            missing += batch.Length - found;
+            if (example is not null) continue;
+            var present = (await indexed.Select(c => c.Id).ToListAsync(ct)).ToHashSet(StringComparer.Ordinal);
+            example = batch.First(id => !present.Contains(id));
         }
-        if (missing.Count > 0)
-            throw new UnprocessableException($"{missing.Count} chunk(s) the {what} references are not stored on the server, e.g. {missing[0]}; nothing was committed.");
+        if (missing > 0)
+            throw new UnprocessableException($"{missing} chunk(s) the {what} references are not stored on the server, e.g. {example}; nothing was committed.");
 
         var packIds = packs.ToList();
         foreach (var batch in packIds.Chunk(Batch))

@@ -5,6 +5,7 @@ using Backup.Commands.RecoveryPoints;
 using FluentValidation;
 using Marten;
 using Mediator;
+using Microsoft.Extensions.Logging;
 
 namespace Backup.Commands.TakingRecoveryPoints;
 
@@ -37,36 +38,74 @@ public sealed class CompleteBackupValidator : AbstractValidator<CompleteBackup>
         });
         RuleFor(x => x.BytesRead).GreaterThanOrEqualTo(0);
         RuleFor(x => x.ChunkIds).NotEmpty();
-        RuleForEach(x => x.ChunkIds).Matches("^[0-9a-f]{64}$");
-        RuleForEach(x => x.Items).ChildRules(item =>
+        // A commit lists tens of thousands of chunk ids and items: one plain pass over each, not a child validator per element
+        // (which took ~170 ms for 22,000 items); failures still name the element, e.g. ChunkIds[1] or Items[3].Path.
+        RuleFor(x => x.ChunkIds).Custom(ChunkIdRules.EachIsAChunkId);
+        RuleFor(x => x.Items).Custom((items, context) =>
         {
-            item.RuleFor(i => i.Path).NotEmpty().MaximumLength(8_192)
-                .Must(p => !p.StartsWith('/') && !p.EndsWith('/') && p.Split('/').All(part => part is not ("" or "." or "..")))
-                .WithMessage("An item's path must be relative to the protected folder, with '/' between non-empty names and no '.' or '..'.");
-            item.RuleFor(i => i.Kind).IsInEnum();
-            item.RuleFor(i => i.Size).GreaterThanOrEqualTo(0);
+            if (items is null) return;
+            var paths = new HashSet<string>(items.Count, StringComparer.Ordinal);
+            var failures = 0;
+            void Fail(string property, string message)
+            {
+                if (failures++ < MaxFailures) context.AddFailure(property, message);
+            }
+            for (var i = 0; i < items.Count && failures < MaxFailures; i++)
+            {
+                var item = items[i];
+                if (item is null)
+                {
+                    Fail($"Items[{i}]", "An item must not be null.");
+                    continue;
+                }
+                if (string.IsNullOrEmpty(item.Path) || item.Path.Length > 8_192 || !IsRelativePath(item.Path))
+                    Fail($"Items[{i}].Path",
+                        "An item's path must be relative to the protected folder, with '/' between non-empty names and no '.' or '..' (8,192 characters at most).");
+                else if (!paths.Add(item.Path))
+                    Fail($"Items[{i}].Path", $"Each item's path must appear once; '{ChunkIdRules.Shorten(item.Path)}' is repeated.");
+                if (!Enum.IsDefined(item.Kind)) Fail($"Items[{i}].Kind", $"'{item.Kind}' is not an item kind.");
+                if (item.Size < 0) Fail($"Items[{i}].Size", "An item's size must not be negative.");
+            }
         });
-        RuleFor(x => x.Items).Must(items => items!.Select(i => i.Path).Distinct(StringComparer.Ordinal).Count() == items!.Count)
-            .When(x => x.Items is not null).WithMessage("Each item's path must appear once.");
+    }
+
+    private const int MaxFailures = ChunkIdRules.MaxFailures;
+
+    /// <summary>Names between single slashes, none empty, "." or "..".</summary>
+    private static bool IsRelativePath(string path)
+    {
+        var start = 0;
+        while (start <= path.Length)
+        {
+            var end = path.IndexOf('/', start);
+            if (end < 0) end = path.Length;
+            var name = path.AsSpan(start, end - start);
+            if (name.IsEmpty || name is "." || name is "..") return false;
+            start = end + 1;
+        }
+        return true;
     }
 }
 
-public sealed class CompleteBackupHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<CompleteBackup>
+public sealed class CompleteBackupHandler(IDocumentSession session, TimeProvider clock, ILogger<CompleteBackupHandler> log) : ICommandHandler<CompleteBackup>
 {
     public async ValueTask<Unit> Handle(CompleteBackup c, CancellationToken ct)
     {
+        var watch = System.Diagnostics.Stopwatch.StartNew();
         // Until this commit ends, garbage collection neither decides nor deletes: the packs resolved below stay on disk.
         await CollectionLock.SharedAsync(session, ct);
         var (rp, version) = await session.LoadAsync<RecoveryPoint>(c.RecoveryPointId, RecoveryPoint.Next, ct);
         RecoveryPoint.RenewLease(rp, c.RecoveryPointId, c.AgentId); // owned by this agent and running, before any work
 
         var packIds = await ChunkIndex.PacksToKeepAsync(session, c.ChunkIds, "backup", ct);
+        var resolved = watch.Elapsed;
         var stored = await c.PersistManifest(packIds, ct);
         var now = clock.GetUtcNow();
         var events = RecoveryPoint.Commit(rp, c.RecoveryPointId, c.AgentId, c.Files, c.Directories, c.Skipped, c.BytesRead,
             packIds, stored.BytesStored, stored.Sha256, now);
         if (c.Items is not null)
             events = [.. events, .. await ItemCatalog.CatalogueAsync(session, c.RecoveryPointId, rp!.DataSourceId, rp.SourcePath, now, c.Items, ct)];
+        var catalogued = watch.Elapsed;
         session.AppendExpected(c.RecoveryPointId, version, events);
         try
         {
@@ -76,6 +115,38 @@ public sealed class CompleteBackupHandler(IDocumentSession session, TimeProvider
         {
             throw new ConflictException($"Backup {c.RecoveryPointId} changed while it was being committed.");
         }
+        log.LogInformation("Backup {RecoveryPointId} committed in {Ms:F0} ms: {Chunks} chunk ids in {Packs} packs resolved in {ResolveMs:F0} ms, "
+            + "{Items} items catalogued in {CatalogMs:F0} ms, saved in {SaveMs:F0} ms",
+            c.RecoveryPointId, watch.Elapsed.TotalMilliseconds, c.ChunkIds.Count, packIds.Count, resolved.TotalMilliseconds, c.Items?.Count ?? 0,
+            (catalogued - resolved).TotalMilliseconds, (watch.Elapsed - catalogued).TotalMilliseconds);
         return Unit.Value;
     }
+}
+
+/// <summary>The check of a commit's chunk ids (tens of thousands): one plain pass, not a rule per element.</summary>
+public static class ChunkIdRules
+{
+    /// <summary>Enough failures to show what is wrong, without a response as long as the request.</summary>
+    public const int MaxFailures = 20;
+
+    /// <summary>Names each id that is not 64 lowercase hex as ChunkIds[i], the first <see cref="MaxFailures"/> of them.</summary>
+    public static void EachIsAChunkId<T>(IReadOnlyCollection<string>? ids, ValidationContext<T> context)
+    {
+        int i = 0, failures = 0;
+        foreach (var id in ids ?? [])
+        {
+            if (!IsChunkId(id) && failures++ < MaxFailures) context.AddFailure($"ChunkIds[{i}]", $"'{Shorten(id)}' is not a chunk id (64 lowercase hex).");
+            i++;
+        }
+    }
+
+    private static bool IsChunkId(string? id)
+    {
+        if (id is not { Length: 64 }) return false;
+        foreach (var ch in id)
+            if (!char.IsAsciiDigit(ch) && ch is not (>= 'a' and <= 'f')) return false;
+        return true;
+    }
+
+    public static string Shorten(string? value) => value is null ? "null" : value.Length <= 80 ? value : value[..80] + "…";
 }

@@ -150,6 +150,23 @@ public sealed class ValidatorTests
     }
 
     [Fact]
+    public void Completed_backup_items_are_checked_one_by_one_and_the_answer_names_the_first_twenty_bad_ones()
+    {
+        var at = new DateTimeOffset(2026, 11, 1, 0, 0, 0, TimeSpan.Zero);
+        var good = Enumerable.Range(0, 30_000).Select(i => new Backup.Commands.Cataloguing.CataloguedItem($"d{i % 300}/f{i}.txt", Backup.Storage.Format.EntryKind.File, i, at)).ToList();
+        new CompleteBackupValidator().Validate(Completion(1, 0, 10, PackId) with { Items = good }).IsValid.ShouldBeTrue();
+
+        var bad = good.Select((item, i) => i % 2 == 1 ? item with { Path = $"../{item.Path}" } : item).ToList();
+        bad[0] = bad[2] with { };
+        var result = new CompleteBackupValidator().Validate(Completion(1, 0, 10, PackId) with { Items = bad });
+        result.Errors.Count.ShouldBe(20);
+        result.Errors[0].PropertyName.ShouldBe("Items[1].Path");
+        result.Errors[1].PropertyName.ShouldBe("Items[2].Path"); // the same path as Items[0]
+        result.Errors[1].ErrorMessage.ShouldContain("appear once");
+        result.Errors[2].PropertyName.ShouldBe("Items[3].Path");
+    }
+
+    [Fact]
     public void Completed_backup_counts_cannot_be_negative()
     {
         var result = new CompleteBackupValidator().Validate(Completion(-1, -1, -1, PackId));
