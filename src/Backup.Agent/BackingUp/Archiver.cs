@@ -2,6 +2,7 @@ using Backup.Storage.Chunking;
 using Backup.Storage.Crypto;
 using Backup.Storage.Filtering;
 using Backup.Storage.Format;
+using System.IO.Enumeration;
 using Microsoft.Extensions.Logging;
 
 namespace Backup.Agent.BackingUp;
@@ -44,91 +45,67 @@ public sealed class Archiver(ILogger log)
         // Folders matched by an include pattern: everything in them is included.
         var includedDirectories = new HashSet<string>(StringComparer.Ordinal);
         var collectedAt = GC.GetTotalAllocatedBytes();
-        var stack = new Stack<(DirectoryInfo Dir, string Relative, bool Included)>();
-        stack.Push((root, "", !filter.HasIncludes));
+        var stack = new Stack<(string Dir, string Relative, bool Included)>();
+        stack.Push((root.FullName, "", !filter.HasIncludes));
         while (stack.Count > 0)
         {
             ct.ThrowIfCancellationRequested();
             CollectYoungGarbage(ref collectedAt);
             var (dir, relative, dirIncluded) = stack.Pop();
-            FileSystemInfo[] children;
+            List<(string Name, bool ListedAsDirectory)> children;
             try
             {
-                children = dir.GetFileSystemInfos();
+                // Names only: one lstat(2) per item below gives everything the tree needs (.NET's file infos cost an lstat and
+                // two readlink calls per item, and this walk one more lstat for the inode and ctime).
+                children = [.. new FileSystemEnumerable<(string, bool)>(dir, (ref FileSystemEntry e) => (e.FileName.ToString(), e.IsDirectory), Listing)];
             }
             catch (Exception e) when (e is UnauthorizedAccessException or IOException)
             {
                 Skip(relative == "" ? "." : relative, e.Message);
                 continue;
             }
-            Array.Sort(children, (a, b) => string.CompareOrdinal(a.Name, b.Name));
-            var subdirectories = new List<(DirectoryInfo, string, bool)>();
-            foreach (var child in children)
+            children.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+            var subdirectories = new List<(string, string, bool)>();
+            foreach (var (name, listedAsDirectory) in children)
             {
-                var path = relative == "" ? child.Name : $"{relative}/{child.Name}";
-                var isDirectory = child is DirectoryInfo && child.LinkTarget is null;
+                var path = relative == "" ? name : $"{relative}/{name}";
+                var full = Path.Join(dir, name);
+                // .NET decodes file names as UTF-8; bytes that are not UTF-8 come back as U+FFFD and the name no longer opens.
+                var invalidName = name.Contains('\uFFFD');
+                var status = invalidName ? null : UnixFileType.Status(full);
+                var isDirectory = status is { } listed ? listed.Kind == UnixFileType.Kind.Directory : listedAsDirectory;
                 if (filter.IsExcluded(path, isDirectory)) continue;
                 var included = dirIncluded || filter.Includes(path, isDirectory);
                 if (isDirectory ? !included && !filter.MayIncludeBelow(path) : !included) continue;
                 if (included && isDirectory && filter.HasIncludes) includedDirectories.Add(path);
-                if (child.Name.Contains('\uFFFD'))
+                if (invalidName)
                 {
-                    // .NET decodes file names as UTF-8; bytes that are not UTF-8 come back as U+FFFD and the name no longer opens.
                     Skip(path, "The name is not valid UTF-8, so it cannot be read or recorded faithfully.");
                     continue;
                 }
-                var mode = OperatingSystem.IsWindows() ? 0 : (int)child.UnixFileMode;
-                var mtime = child.LastWriteTimeUtc.Ticks;
-                if (child.LinkTarget is { } target)
+                if (status is not { } stat)
                 {
-                    entries.Add(new TreeEntry(path, EntryKind.Symlink, 0, mode, mtime, LinkTarget: target));
+                    Skip(path, "The file vanished before it could be read.");
+                    continue;
                 }
-                else if (child is DirectoryInfo sub)
+                var mode = OperatingSystem.IsWindows() ? 0 : stat.Mode;
+                var mtime = stat.MtimeTicks;
+                switch (stat.Kind)
                 {
-                    entries.Add(new TreeEntry(path, EntryKind.Directory, 0, mode, mtime));
-                    subdirectories.Add((sub, path, included));
-                }
-                else if (child is FileInfo file)
-                {
-                    var status = UnixFileType.Status(file.FullName);
-                    if (status is null)
-                    {
-                        Skip(path, "The file vanished before it could be read.");
-                        continue;
-                    }
-                    if (status.Value.Kind != UnixFileType.Kind.Regular)
-                    {
+                    case UnixFileType.Kind.Symlink:
+                        if (new FileInfo(full).LinkTarget is { } target) entries.Add(new TreeEntry(path, EntryKind.Symlink, 0, mode, mtime, LinkTarget: target));
+                        else Skip(path, "The file vanished before it could be read.");
+                        break;
+                    case UnixFileType.Kind.Directory:
+                        entries.Add(new TreeEntry(path, EntryKind.Directory, 0, mode, mtime));
+                        subdirectories.Add((full, path, included));
+                        break;
+                    case UnixFileType.Kind.Regular:
+                        await FileAsync(full, path, mode, mtime, stat);
+                        break;
+                    default:
                         Skip(path, "Not a regular file, directory or symlink (fifo, socket or device).");
-                        continue;
-                    }
-                    var reusable = cache?.Reusable(path, status.Value, known);
-                    if (reusable is not null)
-                    {
-                        fromCache++;
-                        Add(path, mode, mtime, status.Value, reusable, status.Value.Size);
-                        continue;
-                    }
-                    try
-                    {
-                        var (chunks, length) = await ReadAsync(file.FullName, pipeline, ct);
-                        scanned += length;
-                        var after = UnixFileType.Status(file.FullName);
-                        if (after is null) { Skip(path, "The file vanished while it was being read."); continue; }
-                        if (after.Value.Size != length || after.Value.MtimeNs != status.Value.MtimeNs || after.Value.CtimeNs != status.Value.CtimeNs)
-                        {
-                            Skip(path, "The file changed while it was being read; it is left for the next run.");
-                            continue;
-                        }
-                        Add(path, mode, mtime, status.Value, chunks, length);
-                    }
-                    catch (Exception e) when (e is UnauthorizedAccessException or IOException)
-                    {
-                        Skip(path, e is FileNotFoundException or DirectoryNotFoundException ? "The file vanished before it could be read." : e.Message);
-                    }
-                }
-                else
-                {
-                    Skip(path, "Not a regular file, directory or symlink (fifo, socket or device).");
+                        break;
                 }
             }
             for (var i = subdirectories.Count - 1; i >= 0; i--) stack.Push(subdirectories[i]);
@@ -154,6 +131,38 @@ public sealed class Archiver(ILogger log)
         }
         var totals = await pipeline.CompleteAsync();
         return new ArchiveResult(tree, treeChunks, referenced, files, directories, bytes, scanned, fromCache, totals);
+
+        async Task FileAsync(string full, string path, int mode, long mtime, UnixStatus status)
+        {
+            var reusable = cache?.Reusable(path, status, known);
+            if (reusable is not null)
+            {
+                fromCache++;
+                Add(path, mode, mtime, status, reusable, status.Size);
+                return;
+            }
+            try
+            {
+                var (chunks, length) = await ReadAsync(full, status.Size, pipeline, ct);
+                scanned += length;
+                var after = UnixFileType.Status(full);
+                if (after is null)
+                {
+                    Skip(path, "The file vanished while it was being read.");
+                    return;
+                }
+                if (after.Value.Size != length || after.Value.MtimeNs != status.MtimeNs || after.Value.CtimeNs != status.CtimeNs)
+                {
+                    Skip(path, "The file changed while it was being read; it is left for the next run.");
+                    return;
+                }
+                Add(path, mode, mtime, status, chunks, length);
+            }
+            catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+            {
+                Skip(path, e is FileNotFoundException or DirectoryNotFoundException ? "The file vanished before it could be read." : e.Message);
+            }
+        }
 
         void Skip(string path, string reason)
         {
@@ -188,6 +197,12 @@ public sealed class Archiver(ILogger log)
 
     private const long YoungGarbageBytes = 4 << 20;
 
+    /// <summary>One folder's names, hidden and system ones too; an unreadable folder throws (and is recorded as skipped).</summary>
+    private static readonly EnumerationOptions Listing = new()
+    {
+        RecurseSubdirectories = false, IgnoreInaccessible = false, AttributesToSkip = 0, ReturnSpecialDirectories = false,
+    };
+
     /// <summary>
     /// With include patterns the walk enters folders that might hold included items; those that turned out to hold none
     /// (and are not included themselves) are dropped, so the recovery point holds just what is in scope and its folders.
@@ -201,18 +216,50 @@ public sealed class Archiver(ILogger log)
         return entries.Where(e => e.Kind != EntryKind.Directory || needed.Contains(e.Path) || includedDirectories.Contains(e.Path)).ToList();
     }
 
-    private async Task<(ChunkId[] Chunks, long Length)> ReadAsync(string path, ChunkPipeline pipeline, CancellationToken ct)
+    /// <summary>Files from this size on have their chunk ids computed beside the cut (<see cref="ChunkPipeline.BeginAdd"/>).</summary>
+    private const long OverlapFrom = 2 << 20;
+
+    private async Task<(ChunkId[] Chunks, long Length)> ReadAsync(string path, long size, ChunkPipeline pipeline, CancellationToken ct)
     {
         // Plain reads on the reader's own thread: for thousands of small files, async reads of a file (a thread-pool hop
         // per read) cost more than the reading; the pipeline's channel still makes the reader wait when sealers lag.
         using var input = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.SequentialScan);
         var chunks = new List<ChunkId>();
         long length = 0;
-        foreach (var chunk in _chunker.Chunks(input))
+        if (size < OverlapFrom)
         {
-            ct.ThrowIfCancellationRequested();
-            chunks.Add(await pipeline.AddAsync(chunk.Data));
-            length += chunk.Length;
+            foreach (var chunk in _chunker.Chunks(input))
+            {
+                ct.ThrowIfCancellationRequested();
+                chunks.Add(await pipeline.AddAsync(chunk.Data));
+                length += chunk.Length;
+            }
+            return ([.. chunks], length);
+        }
+
+        // A large file: each chunk's id is computed on another core while this thread cuts the next chunk (the cut and the
+        // hash run at about the same speed, so a file that is mostly known, as after a small change, reads ~1.8x faster).
+        ChunkPipeline.PendingChunk? pending = null;
+        try
+        {
+            foreach (var chunk in _chunker.Chunks(input))
+            {
+                ct.ThrowIfCancellationRequested();
+                var previous = pending;
+                pending = pipeline.BeginAdd(chunk.Data.Span);
+                length += chunk.Length;
+                if (previous is not null) chunks.Add(await pipeline.EndAddAsync(previous));
+            }
+            if (pending is not null)
+            {
+                var last = pending;
+                pending = null;
+                chunks.Add(await pipeline.EndAddAsync(last));
+            }
+        }
+        finally
+        {
+            if (pending is not null) await pipeline.DiscardAsync(pending);
         }
         return ([.. chunks], length);
     }

@@ -34,6 +34,9 @@ public sealed record StageWaits(double ReaderWaitedForSealers, double SealersWai
 /// </summary>
 public sealed class ChunkPipeline : IAsyncDisposable
 {
+    /// <summary>A chunk copied out of the reader's buffer, its id being computed (<see cref="BeginAdd"/>).</summary>
+    public sealed record PendingChunk(NativeBuffer Buffer, int Length, Task<ChunkId> Id);
+
     private readonly record struct Plain(ChunkId Id, NativeBuffer Buffer, int Length);
     private readonly record struct Finished(string Path, string PackId, int Chunks, long Bytes);
 
@@ -90,10 +93,78 @@ public sealed class ChunkPipeline : IAsyncDisposable
         var id = _ids.Compute(chunk.Span);
         _chunksSeen++;
         if (_known.Contains(id) || !_queued.Add(id)) return id;
+        // Wait for room first and copy after, so a chunk waiting for a sealer holds no buffer (the caller's chunk stays
+        // valid until this returns). The reader is the only writer: once there is room, the write succeeds.
+        await WaitForRoomAsync();
+        var buffer = _pool.Rent(chunk.Length);
+        chunk.Span.CopyTo(buffer.Span(chunk.Length));
+        if (!_toSeal.Writer.TryWrite(new Plain(id, buffer, chunk.Length)))
+        {
+            _pool.Return(buffer);
+            ThrowIfFailed();
+            throw new InvalidOperationException("The pipeline's input is closed.");
+        }
+        return id;
+    }
+
+    /// <summary>
+    /// The first half of an add whose id is computed on another core: copies the chunk out of the reader's buffer and starts
+    /// hashing it, so the reader can cut the next chunk meanwhile. <see cref="EndAddAsync"/> (or <see cref="DiscardAsync"/>)
+    /// must follow; the reader keeps at most one such chunk pending, so memory stays at a chunk or two more.
+    /// </summary>
+    public PendingChunk BeginAdd(ReadOnlySpan<byte> chunk)
+    {
+        ThrowIfFailed();
+        var buffer = _pool.Rent(chunk.Length);
+        chunk.CopyTo(buffer.Span(chunk.Length));
+        var length = chunk.Length;
+        var ids = _ids;
+        return new PendingChunk(buffer, length, Task.Run(() => ids.Compute(buffer.Span(length))));
+    }
+
+    /// <summary>The second half of <see cref="BeginAdd"/>: the chunk's id, the chunk queued for storing unless it is known.</summary>
+    public async ValueTask<ChunkId> EndAddAsync(PendingChunk pending)
+    {
+        var buffer = pending.Buffer;
         try
         {
-            // Wait for room first and copy after, so a chunk waiting for a sealer holds no buffer (the caller's chunk stays
-            // valid until this returns). The reader is the only writer: once there is room, the write succeeds.
+            var id = await pending.Id.ConfigureAwait(false);
+            ThrowIfFailed();
+            _chunksSeen++;
+            if (_known.Contains(id) || !_queued.Add(id)) return id;
+            await WaitForRoomAsync();
+            if (!_toSeal.Writer.TryWrite(new Plain(id, buffer, pending.Length)))
+            {
+                ThrowIfFailed();
+                throw new InvalidOperationException("The pipeline's input is closed.");
+            }
+            buffer = null; // the sealer returns it
+            return id;
+        }
+        finally
+        {
+            if (buffer is not null) _pool.Return(buffer);
+        }
+    }
+
+    /// <summary>Gives back a pending chunk's buffer when the read stops before <see cref="EndAddAsync"/>.</summary>
+    public async ValueTask DiscardAsync(PendingChunk pending)
+    {
+        try
+        {
+            await pending.Id.ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // The read already failed for its own reason; this only waits until the hash no longer uses the buffer.
+        }
+        _pool.Return(pending.Buffer);
+    }
+
+    private async ValueTask WaitForRoomAsync()
+    {
+        try
+        {
             var room = _toSeal.Writer.WaitToWriteAsync(_stop.Token);
             if (!room.IsCompleted)
             {
@@ -111,15 +182,6 @@ public sealed class ChunkPipeline : IAsyncDisposable
             ThrowIfFailed();
         }
         ThrowIfFailed();
-        var buffer = _pool.Rent(chunk.Length);
-        chunk.Span.CopyTo(buffer.Span(chunk.Length));
-        if (!_toSeal.Writer.TryWrite(new Plain(id, buffer, chunk.Length)))
-        {
-            _pool.Return(buffer);
-            ThrowIfFailed();
-            throw new InvalidOperationException("The pipeline's input is closed.");
-        }
-        return id;
     }
 
     /// <summary>Seals what is queued, packs and uploads the last pack, and returns the totals.</summary>

@@ -3,8 +3,15 @@ using System.Runtime.InteropServices;
 
 namespace Backup.Agent.BackingUp;
 
-/// <summary>What lstat(2) says of a path: its type, inode, size and change times (nanoseconds since the epoch).</summary>
-public readonly record struct UnixStatus(UnixFileType.Kind Kind, ulong Inode, long Size, long MtimeNs, long CtimeNs);
+/// <summary>
+/// What lstat(2) says of a path: its type, inode, size, change times (nanoseconds since the epoch) and permission bits
+/// (<c>st_mode &amp; 07777</c>, what .NET calls <see cref="UnixFileMode"/>).
+/// </summary>
+public readonly record struct UnixStatus(UnixFileType.Kind Kind, ulong Inode, long Size, long MtimeNs, long CtimeNs, int Mode = 0)
+{
+    /// <summary>The mtime as .NET ticks since 0001-01-01 UTC (what <see cref="FileSystemInfo.LastWriteTimeUtc"/> gives).</summary>
+    public long MtimeTicks => DateTime.UnixEpoch.Ticks + Math.DivRem(MtimeNs, 100, out var rest) - (rest < 0 ? 1 : 0);
+}
 
 /// <summary>
 /// .NET reports fifos, sockets and devices as plain files, and opening a fifo blocks forever, so the
@@ -49,6 +56,6 @@ public static partial class UnixFileType
         static long Nanos(ReadOnlySpan<byte> timespec) =>
             BinaryPrimitives.ReadInt64LittleEndian(timespec) * 1_000_000_000 + BinaryPrimitives.ReadInt64LittleEndian(timespec[8..]);
         return new UnixStatus(kind, BinaryPrimitives.ReadUInt64LittleEndian(span[8..]), BinaryPrimitives.ReadInt64LittleEndian(span[48..]),
-            Nanos(span[88..]), Nanos(span[104..]));
+            Nanos(span[88..]), Nanos(span[104..]), (int)(mode & 0xFFF));
     }
 }

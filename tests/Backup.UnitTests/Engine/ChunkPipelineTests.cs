@@ -108,6 +108,37 @@ public sealed class ChunkPipelineTests : IDisposable
     }
 
     [Fact]
+    public async Task Chunks_hashed_beside_the_reader_are_stored_like_chunks_added_in_one_step()
+    {
+        var onServer = RandomNumberGenerator.GetBytes(300_000);
+        _known.Add(_keys.CreateChunkIdHasher().Compute(onServer));
+        var fresh = Enumerable.Range(0, 6).Select(_ => RandomNumberGenerator.GetBytes(700_000)).ToArray();
+        var input = new[] { fresh[0], onServer, fresh[1], fresh[0], fresh[2], fresh[3], fresh[4], fresh[5] };
+        await using var pipeline = Pipeline(1 << 20);
+
+        // As the archiver reads a large file: the next chunk begins before the previous one ends.
+        var ids = new List<ChunkId>();
+        ChunkPipeline.PendingChunk? pending = null;
+        foreach (var chunk in input)
+        {
+            var previous = pending;
+            pending = pipeline.BeginAdd(chunk);
+            if (previous is not null) ids.Add(await pipeline.EndAddAsync(previous));
+        }
+        ids.Add(await pipeline.EndAddAsync(pending!));
+        var abandoned = pipeline.BeginAdd(RandomNumberGenerator.GetBytes(1000)); // a read that stops half-way gives its chunk back
+        await pipeline.DiscardAsync(abandoned);
+        var totals = await pipeline.CompleteAsync();
+
+        ids.ShouldBe(input.Select(c => _keys.CreateChunkIdHasher().Compute(c)));
+        totals.ChunksSeen.ShouldBe(input.Length);
+        totals.ChunksNew.ShouldBe(fresh.Length); // the known chunk and the repeat are not stored
+        var stored = Stored();
+        stored.Count.ShouldBe(fresh.Length);
+        foreach (var chunk in fresh) stored[_keys.CreateChunkIdHasher().Compute(chunk)].ShouldBe(chunk);
+    }
+
+    [Fact]
     public async Task Nothing_new_means_no_pack()
     {
         var chunk = RandomNumberGenerator.GetBytes(5000);
