@@ -5,7 +5,7 @@
 #   BENCH_SCALE=1 RUNS=2 bash bench/run.sh
 #   BENCH_TOOLS="product restic" bash bench/run.sh    leave borg out (ratios are against restic)
 #
-# Steps, each warm (inputs read once, untimed, right before): initial backup, no-change backup, backup after the
+# Steps, each warm (inputs read once and dirty pages written back, untimed, right before): initial backup, no-change backup, backup after the
 # ~1 % mutation (../shared/bench/mutate-dataset.sh), full restore. Tool order rotates between runs. Prints one
 # table: seconds, MB/s (dataset bytes / seconds), repository bytes and peak RSS per tool and step, and ratios
 # against restic (speed: restic seconds / tool seconds; size and RSS: tool / restic). Never part of the test suite.
@@ -57,7 +57,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-warm() { find "$1" -type f -print0 | xargs -0 cat >/dev/null 2>&1 || true; }
+# Read the inputs once (page cache), and write back what earlier steps left dirty (a restore's 1.7 GB, a mutation), so a
+# step is not charged for the previous tool's writeback.
+warm() { find "$1" -type f -print0 | xargs -0 cat >/dev/null 2>&1 || true; sync; }
 now() { date +%s.%N; }
 json_field() { { grep -o "\"$1\":\"\?[^\",}]*" || true; } | head -1 | sed 's/.*:"\{0,1\}//'; }
 post() { curl -sS -f -X POST "$API$1" -H "@$AUTH" -H 'content-type: application/json' -d "${2:-{\}}"; }

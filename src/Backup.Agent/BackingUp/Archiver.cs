@@ -238,7 +238,8 @@ public sealed class Archiver(ILogger log)
         }
 
         // A large file: each chunk's id is computed on another core while this thread cuts the next chunk (the cut and the
-        // hash run at about the same speed, so a file that is mostly known, as after a small change, reads ~1.8x faster).
+        // keyed hash run at about the same speed, ~1.6 and ~1.9 GB/s on one core here, so a file that is mostly known, as
+        // after a small change, no longer waits for both in turn).
         ChunkPipeline.PendingChunk? pending = null;
         try
         {
