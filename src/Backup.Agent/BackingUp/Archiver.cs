@@ -85,7 +85,7 @@ public sealed class Archiver(ILogger log)
                 }
                 if (status is not { } stat)
                 {
-                    Skip(path, "The file vanished before it could be read.");
+                    Skip(path, VanishedBeforeRead);
                     continue;
                 }
                 var mode = OperatingSystem.IsWindows() ? 0 : stat.Mode;
@@ -94,7 +94,7 @@ public sealed class Archiver(ILogger log)
                 {
                     case UnixFileType.Kind.Symlink:
                         if (new FileInfo(full).LinkTarget is { } target) entries.Add(new TreeEntry(path, EntryKind.Symlink, 0, mode, mtime, LinkTarget: target));
-                        else Skip(path, "The file vanished before it could be read.");
+                        else Skip(path, VanishedBeforeRead);
                         break;
                     case UnixFileType.Kind.Directory:
                         entries.Add(new TreeEntry(path, EntryKind.Directory, 0, mode, mtime));
@@ -160,7 +160,7 @@ public sealed class Archiver(ILogger log)
             }
             catch (Exception e) when (e is UnauthorizedAccessException or IOException)
             {
-                Skip(path, e is FileNotFoundException or DirectoryNotFoundException ? "The file vanished before it could be read." : e.Message);
+                Skip(path, e is FileNotFoundException or DirectoryNotFoundException ? VanishedBeforeRead : e.Message);
             }
         }
 
@@ -196,6 +196,8 @@ public sealed class Archiver(ILogger log)
     }
 
     private const long YoungGarbageBytes = 4 << 20;
+
+    private const string VanishedBeforeRead = "The file vanished before it could be read.";
 
     /// <summary>One folder's names, hidden and system ones too; an unreadable folder throws (and is recorded as skipped).</summary>
     private static readonly EnumerationOptions Listing = new()

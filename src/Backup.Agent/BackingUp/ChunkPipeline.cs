@@ -91,18 +91,20 @@ public sealed class ChunkPipeline : IAsyncDisposable
     {
         ThrowIfFailed();
         var id = _ids.Compute(chunk.Span);
-        _chunksSeen++;
-        if (_known.Contains(id) || !_queued.Add(id)) return id;
+        if (!IsNew(id)) return id;
         // Wait for room first and copy after, so a chunk waiting for a sealer holds no buffer (the caller's chunk stays
         // valid until this returns). The reader is the only writer: once there is room, the write succeeds.
         await WaitForRoomAsync();
         var buffer = _pool.Rent(chunk.Length);
         chunk.Span.CopyTo(buffer.Span(chunk.Length));
-        if (!_toSeal.Writer.TryWrite(new Plain(id, buffer, chunk.Length)))
+        try
+        {
+            Enqueue(id, buffer, chunk.Length);
+        }
+        catch
         {
             _pool.Return(buffer);
-            ThrowIfFailed();
-            throw new InvalidOperationException("The pipeline's input is closed.");
+            throw;
         }
         return id;
     }
@@ -130,14 +132,9 @@ public sealed class ChunkPipeline : IAsyncDisposable
         {
             var id = await pending.Id.ConfigureAwait(false);
             ThrowIfFailed();
-            _chunksSeen++;
-            if (_known.Contains(id) || !_queued.Add(id)) return id;
+            if (!IsNew(id)) return id;
             await WaitForRoomAsync();
-            if (!_toSeal.Writer.TryWrite(new Plain(id, buffer, pending.Length)))
-            {
-                ThrowIfFailed();
-                throw new InvalidOperationException("The pipeline's input is closed.");
-            }
+            Enqueue(id, buffer, pending.Length);
             buffer = null; // the sealer returns it
             return id;
         }
@@ -159,6 +156,21 @@ public sealed class ChunkPipeline : IAsyncDisposable
             // The read already failed for its own reason; this only waits until the hash no longer uses the buffer.
         }
         _pool.Return(pending.Buffer);
+    }
+
+    /// <summary>Counts the chunk; true when neither the server nor this run holds it yet (it is then this run's to store).</summary>
+    private bool IsNew(ChunkId id)
+    {
+        _chunksSeen++;
+        return !_known.Contains(id) && _queued.Add(id);
+    }
+
+    /// <summary>Hands a chunk (and its buffer, which the sealer returns) to the sealers once <see cref="WaitForRoomAsync"/> made room.</summary>
+    private void Enqueue(ChunkId id, NativeBuffer buffer, int length)
+    {
+        if (_toSeal.Writer.TryWrite(new Plain(id, buffer, length))) return;
+        ThrowIfFailed();
+        throw new InvalidOperationException("The pipeline's input is closed.");
     }
 
     private async ValueTask WaitForRoomAsync()
