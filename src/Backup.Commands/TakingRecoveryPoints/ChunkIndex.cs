@@ -2,6 +2,8 @@ using Backup.Commands.CollectingGarbage;
 using Backup.Commands.Common;
 using Backup.Storage.Format;
 using Marten;
+using Npgsql;
+using NpgsqlTypes;
 
 namespace Backup.Commands.TakingRecoveryPoints;
 
@@ -16,30 +18,44 @@ public static class ChunkIndex
         return chunks.Select(c => new ChunkLocation(c.Id, c.PackId, c.Offset, c.Length, c.PlainLength)).ToList();
     }
 
-    private const int Batch = 5_000;
+    private const int Batch = 20_000;
 
     /// <summary>
     /// The packs (sorted) that hold <paramref name="chunkIds"/>, for a commit that will reference them: 422 when a chunk is not
     /// indexed (nothing is committed then), and any of those packs that garbage collection condemned is taken off the list
     /// in <paramref name="session"/>, so it is kept (the collector deletes only under the exclusive lock, which the caller's
-    /// shared <see cref="CollectionLock"/> holds off). <paramref name="what"/> names the commit in the error.
+    /// shared <see cref="CollectionLock"/> holds off, and which began the session's transaction). <paramref name="what"/> names
+    /// the commit in the error.
     /// </summary>
     public static async Task<List<string>> PacksToKeepAsync(IDocumentSession session, IReadOnlyCollection<string> chunkIds, string what, CancellationToken ct)
     {
-        // Only the pack ids leave the database (not 30,000 documents to deserialize and track): per batch, how many of its ids
-        // are indexed and which packs hold them; a short batch is then searched for the ids that are missing, to name one.
+        // One statement per batch: which packs hold its ids and how many of them are indexed (a hash join of the ids with the
+        // index, not a probe per id); a short batch is then searched for an id that is missing, to name it. Only pack ids leave
+        // the database, not 20,000 documents to deserialize and track (measured at 20,000 ids: 147 ms in two queries per
+        // 5,000 ids, one of which loaded the pack ids and the other counted).
+        var connection = session.Connection ?? throw new InvalidOperationException("Resolving chunks needs the session's transaction to be open.");
+        var table = session.DocumentStore.Options.FindOrResolveDocumentType(typeof(StoredChunk)).TableName.QualifiedName;
         var packs = new SortedSet<string>(StringComparer.Ordinal);
         var missing = 0;
         string? example = null;
         foreach (var batch in chunkIds.Distinct(StringComparer.Ordinal).Chunk(Batch))
         {
-            var indexed = session.Query<StoredChunk>().Where(c => c.Id.IsOneOf(batch));
-            packs.UnionWith(await indexed.Select(c => c.PackId).Distinct().ToListAsync(ct));
-            var found = await indexed.CountAsync(ct);
+            var found = 0L;
+            await using (var command = new NpgsqlCommand(
+                $"select d.data ->> 'PackId', count(*) from unnest(@ids) as u(id) join {table} d on d.id = u.id group by 1", connection))
+            {
+                command.Parameters.Add(new NpgsqlParameter("ids", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = batch });
+                await using var reader = await command.ExecuteReaderAsync(ct);
+                while (await reader.ReadAsync(ct))
+                {
+                    packs.Add(reader.GetString(0));
+                    found += reader.GetInt64(1);
+                }
+            }
             if (found == batch.Length) continue;
-            missing += batch.Length - found;
+            missing += batch.Length - (int)found;
             if (example is not null) continue;
-            var present = (await indexed.Select(c => c.Id).ToListAsync(ct)).ToHashSet(StringComparer.Ordinal);
+            var present = (await session.Query<StoredChunk>().Where(c => c.Id.IsOneOf(batch)).Select(c => c.Id).ToListAsync(ct)).ToHashSet(StringComparer.Ordinal);
             example = batch.First(id => !present.Contains(id));
         }
         if (missing > 0)

@@ -162,7 +162,9 @@ public sealed class AgentProtocolTests(ApiFactory api) : IClassFixture<ApiFactor
         var before = await api.EventCountAsync();
         var commit = await CommitAsync(agent, rp, new CompleteBackupRequest([tree.Chunks[0].ToString()], TestPacks.Base64(ghost), 1, 0, 10));
         commit.StatusCode.ShouldBe(HttpStatusCode.UnprocessableEntity);
-        (await commit.Content.ReadAsStringAsync(Ct)).ShouldContain("not stored on the server");
+        var detail = await commit.Content.ReadAsStringAsync(Ct);
+        detail.ShouldContain("1 chunk(s) the backup references are not stored on the server");
+        detail.ShouldContain(ghost[0].ToString()); // the tree's chunk is held: only the ghost is named
         (await api.EventCountAsync()).ShouldBe(before);
         File.Exists(Path.Combine(api.DiskStore, "manifests", $"{rp:N}.json")).ShouldBeFalse();
     }
