@@ -47,12 +47,14 @@ public sealed class ServerClient(HttpClient http)
     /// Commits a recovery point: the body is a <see cref="CompleteBackupRequest"/> whose <c>chunks</c> (every referenced
     /// chunk id, base64) is written straight from <paramref name="chunks"/> onto the connection, a few KiB at a time, rather
     /// than built as a string and a serialized copy of it (tens of bytes per chunk, twice, in pooled arrays that outlive the job).
+    /// The item catalog gets <paramref name="changes"/> when given (only what changed since the last catalogued recovery point),
+    /// else every item of <paramref name="items"/>.
     /// </summary>
     public async Task CompleteBackupAsync(
         Guid agentId, string jobPath, IReadOnlyList<string> tree, IReadOnlyCollection<ChunkId> chunks, int files, int directories,
-        long bytesRead, IReadOnlyList<SkippedItem>? skipped, IReadOnlyList<TreeEntry> items, CancellationToken ct)
+        long bytesRead, IReadOnlyList<SkippedItem>? skipped, IReadOnlyList<TreeEntry> items, CatalogChanges? changes, CancellationToken ct)
     {
-        using var content = new CompleteBackupContent(tree, chunks, files, directories, bytesRead, skipped, items);
+        using var content = new CompleteBackupContent(tree, chunks, files, directories, bytesRead, skipped, items, changes);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
         using var response = await http.PostAsync($"api/agents/{agentId}/{jobPath}/complete", content, ct);
         await EnsureSuccessAsync(response, "commit the backup", ct);
@@ -60,7 +62,7 @@ public sealed class ServerClient(HttpClient http)
 
     private sealed class CompleteBackupContent(
         IReadOnlyList<string> tree, IReadOnlyCollection<ChunkId> chunks, int files, int directories, long bytesRead, IReadOnlyList<SkippedItem>? skipped,
-        IReadOnlyList<TreeEntry> items)
+        IReadOnlyList<TreeEntry> items, CatalogChanges? changes)
         : HttpContent
     {
         protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context, CancellationToken ct)
@@ -90,16 +92,39 @@ public sealed class ServerClient(HttpClient http)
             writer.WriteNumber(Name(nameof(CompleteBackupRequest.BytesRead)), bytesRead);
             writer.WritePropertyName(Name(nameof(CompleteBackupRequest.Skipped)));
             System.Text.Json.JsonSerializer.Serialize(writer, skipped, options);
-            // The catalog's items, one at a time from the tree (no second list of them in memory).
-            writer.WriteStartArray(Name(nameof(CompleteBackupRequest.Items)));
-            foreach (var e in items)
+            if (changes is not null)
             {
-                System.Text.Json.JsonSerializer.Serialize(writer, new CatalogEntry(e.Path, e.Kind, e.Size, new DateTimeOffset(e.MtimeUtcTicks, TimeSpan.Zero)), options);
-                if (writer.BytesPending > 1 << 16) await writer.FlushAsync(ct);
+                writer.WriteStartObject(Name(nameof(CompleteBackupRequest.ItemChanges)));
+                writer.WriteString(Name(nameof(CatalogChanges.Base)), changes.Base);
+                writer.WriteStartArray(Name(nameof(CatalogChanges.Added)));
+                foreach (var e in changes.Added) await WriteItemAsync(e.Path, e.Kind, e.Size, e.ModifiedAt);
+                writer.WriteEndArray();
+                writer.WriteStartArray(Name(nameof(CatalogChanges.Removed)));
+                foreach (var path in changes.Removed) writer.WriteStringValue(path);
+                writer.WriteEndArray();
+                writer.WriteEndObject();
             }
-            writer.WriteEndArray();
+            else
+            {
+                // The catalog's items, one at a time from the tree (no second list of them in memory).
+                writer.WriteStartArray(Name(nameof(CompleteBackupRequest.Items)));
+                foreach (var e in items) await WriteItemAsync(e.Path, e.Kind, e.Size, new DateTimeOffset(e.MtimeUtcTicks, TimeSpan.Zero));
+                writer.WriteEndArray();
+            }
             writer.WriteEndObject();
             await writer.FlushAsync(ct);
+
+            // A CatalogEntry written field by field (a serializer call per item cost several times as much).
+            async ValueTask WriteItemAsync(string path, EntryKind kind, long size, DateTimeOffset modifiedAt)
+            {
+                writer.WriteStartObject();
+                writer.WriteString(Name(nameof(CatalogEntry.Path)), path);
+                writer.WriteString(Name(nameof(CatalogEntry.Kind)), kind.ToString()); // as EntryKind's JSON converter names it
+                writer.WriteNumber(Name(nameof(CatalogEntry.Size)), size);
+                writer.WriteString(Name(nameof(CatalogEntry.ModifiedAt)), modifiedAt);
+                writer.WriteEndObject();
+                if (writer.BytesPending > 1 << 16) await writer.FlushAsync(ct);
+            }
         }
 
         protected override Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context) =>
@@ -198,11 +223,32 @@ public sealed class ServerClient(HttpClient http)
     {
         if (response.IsSuccessStatusCode) return;
         var body = await response.Content.ReadAsStringAsync(ct);
-        throw new ServerRejectedException(response.StatusCode, $"Could not {what}: the server answered {(int)response.StatusCode} {response.ReasonPhrase}. {body}");
+        throw new ServerRejectedException(response.StatusCode, $"Could not {what}: the server answered {(int)response.StatusCode} {response.ReasonPhrase}. {body}",
+            ProblemCode(body));
+    }
+
+    /// <summary>The <c>code</c> of a ProblemDetails body, if it is one and has it.</summary>
+    private static string? ProblemCode(string body)
+    {
+        try
+        {
+            using var problem = System.Text.Json.JsonDocument.Parse(body);
+            return problem.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object
+                && problem.RootElement.TryGetProperty("code", out var code) && code.ValueKind == System.Text.Json.JsonValueKind.String
+                ? code.GetString()
+                : null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
     }
 }
 
-public sealed class ServerRejectedException(HttpStatusCode status, string message) : Exception(message)
+/// <summary>The server refused a request: its status, and the problem's <c>code</c> when it gave one.</summary>
+public sealed class ServerRejectedException(HttpStatusCode status, string message, string? code = null) : Exception(message)
 {
     public HttpStatusCode Status { get; } = status;
+
+    public string? Code { get; } = code;
 }

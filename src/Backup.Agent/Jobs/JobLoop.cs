@@ -246,7 +246,8 @@ public sealed class JobLoop(
             var keyTime = clock.Elapsed;
             var known = await server.KnownChunksAsync(agentId, ct);
             var indexTime = clock.Elapsed;
-            var cache = MetadataCache.Load(MetadataCache.PathFor(options.Value.StateDirectory, job.Path), out var cacheProblem);
+            var cachePath = MetadataCache.PathFor(options.Value.StateDirectory, job.Path);
+            var cache = MetadataCache.Load(cachePath, out var cacheProblem);
             if (cacheProblem is not null) log.LogWarning("{What} {JobId}: {Problem}", what, job.JobId, cacheProblem);
             await using var pipeline = new ChunkPipeline(keys, known, scratch, options.Value.PackTargetBytes, async (file, packId, chunks, token) =>
             {
@@ -261,9 +262,7 @@ public sealed class JobLoop(
                 log.LogInformation("{What} {JobId}: {Files} files, {MiB:F1} MiB", what, job.JobId, files, bytes / 1048576.0);
             }, ct);
             var archiveTime = clock.Elapsed;
-            await server.CompleteBackupAsync(agentId, jobPath, result.TreeChunks.Select(c => c.ToString()).ToList(), result.Referenced,
-                result.Files, result.Directories, result.BytesRead, result.Tree.Skipped,
-                job.Kind == AgentJobKind.Synchronisation ? [] : result.Tree.Entries, ct); // a synchronisation adds nothing to the item catalog
+            await CommitAsync(agentId, job, jobPath, result, ItemSnapshot.PathFor(cachePath), what, ct);
             var commitTime = clock.Elapsed;
             cache.Save();
             log.LogInformation("{What} {JobId} phases: key {Key:F2} s, {Known} known chunk ids {Index:F2} s, walk/read/upload {Archive:F2} s, commit {Commit:F2} s",
@@ -286,6 +285,43 @@ public sealed class JobLoop(
             await ReportAsync(() => server.FailBackupAsync(agentId, jobPath, e.Message, ct));
         }
     }
+
+    /// <summary>
+    /// Commits the run. A backup's items go to the server's catalog as changes against the last recovery point this agent
+    /// committed for the folder (its <see cref="ItemSnapshot"/>), or whole when there is no usable snapshot or the server says
+    /// the catalog has moved on (409 <c>item-catalog-base-changed</c>, nothing committed): then the commit is sent again with
+    /// every item. A synchronisation adds nothing to the catalog and leaves the snapshot as it is.
+    /// </summary>
+    private async Task CommitAsync(Guid agentId, AgentJob job, string jobPath, ArchiveResult result, string snapshotPath, string what, CancellationToken ct)
+    {
+        var tree = result.TreeChunks.Select(c => c.ToString()).ToList();
+        Task Send(IReadOnlyList<Storage.Format.TreeEntry> items, CatalogChanges? changes) =>
+            server.CompleteBackupAsync(agentId, jobPath, tree, result.Referenced, result.Files, result.Directories, result.BytesRead,
+                result.Tree.Skipped, items, changes, ct);
+
+        if (job.Kind == AgentJobKind.Synchronisation)
+        {
+            await Send([], null);
+            return;
+        }
+        var changes = ItemSnapshot.Changes(snapshotPath, result.Tree.Entries, out var problem);
+        if (problem is not null) log.LogWarning("{What} {JobId}: {Problem}", what, job.JobId, problem);
+        try
+        {
+            await Send(result.Tree.Entries, changes);
+        }
+        catch (ServerRejectedException e) when (changes is not null && e.Code == ItemCatalogBaseChanged)
+        {
+            log.LogInformation("{What} {JobId}: the server's item catalog is not where this agent left it ({Reason}); sending every item",
+                what, job.JobId, e.Message);
+            await Send(result.Tree.Entries, null);
+        }
+        // Only once the server holds the point: a snapshot ahead of the catalog would make the next changes wrong.
+        ItemSnapshot.Save(snapshotPath, job.JobId, result.Tree.Entries); // a backup's job id is its recovery point's
+    }
+
+    /// <summary>The problem code of the server's 409 that asks for every item (Backup.Commands' ItemCatalog.BaseChangedCode).</summary>
+    private const string ItemCatalogBaseChanged = "item-catalog-base-changed";
 
     private async Task RunRestoreAsync(Guid agentId, AgentJob job, string scratch, CancellationToken ct)
     {

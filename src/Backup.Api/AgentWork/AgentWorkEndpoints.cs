@@ -46,7 +46,10 @@ public static class AgentWorkEndpoints
                 + "Its chunks join the server's index.");
         work.MapPost("/recovery-points/{recoveryPointId:guid}/complete", CompleteBackup)
             .WithSummary("Commit a finished backup (tree chunks, referenced chunks, totals); the recovery point is created")
-            .WithDescription("422 when a referenced chunk is not stored on the server; nothing is committed then.");
+            .WithDescription("422 when a referenced chunk is not stored on the server; nothing is committed then. Items go either whole "
+                + "('items') or as changes against the recovery point the agent catalogued last ('itemChanges'); 409 with the problem code "
+                + "'item-catalog-base-changed' when that point is no longer the data source's latest in the catalog or the changes do not fit "
+                + "it (nothing is committed; send every item).");
         work.MapPost("/recovery-points/{recoveryPointId:guid}/fail", FailBackup).WithSummary("Report a backup that could not be taken");
         work.MapPut("/syncs/{syncId:guid}/packs/{packId}", PutSyncPack)
             .WithSummary("Upload one pack of a running synchronisation into the server's disk store")
@@ -161,9 +164,12 @@ public static class AgentWorkEndpoints
     {
         user.RequireSelf(agentId);
         var (tree, ids) = ReferencedChunks(request);
-        if (request.Items?.Any(i => i is null) == true)
+        if (request.Items?.Any(i => i is null) == true || request.ItemChanges?.Added?.Any(i => i is null) == true)
             throw new FluentValidation.ValidationException([new FluentValidation.Results.ValidationFailure("Items", "'items' must not hold null entries.")]);
-        var items = request.Items?.Select(i => new Commands.Cataloguing.CataloguedItem(i.Path, i.Kind, i.Size, i.ModifiedAt)).ToList();
+        var items = request.Items?.Select(Catalogued).ToList();
+        var changes = request.ItemChanges is { } sent
+            ? new Commands.Cataloguing.ItemChanges(sent.Base, sent.Added?.Select(Catalogued).ToList()!, sent.Removed)
+            : null;
         await m.Send(new Commands.TakingRecoveryPoints.CompleteBackup(
             agentId, recoveryPointId, request.Files, request.Directories,
             (request.Skipped ?? []).Select(i => new Commands.RecoveryPoints.SkippedItemRecord(i.Path, i.Reason)).ToList(), request.BytesRead, ids,
@@ -176,8 +182,10 @@ public static class AgentWorkEndpoints
                 var bytes = manifest.ToBytes();
                 await disk.PutManifestAsync(recoveryPointId, bytes, token);
                 return new StoredManifest(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)), packs.Sum(disk.PackLength) + bytes.Length);
-            }, items), ct);
+            }, items, changes), ct);
         return TypedResults.NoContent();
+
+        static Commands.Cataloguing.CataloguedItem Catalogued(CatalogEntry i) => new(i.Path, i.Kind, i.Size, i.ModifiedAt);
     }
 
     /// <summary>The tree's chunk ids and every chunk id a commit references (tree and files), or a 400 naming the field.</summary>

@@ -36,6 +36,10 @@ public sealed partial class ProblemMapping(IProblemDetailsService problems, ILog
                 Status = StatusCodes.Status412PreconditionFailed, Title = "The resource changed since you read it.", Detail = e.Message,
                 Extensions = { ["currentVersion"] = e.CurrentVersion },
             },
+            ConflictException { Code: { } code } e => new ProblemDetails
+            {
+                Status = StatusCodes.Status409Conflict, Title = "Conflict.", Detail = e.Message, Extensions = { ["code"] = code },
+            },
             ConflictException e => new ProblemDetails { Status = StatusCodes.Status409Conflict, Title = "Conflict.", Detail = e.Message },
             UnauthenticatedException e => new ProblemDetails { Status = StatusCodes.Status401Unauthorized, Title = "Unauthenticated.", Detail = e.Message },
             ForbiddenException e => new ProblemDetails { Status = StatusCodes.Status403Forbidden, Title = "Forbidden.", Detail = e.Message },

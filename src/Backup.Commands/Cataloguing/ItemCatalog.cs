@@ -12,6 +12,13 @@ namespace Backup.Commands.Cataloguing;
 public sealed record CataloguedItem(string Path, EntryKind Kind, long Size, DateTimeOffset ModifiedAt);
 
 /// <summary>
+/// A recovery point's items as changes against <paramref name="Base"/>, the data source's latest catalogued recovery point as
+/// the agent knows it: <paramref name="Added"/> are new or changed items, <paramref name="Removed"/> the paths of items gone or
+/// changed (a changed item is in both), all relative to the protected folder.
+/// </summary>
+public sealed record ItemChanges(Guid Base, IReadOnlyList<CataloguedItem> Added, IReadOnlyList<string> Removed);
+
+/// <summary>
 /// What changed in a data source's item list with this recovery point, against the data source's previous catalogued one:
 /// <see cref="Added"/> are new or changed items (size, mtime or kind differ), <see cref="Removed"/> the paths of items gone
 /// or changed. <see cref="Ordinal"/> numbers the data source's catalogued recovery points 1, 2, 3… in commit order; a
@@ -92,20 +99,8 @@ public static class ItemCatalog
         IDocumentSession session, Guid recoveryPointId, Guid dataSourceId, string root, DateTimeOffset createdAt,
         IReadOnlyList<CataloguedItem> items, CancellationToken ct)
     {
-        var connection = session.Connection ?? throw new InvalidOperationException("The catalog needs the session's transaction to be open.");
-        var schema = session.DocumentStore.Options.DatabaseSchemaName;
-        await using (var locking = new NpgsqlCommand("select pg_advisory_xact_lock(@key)", connection))
-        {
-            locking.Parameters.AddWithValue("key", LockKey(schema, dataSourceId));
-            await locking.ExecuteNonQueryAsync(ct);
-        }
-
-        int ordinal;
-        await using (var last = new NpgsqlCommand($"select coalesce(max(ordinal), 0) from {schema}.{PointsTable} where data_source_id = @ds", connection))
-        {
-            last.Parameters.AddWithValue("ds", dataSourceId);
-            ordinal = (int)(await last.ExecuteScalarAsync(ct))! + 1;
-        }
+        var (connection, schema) = await LockAsync(session, dataSourceId, ct);
+        var (ordinal, _) = await LatestAsync(connection, schema, dataSourceId, ct);
 
         var open = new Dictionary<string, (EntryKind Kind, long Size, DateTimeOffset ModifiedAt)>(StringComparer.Ordinal);
         await using (var read = new NpgsqlCommand(
@@ -131,7 +126,76 @@ public static class ItemCatalog
             added.Add(item);
         }
         removed.AddRange(open.Keys.Select(full => RelativePath(root, full)));
+        return Events(recoveryPointId, dataSourceId, ordinal + 1, root, createdAt, added, removed);
+    }
 
+    /// <summary>
+    /// The events that catalogue a committed recovery point whose agent sent only what changed since <see cref="ItemChanges.Base"/>
+    /// (a backup in which a few files changed sends those, not the whole tree again). Refused with a 409, nothing written, when the
+    /// base is not the data source's latest catalogued point, or the changes do not fit the catalog's open versions (a removed
+    /// path that is not open, an added path that is open without being removed): the agent then sends every item instead. Takes
+    /// the same lock as <see cref="CatalogueAsync"/>; reads only the changed paths.
+    /// </summary>
+    public static async Task<IReadOnlyList<ItemsCatalogued>> CatalogueChangesAsync(
+        IDocumentSession session, Guid recoveryPointId, Guid dataSourceId, string root, DateTimeOffset createdAt,
+        ItemChanges changes, CancellationToken ct)
+    {
+        var (connection, schema) = await LockAsync(session, dataSourceId, ct);
+        var (ordinal, latest) = await LatestAsync(connection, schema, dataSourceId, ct);
+        if (latest != changes.Base)
+            throw new ConflictException(
+                $"The item catalog's latest recovery point of this data source is {(latest is { } id ? id.ToString() : "none")}, not {changes.Base}: send every item.",
+                BaseChangedCode);
+
+        var removed = changes.Removed.ToHashSet(StringComparer.Ordinal);
+        var open = new HashSet<string>(StringComparer.Ordinal);
+        await using (var read = new NpgsqlCommand(
+            $"select path from {schema}.{VersionsTable} where data_source_id = @ds and to_ordinal is null and path = any(@paths)", connection))
+        {
+            read.Parameters.AddWithValue("ds", dataSourceId);
+            read.Parameters.AddWithValue("paths", changes.Added.Select(i => FullPath(root, i.Path)).Concat(removed.Select(p => FullPath(root, p))).Distinct().ToArray());
+            await using var reader = await read.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct)) open.Add(RelativePath(root, reader.GetString(0)));
+        }
+        if (removed.FirstOrDefault(p => !open.Contains(p)) is { } notOpen)
+            throw new ConflictException($"'{TakingRecoveryPoints.ChunkIdRules.Shorten(notOpen)}' is removed, but the catalog holds no such item: send every item.", BaseChangedCode);
+        if (changes.Added.FirstOrDefault(i => open.Contains(i.Path) && !removed.Contains(i.Path)) is { } held)
+            throw new ConflictException($"'{TakingRecoveryPoints.ChunkIdRules.Shorten(held.Path)}' is added, but the catalog holds it already: send every item.", BaseChangedCode);
+
+        var added = changes.Added.Select(i => i with { ModifiedAt = Microseconds(i.ModifiedAt) }).ToList();
+        return Events(recoveryPointId, dataSourceId, ordinal + 1, root, createdAt, added, changes.Removed);
+    }
+
+    /// <summary>The problem code of a 409 that asks the agent to send every item (<see cref="CatalogueChangesAsync"/>).</summary>
+    public const string BaseChangedCode = "item-catalog-base-changed";
+
+    /// <summary>
+    /// Takes the data source's catalog lock for the session's transaction, so two commits of one data source get successive
+    /// ordinals and each diffs against the other's result. The caller has begun the session's transaction.
+    /// </summary>
+    private static async Task<(NpgsqlConnection Connection, string Schema)> LockAsync(IDocumentSession session, Guid dataSourceId, CancellationToken ct)
+    {
+        var connection = session.Connection ?? throw new InvalidOperationException("The catalog needs the session's transaction to be open.");
+        var schema = session.DocumentStore.Options.DatabaseSchemaName;
+        await using var locking = new NpgsqlCommand("select pg_advisory_xact_lock(@key)", connection);
+        locking.Parameters.AddWithValue("key", LockKey(schema, dataSourceId));
+        await locking.ExecuteNonQueryAsync(ct);
+        return (connection, schema);
+    }
+
+    /// <summary>The data source's latest catalogued ordinal (0 when none) and its recovery point.</summary>
+    private static async Task<(int Ordinal, Guid? RecoveryPointId)> LatestAsync(NpgsqlConnection connection, string schema, Guid dataSourceId, CancellationToken ct)
+    {
+        await using var last = new NpgsqlCommand(
+            $"select ordinal, recovery_point_id from {schema}.{PointsTable} where data_source_id = @ds order by ordinal desc limit 1", connection);
+        last.Parameters.AddWithValue("ds", dataSourceId);
+        await using var reader = await last.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? (reader.GetInt32(0), reader.GetGuid(1)) : (0, null);
+    }
+
+    private static List<ItemsCatalogued> Events(
+        Guid recoveryPointId, Guid dataSourceId, int ordinal, string root, DateTimeOffset createdAt, IReadOnlyList<CataloguedItem> added, IReadOnlyList<string> removed)
+    {
         var addedPages = added.Chunk(ItemsPerEvent).ToList();
         var removedPages = removed.Chunk(ItemsPerEvent).ToList();
         var events = new List<ItemsCatalogued>();

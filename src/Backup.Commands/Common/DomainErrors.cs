@@ -8,8 +8,14 @@ public sealed class NotFoundException(string resource, Guid id)
     public Guid Id { get; } = id;
 }
 
-/// <summary>The command clashes with the current state (API: 409).</summary>
-public sealed class ConflictException(string message) : Exception(message);
+/// <summary>
+/// The command clashes with the current state (API: 409). <paramref name="code"/>, when given, names the kind of clash for a
+/// client that can resolve it itself (the problem's <c>code</c>), e.g. <see cref="Cataloguing.ItemCatalog.BaseChangedCode"/>.
+/// </summary>
+public sealed class ConflictException(string message, string? code = null) : Exception(message)
+{
+    public string? Code { get; } = code;
+}
 
 /// <summary>The caller proved no valid identity (API: 401).</summary>
 public sealed class UnauthenticatedException(string message) : Exception(message);

@@ -18,11 +18,14 @@ public sealed record StoredManifest(string Sha256, long BytesStored);
 /// <see cref="PersistManifest"/> checks those packs are on disk and stores the manifest; only then is the recovery
 /// point created. <see cref="Items"/> (every item of the tree, paths relative to the protected folder) go into the
 /// <see cref="ItemCatalog"/>; an agent that sends none leaves the point out of the catalog.
+/// <para><see cref="Changes"/> instead of <see cref="Items"/>: the items as changes against <see cref="ItemChanges.Base"/>, the
+/// recovery point the agent catalogued last; 409 when that is not the data source's latest catalogued point or the changes do
+/// not fit what the catalog holds (nothing is committed; the agent then sends every item).</para>
 /// </summary>
 public sealed record CompleteBackup(
     Guid AgentId, Guid RecoveryPointId, int Files, int Directories, IReadOnlyList<SkippedItemRecord> Skipped, long BytesRead,
     IReadOnlyCollection<string> ChunkIds, Func<IReadOnlyList<string>, CancellationToken, Task<StoredManifest>> PersistManifest,
-    IReadOnlyList<CataloguedItem>? Items = null) : ICommand;
+    IReadOnlyList<CataloguedItem>? Items = null, ItemChanges? Changes = null) : ICommand;
 
 public sealed class CompleteBackupValidator : AbstractValidator<CompleteBackup>
 {
@@ -38,38 +41,75 @@ public sealed class CompleteBackupValidator : AbstractValidator<CompleteBackup>
         });
         RuleFor(x => x.BytesRead).GreaterThanOrEqualTo(0);
         RuleFor(x => x.ChunkIds).NotEmpty();
-        // A commit lists tens of thousands of chunk ids and items: one plain pass over each, not a child validator per element
-        // (which took ~170 ms for 22,000 items); failures still name the element, e.g. ChunkIds[1] or Items[3].Path.
+        // A commit lists tens of thousands of chunk ids and items: one plain pass over each (see CheckItems).
         RuleFor(x => x.ChunkIds).Custom(ChunkIdRules.EachIsAChunkId);
-        RuleFor(x => x.Items).Custom((items, context) =>
+        RuleFor(x => x.Items).Custom((items, context) => CheckItems(items, "Items", context));
+        RuleFor(x => x).Must(x => x.Items is null || x.Changes is null).WithName("ItemChanges")
+            .WithMessage("Send the items either whole ('items') or as changes ('itemChanges'), not both.");
+        RuleFor(x => x.Changes!.Added).Custom((items, context) =>
         {
-            if (items is null) return;
-            var paths = new HashSet<string>(items.Count, StringComparer.Ordinal);
+            if (items is null) context.AddFailure("ItemChanges.Added", "The added items must be a list (empty when none).");
+            else CheckItems(items, "ItemChanges.Added", context);
+        }).When(x => x.Changes is not null);
+        RuleFor(x => x.Changes!.Removed).Custom((paths, context) =>
+        {
+            if (paths is null)
+            {
+                context.AddFailure("ItemChanges.Removed", "The removed paths must be a list (empty when none).");
+                return;
+            }
+            var seen = new HashSet<string>(paths.Count, StringComparer.Ordinal);
             var failures = 0;
-            void Fail(string property, string message)
+            for (var i = 0; i < paths.Count && failures < MaxFailures; i++)
             {
-                if (failures++ < MaxFailures) context.AddFailure(property, message);
-            }
-            for (var i = 0; i < items.Count && failures < MaxFailures; i++)
-            {
-                var item = items[i];
-                if (item is null)
+                if (string.IsNullOrEmpty(paths[i]) || paths[i].Length > 8_192 || !IsRelativePath(paths[i]))
                 {
-                    Fail($"Items[{i}]", "An item must not be null.");
-                    continue;
+                    failures++;
+                    context.AddFailure($"ItemChanges.Removed[{i}]", RelativePathRule);
                 }
-                if (string.IsNullOrEmpty(item.Path) || item.Path.Length > 8_192 || !IsRelativePath(item.Path))
-                    Fail($"Items[{i}].Path",
-                        "An item's path must be relative to the protected folder, with '/' between non-empty names and no '.' or '..' (8,192 characters at most).");
-                else if (!paths.Add(item.Path))
-                    Fail($"Items[{i}].Path", $"Each item's path must appear once; '{ChunkIdRules.Shorten(item.Path)}' is repeated.");
-                if (!Enum.IsDefined(item.Kind)) Fail($"Items[{i}].Kind", $"'{item.Kind}' is not an item kind.");
-                if (item.Size < 0) Fail($"Items[{i}].Size", "An item's size must not be negative.");
+                else if (!seen.Add(paths[i]))
+                {
+                    failures++;
+                    context.AddFailure($"ItemChanges.Removed[{i}]", $"Each removed path must appear once; '{ChunkIdRules.Shorten(paths[i])}' is repeated.");
+                }
             }
-        });
+        }).When(x => x.Changes is not null);
     }
 
     private const int MaxFailures = ChunkIdRules.MaxFailures;
+
+    private const string RelativePathRule =
+        "An item's path must be relative to the protected folder, with '/' between non-empty names and no '.' or '..' (8,192 characters at most).";
+
+    /// <summary>
+    /// One plain pass over tens of thousands of items, not a child validator per element (which took ~170 ms for 22,000):
+    /// failures still name the element, e.g. Items[3].Path, the first <see cref="MaxFailures"/> of them.
+    /// </summary>
+    private static void CheckItems(IReadOnlyList<CataloguedItem>? items, string property, ValidationContext<CompleteBackup> context)
+    {
+        if (items is null) return;
+        var paths = new HashSet<string>(items.Count, StringComparer.Ordinal);
+        var failures = 0;
+        void Fail(string name, string message)
+        {
+            if (failures++ < MaxFailures) context.AddFailure(name, message);
+        }
+        for (var i = 0; i < items.Count && failures < MaxFailures; i++)
+        {
+            var item = items[i];
+            if (item is null)
+            {
+                Fail($"{property}[{i}]", "An item must not be null.");
+                continue;
+            }
+            if (string.IsNullOrEmpty(item.Path) || item.Path.Length > 8_192 || !IsRelativePath(item.Path))
+                Fail($"{property}[{i}].Path", RelativePathRule);
+            else if (!paths.Add(item.Path))
+                Fail($"{property}[{i}].Path", $"Each item's path must appear once; '{ChunkIdRules.Shorten(item.Path)}' is repeated.");
+            if (!Enum.IsDefined(item.Kind)) Fail($"{property}[{i}].Kind", $"'{item.Kind}' is not an item kind.");
+            if (item.Size < 0) Fail($"{property}[{i}].Size", "An item's size must not be negative.");
+        }
+    }
 
     /// <summary>Names between single slashes, none empty, "." or "..".</summary>
     private static bool IsRelativePath(string path)
@@ -103,7 +143,9 @@ public sealed class CompleteBackupHandler(IDocumentSession session, TimeProvider
         var now = clock.GetUtcNow();
         var events = RecoveryPoint.Commit(rp, c.RecoveryPointId, c.AgentId, c.Files, c.Directories, c.Skipped, c.BytesRead,
             packIds, stored.BytesStored, stored.Sha256, now);
-        if (c.Items is not null)
+        if (c.Changes is not null)
+            events = [.. events, .. await ItemCatalog.CatalogueChangesAsync(session, c.RecoveryPointId, rp!.DataSourceId, rp.SourcePath, now, c.Changes, ct)];
+        else if (c.Items is not null)
             events = [.. events, .. await ItemCatalog.CatalogueAsync(session, c.RecoveryPointId, rp!.DataSourceId, rp.SourcePath, now, c.Items, ct)];
         var catalogued = watch.Elapsed;
         session.AppendExpected(c.RecoveryPointId, version, events);
@@ -117,7 +159,8 @@ public sealed class CompleteBackupHandler(IDocumentSession session, TimeProvider
         }
         log.LogInformation("Backup {RecoveryPointId} committed in {Ms:F0} ms: {Chunks} chunk ids in {Packs} packs resolved in {ResolveMs:F0} ms, "
             + "{Items} items catalogued in {CatalogMs:F0} ms, saved in {SaveMs:F0} ms",
-            c.RecoveryPointId, watch.Elapsed.TotalMilliseconds, c.ChunkIds.Count, packIds.Count, resolved.TotalMilliseconds, c.Items?.Count ?? 0,
+            c.RecoveryPointId, watch.Elapsed.TotalMilliseconds, c.ChunkIds.Count, packIds.Count, resolved.TotalMilliseconds,
+            c.Changes is { } changes ? $"{changes.Added.Count} added and {changes.Removed.Count} removed" : $"{c.Items?.Count ?? 0}",
             (catalogued - resolved).TotalMilliseconds, (watch.Elapsed - catalogued).TotalMilliseconds);
         return Unit.Value;
     }

@@ -55,10 +55,19 @@ public sealed record PackStored(string PackId, long Bytes, bool AlreadyPresent);
 /// <see cref="Chunks"/>: base64 of every distinct chunk id the files reference, 32 bytes each; <see cref="Skipped"/>:
 /// the items the agent could not back up, with the reason (the recovery point is then partial); <see cref="Items"/>: every
 /// item of the tree (path relative to the protected folder, kind, size, mtime) for the server's item catalog; no content.
+/// <see cref="ItemChanges"/>, instead of <see cref="Items"/>: only what changed since the recovery point the agent catalogued
+/// last; the server answers 409 with the problem code <c>item-catalog-base-changed</c> (nothing committed) when that point is
+/// no longer the data source's latest in the catalog, and the agent then sends every item.
 /// </summary>
 public sealed record CompleteBackupRequest(
     IReadOnlyList<string> Tree, string Chunks, int Files, int Directories, long BytesRead,
-    IReadOnlyList<Format.SkippedItem>? Skipped = null, IReadOnlyList<CatalogEntry>? Items = null);
+    IReadOnlyList<Format.SkippedItem>? Skipped = null, IReadOnlyList<CatalogEntry>? Items = null, CatalogChanges? ItemChanges = null);
+
+/// <summary>
+/// A recovery point's items as changes against <see cref="Base"/> (the recovery point the agent catalogued last):
+/// <see cref="Added"/> new or changed items, <see cref="Removed"/> the paths of items gone or changed (a changed item is in both).
+/// </summary>
+public sealed record CatalogChanges(Guid Base, IReadOnlyList<CatalogEntry> Added, IReadOnlyList<string> Removed);
 
 /// <summary>One item of a recovery point for the server's catalog: what a user searches for, never its content.</summary>
 public sealed record CatalogEntry(string Path, Format.EntryKind Kind, long Size, DateTimeOffset ModifiedAt);

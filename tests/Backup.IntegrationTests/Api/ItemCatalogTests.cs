@@ -38,15 +38,24 @@ public sealed class ItemCatalogTests(ApiFactory api) : IClassFixture<ApiFactory>
     }
 
     /// <summary>A backup of <paramref name="source"/> committed with <paramref name="items"/>; returns the commit's response.</summary>
-    private async Task<(Guid RecoveryPoint, HttpResponseMessage Commit)> BackupAsync(EnrolAgentResponse agent, Guid source, IReadOnlyList<CatalogEntry>? items)
+    private async Task<(Guid RecoveryPoint, HttpResponseMessage Commit)> BackupAsync(
+        EnrolAgentResponse agent, Guid source, IReadOnlyList<CatalogEntry>? items, CatalogChanges? changes = null)
     {
         var rp = await _client.RequestBackupAsync(source);
         (await _client.PollAsync(agent)).StatusCode.ShouldBe(HttpStatusCode.OK);
+        var (request, commit) = await CommitAsync(agent, rp, items, changes);
+        return (rp, commit);
+    }
+
+    /// <summary>Uploads a pack for the running backup <paramref name="rp"/> and commits it with these items or changes.</summary>
+    private async Task<(CompleteBackupRequest Request, HttpResponseMessage Commit)> CommitAsync(
+        EnrolAgentResponse agent, Guid rp, IReadOnlyList<CatalogEntry>? items, CatalogChanges? changes)
+    {
         var pack = TestPacks.Random(500);
         await _client.UploadPackAsync(agent, rp, pack);
-        var commit = await _client.CommitAsync(agent, rp,
-            new CompleteBackupRequest([pack.Chunks[0].ToString()], TestPacks.Base64(pack.Chunks), items?.Count ?? 0, 0, 500, Items: items));
-        return (rp, commit);
+        var request = new CompleteBackupRequest([pack.Chunks[0].ToString()], TestPacks.Base64(pack.Chunks), items?.Count ?? 0, 0, 500,
+            Items: items, ItemChanges: changes);
+        return (request, await _client.CommitAsync(agent, rp, request));
     }
 
     private async Task<Guid> CommittedAsync(EnrolAgentResponse agent, Guid source, IReadOnlyList<CatalogEntry> items)
@@ -206,6 +215,94 @@ public sealed class ItemCatalogTests(ApiFactory api) : IClassFixture<ApiFactory>
             (await _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Post, $"/api/agents/{agent.AgentId}/recovery-points/{rp}/fail", agent.Credential,
                 JsonContent.Create(new FailJobRequest("bad items"))), Ct)).StatusCode.ShouldBe(HttpStatusCode.NoContent);
         }
+    }
+
+    [Fact]
+    public async Task Changes_against_the_latest_point_catalogue_what_every_item_would()
+    {
+        CatalogEntry[] before = [Folder("docs"), File("docs/report.docx", 100, T1), File("docs/notes.txt", 10, T1), File("photo.jpg", 5000, T1)];
+        CatalogEntry[] after = [Folder("docs"), File("docs/report.docx", 120, T2), File("docs/notes.txt", 10, T1), File("docs/new.txt", 7, T2)];
+        var whole = await ProtectedFolderAsync();
+        await CommittedAsync(whole.Agent, whole.Source, before);
+        await CommittedAsync(whole.Agent, whole.Source, after);
+
+        var changed = await ProtectedFolderAsync();
+        var first = await CommittedAsync(changed.Agent, changed.Source, before);
+        var (second, commit) = await BackupAsync(changed.Agent, changed.Source, null,
+            new CatalogChanges(first, [File("docs/report.docx", 120, T2), File("docs/new.txt", 7, T2)], ["docs/report.docx", "photo.jpg"]));
+        commit.StatusCode.ShouldBe(HttpStatusCode.NoContent, await commit.Content.ReadAsStringAsync(Ct));
+
+        // Item for item, version for version, the same catalog as a commit of every item gives.
+        async Task<List<string>> Shape((EnrolAgentResponse Agent, Guid Source, string Root) folder) =>
+            (await ItemsAsync($"under={Uri.EscapeDataString(folder.Root)}&limit=100"))
+            .Select(i => $"{i.GetProperty("relativePath").GetString()}: " + string.Join(", ", Copies(i).Select(c => $"{c.Size} {c.Mtime:O}")))
+            .ToList();
+        var expected = await Shape(whole);
+        expected.ShouldBe([
+            $"docs: 0 {Kept(T1):O}, 0 {Kept(T1):O}", $"docs/new.txt: 7 {Kept(T2):O}", $"docs/notes.txt: 10 {Kept(T1):O}, 10 {Kept(T1):O}",
+            $"docs/report.docx: 120 {Kept(T2):O}, 100 {Kept(T1):O}", $"photo.jpg: 5000 {Kept(T1):O}"]);
+        (await Shape(changed)).ShouldBe(expected);
+        await using var session = api.Store.QuerySession();
+        var catalogued = (await session.Events.FetchStreamAsync(second, token: Ct)).Select(e => e.Data).OfType<ItemsCatalogued>().ShouldHaveSingleItem();
+        (catalogued.Ordinal, catalogued.Added.Count, catalogued.Removed.Count).ShouldBe((2, 2, 2));
+    }
+
+    [Fact]
+    public async Task Changes_that_do_not_fit_the_catalog_are_a_409_asking_for_every_item_and_commit_nothing()
+    {
+        var (agent, source, root) = await ProtectedFolderAsync();
+        var first = await CommittedAsync(agent, source, [File("a.txt", 1, T1), File("b.txt", 2, T1)]);
+        var second = await CommittedAsync(agent, source, [File("a.txt", 1, T1), File("b.txt", 3, T2)]);
+        var rp = await _client.RequestBackupAsync(source);
+        (await _client.PollAsync(agent)).StatusCode.ShouldBe(HttpStatusCode.OK);
+
+        foreach (var (changes, why) in new (CatalogChanges, string)[]
+                 {
+                     (new CatalogChanges(first, [File("c.txt", 4, T2)], []), $"not {first}"), // a base that is no longer the latest
+                     (new CatalogChanges(Guid.NewGuid(), [File("c.txt", 4, T2)], []), "latest recovery point"),
+                     (new CatalogChanges(second, [], ["gone.txt"]), "'gone.txt' is removed"), // not in the catalog
+                     (new CatalogChanges(second, [File("a.txt", 9, T2)], []), "'a.txt' is added"), // held, and not removed
+                 })
+        {
+            var (_, commit) = await CommitAsync(agent, rp, null, changes);
+            commit.StatusCode.ShouldBe(HttpStatusCode.Conflict, await commit.Content.ReadAsStringAsync(Ct));
+            var problem = await commit.Content.ReadFromJsonAsync<JsonElement>(Ct);
+            problem.GetProperty("code").GetString().ShouldBe("item-catalog-base-changed");
+            problem.GetProperty("detail").GetString()!.ShouldContain(why);
+            await using var session = api.Store.QuerySession();
+            (await session.Events.FetchStreamAsync(rp, token: Ct)).Select(e => e.Data).ShouldNotContain(e => e is RecoveryPointCreated || e is ItemsCatalogued);
+        }
+
+        // The agent's way out: the same backup committed with every item.
+        var (_, whole) = await CommitAsync(agent, rp, [File("a.txt", 1, T1), File("b.txt", 3, T2), File("c.txt", 4, T2)], null);
+        whole.StatusCode.ShouldBe(HttpStatusCode.NoContent, await whole.Content.ReadAsStringAsync(Ct));
+        Copies((await ItemsAsync($"path={Uri.EscapeDataString($"{root}/c.txt")}")).ShouldHaveSingleItem()).ShouldBe([(rp, 4, Kept(T2))]);
+        Copies((await ItemsAsync($"path={Uri.EscapeDataString($"{root}/a.txt")}")).ShouldHaveSingleItem()).Select(c => c.Rp).ShouldBe([rp, second, first]);
+    }
+
+    [Fact]
+    public async Task Malformed_changes_are_a_400_naming_them()
+    {
+        var (agent, source, _) = await ProtectedFolderAsync();
+        var first = await CommittedAsync(agent, source, [File("a.txt", 1, T1)]);
+        var rp = await _client.RequestBackupAsync(source);
+        (await _client.PollAsync(agent)).StatusCode.ShouldBe(HttpStatusCode.OK);
+        foreach (var (items, changes, field) in new (CatalogEntry[]?, CatalogChanges, string)[]
+                 {
+                     ([File("a.txt", 1, T1)], new CatalogChanges(first, [], []), "itemChanges"), // both at once
+                     (null, new CatalogChanges(first, [], ["../etc/passwd"]), "itemChanges.Removed[0]"),
+                     (null, new CatalogChanges(first, [], ["a.txt", "a.txt"]), "itemChanges.Removed[1]"),
+                     (null, new CatalogChanges(first, [File("b", -1, T1)], []), "itemChanges.Added[0].Size"),
+                     (null, new CatalogChanges(first, null!, []), "itemChanges.Added"),
+                 })
+        {
+            var (_, commit) = await CommitAsync(agent, rp, items, changes);
+            commit.StatusCode.ShouldBe(HttpStatusCode.BadRequest, await commit.Content.ReadAsStringAsync(Ct));
+            var problem = await commit.Content.ReadFromJsonAsync<JsonElement>(Ct);
+            problem.GetProperty("errors").EnumerateObject().Select(e => e.Name).ShouldContain(field);
+        }
+        await using var session = api.Store.QuerySession();
+        (await session.Events.FetchStreamAsync(rp, token: Ct)).Select(e => e.Data).ShouldNotContain(e => e is RecoveryPointCreated || e is ItemsCatalogued);
     }
 
     [Theory]
