@@ -132,19 +132,20 @@ public sealed class Restorer(ILogger log)
                         worker = new BlobEnvelope(keys);
                         envelopes.Add(worker);
                     }
-                    var packFile = await FetchVerifiedAsync(packId, scratch, fetch, token);
                     try
                     {
-                        await using var pack = new FileStream(packFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
-                        foreach (var (id, targets) in chunks.OrderBy(c => index[c.Key].Offset))
+                        // Each blob is opened, verified and written as soon as it has arrived: no scratch copy of the pack.
+                        var wanted = chunks.Select(c => (Id: c.Key, Location: index[c.Key], Targets: c.Value)).OrderBy(c => c.Location.Offset).ToList();
+                        await using var pack = new PackReceiver(packId, [.. wanted.Select(w => (w.Id, w.Location.Offset, w.Location.Length))], pool, (i, sealedBlob) =>
                         {
-                            token.ThrowIfCancellationRequested();
-                            OpenChunk(pack, packId, id, index[id], worker, pool, () => files[targets[0].File].Entry.Path, chunk => WriteChunk(chunk, targets, files));
-                        }
+                            var (id, location, targets) = wanted[i];
+                            OpenBlob(sealedBlob, packId, id, location, worker, pool, () => files[targets[0].File].Entry.Path, chunk => WriteChunk(chunk, targets, files));
+                        });
+                        await fetch(packId, pack, token);
+                        pack.Finish();
                     }
                     finally
                     {
-                        File.Delete(packFile);
                         spare.Add(worker);
                     }
                 });
@@ -243,8 +244,8 @@ public sealed class Restorer(ILogger log)
     private delegate void ChunkAction(ReadOnlySpan<byte> chunk);
 
     /// <summary>
-    /// Reads one blob from a verified pack file, opens it and hands the chunk to <paramref name="use"/> (valid only during
-    /// the call); any damage is reported with the pack, chunk and item.
+    /// Reads one blob from a verified pack file (the tree's, fetched whole before the plan exists) and opens it
+    /// (<see cref="OpenBlob"/>).
     /// </summary>
     private static void OpenChunk(
         FileStream pack, string packId, ChunkId id, ChunkLocation location, BlobEnvelope envelope, NativeBufferPool pool, Func<string> item, ChunkAction use)
@@ -254,11 +255,28 @@ public sealed class Restorer(ILogger log)
         if (location.Length < 0 || location.Length > Pack.MaxBlobLength)
             throw new InvalidDataException($"Chunk {id} in pack {packId} is indexed as {location.Length} bytes, more than any blob.");
         var blob = pool.Rent(location.Length);
-        var plain = pool.Rent(Math.Clamp(location.PlainLength, 0, Pack.MaxPlainLength));
         try
         {
             var sealedBlob = blob.Span(location.Length);
             RandomAccess.Read(pack.SafeFileHandle, sealedBlob, location.Offset);
+            OpenBlob(sealedBlob, packId, id, location, envelope, pool, item, use);
+        }
+        finally
+        {
+            pool.Return(blob);
+        }
+    }
+
+    /// <summary>
+    /// Opens one sealed blob in place and hands the chunk to <paramref name="use"/> (valid only during the call); any damage is
+    /// reported with the pack, chunk and item.
+    /// </summary>
+    private static void OpenBlob(
+        Span<byte> sealedBlob, string packId, ChunkId id, ChunkLocation location, BlobEnvelope envelope, NativeBufferPool pool, Func<string> item, ChunkAction use)
+    {
+        var plain = pool.Rent(Math.Clamp(location.PlainLength, 0, Pack.MaxPlainLength));
+        try
+        {
             ReadOnlySpan<byte> chunk;
             try
             {
@@ -274,7 +292,6 @@ public sealed class Restorer(ILogger log)
         }
         finally
         {
-            pool.Return(blob);
             pool.Return(plain);
         }
     }

@@ -100,7 +100,8 @@ public sealed class CorruptionTests : IDisposable
     }
 
     [Fact]
-    public async Task Corrupt_trailer_of_a_stored_pack_is_caught_by_its_sha256_before_any_chunk_is_used()
+    // The trailer is no chunk's: the blobs all open, and only the pack's SHA-256 at the end of its download shows the damage.
+    public async Task Corrupt_trailer_of_a_stored_pack_is_caught_by_its_sha256_and_no_file_is_left_in_the_target()
     {
         var ct = TestContext.Current.CancellationToken;
         var run = await BackUpAsync(ct);
