@@ -111,13 +111,9 @@ public sealed class Restorer(ILogger log)
                 }
             }
 
-            // Every file pre-sized (sparse) before any chunk lands, across the cores: it is all system calls.
-            Parallel.ForEach(files, new ParallelOptions { CancellationToken = ct }, file =>
-            {
-                using var handle = File.OpenHandle(file.Tmp, FileMode.Create, FileAccess.Write);
-                RandomAccess.SetLength(handle, file.Entry.Size);
-            });
-
+            // A file is created, at its full size (sparse), when its first chunk lands (in the pack workers, so creating files
+            // overlaps the other worker's decryption rather than being a pass of its own before any download).
+            var created = new int[files.Count];
             var planTime = clock.Elapsed;
             // Packs are independent: one worker per core fetches, verifies, decrypts and writes its pack while the
             // others do theirs (writes go to distinct offsets). Envelopes (zstd contexts, cipher) are handed from one pack to
@@ -139,7 +135,7 @@ public sealed class Restorer(ILogger log)
                         await using var pack = new PackReceiver(packId, [.. wanted.Select(w => (w.Id, w.Location.Offset, w.Location.Length))], pool, (i, sealedBlob) =>
                         {
                             var (id, location, targets) = wanted[i];
-                            OpenBlob(sealedBlob, packId, id, location, worker, pool, () => files[targets[0].File].Entry.Path, chunk => WriteChunk(chunk, targets, files));
+                            OpenBlob(sealedBlob, packId, id, location, worker, pool, () => files[targets[0].File].Entry.Path, chunk => WriteChunk(chunk, targets, files, created));
                         });
                         await fetch(packId, pack, token);
                         pack.Finish();
@@ -150,7 +146,11 @@ public sealed class Restorer(ILogger log)
                     }
                 });
 
-            log.LogInformation("Restore: tree {Tree:F2} s, plan and pre-size {Plan:F2} s, {Packs} packs {PackTime:F2} s",
+            // Files no chunk landed in: empty ones.
+            for (var i = 0; i < files.Count; i++)
+                if (created[i] == 0) Create(files[i], created, i).Dispose();
+
+            log.LogInformation("Restore: tree {Tree:F2} s, plan {Plan:F2} s, {Packs} packs {PackTime:F2} s",
                 treeTime.TotalSeconds, (planTime - treeTime).TotalSeconds, needs.Count, (clock.Elapsed - planTime).TotalSeconds);
             foreach (var (entry, path, tmp) in files)
             {
@@ -179,15 +179,38 @@ public sealed class Restorer(ILogger log)
         return new RestoreResult(restored, bytes, skipped);
     }
 
-    private static void WriteChunk(ReadOnlySpan<byte> data, List<Target> targets, List<(TreeEntry Entry, string Path, string Tmp)> files)
+    private static void WriteChunk(ReadOnlySpan<byte> data, List<Target> targets, List<(TreeEntry Entry, string Path, string Tmp)> files, int[] created)
     {
-        if (data.IndexOfAnyExcept((byte)0) < 0) return; // a hole: the pre-sized file already reads as zeros
+        var hole = data.IndexOfAnyExcept((byte)0) < 0; // the file, at its full size, already reads as zeros there
         foreach (var group in targets.GroupBy(t => t.File))
         {
-            using var handle = File.OpenHandle(files[group.Key].Tmp, FileMode.Open, FileAccess.Write);
+            using var handle = Create(files[group.Key], created, group.Key);
+            if (hole) continue;
             foreach (var t in group) RandomAccess.Write(handle, data, t.Offset);
         }
     }
+
+    /// <summary>
+    /// Opens a file's temporary; the first call creates it (emptying any left by an interrupted restore) at its full size. The
+    /// first call for a file is made under a lock, so the other pack worker cannot write into it before it is emptied.
+    /// </summary>
+    private static Microsoft.Win32.SafeHandles.SafeFileHandle Create((TreeEntry Entry, string Path, string Tmp) file, int[] created, int index)
+    {
+        if (Volatile.Read(ref created[index]) == 0)
+            lock (CreationLocks[index % CreationLocks.Length])
+            {
+                if (created[index] == 0)
+                {
+                    var fresh = File.OpenHandle(file.Tmp, FileMode.Create, FileAccess.Write);
+                    RandomAccess.SetLength(fresh, file.Entry.Size);
+                    Volatile.Write(ref created[index], 1);
+                    return fresh;
+                }
+            }
+        return File.OpenHandle(file.Tmp, FileMode.Open, FileAccess.Write);
+    }
+
+    private static readonly Lock[] CreationLocks = [.. Enumerable.Range(0, 64).Select(_ => new Lock())];
 
     /// <summary>Fetches and decrypts the tree; every chunk of it is verified like file data.</summary>
     private static async Task<Tree> ReadTreeAsync(

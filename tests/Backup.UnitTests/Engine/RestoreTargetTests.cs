@@ -54,6 +54,32 @@ public sealed class RestoreTargetTests : IDisposable
 
     // Regression: a target ending in a separator used to make every entry "escape the restore target".
     [Fact]
+    public async Task Temporaries_left_by_an_interrupted_restore_do_not_leak_into_the_restored_files()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        // Zeros between two stretches of data: the zeros are a hole the restore never writes, so whatever an old temporary held
+        // there would show through if the temporary were reused rather than emptied.
+        var content = new byte[20 << 20];
+        Random.Shared.NextBytes(content.AsSpan(0, 1 << 20));
+        Random.Shared.NextBytes(content.AsSpan(content.Length - (1 << 20)));
+        _rig.Write("disk.img", content);
+        _rig.Write("small.txt", "small"u8.ToArray());
+        var result = await _rig.BackupAsync(16 << 20, ct);
+        var target = _rig.NewTarget();
+        Directory.CreateDirectory(target);
+        var leftover = new byte[content.Length + 4096];
+        Array.Fill(leftover, (byte)0xEE);
+        File.WriteAllBytes(Path.Combine(target, "disk.img.restoring"), leftover);
+        File.WriteAllBytes(Path.Combine(target, "small.txt.restoring"), leftover);
+
+        await _rig.RestoreAsync(result.Manifest, target, ct);
+
+        File.ReadAllBytes(Path.Combine(target, "disk.img")).ShouldBe(content);
+        File.ReadAllBytes(Path.Combine(target, "small.txt")).ShouldBe("small"u8.ToArray());
+        Directory.GetFiles(target, "*.restoring").ShouldBeEmpty();
+    }
+
+    [Fact]
     public async Task Target_path_with_a_trailing_separator_restores_the_tree()
     {
         var ct = TestContext.Current.CancellationToken;
