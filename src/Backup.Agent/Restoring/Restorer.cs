@@ -71,6 +71,7 @@ public sealed class Restorer(ILogger log)
         var made = new HashSet<string>(StringComparer.Ordinal);
         int skipped = 0;
         long bytes = 0;
+        TimeSpan planTime = default, packTime = default;
         try
         {
             void Parent(string path)
@@ -114,7 +115,7 @@ public sealed class Restorer(ILogger log)
             // A file is created, at its full size (sparse), when its first chunk lands (in the pack workers, so creating files
             // overlaps the other worker's decryption rather than being a pass of its own before any download).
             var created = new int[files.Count];
-            var planTime = clock.Elapsed;
+            planTime = clock.Elapsed;
             // Packs are independent: one worker per core fetches, verifies, decrypts and writes its pack while the
             // others do theirs (writes go to distinct offsets). Envelopes (zstd contexts, cipher) are handed from one pack to
             // the next; a blob is decrypted in place, so a chunk needs its blob's buffer and, when compressed, one for the chunk.
@@ -150,8 +151,7 @@ public sealed class Restorer(ILogger log)
             for (var i = 0; i < files.Count; i++)
                 if (created[i] == 0) Create(files[i], created, i).Dispose();
 
-            log.LogInformation("Restore: tree {Tree:F2} s, plan {Plan:F2} s, {Packs} packs {PackTime:F2} s",
-                treeTime.TotalSeconds, (planTime - treeTime).TotalSeconds, needs.Count, (clock.Elapsed - planTime).TotalSeconds);
+            packTime = clock.Elapsed;
             foreach (var (entry, path, tmp) in files)
             {
                 File.Move(tmp, path, overwrite: true);
@@ -175,6 +175,8 @@ public sealed class Restorer(ILogger log)
             foreach (var (_, _, tmp) in files) File.Delete(tmp);
         }
         var restored = written.Count(w => w.Entry.Kind == EntryKind.File);
+        log.LogInformation("Restore: tree {Tree:F2} s, plan {Plan:F2} s, {Packs} packs {PackTime:F2} s, files renamed into place and their modes and mtimes set {Finish:F2} s",
+            treeTime.TotalSeconds, (planTime - treeTime).TotalSeconds, needs.Count, (packTime - planTime).TotalSeconds, (clock.Elapsed - packTime).TotalSeconds);
         log.LogInformation("Restored {Files} files, {Bytes} bytes to {Target}; {Skipped} existing items left as they were", restored, bytes, target, skipped);
         return new RestoreResult(restored, bytes, skipped);
     }
