@@ -1,3 +1,4 @@
+using Backup.Agent.Memory;
 using Backup.Storage.Chunking;
 using Backup.Storage.Crypto;
 using Backup.Storage.Filtering;
@@ -44,13 +45,12 @@ public sealed class Archiver(ILogger log)
 
         // Folders matched by an include pattern: everything in them is included.
         var includedDirectories = new HashSet<string>(StringComparer.Ordinal);
-        var collectedAt = GC.GetTotalAllocatedBytes();
         var stack = new Stack<(string Dir, string Relative, bool Included)>();
         stack.Push((root.FullName, "", !filter.HasIncludes));
         while (stack.Count > 0)
         {
             ct.ThrowIfCancellationRequested();
-            CollectYoungGarbage(ref collectedAt);
+            YoungGarbage.Collect();
             var (dir, relative, dirIncluded) = stack.Pop();
             List<(string Name, bool ListedAsDirectory)> children;
             try
@@ -180,22 +180,6 @@ public sealed class Archiver(ILogger log)
             progress(bytes, files);
         }
     }
-
-    /// <summary>
-    /// The walk makes short-lived objects per item (file infos, names, state machines) and the GC's default young-generation
-    /// budget grows with the CPU cache (80 MB on a server part): left alone, a whole run's garbage can stay resident until
-    /// some large allocation forces a full collection. A young collection every 4 MB keeps it to that, for about a
-    /// millisecond each (what survives is the tree being built).
-    /// </summary>
-    private static void CollectYoungGarbage(ref long collectedAt)
-    {
-        var allocated = GC.GetTotalAllocatedBytes();
-        if (allocated - collectedAt < YoungGarbageBytes) return;
-        GC.Collect(1, GCCollectionMode.Forced, blocking: true, compacting: false);
-        collectedAt = allocated;
-    }
-
-    private const long YoungGarbageBytes = 4 << 20;
 
     private const string VanishedBeforeRead = "The file vanished before it could be read.";
 

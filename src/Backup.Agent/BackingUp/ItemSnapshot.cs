@@ -80,6 +80,7 @@ public static class ItemSnapshot
             string? previousNew = null;
             foreach (var e in entries)
             {
+                Memory.YoungGarbage.Collect(); // every old path read is garbage at once
                 if (previousNew is not null && WalkOrder.Compare(previousNew, e.Path) >= 0)
                     throw new InvalidDataException("the new tree is not in walk order");
                 previousNew = e.Path;

@@ -83,6 +83,7 @@ public sealed class Restorer(ILogger log)
             foreach (var entry in entries)
             {
                 ct.ThrowIfCancellationRequested();
+                YoungGarbage.Collect();
                 var path = TargetPath(target, entry.Path);
                 if (entry.Kind != EntryKind.Directory && Occupied(path))
                 {
@@ -136,6 +137,7 @@ public sealed class Restorer(ILogger log)
                         await using var pack = new PackReceiver(packId, [.. wanted.Select(w => (w.Id, w.Location.Offset, w.Location.Length))], pool, (i, sealedBlob) =>
                         {
                             var (id, location, targets) = wanted[i];
+                            YoungGarbage.Collect();
                             OpenBlob(sealedBlob, packId, id, location, worker, pool, () => files[targets[0].File].Entry.Path, chunk => WriteChunk(chunk, targets, files, created));
                         });
                         await fetch(packId, pack, token);
