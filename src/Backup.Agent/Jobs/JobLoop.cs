@@ -247,7 +247,7 @@ public sealed class JobLoop(
             var known = await server.KnownChunksAsync(agentId, ct);
             var indexTime = clock.Elapsed;
             var cachePath = MetadataCache.PathFor(options.Value.StateDirectory, job.Path);
-            var cache = MetadataCache.Load(cachePath, out var cacheProblem);
+            using var cache = MetadataCache.Load(cachePath, out var cacheProblem);
             if (cacheProblem is not null) log.LogWarning("{What} {JobId}: {Problem}", what, job.JobId, cacheProblem);
             await using var pipeline = new ChunkPipeline(keys, known, scratch, options.Value.PackTargetBytes, async (file, packId, chunks, token) =>
             {
@@ -262,6 +262,7 @@ public sealed class JobLoop(
                 log.LogInformation("{What} {JobId}: {Files} files, {MiB:F1} MiB", what, job.JobId, files, bytes / 1048576.0);
             }, ct);
             var archiveTime = clock.Elapsed;
+            if (cache.Problem is not null) log.LogWarning("{What} {JobId}: {Problem}", what, job.JobId, cache.Problem);
             await CommitAsync(agentId, job, jobPath, result, ItemSnapshot.PathFor(cachePath), what, ct);
             var commitTime = clock.Elapsed;
             cache.Save();

@@ -73,7 +73,7 @@ internal sealed class BackupRig : IDisposable
     public async Task<BackupRun> BackupAsync(long packTarget, Action<int> beforeUpload, bool useCache, Action<long, int> progress, CancellationToken ct)
     {
         var known = new HashSet<ChunkId>(Index.Keys);
-        var cache = useCache ? MetadataCache.Load(CachePath, out _) : null;
+        using var cache = useCache ? MetadataCache.Load(CachePath, out _) : null;
         var uploads = 0;
         await using var pipeline = new ChunkPipeline(Keys, known, BackupScratch, packTarget, (file, packId, _, token) =>
         {
