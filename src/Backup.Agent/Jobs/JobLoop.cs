@@ -317,8 +317,17 @@ public sealed class JobLoop(
                 what, job.JobId, e.Message);
             await Send(result.Tree.Entries, null);
         }
-        // Only once the server holds the point: a snapshot ahead of the catalog would make the next changes wrong.
-        ItemSnapshot.Save(snapshotPath, job.JobId, result.Tree.Entries); // a backup's job id is its recovery point's
+        // Only once the server holds the point: a snapshot ahead of the catalog would make the next changes wrong. A snapshot
+        // that cannot be written must not fail a committed backup: without one, the next backup sends every item.
+        try
+        {
+            ItemSnapshot.Save(snapshotPath, job.JobId, result.Tree.Entries); // a backup's job id is its recovery point's
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            log.LogWarning("{What} {JobId}: the item snapshot could not be written ({Reason}); the next backup sends every item", what, job.JobId, e.Message);
+            ItemSnapshot.Delete(snapshotPath);
+        }
     }
 
     /// <summary>The problem code of the server's 409 that asks for every item (Backup.Commands' ItemCatalog.BaseChangedCode).</summary>
