@@ -97,13 +97,7 @@ public sealed class MetadataCache : IDisposable
         if (_lastRecorded is not null && WalkOrder.Compare(_lastRecorded, path) >= 0)
             throw new InvalidOperationException($"Files are recorded in walk order: '{path}' came after '{_lastRecorded}'.");
         _lastRecorded = path;
-        if (_next is null)
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(FilePath)!);
-            _next = new BinaryWriter(new FileStream(_temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16), Encoding.UTF8);
-            _next.Write(Magic);
-            _next.Write(0); // the count, written by Save
-        }
+        _next ??= OpenNext();
         _next.Write(path);
         _next.Write(status.Size);
         _next.Write(status.MtimeNs);
@@ -123,14 +117,7 @@ public sealed class MetadataCache : IDisposable
     public void Save()
     {
         ClosePrevious();
-        if (_next is null)
-        {
-            // A run without files: an empty record.
-            Directory.CreateDirectory(Path.GetDirectoryName(FilePath)!);
-            _next = new BinaryWriter(new FileStream(_temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16), Encoding.UTF8);
-            _next.Write(Magic);
-            _next.Write(0);
-        }
+        _next ??= OpenNext(); // a run without files: an empty record
         _next.Flush();
         _next.BaseStream.Position = Magic.Length;
         _next.Write(_nextCount);
@@ -153,6 +140,16 @@ public sealed class MetadataCache : IDisposable
         {
             // A stray temporary file is harmless: it is never read.
         }
+    }
+
+    /// <summary>The new record's temporary file, with its header; the count is written by <see cref="Save"/>.</summary>
+    private BinaryWriter OpenNext()
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(FilePath)!);
+        var writer = new BinaryWriter(new FileStream(_temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16), Encoding.UTF8);
+        writer.Write(Magic);
+        writer.Write(0);
+        return writer;
     }
 
     private void ReadNext()

@@ -311,7 +311,7 @@ public sealed class JobLoop(
         {
             await Send(result.Tree.Entries, changes);
         }
-        catch (ServerRejectedException e) when (changes is not null && e.Code == ItemCatalogBaseChanged)
+        catch (ServerRejectedException e) when (changes is not null && e.Code == CatalogChanges.BaseChangedCode)
         {
             log.LogInformation("{What} {JobId}: the server's item catalog is not where this agent left it ({Reason}); sending every item",
                 what, job.JobId, e.Message);
@@ -329,9 +329,6 @@ public sealed class JobLoop(
             ItemSnapshot.Delete(snapshotPath);
         }
     }
-
-    /// <summary>The problem code of the server's 409 that asks for every item (Backup.Commands' ItemCatalog.BaseChangedCode).</summary>
-    private const string ItemCatalogBaseChanged = "item-catalog-base-changed";
 
     private async Task RunRestoreAsync(Guid agentId, AgentJob job, string scratch, CancellationToken ct)
     {

@@ -167,7 +167,7 @@ public static class ItemCatalog
     }
 
     /// <summary>The problem code of a 409 that asks the agent to send every item (<see cref="CatalogueChangesAsync"/>).</summary>
-    public const string BaseChangedCode = "item-catalog-base-changed";
+    public const string BaseChangedCode = Storage.Contracts.CatalogChanges.BaseChangedCode;
 
     /// <summary>
     /// Takes the data source's catalog lock for the session's transaction, so two commits of one data source get successive

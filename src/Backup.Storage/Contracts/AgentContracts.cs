@@ -67,7 +67,11 @@ public sealed record CompleteBackupRequest(
 /// A recovery point's items as changes against <see cref="Base"/> (the recovery point the agent catalogued last):
 /// <see cref="Added"/> new or changed items, <see cref="Removed"/> the paths of items gone or changed (a changed item is in both).
 /// </summary>
-public sealed record CatalogChanges(Guid Base, IReadOnlyList<CatalogEntry> Added, IReadOnlyList<string> Removed);
+public sealed record CatalogChanges(Guid Base, IReadOnlyList<CatalogEntry> Added, IReadOnlyList<string> Removed)
+{
+    /// <summary>The problem code of the server's 409 that refuses changes and asks for every item (nothing was committed).</summary>
+    public const string BaseChangedCode = "item-catalog-base-changed";
+}
 
 /// <summary>One item of a recovery point for the server's catalog: what a user searches for, never its content.</summary>
 public sealed record CatalogEntry(string Path, Format.EntryKind Kind, long Size, DateTimeOffset ModifiedAt);
