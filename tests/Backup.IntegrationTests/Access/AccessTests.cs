@@ -168,8 +168,7 @@ public sealed class AccessTests(ApiFactory api) : IClassFixture<ApiFactory>
     public async Task A_pin_expires_after_five_minutes()
     {
         var clock = new ShiftedClock();
-        await using var later = api.WithWebHostBuilder(b => b
-            .UseSetting("Backup:RunDaemon", "false") // the fixture's host already runs the projections on this schema
+        await using var later = api.WithHost(b => b
             .ConfigureTestServices(s => s.AddSingleton<TimeProvider>(clock)));
         var admin = later.CreateClient();
         var issued = await IssueKeyAsync($"expiry-{Guid.NewGuid():N}", "auditor");
@@ -202,7 +201,7 @@ public sealed class AccessTests(ApiFactory api) : IClassFixture<ApiFactory>
     public void A_short_bootstrap_key_stops_the_api_at_start_without_showing_the_key()
     {
         const string weak = "admin123";
-        using var weakApi = api.WithWebHostBuilder(b => b.UseSetting("Backup:RunDaemon", "false").UseSetting("Backup:BootstrapAdminKey", weak));
+        using var weakApi = api.WithHost(b => b.UseSetting("Backup:BootstrapAdminKey", weak));
         var failure = Should.Throw<Exception>(() => weakApi.CreateClient());
         failure.ToString().ShouldContain("Backup:BootstrapAdminKey must be at least 16 characters");
         failure.ToString().ShouldNotContain(weak);

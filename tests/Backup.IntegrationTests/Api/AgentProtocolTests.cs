@@ -46,7 +46,7 @@ public sealed class AgentProtocolTests(ApiFactory api) : IClassFixture<ApiFactor
     {
         // The agent heartbeats on its own (real) clock: a 2-minute lease on a clock running 60 times as fast lasts 2 real seconds.
         var now = DateTimeOffset.UtcNow;
-        await using var fast = api.WithWebHostBuilder(b => b.ConfigureServices(s =>
+        await using var fast = api.WithHost(b => b.ConfigureServices(s =>
             s.AddSingleton<TimeProvider>(new Backup.Commands.Common.ScaledTimeProvider(now, now, 60))));
         var client = new ApiClient(fast.CreateClient());
         var (agent, _) = await client.QueuedBackupAsync();

@@ -21,7 +21,7 @@ namespace Backup.IntegrationTests.Compliance;
 /// The API runs on a manual clock, so hours pass in a line of code and every event's time is the clock's. Other tests of the
 /// fixture add data sources, so each test filters by its own group or data source.
 /// </summary>
-public sealed class ComplianceTests : IClassFixture<ApiFactory>
+public sealed class ComplianceTests : IClassFixture<ApiFactory>, IAsyncDisposable
 {
     private readonly ApiFactory _factory;
     private readonly WebApplicationFactory<Program> _api;
@@ -46,9 +46,11 @@ public sealed class ComplianceTests : IClassFixture<ApiFactory>
     public ComplianceTests(ApiFactory factory)
     {
         _factory = factory;
-        _api = factory.WithWebHostBuilder(b => b.ConfigureServices(s => s.AddSingleton<TimeProvider>(_clock)));
+        _api = factory.WithHost(b => b.ConfigureServices(s => s.AddSingleton<TimeProvider>(_clock)));
         _client = new ApiClient(_api.CreateClient());
     }
+
+    public async ValueTask DisposeAsync() => await _api.DisposeAsync();
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 

@@ -27,7 +27,7 @@ public sealed class JobLeaseTests : IClassFixture<ApiFactory>, IAsyncDisposable
     public JobLeaseTests(ApiFactory api)
     {
         _fixture = api;
-        _api = api.WithWebHostBuilder(b => b.UseSetting("Backup:JobLeases:Duration", Lease.ToString()));
+        _api = api.WithHost(b => b.UseSetting("Backup:JobLeases:Duration", Lease.ToString()));
         _client = new ApiClient(_api.CreateClient());
     }
 

@@ -65,6 +65,18 @@ public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
         return client;
     }
 
+    /// <summary>
+    /// Another host of this API on the same schema, disk store and vault (e.g. with its own clock or settings). It runs no
+    /// projection daemon: the fixture's host runs them, and two daemons on one schema race to write the same progress row
+    /// (a duplicate key that stops the loser's projections).
+    /// </summary>
+    public WebApplicationFactory<Program> WithHost(Action<IWebHostBuilder> configure) =>
+        WithWebHostBuilder(b =>
+        {
+            configure(b);
+            b.UseSetting("Backup:RunDaemon", "false");
+        });
+
     public IDocumentStore Store => Services.GetRequiredService<IDocumentStore>();
 
     public Task<long> EventCountAsync() => TestServices.CountEventsAsync(Schema);

@@ -32,7 +32,7 @@ public sealed class AlertTests : IClassFixture<ApiFactory>, IAsyncDisposable
     public AlertTests(ApiFactory factory)
     {
         _factory = factory;
-        _api = factory.WithWebHostBuilder(b => b.ConfigureServices(s => s.AddSingleton<TimeProvider>(_clock)));
+        _api = factory.WithHost(b => b.ConfigureServices(s => s.AddSingleton<TimeProvider>(_clock)));
         _client = new ApiClient(_api.CreateClient());
     }
 

@@ -24,8 +24,13 @@ public sealed class ConsistencyRepairSubscriptionTests(ApiFactory api) : IClassF
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
+    /// <summary>
+    /// Workers as in production: their daemon runs the projections and the subscription. The API host's daemon is paused
+    /// first, since two daemons on one schema race to write the same progress rows.
+    /// </summary>
     private async Task StartWorkersAsync()
     {
+        await api.Services.GetRequiredService<Marten.Events.Daemon.Coordination.IProjectionCoordinator>().PauseAsync();
         var builder = Host.CreateApplicationBuilder();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(api.Services.GetRequiredService<DiskStore>());
@@ -85,5 +90,6 @@ public sealed class ConsistencyRepairSubscriptionTests(ApiFactory api) : IClassF
         if (_workers is null) return;
         await _workers.StopAsync(CancellationToken.None);
         _workers.Dispose();
+        await api.Services.GetRequiredService<Marten.Events.Daemon.Coordination.IProjectionCoordinator>().ResumeAsync();
     }
 }

@@ -39,7 +39,7 @@ public sealed class MonthOfSchedulesTests : IClassFixture<ApiFactory>, IAsyncDis
     public MonthOfSchedulesTests(ApiFactory factory)
     {
         _factory = factory;
-        _api = factory.WithWebHostBuilder(b => b.ConfigureServices(s => s.AddSingleton<TimeProvider>(_clock)));
+        _api = factory.WithHost(b => b.ConfigureServices(s => s.AddSingleton<TimeProvider>(_clock)));
         _client = new ApiClient(_api.CreateClient());
     }
 
