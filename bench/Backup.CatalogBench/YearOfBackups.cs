@@ -27,7 +27,7 @@ public sealed record Planned(DateTimeOffset At, Guid StreamId, object Event);
 /// </list>
 /// Syncs themselves record no event in this product (every recovery point carries its sync); what the log holds per backup
 /// run is BackupRequested, BackupStarted, PackWrittenToDisk per ~16 MiB pack (the initial full backup 4–64 packs, an
-/// incremental mostly one), RecoveryPointCreated with its ItemsCatalogued (the initial tree of 1,000 files and their folders,
+/// incremental mostly one), RecoveryPointCreated with its ItemsCatalogued on the point's catalog stream (the initial tree of 1,000 files and their folders,
 /// then the 1–8 files each backup finds changed), and 14 days later RecoveryPointExpired (disk); 1.5 % of runs fail, 0.4 %
 /// lose their lease once (JobLeaseExpired, JobRequeued, started again), 2 % skip a few items. Each online copy is
 /// VaultTransferStarted, PackUploadedToVault per pack the vault lacks, VaultTransferCompleted (1 % fail once and are
@@ -39,7 +39,7 @@ public sealed record Planned(DateTimeOffset At, Guid StreamId, object Event);
 public sealed class YearOfBackups
 {
     /// <summary>Changes whenever the plan does: a schema loaded with another plan cannot be resumed with this one.</summary>
-    public const int PlanVersion = 2;
+    public const int PlanVersion = 3;
     public const int EventsPerDataSource = 5_000;
 
     /// <summary>Files in each data source's tree (plus their folders); each backup changes a few of them.</summary>
@@ -318,7 +318,7 @@ public sealed class YearOfBackups
                     added.Add(new CataloguedItem(FilePath(f), EntryKind.File, Math.Max(0, _files[f].Size), _files[f].ModifiedAt));
                 }
             }
-            Add(at, rp, new ItemsCatalogued(rp, _source, _catalogued, SourcePath(index), at, added, removed));
+            Add(at, ItemCatalog.StreamId(rp), new ItemsCatalogued(rp, _source, _catalogued, SourcePath(index), at, added, removed));
         }
 
         private static DateTimeOffset Micro(DateTimeOffset at) => new(at.UtcTicks - at.UtcTicks % 10, TimeSpan.Zero);

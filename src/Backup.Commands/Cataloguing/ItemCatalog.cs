@@ -22,7 +22,9 @@ public sealed record ItemChanges(Guid Base, IReadOnlyList<CataloguedItem> Added,
 /// What changed in a data source's item list with this recovery point, against the data source's previous catalogued one:
 /// <see cref="Added"/> are new or changed items (size, mtime or kind differ), <see cref="Removed"/> the paths of items gone
 /// or changed. <see cref="Ordinal"/> numbers the data source's catalogued recovery points 1, 2, 3… in commit order; a
-/// large change comes as several events with the same ordinal. <see cref="Root"/> is the protected folder.
+/// large change comes as several events with the same ordinal. <see cref="Root"/> is the protected folder. They are appended
+/// to the recovery point's catalog stream (<see cref="ItemCatalog.StreamId"/>), not to the recovery point's own: loading the
+/// point (each pack upload, each pack a restore reads) would otherwise read back its whole item list every time.
 /// </summary>
 public sealed record ItemsCatalogued(
     Guid RecoveryPointId, Guid DataSourceId, int Ordinal, string Root, DateTimeOffset CreatedAt,
@@ -41,6 +43,12 @@ public static class ItemCatalog
 {
     public const string VersionsTable = "item_versions";
     public const string PointsTable = "item_points";
+
+    /// <summary>
+    /// The stream of a recovery point's <see cref="ItemsCatalogued"/> events, started by its commit. (Points committed before
+    /// this stream existed have them on their own stream; the catalog is built from the events wherever they are.)
+    /// </summary>
+    public static Guid StreamId(Guid recoveryPointId) => Common.DeterministicGuid.Create($"item-catalog:{recoveryPointId:N}");
 
     /// <summary>Items per <see cref="ItemsCatalogued"/> event: bounds the size of one event row.</summary>
     public const int ItemsPerEvent = 5_000;

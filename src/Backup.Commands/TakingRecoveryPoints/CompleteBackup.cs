@@ -143,12 +143,15 @@ public sealed class CompleteBackupHandler(IDocumentSession session, TimeProvider
         var now = clock.GetUtcNow();
         var events = RecoveryPoint.Commit(rp, c.RecoveryPointId, c.AgentId, c.Files, c.Directories, c.Skipped, c.BytesRead,
             packIds, stored.BytesStored, stored.Sha256, now);
+        IReadOnlyList<ItemsCatalogued> catalog = [];
         if (c.Changes is not null)
-            events = [.. events, .. await ItemCatalog.CatalogueChangesAsync(session, c.RecoveryPointId, rp!.DataSourceId, rp.SourcePath, now, c.Changes, ct)];
+            catalog = await ItemCatalog.CatalogueChangesAsync(session, c.RecoveryPointId, rp!.DataSourceId, rp.SourcePath, now, c.Changes, ct);
         else if (c.Items is not null)
-            events = [.. events, .. await ItemCatalog.CatalogueAsync(session, c.RecoveryPointId, rp!.DataSourceId, rp.SourcePath, now, c.Items, ct)];
+            catalog = await ItemCatalog.CatalogueAsync(session, c.RecoveryPointId, rp!.DataSourceId, rp.SourcePath, now, c.Items, ct);
         var catalogued = watch.Elapsed;
         session.AppendExpected(c.RecoveryPointId, version, events);
+        // In the same transaction: the catalog stream is started once, by the commit that the expected version lets through.
+        if (catalog.Count > 0) session.Events.StartStream(ItemCatalog.StreamId(c.RecoveryPointId), catalog.ToArray<object>());
         try
         {
             await session.SaveChangesAsync(ct);

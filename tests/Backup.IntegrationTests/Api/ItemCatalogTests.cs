@@ -87,7 +87,9 @@ public sealed class ItemCatalogTests(ApiFactory api) : IClassFixture<ApiFactory>
         await using (var session = api.Store.QuerySession())
         {
             // A backup in which nothing changed adds its point to the catalog and not a single item version.
-            var unchanged = (await session.Events.FetchStreamAsync(third, token: Ct)).Select(e => e.Data).OfType<ItemsCatalogued>().ShouldHaveSingleItem();
+            var unchanged = (await session.Events.FetchStreamAsync(ItemCatalog.StreamId(third), token: Ct)).Select(e => e.Data).OfType<ItemsCatalogued>().ShouldHaveSingleItem();
+            // Not on the point's own stream, which every pack upload and every pack a restore reads loads again.
+            (await session.Events.FetchStreamAsync(first, token: Ct)).ShouldNotContain(e => e.Data is ItemsCatalogued);
             (unchanged.Ordinal, unchanged.Added.Count, unchanged.Removed.Count).ShouldBe((3, 0, 0));
         }
 
@@ -209,7 +211,8 @@ public sealed class ItemCatalogTests(ApiFactory api) : IClassFixture<ApiFactory>
             var problem = await commit.Content.ReadFromJsonAsync<JsonElement>(Ct);
             problem.GetProperty("errors").EnumerateObject().ShouldContain(e => e.Name.StartsWith("items", StringComparison.Ordinal));
             await using var session = api.Store.QuerySession();
-            (await session.Events.FetchStreamAsync(rp, token: Ct)).Select(e => e.Data).ShouldNotContain(e => e is RecoveryPointCreated || e is ItemsCatalogued);
+            (await session.Events.FetchStreamAsync(rp, token: Ct)).Select(e => e.Data).ShouldNotContain(e => e is RecoveryPointCreated);
+            (await session.Events.FetchStreamAsync(ItemCatalog.StreamId(rp), token: Ct)).ShouldBeEmpty();
             api.Services.GetRequiredService<DiskStore>().HasManifest(rp).ShouldBeFalse();
             // The agent reports the failure, which ends the job, so the next backup of the folder can be claimed.
             (await _client.Http.SendAsync(ApiClient.AsAgent(HttpMethod.Post, $"/api/agents/{agent.AgentId}/recovery-points/{rp}/fail", agent.Credential,
@@ -243,7 +246,7 @@ public sealed class ItemCatalogTests(ApiFactory api) : IClassFixture<ApiFactory>
             $"docs/report.docx: 120 {Kept(T2):O}, 100 {Kept(T1):O}", $"photo.jpg: 5000 {Kept(T1):O}"]);
         (await Shape(changed)).ShouldBe(expected);
         await using var session = api.Store.QuerySession();
-        var catalogued = (await session.Events.FetchStreamAsync(second, token: Ct)).Select(e => e.Data).OfType<ItemsCatalogued>().ShouldHaveSingleItem();
+        var catalogued = (await session.Events.FetchStreamAsync(ItemCatalog.StreamId(second), token: Ct)).Select(e => e.Data).OfType<ItemsCatalogued>().ShouldHaveSingleItem();
         (catalogued.Ordinal, catalogued.Added.Count, catalogued.Removed.Count).ShouldBe((2, 2, 2));
     }
 
@@ -270,7 +273,8 @@ public sealed class ItemCatalogTests(ApiFactory api) : IClassFixture<ApiFactory>
             problem.GetProperty("code").GetString().ShouldBe("item-catalog-base-changed");
             problem.GetProperty("detail").GetString()!.ShouldContain(why);
             await using var session = api.Store.QuerySession();
-            (await session.Events.FetchStreamAsync(rp, token: Ct)).Select(e => e.Data).ShouldNotContain(e => e is RecoveryPointCreated || e is ItemsCatalogued);
+            (await session.Events.FetchStreamAsync(rp, token: Ct)).Select(e => e.Data).ShouldNotContain(e => e is RecoveryPointCreated);
+            (await session.Events.FetchStreamAsync(ItemCatalog.StreamId(rp), token: Ct)).ShouldBeEmpty();
         }
 
         // The agent's way out: the same backup committed with every item.
@@ -302,7 +306,8 @@ public sealed class ItemCatalogTests(ApiFactory api) : IClassFixture<ApiFactory>
             problem.GetProperty("errors").EnumerateObject().Select(e => e.Name).ShouldContain(field);
         }
         await using var session = api.Store.QuerySession();
-        (await session.Events.FetchStreamAsync(rp, token: Ct)).Select(e => e.Data).ShouldNotContain(e => e is RecoveryPointCreated || e is ItemsCatalogued);
+        (await session.Events.FetchStreamAsync(rp, token: Ct)).Select(e => e.Data).ShouldNotContain(e => e is RecoveryPointCreated);
+        (await session.Events.FetchStreamAsync(ItemCatalog.StreamId(rp), token: Ct)).ShouldBeEmpty();
     }
 
     [Theory]
