@@ -30,6 +30,15 @@ public sealed class Restorer(ILogger log)
 
     private readonly record struct Target(int File, long Offset);
 
+    /// <summary>A chunk one pack holds for this restore: where it lies, and where each copy of it goes.</summary>
+    private sealed record Need(ChunkLocation Location, List<Target> Targets);
+
+    /// <summary>A file being restored; its data goes to <see cref="Tmp"/> (made when needed, not kept: 22,000 paths are megabytes).</summary>
+    private sealed record RestoredFile(TreeEntry Entry, string Path)
+    {
+        public string Tmp => Path + ".restoring";
+    }
+
     public async Task<RestoreResult> RestoreAsync(
         Manifest manifest, IReadOnlyDictionary<ChunkId, ChunkLocation> index, MasterKeys keys, string targetRoot, string scratch,
         FetchPack fetch, RestoreOptions options, CancellationToken ct)
@@ -41,7 +50,10 @@ public sealed class Restorer(ILogger log)
         var envelopes = new System.Collections.Concurrent.ConcurrentBag<BlobEnvelope>();
         try
         {
-            return await RestoreAsync(manifest, index, keys, targetRoot, scratch, fetch, options, pool, envelopes, ct);
+            // The index is let go once the plan holds what it needs from it (a chunk id and a location per chunk: megabytes).
+            var handedOver = index;
+            index = null!;
+            return await RestoreAsync(manifest, handedOver, keys, targetRoot, scratch, fetch, options, pool, envelopes, ct);
         }
         finally
         {
@@ -66,8 +78,8 @@ public sealed class Restorer(ILogger log)
         var target = Path.GetFullPath(targetRoot);
         Directory.CreateDirectory(target);
         var written = new List<(TreeEntry Entry, string Path)>();
-        var files = new List<(TreeEntry Entry, string Path, string Tmp)>();
-        var needs = new Dictionary<string, Dictionary<ChunkId, List<Target>>>(StringComparer.Ordinal);
+        var files = new List<RestoredFile>();
+        var needs = new Dictionary<string, Dictionary<ChunkId, Need>>(StringComparer.Ordinal);
         var made = new HashSet<string>(StringComparer.Ordinal);
         int skipped = 0;
         long bytes = 0;
@@ -106,7 +118,8 @@ public sealed class Restorer(ILogger log)
                         break;
                     case EntryKind.File:
                         Parent(path);
-                        files.Add((entry, path, path + ".restoring"));
+                        // Kept without its chunk list, which the plan now holds.
+                        files.Add(new RestoredFile(entry with { Chunks = null }, path));
                         Plan(files.Count - 1, entry, index, needs);
                         bytes += entry.Size;
                         break;
@@ -116,6 +129,8 @@ public sealed class Restorer(ILogger log)
             // A file is created, at its full size (sparse), when its first chunk lands (in the pack workers, so creating files
             // overlaps the other worker's decryption rather than being a pass of its own before any download).
             var created = new int[files.Count];
+            index = null!;
+            YoungGarbage.CollectAll(); // the tree, its JSON and the index are garbage now; the pack workers reuse their memory
             planTime = clock.Elapsed;
             // Packs are independent: one worker per core fetches, verifies, decrypts and writes its pack while the
             // others do theirs (writes go to distinct offsets). Envelopes (zstd contexts, cipher) are handed from one pack to
@@ -133,7 +148,7 @@ public sealed class Restorer(ILogger log)
                     try
                     {
                         // Each blob is opened, verified and written as soon as it has arrived: no scratch copy of the pack.
-                        var wanted = chunks.Select(c => (Id: c.Key, Location: index[c.Key], Targets: c.Value)).OrderBy(c => c.Location.Offset).ToList();
+                        var wanted = chunks.Select(c => (Id: c.Key, c.Value.Location, c.Value.Targets)).OrderBy(c => c.Location.Offset).ToList();
                         await using var pack = new PackReceiver(packId, [.. wanted.Select(w => (w.Id, w.Location.Offset, w.Location.Length))], pool, (i, sealedBlob) =>
                         {
                             var (id, location, targets) = wanted[i];
@@ -154,10 +169,10 @@ public sealed class Restorer(ILogger log)
                 if (created[i] == 0) Create(files[i], created, i).Dispose();
 
             packTime = clock.Elapsed;
-            foreach (var (entry, path, tmp) in files)
+            foreach (var file in files)
             {
-                File.Move(tmp, path, overwrite: true);
-                written.Add((entry, path));
+                File.Move(file.Tmp, file.Path, overwrite: true);
+                written.Add((file.Entry, file.Path));
             }
             files.Clear();
             foreach (var (entry, path) in written.Where(w => w.Entry.Kind == EntryKind.Symlink))
@@ -174,7 +189,7 @@ public sealed class Restorer(ILogger log)
         finally
         {
             // Never leave a half-written or unverified file in the user's folder.
-            foreach (var (_, _, tmp) in files) File.Delete(tmp);
+            foreach (var file in files) File.Delete(file.Tmp);
         }
         var restored = written.Count(w => w.Entry.Kind == EntryKind.File);
         log.LogInformation("Restore: tree {Tree:F2} s, plan {Plan:F2} s, {Packs} packs {PackTime:F2} s, files renamed into place and their modes and mtimes set {Finish:F2} s",
@@ -183,7 +198,7 @@ public sealed class Restorer(ILogger log)
         return new RestoreResult(restored, bytes, skipped);
     }
 
-    private static void WriteChunk(ReadOnlySpan<byte> data, List<Target> targets, List<(TreeEntry Entry, string Path, string Tmp)> files, int[] created)
+    private static void WriteChunk(ReadOnlySpan<byte> data, List<Target> targets, List<RestoredFile> files, int[] created)
     {
         var hole = data.IndexOfAnyExcept((byte)0) < 0; // the file, at its full size, already reads as zeros there
         foreach (var group in targets.GroupBy(t => t.File))
@@ -198,7 +213,7 @@ public sealed class Restorer(ILogger log)
     /// Opens a file's temporary; the first call creates it (emptying any left by an interrupted restore) at its full size. The
     /// first call for a file is made under a lock, so the other pack worker cannot write into it before it is emptied.
     /// </summary>
-    private static Microsoft.Win32.SafeHandles.SafeFileHandle Create((TreeEntry Entry, string Path, string Tmp) file, int[] created, int index)
+    private static Microsoft.Win32.SafeHandles.SafeFileHandle Create(RestoredFile file, int[] created, int index)
     {
         if (Volatile.Read(ref created[index]) == 0)
             lock (CreationLocks[index % CreationLocks.Length])
@@ -251,7 +266,7 @@ public sealed class Restorer(ILogger log)
         }
     }
 
-    private static void Plan(int file, TreeEntry entry, IReadOnlyDictionary<ChunkId, ChunkLocation> index, Dictionary<string, Dictionary<ChunkId, List<Target>>> needs)
+    private static void Plan(int file, TreeEntry entry, IReadOnlyDictionary<ChunkId, ChunkLocation> index, Dictionary<string, Dictionary<ChunkId, Need>> needs)
     {
         long offset = 0;
         foreach (var hex in entry.Chunks ?? [])
@@ -260,8 +275,8 @@ public sealed class Restorer(ILogger log)
             if (!index.TryGetValue(id, out var location))
                 throw new InvalidDataException($"{entry.Path}: chunk {id} is in no pack the server knows.");
             if (!needs.TryGetValue(location.PackId, out var chunks)) needs[location.PackId] = chunks = [];
-            if (!chunks.TryGetValue(id, out var targets)) chunks[id] = targets = [];
-            targets.Add(new Target(file, offset));
+            if (!chunks.TryGetValue(id, out var need)) chunks[id] = need = new Need(location, []);
+            need.Targets.Add(new Target(file, offset));
             offset += location.PlainLength;
         }
         if (offset != entry.Size)

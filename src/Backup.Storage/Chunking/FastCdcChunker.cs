@@ -22,9 +22,9 @@ public sealed class FastCdcChunker
     private bool _busy;
 
     /// <param name="readSize">
-    /// Bytes read ahead beyond one maximal chunk. Each refill moves the unconsumed tail (under
-    /// <see cref="FastCdcParameters.MaxSize"/> bytes) to the front, so a read size near the maximum chunk size
-    /// keeps that copying to about one byte per byte read. Defaults to the maximum chunk size.
+    /// Bytes read ahead beyond one maximal chunk. A refill happens when the next cut needs bytes not read yet, and moves
+    /// only that unfinished tail to the front (on average about half a chunk per buffer of reading). Defaults to the
+    /// maximum chunk size.
     /// </param>
     public FastCdcChunker(FastCdcParameters? parameters = null, int? readSize = null)
     {
@@ -52,7 +52,12 @@ public sealed class FastCdcChunker
                 var state = new Window();
                 while (true)
                 {
-                    if (state.Available < Parameters.MaxSize && !state.Eof)
+                    var cut = state.Available == 0 ? 0 : FastCdc.NextCut(_buffer.AsSpan(state.Start, state.Available), Parameters);
+                    // A cut found before the end of the buffered bytes, or at the maximum size, is the cut more bytes would
+                    // give too (NextCut scans left to right); only a cut at the end of what is buffered may need more. So
+                    // the buffer is refilled only then, and the bytes moved to its front are the short unfinished tail,
+                    // not up to a maximal chunk's worth before every refill.
+                    if (!state.Eof && (state.Available == 0 || (cut == state.Available && cut < Parameters.MaxSize)))
                     {
                         state.Compact(_buffer);
                         while (state.End < _buffer.Length && !state.Eof)
@@ -61,9 +66,10 @@ public sealed class FastCdcChunker
                             if (read == 0) state.Eof = true;
                             else state.End += read;
                         }
+                        continue;
                     }
                     if (state.Available == 0) yield break;
-                    yield return state.Take(_buffer, Parameters);
+                    yield return state.Take(_buffer, cut);
                 }
             }
             finally
@@ -97,9 +103,8 @@ public sealed class FastCdcChunker
             Start = 0;
         }
 
-        public Chunk Take(byte[] buffer, FastCdcParameters parameters)
+        public Chunk Take(byte[] buffer, int length)
         {
-            var length = FastCdc.NextCut(buffer.AsSpan(Start, Available), parameters);
             var chunk = new Chunk(Position, buffer.AsMemory(Start, length));
             Start += length;
             Position += length;
