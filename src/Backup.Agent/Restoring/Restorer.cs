@@ -30,8 +30,17 @@ public sealed class Restorer(ILogger log)
 
     private readonly record struct Target(int File, long Offset);
 
-    /// <summary>A chunk one pack holds for this restore: where it lies, and where each copy of it goes.</summary>
-    private sealed record Need(ChunkLocation Location, List<Target> Targets);
+    /// <summary>Where a blob lies in its pack and how long its chunk is: what the restore needs of an index entry.</summary>
+    private readonly record struct BlobSpan(long Offset, int Length, int PlainLength)
+    {
+        public static BlobSpan Of(ChunkLocation location) => new(location.Offset, location.Length, location.PlainLength);
+    }
+
+    /// <summary>
+    /// A chunk one pack holds for this restore: where it lies, and where each copy of it goes. The span is copied out of the
+    /// index entry, so the index (its id and pack id strings, megabytes) is garbage once the plan is made.
+    /// </summary>
+    private sealed record Need(BlobSpan Location, List<Target> Targets);
 
     /// <summary>A file being restored; its data goes to <see cref="Tmp"/> (made when needed, not kept: 22,000 paths are megabytes).</summary>
     private sealed record RestoredFile(TreeEntry Entry, string Path)
@@ -252,7 +261,7 @@ public sealed class Restorer(ILogger log)
                 if (!packs.TryGetValue(location.PackId, out var file))
                     packs[location.PackId] = file = await FetchVerifiedAsync(location.PackId, scratch, fetch, ct);
                 await using var pack = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
-                OpenChunk(pack, location.PackId, ids[i], location, envelope, pool, () => "the tree", chunk => bytes.Write(chunk));
+                OpenChunk(pack, location.PackId, ids[i], BlobSpan.Of(location), envelope, pool, () => "the tree", chunk => bytes.Write(chunk));
             }
             bytes.Position = 0;
             var tree = Tree.ReadFrom(bytes);
@@ -275,7 +284,7 @@ public sealed class Restorer(ILogger log)
             if (!index.TryGetValue(id, out var location))
                 throw new InvalidDataException($"{entry.Path}: chunk {id} is in no pack the server knows.");
             if (!needs.TryGetValue(location.PackId, out var chunks)) needs[location.PackId] = chunks = [];
-            if (!chunks.TryGetValue(id, out var need)) chunks[id] = need = new Need(location, []);
+            if (!chunks.TryGetValue(id, out var need)) chunks[id] = need = new Need(BlobSpan.Of(location), []);
             need.Targets.Add(new Target(file, offset));
             offset += location.PlainLength;
         }
@@ -290,7 +299,7 @@ public sealed class Restorer(ILogger log)
     /// (<see cref="OpenBlob"/>).
     /// </summary>
     private static void OpenChunk(
-        FileStream pack, string packId, ChunkId id, ChunkLocation location, BlobEnvelope envelope, NativeBufferPool pool, Func<string> item, ChunkAction use)
+        FileStream pack, string packId, ChunkId id, BlobSpan location, BlobEnvelope envelope, NativeBufferPool pool, Func<string> item, ChunkAction use)
     {
         if (location.Offset < 0 || location.Offset + location.Length > pack.Length)
             throw new InvalidDataException($"Pack {packId} is shorter than the index says: chunk {id} (needed by {item()}) lies past its end.");
@@ -314,7 +323,7 @@ public sealed class Restorer(ILogger log)
     /// reported with the pack, chunk and item.
     /// </summary>
     private static void OpenBlob(
-        Span<byte> sealedBlob, string packId, ChunkId id, ChunkLocation location, BlobEnvelope envelope, NativeBufferPool pool, Func<string> item, ChunkAction use)
+        Span<byte> sealedBlob, string packId, ChunkId id, BlobSpan location, BlobEnvelope envelope, NativeBufferPool pool, Func<string> item, ChunkAction use)
     {
         var plain = pool.Rent(Math.Clamp(location.PlainLength, 0, Pack.MaxPlainLength));
         try
