@@ -10,9 +10,9 @@
 # table: seconds, MB/s (dataset bytes / seconds), repository bytes and peak RSS per tool and step, and ratios
 # against restic (speed: restic seconds / tool seconds; size and RSS: tool / restic). Never part of the test suite.
 #
-# This product runs as a user runs it: the real API (with its projection daemon), the real agent process (a
-# long-running service, as deployed) and PostgreSQL. Its seconds are the agent's job time from its log, which
-# includes fetching the known chunk ids, HTTP uploads, the server's checks and the commit; 'API s' adds the
+# This product runs as a user runs it: the real API (with its projection daemon), the real agent process (a long-running
+# service, as deployed: the native executable of scripts/publish-agent.sh) and PostgreSQL. Its seconds are the agent's
+# job time from its log, which includes fetching the known chunk ids, HTTP uploads, the server's checks and the commit; 'API s' adds the
 # job pick-up and the catalog's projection lag (request to result visible). Its peak RSS is the agent's for
 # that step (high-water mark reset before the step). Peers are timed and measured as whole processes (GNU time).
 # Before the measured steps the product takes one small untimed backup of unrelated data, so the measured steps find
@@ -46,7 +46,9 @@ if ! bash scripts/services.sh status >/dev/null 2>&1; then started_services=1; f
 bash scripts/services.sh up >&2
 eval "$(bash scripts/services.sh env)"
 say "building (Release)"
-for p in Backup.Api Backup.Agent; do dotnet build "src/$p" -c Release -v quiet -nologo >&2; done
+dotnet build src/Backup.Api -c Release -v quiet -nologo >&2
+say "publishing the agent as a native executable (as deployed)"
+AGENT_EXE="$(bash scripts/publish-agent.sh)"
 
 API_PID="" AGENT_PID="" WARMUP_BYTES=0
 cleanup() {
@@ -96,7 +98,7 @@ product_start() { # run
 
 agent_start() { # run: the agent runs as the service it is, for the whole run
   local run=$1
-  (cd src/Backup.Agent/bin/Release/net10.0 && exec dotnet Backup.Agent.dll "--Agent:Server=$API/" "--Agent:EnrolmentToken=$PRODUCT_TOKEN" \
+  (exec "$AGENT_EXE" "--Agent:Server=$API/" "--Agent:EnrolmentToken=$PRODUCT_TOKEN" \
     "--Agent:StateDirectory=$WORK/product-$run/agent-state" "--Agent:MachineName=bench" "--Agent:PollInterval=00:00:00.100" \
     "--Agent:PassphraseFile=$WORK/product-$run/passphrase" >>"$WORK/product-$run/agent.log" 2>&1) &
   AGENT_PID=$!

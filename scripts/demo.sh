@@ -66,6 +66,8 @@ fi
 
 say "building"
 dotnet build Backup.sln -c Release -v quiet -nologo
+say "publishing the agent as a native executable"
+AGENT_EXE="$(bash scripts/publish-agent.sh)"
 
 MODE="${1:-backup}"
 [[ $MODE == backup || $MODE == schedule ]] || die "unknown mode '$MODE' (backup, schedule or stop)"
@@ -89,7 +91,11 @@ if [[ ! -s $ADMIN_KEY_FILE ]]; then (umask 077; head -c 32 /dev/urandom | base64
 start() { # name project args...
   local name=$1 project=$2; shift 2
   cd "$REPO/src/$project/bin/Release/net10.0"
-  nohup dotnet "$project.dll" "$@" >"$RUN/$name.log" 2>&1 </dev/null &
+  if [[ $project == Backup.Agent ]]; then
+    nohup "$AGENT_EXE" "$@" >"$RUN/$name.log" 2>&1 </dev/null &
+  else
+    nohup dotnet "$project.dll" "$@" >"$RUN/$name.log" 2>&1 </dev/null &
+  fi
   echo $! >"$RUN/$name.pid"
   cd "$REPO"
 }

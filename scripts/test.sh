@@ -16,6 +16,10 @@ eval "$(bash scripts/services.sh env)"
 
 dotnet restore Backup.sln
 dotnet build Backup.sln --no-restore -c Release
+# The agent as it is deployed: a native executable, which the tests that start agent processes then run.
+BACKUP_AGENT_EXECUTABLE="$(bash scripts/publish-agent.sh)"
+export BACKUP_AGENT_EXECUTABLE
+echo "native agent: $BACKUP_AGENT_EXECUTABLE"
 
 log="$(mktemp)"
 set +e

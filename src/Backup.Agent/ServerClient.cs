@@ -15,9 +15,9 @@ public sealed class ServerClient(HttpClient http)
 
     public async Task<EnrolAgentResponse> EnrolAsync(string token, string machineName, CancellationToken ct)
     {
-        using var response = await http.PostAsJsonAsync("api/agents/enrol", new EnrolAgentRequest(token, machineName), ct);
+        using var response = await http.PostAsJsonAsync("api/agents/enrol", new EnrolAgentRequest(token, machineName), WireJson.Default.EnrolAgentRequest, ct);
         await EnsureSuccessAsync(response, "enrol", ct);
-        return (await response.Content.ReadFromJsonAsync<EnrolAgentResponse>(ct))!;
+        return (await response.Content.ReadFromJsonAsync(WireJson.Default.EnrolAgentResponse, ct))!;
     }
 
     public async Task<AgentJob?> NextJobAsync(Guid agentId, CancellationToken ct)
@@ -25,7 +25,7 @@ public sealed class ServerClient(HttpClient http)
         using var response = await http.PostAsync($"api/agents/{agentId}/jobs/next", null, ct);
         if (response.StatusCode == HttpStatusCode.NoContent) return null;
         await EnsureSuccessAsync(response, "poll for jobs", ct);
-        return await response.Content.ReadFromJsonAsync<AgentJob>(ct);
+        return await response.Content.ReadFromJsonAsync(WireJson.Default.AgentJob, ct);
     }
 
     /// <summary>Where a backup's or a synchronisation's packs and commit go: <c>recovery-points/{id}</c> or <c>syncs/{id}</c>.</summary>
@@ -40,7 +40,7 @@ public sealed class ServerClient(HttpClient http)
         content.Headers.ContentLength = stream.Length;
         using var response = await http.PutAsync($"api/agents/{agentId}/{jobPath}/packs/{packId}", content, ct);
         await EnsureSuccessAsync(response, $"upload pack {packId}", ct);
-        return (await response.Content.ReadFromJsonAsync<PackStored>(ct))!;
+        return (await response.Content.ReadFromJsonAsync(WireJson.Default.PackStored, ct))!;
     }
 
     /// <summary>
@@ -67,7 +67,7 @@ public sealed class ServerClient(HttpClient http)
     {
         protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context, CancellationToken ct)
         {
-            var options = Manifest.Json;
+            var options = WireJson.Default.Options;
             string Name(string property) => options.PropertyNamingPolicy?.ConvertName(property) ?? property;
             await using var writer = new System.Text.Json.Utf8JsonWriter(stream);
             writer.WriteStartObject();
@@ -91,7 +91,7 @@ public sealed class ServerClient(HttpClient http)
             writer.WriteNumber(Name(nameof(CompleteBackupRequest.Directories)), directories);
             writer.WriteNumber(Name(nameof(CompleteBackupRequest.BytesRead)), bytesRead);
             writer.WritePropertyName(Name(nameof(CompleteBackupRequest.Skipped)));
-            System.Text.Json.JsonSerializer.Serialize(writer, skipped, options);
+            System.Text.Json.JsonSerializer.Serialize(writer, skipped, WireJson.Default.IReadOnlyListSkippedItem);
             if (changes is not null)
             {
                 writer.WriteStartObject(Name(nameof(CompleteBackupRequest.ItemChanges)));
@@ -168,7 +168,7 @@ public sealed class ServerClient(HttpClient http)
     {
         using var response = await http.GetAsync($"api/agents/{agentId}/restores/{restoreId}/index", ct);
         await EnsureSuccessAsync(response, "fetch the restore's chunk index", ct);
-        var locations = await response.Content.ReadFromJsonAsync<List<ChunkLocation>>(ct) ?? [];
+        var locations = await response.Content.ReadFromJsonAsync(WireJson.Default.ListChunkLocation, ct) ?? [];
         return locations.ToDictionary(l => ChunkId.Parse(l.ChunkId));
     }
 
@@ -176,19 +176,19 @@ public sealed class ServerClient(HttpClient http)
     {
         using var response = await http.PostAsync($"api/agents/{agentId}/jobs/{jobId}/heartbeat", null, ct);
         await EnsureSuccessAsync(response, "renew the job's lease", ct);
-        return (await response.Content.ReadFromJsonAsync<JobLeaseRenewal>(ct))!;
+        return (await response.Content.ReadFromJsonAsync(WireJson.Default.JobLeaseRenewal, ct))!;
     }
 
     /// <summary>Gives the running job back to the server, which queues it again at once (the agent is stopping).</summary>
     public async Task ReleaseJobAsync(Guid agentId, Guid jobId, string reason, CancellationToken ct)
     {
-        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/jobs/{jobId}/release", new ReleaseJobRequest(reason), ct);
+        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/jobs/{jobId}/release", new ReleaseJobRequest(reason), WireJson.Default.ReleaseJobRequest, ct);
         await EnsureSuccessAsync(response, "release the job", ct);
     }
 
     public async Task FailBackupAsync(Guid agentId, string jobPath, string reason, CancellationToken ct)
     {
-        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/{jobPath}/fail", new FailJobRequest(reason), ct);
+        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/{jobPath}/fail", new FailJobRequest(reason), WireJson.Default.FailJobRequest, ct);
         await EnsureSuccessAsync(response, "report the failed backup", ct);
     }
 
@@ -209,13 +209,13 @@ public sealed class ServerClient(HttpClient http)
 
     public async Task CompleteRestoreAsync(Guid agentId, Guid restoreId, int files, long bytes, int skippedExisting, CancellationToken ct)
     {
-        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/restores/{restoreId}/complete", new CompleteRestoreRequest(files, bytes, skippedExisting), ct);
+        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/restores/{restoreId}/complete", new CompleteRestoreRequest(files, bytes, skippedExisting), WireJson.Default.CompleteRestoreRequest, ct);
         await EnsureSuccessAsync(response, "report the restore", ct);
     }
 
     public async Task FailRestoreAsync(Guid agentId, Guid restoreId, string reason, CancellationToken ct)
     {
-        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/restores/{restoreId}/fail", new FailJobRequest(reason), ct);
+        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/restores/{restoreId}/fail", new FailJobRequest(reason), WireJson.Default.FailJobRequest, ct);
         await EnsureSuccessAsync(response, "report the failed restore", ct);
     }
 

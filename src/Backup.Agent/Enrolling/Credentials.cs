@@ -1,10 +1,15 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Backup.Agent.Enrolling;
 
 public sealed record AgentCredential(Guid AgentId, string Credential);
+
+/// <summary>The agent's own JSON (its saved credential, as the serializer's plain defaults write it), generated at build time.</summary>
+[JsonSerializable(typeof(AgentCredential))]
+internal sealed partial class AgentJson : JsonSerializerContext;
 
 /// <summary>Enrols once with the one-time token and keeps the resulting credential in the state directory.</summary>
 public sealed class Credentials(ServerClient server, IOptions<AgentOptions> options, ILogger<Credentials> log)
@@ -15,7 +20,7 @@ public sealed class Credentials(ServerClient server, IOptions<AgentOptions> opti
     {
         if (File.Exists(FilePath))
         {
-            var saved = JsonSerializer.Deserialize<AgentCredential>(await File.ReadAllTextAsync(FilePath, ct))
+            var saved = JsonSerializer.Deserialize(await File.ReadAllTextAsync(FilePath, ct), AgentJson.Default.AgentCredential)
                 ?? throw new InvalidDataException($"{FilePath} is empty.");
             server.UseCredential(saved.Credential);
             log.LogInformation("Agent {AgentId} uses its saved credential", saved.AgentId);
@@ -30,7 +35,7 @@ public sealed class Credentials(ServerClient server, IOptions<AgentOptions> opti
         var credential = new AgentCredential(enrolled.AgentId, enrolled.Credential);
         Directory.CreateDirectory(options.Value.StateDirectory);
         var tmp = FilePath + ".tmp";
-        await File.WriteAllTextAsync(tmp, JsonSerializer.Serialize(credential), ct);
+        await File.WriteAllTextAsync(tmp, JsonSerializer.Serialize(credential, AgentJson.Default.AgentCredential), ct);
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(tmp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         File.Move(tmp, FilePath, overwrite: true);
         server.UseCredential(credential.Credential);

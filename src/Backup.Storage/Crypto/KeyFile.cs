@@ -47,7 +47,8 @@ public sealed record KeyFile(
     /// <summary>Associated data of the wrap, so a wrapped blob cannot be passed off as some other kind of blob.</summary>
     private static readonly byte[] WrapContext = "backup-keyfile-v1"u8.ToArray();
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+    private static readonly System.Text.Json.Serialization.Metadata.JsonTypeInfo<KeyFile> Json =
+        new Contracts.DocumentJson(new JsonSerializerOptions { WriteIndented = true }).KeyFile;
 
     /// <summary>Makes fresh random master keys and the key file that wraps them. Derives once.</summary>
     public static KeyFile Create(string passphrase, out MasterKeys keys, KdfParameters? kdf = null)
@@ -146,7 +147,7 @@ public sealed record KeyFile(
     public byte[] ToJsonBytes() => JsonSerializer.SerializeToUtf8Bytes(this, Json);
 
     public static KeyFile FromJson(ReadOnlySpan<byte> json) =>
-        JsonSerializer.Deserialize<KeyFile>(json, Json) ?? throw new InvalidDataException("The key file is empty.");
+        JsonSerializer.Deserialize(json, Json) ?? throw new InvalidDataException("The key file is empty.");
 
     private static byte[] Derive(string passphrase, byte[] salt, KdfParameters kdf)
     {

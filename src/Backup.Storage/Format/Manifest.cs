@@ -38,17 +38,17 @@ public sealed record Tree(int FormatVersion, string SourcePath, IReadOnlyList<Tr
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
-    public byte[] ToBytes() => JsonSerializer.SerializeToUtf8Bytes(this, Json);
+    public byte[] ToBytes() => JsonSerializer.SerializeToUtf8Bytes(this, Contracts.WireJson.Default.Tree);
 
     /// <summary>The same bytes as <see cref="ToBytes"/>, written to <paramref name="output"/> as they are produced.</summary>
-    public void WriteTo(Stream output) => JsonSerializer.Serialize(output, this, Json);
+    public void WriteTo(Stream output) => JsonSerializer.Serialize(output, this, Contracts.WireJson.Default.Tree);
 
     /// <summary>Reads a tree from <paramref name="input"/> without holding its bytes all at once.</summary>
     public static Tree ReadFrom(Stream input)
     {
         try
         {
-            return JsonSerializer.Deserialize<Tree>(input, Json) ?? throw new InvalidDataException("The tree is empty.");
+            return JsonSerializer.Deserialize(input, Contracts.WireJson.Default.Tree) ?? throw new InvalidDataException("The tree is empty.");
         }
         catch (JsonException e)
         {
@@ -60,7 +60,7 @@ public sealed record Tree(int FormatVersion, string SourcePath, IReadOnlyList<Tr
     {
         try
         {
-            return JsonSerializer.Deserialize<Tree>(bytes, Json) ?? throw new InvalidDataException("The tree is empty.");
+            return JsonSerializer.Deserialize(bytes, Contracts.WireJson.Default.Tree) ?? throw new InvalidDataException("The tree is empty.");
         }
         catch (JsonException e)
         {
@@ -103,13 +103,13 @@ public sealed record Manifest(int FormatVersion, Guid RecoveryPointId, IReadOnly
 
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = false };
 
-    public byte[] ToBytes() => JsonSerializer.SerializeToUtf8Bytes(this, Json);
+    public byte[] ToBytes() => JsonSerializer.SerializeToUtf8Bytes(this, Contracts.WireJson.Default.Manifest);
 
     public static Manifest FromBytes(ReadOnlySpan<byte> bytes)
     {
         try
         {
-            return JsonSerializer.Deserialize<Manifest>(bytes, Json) ?? throw new InvalidDataException("The manifest is empty.");
+            return JsonSerializer.Deserialize(bytes, Contracts.WireJson.Default.Manifest) ?? throw new InvalidDataException("The manifest is empty.");
         }
         catch (JsonException e)
         {

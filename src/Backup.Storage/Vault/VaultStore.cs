@@ -4,6 +4,8 @@ using Azure.Storage.Blobs.Models;
 using Backup.Storage.Disk;
 using Backup.Storage.Format;
 
+using System.Text.Json;
+
 namespace Backup.Storage.Vault;
 
 /// <summary>
@@ -75,7 +77,7 @@ public sealed class VaultStore(BlobContainerClient container)
         try
         {
             await container.GetBlobClient($"audit/anchors/{anchor.Sequence:D20}.json").UploadAsync(
-                BinaryData.FromObjectAsJson(anchor), new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } }, ct);
+                BinaryData.FromBytes(JsonSerializer.SerializeToUtf8Bytes(anchor, Contracts.DocumentJson.Default.AuditAnchor)), new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } }, ct);
         }
         catch (RequestFailedException e) when (e.Status is 409 or 412)
         {
@@ -92,7 +94,7 @@ public sealed class VaultStore(BlobContainerClient container)
             await foreach (var blob in container.GetBlobsAsync(BlobTraits.None, BlobStates.None, "audit/anchors/", ct))
             {
                 var content = await container.GetBlobClient(blob.Name).DownloadContentAsync(ct);
-                if (content.Value.Content.ToObjectFromJson<AuditAnchor>() is { } anchor) anchors.Add(anchor);
+                if (JsonSerializer.Deserialize(content.Value.Content.ToMemory().Span, Contracts.DocumentJson.Default.AuditAnchor) is { } anchor) anchors.Add(anchor);
             }
         }
         catch (RequestFailedException e) when (e.Status == 404)

@@ -97,15 +97,27 @@ public sealed class ProductProcess : IAsyncDisposable
     public static ProductProcess StartUnprivileged(string project, IDictionary<string, string> environment, params string[] args) =>
         Launch(project, environment, unprivileged: Environment.UserName == "root", args);
 
+    /// <summary>
+    /// The agent as deployed, a native executable (scripts/publish-agent.sh), when <c>BACKUP_AGENT_EXECUTABLE</c> names it:
+    /// scripts/test.sh (CI) publishes it and sets that. Unset (a plain <c>dotnet test</c>), agents run from the build output.
+    /// </summary>
+    public static string? NativeAgent()
+    {
+        var path = Environment.GetEnvironmentVariable("BACKUP_AGENT_EXECUTABLE");
+        if (string.IsNullOrEmpty(path)) return null;
+        return File.Exists(path) ? path : throw new FileNotFoundException($"BACKUP_AGENT_EXECUTABLE names {path}, which does not exist.");
+    }
+
     private static ProductProcess Launch(string project, IDictionary<string, string> environment, bool unprivileged, string[] args)
     {
-        var dll = BuiltDll(project);
-        var info = new ProcessStartInfo(unprivileged ? "setpriv" : "dotnet")
+        var native = project == "Backup.Agent" ? NativeAgent() : null;
+        var program = native ?? BuiltDll(project);
+        var info = new ProcessStartInfo(unprivileged ? "setpriv" : native ?? "dotnet")
         {
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Path.GetDirectoryName(dll)!,
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Path.GetDirectoryName(program)!,
         };
-        if (unprivileged) foreach (var a in new[] { "--reuid=65534", "--regid=65534", "--clear-groups", "dotnet" }) info.ArgumentList.Add(a);
-        info.ArgumentList.Add(dll);
+        if (unprivileged) foreach (var a in new[] { "--reuid=65534", "--regid=65534", "--clear-groups", native ?? "dotnet" }) info.ArgumentList.Add(a);
+        if (native is null) info.ArgumentList.Add(program);
         foreach (var a in args) info.ArgumentList.Add(a);
         foreach (var (k, v) in environment) info.Environment[k] = v;
         info.Environment["DOTNET_ENVIRONMENT"] = "Production";

@@ -34,6 +34,13 @@ public sealed class KeyFileTests(KeyFileFixture fixture) : IClassFixture<KeyFile
     }
 
     [Fact]
+    public void The_key_file_is_written_as_the_reflection_serializer_wrote_it()
+    {
+        // Key files written before the agent went native (reflection, indented) stay byte for byte the same format.
+        fixture.File.ToJsonBytes().ShouldBe(JsonSerializer.SerializeToUtf8Bytes(fixture.File, new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    [Fact]
     public void A_wrong_passphrase_is_reported_as_such_and_changes_nothing()
     {
         var before = fixture.File.ToJsonBytes();

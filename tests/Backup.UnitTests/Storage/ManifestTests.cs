@@ -162,6 +162,19 @@ public sealed class ManifestTests
     }
 
     [Fact]
+    public void Generated_serializers_write_the_bytes_the_reflection_serializer_wrote()
+    {
+        // Trees and manifests written before the agent went native (reflection over the types, these options) must read
+        // the same, and a manifest's SHA-256 must not change with the serializer.
+        var tree = Sample();
+        var manifest = SampleManifest();
+
+        tree.ToBytes().ShouldBe(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(tree, Tree.Json));
+        manifest.ToBytes().ShouldBe(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(manifest, Manifest.Json));
+        Tree.FromBytes(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(tree, Tree.Json)).ToBytes().ShouldBe(tree.ToBytes());
+    }
+
+    [Fact]
     public void Manifest_sha256_changes_when_a_pack_changes()
     {
         var original = SampleManifest();
