@@ -3,6 +3,7 @@ using Backup.Agent.Enrolling;
 using Backup.Agent.Jobs;
 using Backup.Agent.Memory;
 using Backup.Agent.Offline;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -20,7 +21,13 @@ if (OfflineCommands.Handles(args))
     return await OfflineCommands.RunAsync(args, loggers, stop.Token);
 }
 
-var builder = Host.CreateApplicationBuilder(args);
+// The agent reads its settings once (appsettings.json next to the executable, the environment, the command line) and watches
+// no file: the default content root is the working directory, watched with all its subdirectories for settings changes, so
+// an agent started in a folder it then restores into or backs up queued an event per file written there (a restore's peak
+// memory 154 instead of 87 MB, measured, issue 4 note).
+var settings = new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory, Configuration = new ConfigurationManager() };
+settings.Configuration["hostBuilder:reloadConfigOnChange"] = "false";
+var builder = Host.CreateApplicationBuilder(settings);
 builder.Services.AddOptions<AgentOptions>().Bind(builder.Configuration.GetSection(AgentOptions.Section));
 // One client for the process: the credential set after enrolment must be on every later request.
 builder.Services.AddSingleton(sp => new ServerClient(new HttpClient

@@ -17,6 +17,8 @@ public sealed class ProductProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    public int Id => _process.Id;
+
     /// <summary>For a one-shot command: waits for it to end and returns its exit code.</summary>
     public async Task<int> ExitCodeAsync(TimeSpan timeout)
     {
@@ -55,6 +57,10 @@ public sealed class ProductProcess : IAsyncDisposable
 
     public static ProductProcess Start(string project, IDictionary<string, string> environment, params string[] args) =>
         Launch(project, environment, unprivileged: false, args);
+
+    /// <summary>As <see cref="Start"/>, with <paramref name="workingDirectory"/> as the process's working directory (else its program's folder).</summary>
+    public static ProductProcess StartIn(string workingDirectory, string project, IDictionary<string, string> environment, params string[] args) =>
+        Launch(project, environment, unprivileged: false, args, workingDirectory);
 
     /// <summary>Starts the real API on a free port and waits until <c>/health</c> answers 200; returns it and its base address.</summary>
     public static async Task<(ProductProcess Api, string BaseUrl)> StartApiAsync(IDictionary<string, string> environment, CancellationToken ct)
@@ -108,13 +114,13 @@ public sealed class ProductProcess : IAsyncDisposable
         return File.Exists(path) ? path : throw new FileNotFoundException($"BACKUP_AGENT_EXECUTABLE names {path}, which does not exist.");
     }
 
-    private static ProductProcess Launch(string project, IDictionary<string, string> environment, bool unprivileged, string[] args)
+    private static ProductProcess Launch(string project, IDictionary<string, string> environment, bool unprivileged, string[] args, string? workingDirectory = null)
     {
         var native = project == "Backup.Agent" ? NativeAgent() : null;
         var program = native ?? BuiltDll(project);
         var info = new ProcessStartInfo(unprivileged ? "setpriv" : native ?? "dotnet")
         {
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Path.GetDirectoryName(program)!,
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = workingDirectory ?? Path.GetDirectoryName(program)!,
         };
         if (unprivileged) foreach (var a in new[] { "--reuid=65534", "--regid=65534", "--clear-groups", native ?? "dotnet" }) info.ArgumentList.Add(a);
         if (native is null) info.ArgumentList.Add(program);

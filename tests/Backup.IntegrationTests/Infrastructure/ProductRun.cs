@@ -52,9 +52,12 @@ public sealed class ProductRun(string prefix) : IAsyncDisposable
         await File.WriteAllTextAsync(PassphraseFile, ApiClient.Passphrase + "\n", Ct);
     }
 
-    /// <summary>Starts an agent on this run's API (enrolling with <paramref name="token"/> when given), as this user or unprivileged.</summary>
+    /// <summary>
+    /// Starts an agent on this run's API (enrolling with <paramref name="token"/> when given), as this user or unprivileged, in
+    /// <paramref name="workingDirectory"/> when given (this user only), else in its program's folder.
+    /// </summary>
     public ProductProcess StartAgent(string machine, string stateDirectory, string? token, bool unprivileged = false,
-        IReadOnlyDictionary<string, string>? environment = null, params string[] extraArgs)
+        IReadOnlyDictionary<string, string>? environment = null, string? workingDirectory = null, params string[] extraArgs)
     {
         var args = new List<string>
         {
@@ -64,7 +67,9 @@ public sealed class ProductRun(string prefix) : IAsyncDisposable
         if (token is not null) args.Add($"--Agent:EnrolmentToken={token}");
         args.AddRange(extraArgs);
         var env = new Dictionary<string, string>(environment ?? new Dictionary<string, string>());
-        var agent = unprivileged ? ProductProcess.StartUnprivileged("Backup.Agent", env, [.. args]) : ProductProcess.Start("Backup.Agent", env, [.. args]);
+        var agent = unprivileged ? ProductProcess.StartUnprivileged("Backup.Agent", env, [.. args])
+            : workingDirectory is not null ? ProductProcess.StartIn(workingDirectory, "Backup.Agent", env, [.. args])
+            : ProductProcess.Start("Backup.Agent", env, [.. args]);
         _processes.Add(agent);
         return agent;
     }
