@@ -17,10 +17,16 @@ if ! command -v gcc >/dev/null && ! command -v clang >/dev/null; then
   echo "publish-agent.sh: installing gcc (the native agent's linker)" >&2
   apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc >/dev/null
 fi
-# The project compiles x64 code for x86-64-v3 (AVX2, BMI2); on an older CPU, build for the baseline instead.
+# Native code for the most this CPU offers, as the JIT would use: x86-64-v4 (AVX-512) where present (the re-read of 917 MiB
+# took 1.10-1.31 s instead of 1.57-1.71 s with v3 and 1.27-1.44 s under the JIT: BLAKE3 and the chunker use the wider
+# vectors), else the project's x86-64-v3 (AVX2, BMI2), else the x86-64 baseline. An executable built here runs on CPUs
+# at least as capable; the runtime refuses to start, saying so, on a lesser one.
+has() { local f; for f in "$@"; do grep -qw "$f" /proc/cpuinfo || return 1; done; }
 isa=()
-if [[ $rid == linux-x64 ]] && ! { grep -qw avx2 /proc/cpuinfo && grep -qw bmi2 /proc/cpuinfo; }; then
-  isa=(-p:IlcInstructionSet=x86-64-v2)
+if [[ $rid == linux-x64 ]]; then
+  if has avx512f avx512bw avx512cd avx512dq avx512vl; then isa=(-p:IlcInstructionSet=x86-64-v4)
+  elif ! has avx2 bmi2 fma; then isa=(-p:IlcInstructionSet=x86-64-v2)
+  fi
 fi
 out="$REPO/src/Backup.Agent/bin/$configuration/native"
 log="$(mktemp)"
