@@ -260,9 +260,9 @@ for run in $(seq 1 "$RUNS"); do
       if [[ $tool == product ]]; then product_backup "$run" "$step" "$data"; else peer_backup "$tool" "$run" "$step" "$data"; fi
     done
   done
-  # Two restores per tool, the second pass in the reverse order: whichever tool restores first in a run was measured
-  # ~1.3 s slower than when it restored last (both the product and restic, same run), so each tool restores once early
-  # and once late, and the table takes the median of all its restores.
+  # Two restores per tool, the second pass in the reverse order: a tool restoring first in its pass was measured slower
+  # than restoring last (product 7.30 and 7.44 s first, 5.18 and 5.50 s last; restic 8.54 first, 7.77-8.24 otherwise), so
+  # each tool restores once early and once late, and the table takes the median of all its restores.
   restore_order=("${tools[@]}")
   for pass in 1 2; do
     for tool in "${restore_order[@]}"; do
