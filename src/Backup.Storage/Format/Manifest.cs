@@ -32,12 +32,6 @@ public sealed record Tree(int FormatVersion, string SourcePath, IReadOnlyList<Tr
 {
     public const int CurrentVersion = 2;
 
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        WriteIndented = false,
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    };
-
     public byte[] ToBytes() => JsonSerializer.SerializeToUtf8Bytes(this, Contracts.WireJson.Default.Tree);
 
     /// <summary>The same bytes as <see cref="ToBytes"/>, written to <paramref name="output"/> as they are produced.</summary>

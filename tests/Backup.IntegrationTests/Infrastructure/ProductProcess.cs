@@ -107,7 +107,7 @@ public sealed class ProductProcess : IAsyncDisposable
     /// The agent as deployed, a native executable (scripts/publish-agent.sh), when <c>BACKUP_AGENT_EXECUTABLE</c> names it:
     /// scripts/test.sh (CI) publishes it and sets that. Unset (a plain <c>dotnet test</c>), agents run from the build output.
     /// </summary>
-    public static string? NativeAgent()
+    private static string? NativeAgent()
     {
         var path = Environment.GetEnvironmentVariable("BACKUP_AGENT_EXECUTABLE");
         if (string.IsNullOrEmpty(path)) return null;
