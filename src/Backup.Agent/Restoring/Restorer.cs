@@ -30,10 +30,13 @@ public sealed class Restorer(ILogger log)
 
     private readonly record struct Target(int File, long Offset);
 
-    /// <summary>Where a blob lies in its pack and how long its chunk is: what the restore needs of an index entry.</summary>
-    private readonly record struct BlobSpan(long Offset, int Length, int PlainLength)
+    /// <summary>
+    /// Where a blob lies in its pack, and where its chunk lies in the blob's plaintext (at 0 and all of it, unless the blob is a
+    /// group of small chunks): what the restore needs of an index entry.
+    /// </summary>
+    private readonly record struct BlobSpan(long Offset, int Length, int PlainLength, int PlainOffset)
     {
-        public static BlobSpan Of(ChunkLocation location) => new(location.Offset, location.Length, location.PlainLength);
+        public static BlobSpan Of(ChunkLocation location) => new(location.Offset, location.Length, location.PlainLength, location.PlainOffset);
     }
 
     /// <summary>
@@ -156,13 +159,16 @@ public sealed class Restorer(ILogger log)
                     }
                     try
                     {
-                        // Each blob is opened, verified and written as soon as it has arrived: no scratch copy of the pack.
-                        var wanted = chunks.Select(c => (Id: c.Key, c.Value.Location, c.Value.Targets)).OrderBy(c => c.Location.Offset).ToList();
-                        await using var pack = new PackReceiver(packId, [.. wanted.Select(w => (w.Id, w.Location.Offset, w.Location.Length))], pool, (i, sealedBlob) =>
+                        // Each blob is opened, verified and written as soon as it has arrived: no scratch copy of the pack. A blob
+                        // holding a group of small chunks is opened once for all of them.
+                        var blobs = chunks.Select(c => (Id: c.Key, c.Value.Location, c.Value.Targets)).GroupBy(c => c.Location.Offset)
+                            .OrderBy(b => b.Key).Select(b => b.OrderBy(c => c.Location.PlainOffset).ToList()).ToList();
+                        await using var pack = new PackReceiver(packId, [.. blobs.Select(b => (b[0].Id, b[0].Location.Offset, b[0].Location.Length))], pool, (i, sealedBlob) =>
                         {
-                            var (id, location, targets) = wanted[i];
+                            var blob = blobs[i];
                             YoungGarbage.Collect();
-                            OpenBlob(sealedBlob, packId, id, location, worker, pool, () => files[targets[0].File].Entry.Path, chunk => WriteChunk(chunk, targets, files, created));
+                            OpenBlob(sealedBlob, packId, [.. blob.Select(c => (c.Id, c.Location))], worker, pool, c => files[blob[c].Targets[0].File].Entry.Path,
+                                (c, chunk) => WriteChunk(chunk, blob[c].Targets, files, created));
                         });
                         await fetch(packId, pack, token);
                         pack.Finish();
@@ -261,7 +267,7 @@ public sealed class Restorer(ILogger log)
                 if (!packs.TryGetValue(location.PackId, out var file))
                     packs[location.PackId] = file = await FetchVerifiedAsync(location.PackId, scratch, fetch, ct);
                 await using var pack = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
-                OpenChunk(pack, location.PackId, ids[i], BlobSpan.Of(location), envelope, pool, () => "the tree", chunk => bytes.Write(chunk));
+                OpenChunk(pack, location.PackId, ids[i], BlobSpan.Of(location), envelope, pool, _ => "the tree", (_, chunk) => bytes.Write(chunk));
             }
             bytes.Position = 0;
             var tree = Tree.ReadFrom(bytes);
@@ -292,17 +298,18 @@ public sealed class Restorer(ILogger log)
             throw new InvalidDataException($"{entry.Path}: its chunks add up to {offset} bytes, but the tree says {entry.Size}.");
     }
 
-    private delegate void ChunkAction(ReadOnlySpan<byte> chunk);
+    /// <summary>What to do with the chunk at position <paramref name="index"/> of the blob's wanted chunks (valid only during the call).</summary>
+    private delegate void ChunkAction(int index, ReadOnlySpan<byte> chunk);
 
     /// <summary>
     /// Reads one blob from a verified pack file (the tree's, fetched whole before the plan exists) and opens it
     /// (<see cref="OpenBlob"/>).
     /// </summary>
     private static void OpenChunk(
-        FileStream pack, string packId, ChunkId id, BlobSpan location, BlobEnvelope envelope, NativeBufferPool pool, Func<string> item, ChunkAction use)
+        FileStream pack, string packId, ChunkId id, BlobSpan location, BlobEnvelope envelope, NativeBufferPool pool, Func<int, string> item, ChunkAction use)
     {
         if (location.Offset < 0 || location.Offset + location.Length > pack.Length)
-            throw new InvalidDataException($"Pack {packId} is shorter than the index says: chunk {id} (needed by {item()}) lies past its end.");
+            throw new InvalidDataException($"Pack {packId} is shorter than the index says: chunk {id} (needed by {item(0)}) lies past its end.");
         if (location.Length < 0 || location.Length > Pack.MaxBlobLength)
             throw new InvalidDataException($"Chunk {id} in pack {packId} is indexed as {location.Length} bytes, more than any blob.");
         var blob = pool.Rent(location.Length);
@@ -310,7 +317,7 @@ public sealed class Restorer(ILogger log)
         {
             var sealedBlob = blob.Span(location.Length);
             RandomAccess.Read(pack.SafeFileHandle, sealedBlob, location.Offset);
-            OpenBlob(sealedBlob, packId, id, location, envelope, pool, item, use);
+            OpenBlob(sealedBlob, packId, [(id, location)], envelope, pool, item, use);
         }
         finally
         {
@@ -319,31 +326,41 @@ public sealed class Restorer(ILogger log)
     }
 
     /// <summary>
-    /// Opens one sealed blob in place and hands the chunk to <paramref name="use"/> (valid only during the call); any damage is
-    /// reported with the pack, chunk and item.
+    /// Opens one sealed blob in place and hands each of <paramref name="chunks"/> (all in this blob) to <paramref name="use"/>,
+    /// each checked against its id first; any damage is reported with the pack, chunk and item.
     /// </summary>
     private static void OpenBlob(
-        Span<byte> sealedBlob, string packId, ChunkId id, BlobSpan location, BlobEnvelope envelope, NativeBufferPool pool, Func<string> item, ChunkAction use)
+        Span<byte> sealedBlob, string packId, IReadOnlyList<(ChunkId Id, BlobSpan Location)> chunks, BlobEnvelope envelope, NativeBufferPool pool,
+        Func<int, string> item, ChunkAction use)
     {
-        var plain = pool.Rent(Math.Clamp(location.PlainLength, 0, Pack.MaxPlainLength));
+        NativeBuffer? plain = null;
+        var at = 0;
         try
         {
-            ReadOnlySpan<byte> chunk;
+            ReadOnlySpan<byte> content;
             try
             {
-                chunk = envelope.OpenInPlace(sealedBlob, id, plain.Span(Math.Min(plain.Capacity, Pack.MaxPlainLength)));
-                if (chunk.Length != location.PlainLength)
-                    throw new InvalidDataException($"Chunk {id} in pack {packId} holds {chunk.Length} bytes, not the {location.PlainLength} the index says.");
+                content = envelope.OpenBlobInPlace(sealedBlob, length => (plain = pool.Rent(length)).Span(length), Pack.MaxPlainLength, $"Chunk {chunks[0].Id}");
+                for (; at < chunks.Count; at++)
+                {
+                    var (id, location) = chunks[at];
+                    if (location.PlainOffset < 0 || location.PlainLength < 0 || (long)location.PlainOffset + location.PlainLength > content.Length)
+                        throw new InvalidDataException(
+                            $"Chunk {id} in pack {packId} is indexed at plaintext bytes {location.PlainOffset}+{location.PlainLength}, but its blob holds {content.Length} bytes.");
+                    var chunk = content.Slice(location.PlainOffset, location.PlainLength);
+                    envelope.Verify(chunk, id);
+                    use(at, chunk);
+                }
             }
             catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or InvalidDataException && !e.Message.Contains(packId, StringComparison.Ordinal))
             {
-                throw new InvalidDataException($"Pack {packId}, chunk {id} (needed by {item()}): {e.Message}", e);
+                var index = Math.Min(at, chunks.Count - 1);
+                throw new InvalidDataException($"Pack {packId}, chunk {chunks[index].Id} (needed by {item(index)}): {e.Message}", e);
             }
-            use(chunk);
         }
         finally
         {
-            pool.Return(plain);
+            if (plain is not null) pool.Return(plain);
         }
     }
 

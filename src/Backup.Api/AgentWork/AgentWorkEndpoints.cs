@@ -153,7 +153,7 @@ public static class AgentWorkEndpoints
             stored = result;
             return new PackOnDisk(result.Bytes, entries.Select(e => new StoredChunk
             {
-                Id = e.Id.ToString(), PackId = packId, Offset = e.Offset, Length = e.Length, PlainLength = e.PlainLength,
+                Id = e.Id.ToString(), PackId = packId, Offset = e.Offset, Length = e.Length, PlainLength = e.PlainLength, PlainOffset = e.PlainOffset,
             }).ToList());
         }, kind), ct);
         return TypedResults.Ok(stored!);

@@ -15,7 +15,7 @@ public static class ChunkIndex
     {
         var packs = packIds.ToArray();
         var chunks = await session.Query<StoredChunk>().Where(c => c.PackId.IsOneOf(packs)).ToListAsync(ct);
-        return chunks.Select(c => new ChunkLocation(c.Id, c.PackId, c.Offset, c.Length, c.PlainLength)).ToList();
+        return chunks.Select(c => new ChunkLocation(c.Id, c.PackId, c.Offset, c.Length, c.PlainLength, c.PlainOffset)).ToList();
     }
 
     private const int Batch = 20_000;

@@ -12,4 +12,7 @@ public sealed class StoredChunk
     public long Offset { get; set; }
     public int Length { get; set; }
     public int PlainLength { get; set; }
+
+    /// <summary>Where the chunk starts in its blob's plaintext: 0 unless the blob holds a group of small chunks.</summary>
+    public int PlainOffset { get; set; }
 }

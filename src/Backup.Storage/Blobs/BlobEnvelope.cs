@@ -10,6 +10,9 @@ public enum BlobEncoding : byte
     Zstd = 1,
 }
 
+/// <summary>A buffer of at least <paramref name="length"/> bytes for a blob's plaintext, valid until the caller is done with the blob.</summary>
+public delegate Span<byte> PlainDestination(int length);
+
 /// <summary>Result of sealing one chunk.</summary>
 public readonly record struct SealedBlob(int Length, BlobEncoding Encoding);
 
@@ -84,8 +87,22 @@ public sealed class BlobEnvelope : IDisposable
     /// <exception cref="InvalidDataException">The envelope's content is malformed (unknown encoding, bad zstd frame, too large).</exception>
     public int Open(ReadOnlySpan<byte> sealedBlob, ChunkId expected, Span<byte> destination)
     {
+        var length = OpenBlob(sealedBlob, destination, $"Chunk {expected}");
+        Verify(destination[..length], expected);
+        return length;
+    }
+
+    /// <summary>
+    /// Opens a blob (one chunk, or a group of small chunks back to back) into <paramref name="destination"/> (which bounds the
+    /// size accepted) and returns its plaintext length, without checking any chunk id: the caller checks each chunk it takes
+    /// out with <see cref="Verify"/>. <paramref name="what"/> names the blob in errors.
+    /// </summary>
+    /// <exception cref="BlobAuthenticationException">The blob was altered, truncated or sealed with another key.</exception>
+    /// <exception cref="InvalidDataException">The envelope's content is malformed (unknown encoding, bad zstd frame, too large).</exception>
+    public int OpenBlob(ReadOnlySpan<byte> sealedBlob, Span<byte> destination, string what)
+    {
         var innerLength = BlobCipher.PlaintextLength(sealedBlob.Length);
-        if (innerLength < 1) throw new InvalidDataException($"Chunk {expected}: the envelope has no encoding byte.");
+        if (innerLength < 1) throw new InvalidDataException($"{what}: the envelope has no encoding byte.");
         if (_scratch.Length < innerLength) _scratch = GC.AllocateUninitializedArray<byte>(innerLength);
         var inner = _scratch.AsSpan(0, innerLength);
         try
@@ -94,36 +111,28 @@ public sealed class BlobEnvelope : IDisposable
         }
         catch (BlobAuthenticationException)
         {
-            throw new BlobAuthenticationException($"Chunk {expected} failed authentication: its blob is damaged or was sealed with another key.");
+            throw new BlobAuthenticationException($"{what} failed authentication: its blob is damaged or was sealed with another key.");
         }
-
         var body = inner[1..];
-        int length;
         switch ((BlobEncoding)inner[0])
         {
             case BlobEncoding.Raw:
                 if (body.Length > destination.Length)
-                    throw new InvalidDataException($"Chunk {expected} is {body.Length} bytes, more than the {destination.Length} allowed.");
+                    throw new InvalidDataException($"{what} is {body.Length} bytes, more than the {destination.Length} allowed.");
                 body.CopyTo(destination);
-                length = body.Length;
-                break;
+                return body.Length;
             case BlobEncoding.Zstd:
                 try
                 {
-                    length = _compressor.Decompress(body, destination);
+                    return _compressor.Decompress(body, destination);
                 }
                 catch (InvalidDataException e)
                 {
-                    throw new InvalidDataException($"Chunk {expected}: {e.Message}", e);
+                    throw new InvalidDataException($"{what}: {e.Message}", e);
                 }
-                break;
             default:
-                throw new InvalidDataException($"Chunk {expected} has unknown encoding {inner[0]}.");
+                throw new InvalidDataException($"{what} has unknown encoding {inner[0]}.");
         }
-
-        var actual = _ids.Compute(destination[..length]);
-        if (actual != expected) throw new ChunkMismatchException(expected, actual);
-        return length;
     }
 
     /// <summary>
@@ -133,8 +142,76 @@ public sealed class BlobEnvelope : IDisposable
     /// </summary>
     public ReadOnlySpan<byte> OpenInPlace(Span<byte> sealedBlob, ChunkId expected, Span<byte> destination)
     {
+        var chunk = OpenBlobInPlace(sealedBlob, destination, $"Chunk {expected}");
+        Verify(chunk, expected);
+        return chunk;
+    }
+
+    /// <summary>
+    /// <see cref="OpenBlob"/> without a buffer of its own: decrypts in place (the blob's bytes are overwritten) and returns the
+    /// plaintext, inside <paramref name="sealedBlob"/> (stored raw) or decompressed into <paramref name="destination"/>.
+    /// </summary>
+    public ReadOnlySpan<byte> OpenBlobInPlace(Span<byte> sealedBlob, Span<byte> destination, string what)
+    {
+        var inner = DecryptInPlace(sealedBlob, what);
+        var body = inner[1..];
+        switch ((BlobEncoding)inner[0])
+        {
+            case BlobEncoding.Raw:
+                if (body.Length > destination.Length)
+                    throw new InvalidDataException($"{what} is {body.Length} bytes, more than the {destination.Length} allowed.");
+                return body;
+            case BlobEncoding.Zstd:
+                try
+                {
+                    return destination[.._compressor.Decompress(body, destination)];
+                }
+                catch (InvalidDataException e)
+                {
+                    throw new InvalidDataException($"{what}: {e.Message}", e);
+                }
+            default:
+                throw new InvalidDataException($"{what} has unknown encoding {inner[0]}.");
+        }
+    }
+
+    /// <summary>
+    /// <see cref="OpenBlobInPlace(Span{byte}, Span{byte}, string)"/> for a blob whose plaintext length the caller does not know
+    /// (a group of chunks): decrypts in place and, when the blob is compressed, asks <paramref name="destination"/> for a buffer
+    /// of the length the frame claims (at most <paramref name="maxLength"/>) and decompresses into it.
+    /// </summary>
+    public ReadOnlySpan<byte> OpenBlobInPlace(Span<byte> sealedBlob, PlainDestination destination, int maxLength, string what)
+    {
+        var inner = DecryptInPlace(sealedBlob, what);
+        var body = inner[1..];
+        switch ((BlobEncoding)inner[0])
+        {
+            case BlobEncoding.Raw:
+                if (body.Length > maxLength) throw new InvalidDataException($"{what} is {body.Length} bytes, more than the {maxLength} allowed.");
+                return body;
+            case BlobEncoding.Zstd:
+                try
+                {
+                    var claimed = ChunkCompressor.ClaimedLength(body);
+                    if (claimed > (ulong)maxLength)
+                        throw new InvalidDataException($"The zstd frame claims {claimed} bytes, more than the {maxLength} allowed.");
+                    var plain = destination((int)claimed);
+                    return plain[.._compressor.Decompress(body, plain)];
+                }
+                catch (InvalidDataException e)
+                {
+                    throw new InvalidDataException($"{what}: {e.Message}", e);
+                }
+            default:
+                throw new InvalidDataException($"{what} has unknown encoding {inner[0]}.");
+        }
+    }
+
+    /// <summary>Decrypts a blob in place; returns its encoding byte and body (inside <paramref name="sealedBlob"/>).</summary>
+    private Span<byte> DecryptInPlace(Span<byte> sealedBlob, string what)
+    {
         var innerLength = BlobCipher.PlaintextLength(sealedBlob.Length);
-        if (innerLength < 1) throw new InvalidDataException($"Chunk {expected}: the envelope has no encoding byte.");
+        if (innerLength < 1) throw new InvalidDataException($"{what}: the envelope has no encoding byte.");
         var inner = sealedBlob.Slice(BlobCipher.NonceSize, innerLength);
         try
         {
@@ -142,33 +219,17 @@ public sealed class BlobEnvelope : IDisposable
         }
         catch (BlobAuthenticationException)
         {
-            throw new BlobAuthenticationException($"Chunk {expected} failed authentication: its blob is damaged or was sealed with another key.");
+            throw new BlobAuthenticationException($"{what} failed authentication: its blob is damaged or was sealed with another key.");
         }
-        var body = inner[1..];
-        ReadOnlySpan<byte> chunk;
-        switch ((BlobEncoding)inner[0])
-        {
-            case BlobEncoding.Raw:
-                if (body.Length > destination.Length)
-                    throw new InvalidDataException($"Chunk {expected} is {body.Length} bytes, more than the {destination.Length} allowed.");
-                chunk = body;
-                break;
-            case BlobEncoding.Zstd:
-                try
-                {
-                    chunk = destination[.._compressor.Decompress(body, destination)];
-                }
-                catch (InvalidDataException e)
-                {
-                    throw new InvalidDataException($"Chunk {expected}: {e.Message}", e);
-                }
-                break;
-            default:
-                throw new InvalidDataException($"Chunk {expected} has unknown encoding {inner[0]}.");
-        }
+        return inner;
+    }
+
+    /// <summary>Checks that <paramref name="chunk"/>'s keyed id is <paramref name="expected"/>.</summary>
+    /// <exception cref="ChunkMismatchException">It is another chunk.</exception>
+    public void Verify(ReadOnlySpan<byte> chunk, ChunkId expected)
+    {
         var actual = _ids.Compute(chunk);
         if (actual != expected) throw new ChunkMismatchException(expected, actual);
-        return chunk;
     }
 
     public byte[] Open(ReadOnlySpan<byte> sealedBlob, ChunkId expected, int maxChunkLength)

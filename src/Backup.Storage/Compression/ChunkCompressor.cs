@@ -67,6 +67,19 @@ public sealed class ChunkCompressor : IDisposable
         }
     }
 
+    /// <summary>The plaintext length a frame claims (its header records it); <see cref="InvalidDataException"/> when the frame is corrupt.</summary>
+    public static ulong ClaimedLength(ReadOnlySpan<byte> frame)
+    {
+        try
+        {
+            return Decompressor.GetDecompressedSize(frame);
+        }
+        catch (ZstdException e)
+        {
+            throw new InvalidDataException($"The zstd frame is corrupt: {e.Message}", e);
+        }
+    }
+
     /// <summary>
     /// Decompresses one frame into <paramref name="destination"/>, refusing a frame that claims or produces more
     /// than <paramref name="destination"/> holds. Returns the decompressed length.

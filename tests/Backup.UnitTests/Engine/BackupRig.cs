@@ -106,7 +106,7 @@ internal sealed class BackupRig : IDisposable
         await using var content = File.OpenRead(file);
         var (_, entries) = await Store.PutPackAsync(packId, content, long.MaxValue, ct);
         lock (Index) // two uploads at once, like two requests to the server
-            foreach (var e in entries) Index.TryAdd(e.Id, new ChunkLocation(e.Id.ToString(), packId, e.Offset, e.Length, e.PlainLength));
+            foreach (var e in entries) Index.TryAdd(e.Id, ChunkLocation.Of(packId, e));
     }
 
     /// <summary>What the server does on commit: every referenced chunk must be indexed, and the manifest names their packs.</summary>

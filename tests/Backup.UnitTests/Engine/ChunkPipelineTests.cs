@@ -34,12 +34,15 @@ public sealed class ChunkPipelineTests : IDisposable
     {
         using var envelope = new BlobEnvelope(_keys);
         var chunks = new Dictionary<ChunkId, byte[]>();
+        var blob = new byte[Pack.MaxPlainLength];
         foreach (var bytes in _uploaded.Values)
             foreach (var e in Pack.ReadIndex(new MemoryStream(bytes)))
             {
-                var plain = envelope.Open(bytes.AsSpan((int)e.Offset, e.Length), e.Id, Pack.MaxPlainLength);
-                plain.Length.ShouldBe(e.PlainLength);
-                chunks.Add(e.Id, plain);
+                var length = envelope.OpenBlob(bytes.AsSpan((int)e.Offset, e.Length), blob, "blob");
+                (e.PlainOffset + e.PlainLength).ShouldBeLessThanOrEqualTo(length);
+                var plain = blob.AsSpan(e.PlainOffset, e.PlainLength);
+                envelope.Verify(plain, e.Id);
+                chunks.Add(e.Id, plain.ToArray());
             }
         return chunks;
     }
@@ -85,6 +88,42 @@ public sealed class ChunkPipelineTests : IDisposable
         totals.ChunksNew.ShouldBe(chunks.Length);
         totals.PlainBytesNew.ShouldBe(chunks.Sum(c => (long)c.Length));
         totals.SealedBytesNew.ShouldBeLessThan(totals.PlainBytesNew); // the zeros compress
+    }
+
+    /// <summary>Text-like bytes (words drawn from a small vocabulary), as small files of documents or source code hold.</summary>
+    private static byte[] Words(Random random, int length)
+    {
+        string[] vocabulary = ["backup", "restore", "vault", "policy", "agent", "chunk", "pack", "index", "server", "point", "the", "of", "a"];
+        var text = new System.Text.StringBuilder();
+        while (text.Length < length) text.Append(vocabulary[random.Next(vocabulary.Length)]).Append(random.Next(8) == 0 ? ".\n" : " ");
+        return System.Text.Encoding.ASCII.GetBytes(text.ToString(0, length));
+    }
+
+    [Fact]
+    public async Task Small_chunks_are_sealed_together_yet_each_comes_back_under_its_own_id()
+    {
+        var random = new Random(2026);
+        var small = Enumerable.Range(0, 300).Select(i => Words(random, 1000 + random.Next(8000))).ToArray();
+        var large = RandomNumberGenerator.GetBytes(ChunkPipeline.GroupBelow);
+        await using var pipeline = Pipeline(8 << 20);
+        var ids = new List<ChunkId>();
+        foreach (var chunk in small.Take(150).Append(large).Concat(small.Skip(150))) ids.Add(await pipeline.AddAsync(chunk));
+        var totals = await pipeline.CompleteAsync();
+
+        var entries = _uploaded.Values.SelectMany(b => Pack.ReadIndex(new MemoryStream(b))).ToList();
+        entries.Count.ShouldBe(301);
+        var blobs = entries.GroupBy(e => e.Offset).ToList();
+        // ~1.5 MB of small chunks in groups of about a megabyte, and the large chunk in a blob of its own.
+        blobs.Count.ShouldBe(3);
+        blobs.Single(b => b.Any(e => e.PlainLength == large.Length)).Count().ShouldBe(1);
+        var stored = Stored();
+        foreach (var (chunk, id) in small.Take(150).Append(large).Concat(small.Skip(150)).Zip(ids)) stored[id].ShouldBe(chunk);
+        totals.ChunksNew.ShouldBe(301);
+
+        // Compressed together the small chunks take less room than each sealed on its own.
+        using var envelope = new BlobEnvelope(_keys);
+        var alone = small.Sum(c => (long)envelope.Seal(c).Length);
+        (totals.SealedBytesNew - large.Length - BlobEnvelope.MaxOverhead).ShouldBeLessThan(alone * 95 / 100);
     }
 
     [Fact]
@@ -156,8 +195,8 @@ public sealed class ChunkPipelineTests : IDisposable
     [Fact]
     public async Task Scratch_pack_files_are_removed_once_uploaded()
     {
-        await using var pipeline = Pipeline(64 << 10);
-        for (var i = 0; i < 8; i++) await pipeline.AddAsync(RandomNumberGenerator.GetBytes(50_000));
+        await using var pipeline = Pipeline(1 << 20);
+        for (var i = 0; i < 8; i++) await pipeline.AddAsync(RandomNumberGenerator.GetBytes(600_000)); // not grouped: a blob each
         await pipeline.CompleteAsync();
 
         _uploaded.Count.ShouldBe(4);

@@ -21,7 +21,7 @@ public sealed class CorruptionTests : IDisposable
     private async Task<BackupRun> BackUpAsync(CancellationToken ct)
     {
         _content["first.txt"] = RandomNumberGenerator.GetBytes(1000);
-        _content["last.txt"] = RandomNumberGenerator.GetBytes(2000);
+        _content["last.txt"] = RandomNumberGenerator.GetBytes(1000); // as long as first.txt: an index may swap their places
         _content["middle.bin"] = TestData.Random(20261125, 8 << 20);
         foreach (var (name, bytes) in _content) _rig.Write(name, bytes);
         return await _rig.BackupAsync(1 << 20, TestContext.Current.CancellationToken);
@@ -125,7 +125,7 @@ public sealed class CorruptionTests : IDisposable
         var index = _rig.IndexFor(run.Manifest);
         var first = Locations(run, "first.txt").Single();
         var other = Locations(run, "last.txt").Single();
-        index[ChunkId.Parse(first.ChunkId)] = first with { PackId = other.PackId, Offset = other.Offset, Length = other.Length };
+        index[ChunkId.Parse(first.ChunkId)] = first with { PackId = other.PackId, Offset = other.Offset, Length = other.Length, PlainOffset = other.PlainOffset };
         var target = _rig.NewTarget();
 
         var e = await Should.ThrowAsync<InvalidDataException>(() =>
