@@ -35,6 +35,16 @@ public sealed class AgentOptions
     /// <summary>Threads that compress and encrypt chunks (default: one per core).</summary>
     public int? SealingThreads { get; set; }
 
+    /// <summary>
+    /// The zstd level chunks are compressed at, 1 (fastest) to 19 (smallest). Default 2: with small files compressed in
+    /// groups it stores the benchmark's dataset 1.7 % larger than level 3 for ~25 % less compression time (measured: agent
+    /// CPU 10.0–10.5 instead of 13.0–14.2 core-s for its initial backup, repository 807.5 instead of 794.4 MB, restic's
+    /// 824.5 MB). Changing it never changes chunk ids: it only decides how new chunks are stored.
+    /// </summary>
+    public int CompressionLevel { get; set; } = DefaultCompressionLevel;
+
+    public const int DefaultCompressionLevel = 2;
+
     /// <summary>A pack is sealed and uploaded once it holds at least this many bytes.</summary>
     public long PackTargetBytes { get; set; } = 16L << 20;
 }

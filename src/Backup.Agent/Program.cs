@@ -28,7 +28,9 @@ if (OfflineCommands.Handles(args))
 var settings = new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory, Configuration = new ConfigurationManager() };
 settings.Configuration["hostBuilder:reloadConfigOnChange"] = "false";
 var builder = Host.CreateApplicationBuilder(settings);
-builder.Services.AddOptions<AgentOptions>().Bind(builder.Configuration.GetSection(AgentOptions.Section));
+builder.Services.AddOptions<AgentOptions>().Bind(builder.Configuration.GetSection(AgentOptions.Section))
+    .Validate(o => o.CompressionLevel is >= 1 and <= 19, "Agent:CompressionLevel must be a zstd level from 1 to 19 (default 2).")
+    .ValidateOnStart();
 // One client for the process: the credential set after enrolment must be on every later request.
 builder.Services.AddSingleton(sp => new ServerClient(new HttpClient
 {
@@ -38,5 +40,13 @@ builder.Services.AddSingleton(sp => new ServerClient(new HttpClient
 builder.Services.AddSingleton<Credentials>();
 builder.Services.AddSingleton<RepositoryKeys>();
 builder.Services.AddHostedService<JobLoop>();
-await builder.Build().RunAsync();
+try
+{
+    await builder.Build().RunAsync();
+}
+catch (OptionsValidationException e)
+{
+    Console.Error.WriteLine($"Backup.Agent: {string.Join(" ", e.Failures)} Nothing was started.");
+    return 2;
+}
 return 0;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using Backup.Storage.Blobs;
+using Backup.Storage.Compression;
 using Backup.Storage.Crypto;
 using Backup.Agent.Memory;
 using Backup.Storage.Format;
@@ -83,7 +84,10 @@ public sealed class ChunkPipeline : IAsyncDisposable
     private int _groupLength;
 
     /// <param name="known">Chunk ids the server already holds; the pipeline adds the ones it packs.</param>
-    public ChunkPipeline(MasterKeys keys, ISet<ChunkId> known, string scratch, long packTarget, UploadPack upload, int? sealers = null, CancellationToken ct = default)
+    /// <param name="compressionLevel">The zstd level new chunks are compressed at.</param>
+    public ChunkPipeline(
+        MasterKeys keys, ISet<ChunkId> known, string scratch, long packTarget, UploadPack upload, int? sealers = null,
+        int compressionLevel = ChunkCompressor.DefaultLevel, CancellationToken ct = default)
     {
         _ids = keys.CreateChunkIdHasher();
         _known = known;
@@ -95,7 +99,7 @@ public sealed class ChunkPipeline : IAsyncDisposable
         _toSeal = Channel.CreateBounded<Plain>(new BoundedChannelOptions(1) { SingleWriter = true });
         // Two uploads in flight: the server's hash, write and fsync of one pack overlap the transfer of the next.
         _toUpload = Channel.CreateBounded<Finished>(new BoundedChannelOptions(1));
-        _sealers = Task.WhenAll(Enumerable.Range(0, workers).Select(_ => Task.Run(() => SealAsync(keys))));
+        _sealers = Task.WhenAll(Enumerable.Range(0, workers).Select(_ => Task.Run(() => SealAsync(keys, compressionLevel))));
         _uploaders = Task.WhenAll(Task.Run(UploadAsync), Task.Run(UploadAsync));
     }
 
@@ -270,11 +274,11 @@ public sealed class ChunkPipeline : IAsyncDisposable
         };
     }
 
-    private async Task SealAsync(MasterKeys keys)
+    private async Task SealAsync(MasterKeys keys, int compressionLevel)
     {
         try
         {
-            using var envelope = new BlobEnvelope(keys);
+            using var envelope = new BlobEnvelope(keys, compressionLevel);
             await foreach (var plain in _toSeal.Reader.ReadAllAsync(_stop.Token))
             {
                 if (_stop.IsCancellationRequested)

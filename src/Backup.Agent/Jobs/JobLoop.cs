@@ -253,7 +253,7 @@ public sealed class JobLoop(
             {
                 var stored = await server.UploadPackAsync(agentId, jobPath, packId, file, token);
                 log.LogInformation("Pack {PackId} stored ({Chunks} chunks, {Bytes} bytes{Note})", packId[..12], chunks, stored.Bytes, stored.AlreadyPresent ? ", already on the server" : "");
-            }, options.Value.SealingThreads, ct);
+            }, options.Value.SealingThreads, options.Value.CompressionLevel, ct);
             var lastReport = Stopwatch.StartNew();
             var result = await new Archiver(loggers.CreateLogger<Archiver>()).ArchiveAsync(job.Path, pipeline, known, cache, filter, (bytes, files) =>
             {
