@@ -95,14 +95,22 @@ public sealed class DiskStore
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             await using (var file = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
             {
-                var buffer = new byte[1 << 20];
-                int read;
-                while ((read = await content.ReadAsync(buffer, ct)) > 0)
+                // A pooled buffer: a fresh megabyte per upload lands on the large object heap and brings on full collections.
+                var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 20);
+                try
                 {
-                    written += read;
-                    if (written > maxBytes) throw new InvalidDataException($"Pack {packId} exceeds the limit of {maxBytes} bytes.");
-                    hash.AppendData(buffer, 0, read);
-                    await file.WriteAsync(buffer.AsMemory(0, read), ct);
+                    int read;
+                    while ((read = await content.ReadAsync(buffer, ct)) > 0)
+                    {
+                        written += read;
+                        if (written > maxBytes) throw new InvalidDataException($"Pack {packId} exceeds the limit of {maxBytes} bytes.");
+                        hash.AppendData(buffer, 0, read);
+                        await file.WriteAsync(buffer.AsMemory(0, read), ct);
+                    }
+                }
+                finally
+                {
+                    System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
                 }
                 await file.FlushAsync(ct);
                 file.Flush(flushToDisk: true);
