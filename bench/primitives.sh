@@ -37,6 +37,7 @@ best_mbps() {
 }
 openssl_sha=$(best_mbps openssl dgst -sha256 "$data")
 zstd_l3=$(best_mbps zstd -3 -T1 -q -c "$data")
+zstd_l2=$(best_mbps zstd -2 -T1 -q -c "$data")
 zstd_l3_1m=$(best_mbps zstd -3 -T1 -q -c --no-check -B1048576 "$data")
 # `openssl enc` refuses AEAD ciphers, so GCM (and SHA-256 for comparison) come from `openssl speed` on 1 MiB
 # buffers in memory; its figures are in 1000s of bytes per second.
@@ -45,10 +46,10 @@ openssl_gcm=$(speed_mbps aes-256-gcm)
 openssl_sha_mem=$(speed_mbps sha256)
 ratio=$(zstd -3 -T1 -q -c "$data" | wc -c | awk -v b="$bytes" '{ printf "%.2f", b / $1 }')
 
-python3 - "$csv" "$openssl_sha" "$zstd_l3" "$zstd_l3_1m" "$openssl_gcm" "$openssl_sha_mem" "$ratio" "$(nproc)" \
+python3 - "$csv" "$openssl_sha" "$zstd_l3" "$zstd_l2" "$zstd_l3_1m" "$openssl_gcm" "$openssl_sha_mem" "$ratio" "$(nproc)" \
   "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import csv, sys
-path, sha, zl3, zl3b, gcm, sha_mem, ratio, cores, cpu, load = sys.argv[1:]
+path, sha, zl3, zl2, zl3b, gcm, sha_mem, ratio, cores, cpu, load = sys.argv[1:]
 rows = {r["Method"]: r for r in csv.DictReader(open(path))}
 def ours(name):
     r = rows.get(name)
@@ -61,6 +62,7 @@ table = [
     ("SHA-256 (in memory)", "", sha_mem, "openssl speed -evp sha256, 1 MiB buffers"),
     ("zstd level 3 compress", ours("'zstd L3 compress (per chunk)'"), zl3, "zstd -3 -T1 (whole file)"),
     ("zstd level 3, 1 MiB blocks", "", zl3b, "zstd -3 -T1 -B1048576"),
+    ("zstd level 2 (the agent's default)", ours("'zstd L2 compress (per chunk)'"), zl2, "zstd -2 -T1 (whole file)"),
     ("AES-256-GCM seal", ours("'AES-256-GCM seal (per chunk)'"), gcm, "openssl speed -evp aes-256-gcm, 1 MiB buffers"),
     ("envelope seal (zstd-or-raw + GCM)", ours("'envelope seal (zstd-or-raw + AES-GCM)'"), "", ""),
     ("envelope open (GCM + unzstd + id)", ours("'envelope open (AES-GCM + unzstd + id check)'"), "", ""),

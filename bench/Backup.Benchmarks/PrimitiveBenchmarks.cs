@@ -21,6 +21,7 @@ public class PrimitiveBenchmarks
     private ChunkIdHasher _ids = null!;
     private BlobCipher _cipher = null!;
     private ChunkCompressor _zstd = null!;
+    private ChunkCompressor _zstd2 = null!;
     private BlobEnvelope _envelope = null!;
     private FastCdcChunker _chunker = null!;
     private (byte[] Blob, ChunkId Id)[] _sealed = [];
@@ -41,7 +42,8 @@ public class PrimitiveBenchmarks
         _keys = MasterKeys.Generate();
         _ids = _keys.CreateChunkIdHasher();
         _cipher = _keys.CreateCipher();
-        _zstd = new ChunkCompressor();
+        _zstd = new ChunkCompressor(3);
+        _zstd2 = new ChunkCompressor(2); // the agent's default level (Agent:CompressionLevel)
         _envelope = new BlobEnvelope(_keys);
         _chunker = new FastCdcChunker();
         _sealed = [.. _chunks.Select(c => (_envelope.Seal(_data.AsSpan(c.Offset, c.Length)), _envelope.ComputeId(_data.AsSpan(c.Offset, c.Length))))];
@@ -52,6 +54,7 @@ public class PrimitiveBenchmarks
     {
         _envelope.Dispose();
         _zstd.Dispose();
+        _zstd2.Dispose();
         _cipher.Dispose();
         _keys.Dispose();
     }
@@ -90,11 +93,16 @@ public class PrimitiveBenchmarks
     }
 
     [Benchmark(Description = "zstd L3 compress (per chunk)")]
-    public long ZstdL3()
+    public long ZstdL3() => Compress(_zstd);
+
+    [Benchmark(Description = "zstd L2 compress (per chunk)")]
+    public long ZstdL2() => Compress(_zstd2);
+
+    private long Compress(ChunkCompressor zstd)
     {
         long total = 0;
         foreach (var (offset, length) in _chunks)
-            total += _zstd.TryCompress(_data.AsSpan(offset, length), _output, out var written) ? written : length;
+            total += zstd.TryCompress(_data.AsSpan(offset, length), _output, out var written) ? written : length;
         return total;
     }
 
