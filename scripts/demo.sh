@@ -134,7 +134,8 @@ token="$(post /api/enrolment-tokens '{"validForMinutes":30}' | json_field token)
 rm -rf "$DEMO/agent-state"
 start agent Backup.Agent "--Agent:Server=$API/" "--Agent:EnrolmentToken=$token" "--Agent:StateDirectory=$DEMO/agent-state" "--Agent:MachineName=$(hostname)" "--Agent:PassphraseFile=$DEMO/passphrase"
 agent=""
-for _ in $(seq 60); do agent="$(get /api/agents | json_field id)"; [[ -n $agent ]] && break; sleep 0.5; done
+# The agent this run enrolled (its saved credential names it): agents enrolled by earlier runs stay listed by the server.
+for _ in $(seq 60); do agent="$(json_field AgentId <"$DEMO/agent-state/credential.json" 2>/dev/null || true)"; [[ -n $agent ]] && break; sleep 0.5; done
 [[ -n $agent ]] || die "the agent did not enrol; see $RUN/agent.log"
 
 if [[ $MODE == schedule ]]; then
