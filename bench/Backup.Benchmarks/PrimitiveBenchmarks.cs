@@ -126,7 +126,7 @@ public class PrimitiveBenchmarks
     public long EnvelopeOpen()
     {
         long total = 0;
-        foreach (var (blob, id) in _sealed) total += _envelope.Open(blob, id, _output.AsSpan());
+        foreach (var (blob, id) in _sealed) total += _envelope.Open(blob, id, _output);
         return total;
     }
 }

@@ -85,26 +85,41 @@ public sealed class BlobEnvelope : IDisposable
     /// <exception cref="BlobAuthenticationException">The blob was altered, truncated or sealed with another key.</exception>
     /// <exception cref="ChunkMismatchException">The blob is authentic but holds another chunk than <paramref name="expected"/>.</exception>
     /// <exception cref="InvalidDataException">The envelope's content is malformed (unknown encoding, bad zstd frame, too large).</exception>
-    public int Open(ReadOnlySpan<byte> sealedBlob, ChunkId expected, Span<byte> destination)
+    public int Open(ReadOnlySpan<byte> sealedBlob, ChunkId expected, byte[] destination)
     {
         var length = OpenBlob(sealedBlob, destination, $"Chunk {expected}");
-        Verify(destination[..length], expected);
+        Verify(destination.AsSpan(0, length), expected);
         return length;
     }
 
     /// <summary>
     /// Opens a blob (one chunk, or a group of small chunks back to back) into <paramref name="destination"/> (which bounds the
     /// size accepted) and returns its plaintext length, without checking any chunk id: the caller checks each chunk it takes
-    /// out with <see cref="Verify"/>. <paramref name="what"/> names the blob in errors.
+    /// out with <see cref="Verify"/>. <paramref name="what"/> names the blob in errors. The blob itself is left as it was.
     /// </summary>
     /// <exception cref="BlobAuthenticationException">The blob was altered, truncated or sealed with another key.</exception>
     /// <exception cref="InvalidDataException">The envelope's content is malformed (unknown encoding, bad zstd frame, too large).</exception>
-    public int OpenBlob(ReadOnlySpan<byte> sealedBlob, Span<byte> destination, string what)
+    public int OpenBlob(ReadOnlySpan<byte> sealedBlob, byte[] destination, string what)
+    {
+        if (_scratch.Length < sealedBlob.Length) _scratch = GC.AllocateUninitializedArray<byte>(sealedBlob.Length);
+        var copy = _scratch.AsSpan(0, sealedBlob.Length);
+        sealedBlob.CopyTo(copy);
+        var plain = OpenBlobInPlace(copy, length => destination.AsSpan(0, length), destination.Length, what);
+        plain.CopyTo(destination); // a raw blob's plaintext is in the scratch copy; a compressed one's already in place
+        return plain.Length;
+    }
+
+    /// <summary>
+    /// Opens a blob without a buffer of its own: decrypts it in place (its bytes are overwritten) and returns the plaintext,
+    /// inside <paramref name="sealedBlob"/> when stored raw; when compressed, asks <paramref name="destination"/> for a buffer
+    /// of the length the frame claims (at most <paramref name="maxLength"/>) and decompresses into it. No chunk id is checked
+    /// (see <see cref="Verify"/>).
+    /// </summary>
+    public ReadOnlySpan<byte> OpenBlobInPlace(Span<byte> sealedBlob, PlainDestination destination, int maxLength, string what)
     {
         var innerLength = BlobCipher.PlaintextLength(sealedBlob.Length);
         if (innerLength < 1) throw new InvalidDataException($"{what}: the envelope has no encoding byte.");
-        if (_scratch.Length < innerLength) _scratch = GC.AllocateUninitializedArray<byte>(innerLength);
-        var inner = _scratch.AsSpan(0, innerLength);
+        var inner = sealedBlob.Slice(BlobCipher.NonceSize, innerLength);
         try
         {
             _cipher.Open(sealedBlob, inner);
@@ -113,76 +128,6 @@ public sealed class BlobEnvelope : IDisposable
         {
             throw new BlobAuthenticationException($"{what} failed authentication: its blob is damaged or was sealed with another key.");
         }
-        var body = inner[1..];
-        switch ((BlobEncoding)inner[0])
-        {
-            case BlobEncoding.Raw:
-                if (body.Length > destination.Length)
-                    throw new InvalidDataException($"{what} is {body.Length} bytes, more than the {destination.Length} allowed.");
-                body.CopyTo(destination);
-                return body.Length;
-            case BlobEncoding.Zstd:
-                try
-                {
-                    return _compressor.Decompress(body, destination);
-                }
-                catch (InvalidDataException e)
-                {
-                    throw new InvalidDataException($"{what}: {e.Message}", e);
-                }
-            default:
-                throw new InvalidDataException($"{what} has unknown encoding {inner[0]}.");
-        }
-    }
-
-    /// <summary>
-    /// Like <see cref="Open(ReadOnlySpan{byte}, ChunkId, Span{byte})"/>, without a buffer of its own: decrypts in place
-    /// (the blob's bytes are overwritten), then returns the chunk, which is either inside <paramref name="sealedBlob"/>
-    /// (stored raw) or decompressed into <paramref name="destination"/> (whose length bounds the chunk size accepted).
-    /// </summary>
-    public ReadOnlySpan<byte> OpenInPlace(Span<byte> sealedBlob, ChunkId expected, Span<byte> destination)
-    {
-        var chunk = OpenBlobInPlace(sealedBlob, destination, $"Chunk {expected}");
-        Verify(chunk, expected);
-        return chunk;
-    }
-
-    /// <summary>
-    /// <see cref="OpenBlob"/> without a buffer of its own: decrypts in place (the blob's bytes are overwritten) and returns the
-    /// plaintext, inside <paramref name="sealedBlob"/> (stored raw) or decompressed into <paramref name="destination"/>.
-    /// </summary>
-    public ReadOnlySpan<byte> OpenBlobInPlace(Span<byte> sealedBlob, Span<byte> destination, string what)
-    {
-        var inner = DecryptInPlace(sealedBlob, what);
-        var body = inner[1..];
-        switch ((BlobEncoding)inner[0])
-        {
-            case BlobEncoding.Raw:
-                if (body.Length > destination.Length)
-                    throw new InvalidDataException($"{what} is {body.Length} bytes, more than the {destination.Length} allowed.");
-                return body;
-            case BlobEncoding.Zstd:
-                try
-                {
-                    return destination[.._compressor.Decompress(body, destination)];
-                }
-                catch (InvalidDataException e)
-                {
-                    throw new InvalidDataException($"{what}: {e.Message}", e);
-                }
-            default:
-                throw new InvalidDataException($"{what} has unknown encoding {inner[0]}.");
-        }
-    }
-
-    /// <summary>
-    /// <see cref="OpenBlobInPlace(Span{byte}, Span{byte}, string)"/> for a blob whose plaintext length the caller does not know
-    /// (a group of chunks): decrypts in place and, when the blob is compressed, asks <paramref name="destination"/> for a buffer
-    /// of the length the frame claims (at most <paramref name="maxLength"/>) and decompresses into it.
-    /// </summary>
-    public ReadOnlySpan<byte> OpenBlobInPlace(Span<byte> sealedBlob, PlainDestination destination, int maxLength, string what)
-    {
-        var inner = DecryptInPlace(sealedBlob, what);
         var body = inner[1..];
         switch ((BlobEncoding)inner[0])
         {
@@ -205,23 +150,6 @@ public sealed class BlobEnvelope : IDisposable
             default:
                 throw new InvalidDataException($"{what} has unknown encoding {inner[0]}.");
         }
-    }
-
-    /// <summary>Decrypts a blob in place; returns its encoding byte and body (inside <paramref name="sealedBlob"/>).</summary>
-    private Span<byte> DecryptInPlace(Span<byte> sealedBlob, string what)
-    {
-        var innerLength = BlobCipher.PlaintextLength(sealedBlob.Length);
-        if (innerLength < 1) throw new InvalidDataException($"{what}: the envelope has no encoding byte.");
-        var inner = sealedBlob.Slice(BlobCipher.NonceSize, innerLength);
-        try
-        {
-            _cipher.Open(sealedBlob, inner);
-        }
-        catch (BlobAuthenticationException)
-        {
-            throw new BlobAuthenticationException($"{what} failed authentication: its blob is damaged or was sealed with another key.");
-        }
-        return inner;
     }
 
     /// <summary>Checks that <paramref name="chunk"/>'s keyed id is <paramref name="expected"/>.</summary>

@@ -132,9 +132,7 @@ public sealed class PackBuilder : IAsyncDisposable
 
     public void Add(ChunkId id, ReadOnlySpan<byte> sealedBlob, int plainLength)
     {
-        if (_finished) throw new InvalidOperationException("The pack is finished.");
-        if (sealedBlob.Length < Pack.MinBlobLength || sealedBlob.Length > Pack.MaxBlobLength)
-            throw new ArgumentException($"A sealed blob of {sealedBlob.Length} bytes cannot be packed.", nameof(sealedBlob));
+        CheckBlob(sealedBlob);
         ArgumentOutOfRangeException.ThrowIfNegative(plainLength);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(plainLength, Pack.MaxPlainLength);
         _entries.Add(new PackEntry(id, Length, sealedBlob.Length, plainLength));
@@ -147,9 +145,7 @@ public sealed class PackBuilder : IAsyncDisposable
     /// </summary>
     public void Add(IReadOnlyList<(ChunkId Id, int PlainOffset, int PlainLength)> chunks, ReadOnlySpan<byte> sealedBlob)
     {
-        if (_finished) throw new InvalidOperationException("The pack is finished.");
-        if (sealedBlob.Length < Pack.MinBlobLength || sealedBlob.Length > Pack.MaxBlobLength)
-            throw new ArgumentException($"A sealed blob of {sealedBlob.Length} bytes cannot be packed.", nameof(sealedBlob));
+        CheckBlob(sealedBlob);
         if (chunks.Count == 0) throw new ArgumentException("A blob holds at least one chunk.", nameof(chunks));
         var next = 0L;
         foreach (var (_, plainOffset, plainLength) in chunks)
@@ -160,6 +156,13 @@ public sealed class PackBuilder : IAsyncDisposable
         }
         foreach (var (id, plainOffset, plainLength) in chunks) _entries.Add(new PackEntry(id, Length, sealedBlob.Length, plainLength, plainOffset));
         Append(sealedBlob);
+    }
+
+    private void CheckBlob(ReadOnlySpan<byte> sealedBlob)
+    {
+        if (_finished) throw new InvalidOperationException("The pack is finished.");
+        if (sealedBlob.Length < Pack.MinBlobLength || sealedBlob.Length > Pack.MaxBlobLength)
+            throw new ArgumentException($"A sealed blob of {sealedBlob.Length} bytes cannot be packed.", nameof(sealedBlob));
     }
 
     /// <summary>Writes the trailer, flushes the file and returns the pack's id (hex SHA-256) and length.</summary>
