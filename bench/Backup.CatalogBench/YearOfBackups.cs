@@ -1,3 +1,4 @@
+using Backup.Storage.Contracts;
 using Backup.Commands.Agents;
 using Backup.Commands.Cataloguing;
 using Backup.Commands.CheckingRecoveryPoints;
@@ -394,7 +395,7 @@ public sealed class YearOfBackups
             var id = NewId(_random);
             _restores++;
             Add(at, id, new RestoreRequested(id, latest.Id, _source, _agent, RestoreSource.Disk, $"/restore/share-{index:D5}-{_restores}", "user:operator",
-                at, [$"finance/2026/q{_restores}-report.xlsx", "hr/policies"], IfItemExists.KeepBoth));
+                at, [$"finance/2026/q{_restores}-report.xlsx", "hr/policies"], ExistingItems.KeepBoth));
             var started = at.AddSeconds(5 + _random.Next(30));
             Add(started, id, new RestoreStarted(id, _agent, started));
             var done = started.AddSeconds(30 + _random.Next(300));

@@ -92,7 +92,7 @@ var loops = agents.Select(async agent =>
         try
         {
             using var next = await agent.Http.PostAsync($"api/agents/{agent.Agent.AgentId}/jobs/next", null);
-            if (next.StatusCode == HttpStatusCode.OK && await next.Content.ReadFromJsonAsync<AgentJob>(json) is { Kind: AgentJobKind.Backup } job)
+            if (next.StatusCode == HttpStatusCode.OK && await next.Content.ReadFromJsonAsync<AgentJob>(json) is { Kind: JobKind.Backup } job)
             {
                 await BackupAsync(agent.Agent, agent.Http, job);
                 Interlocked.Increment(ref taken);

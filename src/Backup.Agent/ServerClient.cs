@@ -30,7 +30,7 @@ public sealed class ServerClient(HttpClient http)
 
     /// <summary>Where a backup's or a synchronisation's packs and commit go: <c>recovery-points/{id}</c> or <c>syncs/{id}</c>.</summary>
     public static string JobPath(AgentJob job) =>
-        job.Kind == AgentJobKind.Synchronisation ? $"syncs/{job.JobId}" : $"recovery-points/{job.RecoveryPointId}";
+        job.Kind == JobKind.Synchronisation ? $"syncs/{job.JobId}" : $"recovery-points/{job.RecoveryPointId}";
 
     public async Task<PackStored> UploadPackAsync(Guid agentId, string jobPath, string packId, string file, CancellationToken ct)
     {

@@ -12,6 +12,7 @@ using Backup.Api.ProtectionGroups;
 using Backup.Api.RecoveryPoints;
 using Backup.Api.Repository;
 using Backup.Api.Restores;
+using Backup.Commands.Stores;
 using Backup.Commands.Common;
 using Backup.Commands.CreatingProtectionGroups;
 using Backup.Projections;
@@ -57,6 +58,11 @@ services.AddScoped<CommandMetadata>();
 
 services.AddSingleton(sp => new DiskStore(Path.GetFullPath(sp.GetRequiredService<IOptions<ServerOptions>>().Value.DiskStore, builder.Environment.ContentRootPath)));
 services.AddSingleton(sp => new VaultStore(new BlobServiceClient(vaultConnection).GetBlobContainerClient(server.VaultContainer)));
+services.AddSingleton(sp => new ServerDiskPacks(sp.GetRequiredService<DiskStore>(), sp.GetRequiredService<IOptions<ServerOptions>>().Value.MaxPackBytes));
+services.AddSingleton<IDiskPacks>(sp => sp.GetRequiredService<ServerDiskPacks>());
+services.AddSingleton<IManifests>(sp => sp.GetRequiredService<ServerDiskPacks>());
+services.AddSingleton<IKeyFiles, ServerKeyFiles>();
+services.AddSingleton<ICopyChecker, ServerCopyChecker>();
 
 // Enums travel as their names ("Folder", "Vault", "Both"), and unknown names are a 400.
 services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(allowIntegerValues: false)));

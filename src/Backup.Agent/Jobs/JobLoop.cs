@@ -69,10 +69,10 @@ public sealed class JobLoop(
     {
         switch (job.Kind)
         {
-            case AgentJobKind.Backup or AgentJobKind.Synchronisation:
+            case JobKind.Backup or JobKind.Synchronisation:
                 await WithLeaseAsync(agentId, job, scratch, (jobScratch, ct) => RunBackupAsync(agentId, job, jobScratch, ct), stoppingToken);
                 break;
-            case AgentJobKind.Restore:
+            case JobKind.Restore:
                 await WithLeaseAsync(agentId, job, scratch, (jobScratch, ct) => RunRestoreAsync(agentId, job, jobScratch, ct), stoppingToken);
                 break;
             default:
@@ -235,7 +235,7 @@ public sealed class JobLoop(
     private async Task RunBackupAsync(Guid agentId, AgentJob job, string scratch, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
-        var what = job.Kind == AgentJobKind.Synchronisation ? "Synchronisation" : "Backup";
+        var what = job.Kind == JobKind.Synchronisation ? "Synchronisation" : "Backup";
         var jobPath = ServerClient.JobPath(job);
         log.LogInformation("{What} {JobId} of {Path} started", what, job.JobId, job.Path);
         try
@@ -300,7 +300,7 @@ public sealed class JobLoop(
             server.CompleteBackupAsync(agentId, jobPath, tree, result.Referenced, result.Files, result.Directories, result.BytesRead,
                 result.Tree.Skipped, items, changes, ct);
 
-        if (job.Kind == AgentJobKind.Synchronisation)
+        if (job.Kind == JobKind.Synchronisation)
         {
             await Send([], null);
             return;

@@ -1,4 +1,5 @@
 using Backup.Api.Infrastructure;
+using Backup.Storage.Contracts;
 using Backup.Projections.Jobs;
 using Mediator;
 using Microsoft.AspNetCore.Http.HttpResults;

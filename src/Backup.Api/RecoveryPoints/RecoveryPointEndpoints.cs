@@ -1,3 +1,4 @@
+using Backup.Storage.Contracts;
 using Backup.Api.Infrastructure;
 using Backup.Api.ProtectionGroups;
 using Backup.Commands.CheckingRecoveryPoints;
@@ -19,7 +20,7 @@ namespace Backup.Api.RecoveryPoints;
 /// <c>paths</c>: items to restore, relative to the protected folder (a directory brings all it holds); leave
 /// out for the whole recovery point. <c>ifExists</c>: Overwrite (default), Skip or KeepBoth.
 /// </summary>
-public sealed record RequestRestoreRequest(RestoreSource? Source, string? TargetPath, IReadOnlyList<string>? Paths, IfItemExists? IfExists);
+public sealed record RequestRestoreRequest(RestoreSource? Source, string? TargetPath, IReadOnlyList<string>? Paths, ExistingItems? IfExists);
 
 public static class RecoveryPointEndpoints
 {
@@ -70,21 +71,14 @@ public static class RecoveryPointEndpoints
         Guid recoveryPointId, RestoreSource? tier, HttpContext http, IMediator m, IQuerySession session, DiskStore disk, VaultStore vault, CancellationToken ct)
     {
         var source = tier ?? RestoreSource.Disk;
-        var outcome = await m.Send(new CheckRecoveryPoint(recoveryPointId, source, http.User.Actor(), async (packs, token) =>
-        {
-            var indexed = (await session.InPacksAsync(packs, token)).ToLookup(c => c.PackId, StringComparer.Ordinal);
-            var result = source == RestoreSource.Disk
-                ? await TierCheck.DiskAsync(disk, packs, indexed, token)
-                : await TierCheck.VaultAsync(vault, packs, indexed, token);
-            return new CheckOutcome(result.PacksChecked, result.BytesChecked, [.. result.Damaged.Select(d => new DamagedPack(d.PackId, d.Problem))]);
-        }), ct);
+        var outcome = await m.Send(new CheckRecoveryPoint(recoveryPointId, source, http.User.Actor()), ct);
         return TypedResults.Ok(outcome);
     }
 
     private static async Task<Accepted<IdResponse>> RequestRestore(Guid recoveryPointId, RequestRestoreRequest request, HttpContext http, IMediator m, CancellationToken ct)
     {
         var id = await m.Send(new RequestRestore(recoveryPointId, request.Source, request.TargetPath ?? "", http.User.Actor(),
-            request.Paths, request.IfExists ?? IfItemExists.Overwrite), ct);
+            request.Paths, request.IfExists ?? ExistingItems.Overwrite), ct);
         return TypedResults.Accepted($"/api/restores/{id}", new IdResponse(id));
     }
 }

@@ -42,18 +42,9 @@ public static class RepositoryKeyEndpoints
         return app;
     }
 
-    private static async Task<Created<RepositoryKeyResponse>> Create(CreateRepositoryKeyRequest request, IMediator m, DiskStore disk, VaultStore vault, CancellationToken ct)
+    private static async Task<Created<RepositoryKeyResponse>> Create(CreateRepositoryKeyRequest request, IMediator m, CancellationToken ct)
     {
-        var written = await m.Send(new CreateRepositoryKey(request.Passphrase ?? "", async token =>
-        {
-            var file = KeyFile.Create(request.Passphrase!, out var keys);
-            keys.Dispose();
-            var bytes = file.ToJsonBytes();
-            if (!await disk.TryCreateKeyFileAsync(bytes, token))
-                throw new ConflictException("The repository already has a key file on disk.");
-            await vault.UploadKeyFileAsync(bytes, token);
-            return Written(file, bytes);
-        }), ct);
+        var written = await m.Send(new CreateRepositoryKey(request.Passphrase ?? ""), ct);
         return TypedResults.Created("/api/repository/key", new RepositoryKeyResponse(written.Sha256, written.Kdf, written.MemoryKiB, written.Passes, 0));
     }
 
@@ -66,31 +57,10 @@ public static class RepositoryKeyEndpoints
         return TypedResults.Ok(new RepositoryKeyResponse(state.KeyFileSha256, file.Kdf.Algorithm, (int)file.Kdf.MemoryKiB, (int)file.Kdf.Passes, state.PassphraseChanges));
     }
 
-    private static async Task<Ok<RepositoryKeyResponse>> ChangePassphrase(
-        ChangePassphraseRequest request, IMediator m, DiskStore disk, VaultStore vault, IQuerySession session, CancellationToken ct)
+    private static async Task<Ok<RepositoryKeyResponse>> ChangePassphrase(ChangePassphraseRequest request, IMediator m, IQuerySession session, CancellationToken ct)
     {
-        var written = await m.Send(new ChangeRepositoryPassphrase(request.CurrentPassphrase ?? "", request.NewPassphrase ?? "", async token =>
-        {
-            var current = await disk.ReadKeyFileAsync(token) ?? throw new NotFoundException("Repository key file", RepositoryKey.StreamId);
-            KeyFile rewrapped;
-            try
-            {
-                rewrapped = KeyFile.FromJson(current).Rewrap(request.CurrentPassphrase!, request.NewPassphrase!);
-            }
-            catch (WrongPassphraseException)
-            {
-                throw new UnprocessableException("The current passphrase is wrong; nothing was changed.");
-            }
-            var bytes = rewrapped.ToJsonBytes();
-            // Vault first: if it is unreachable, nothing has changed anywhere and the old passphrase still works.
-            await vault.UploadKeyFileAsync(bytes, token);
-            await disk.ReplaceKeyFileAsync(bytes, token);
-            return Written(rewrapped, bytes);
-        }), ct);
+        var written = await m.Send(new ChangeRepositoryPassphrase(request.CurrentPassphrase ?? "", request.NewPassphrase ?? ""), ct);
         var (state, _) = await session.LoadAsync<RepositoryKey>(RepositoryKey.StreamId, RepositoryKey.Next, ct);
         return TypedResults.Ok(new RepositoryKeyResponse(written.Sha256, written.Kdf, written.MemoryKiB, written.Passes, state?.PassphraseChanges ?? 0));
     }
-
-    private static KeyFileWritten Written(KeyFile file, byte[] bytes) =>
-        new(Convert.ToHexStringLower(SHA256.HashData(bytes)), file.Kdf.Algorithm, (int)file.Kdf.MemoryKiB, (int)file.Kdf.Passes);
 }

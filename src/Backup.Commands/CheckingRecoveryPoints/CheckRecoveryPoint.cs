@@ -1,6 +1,7 @@
 using Backup.Commands.Common;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
+using Backup.Commands.Stores;
 using Marten;
 using Mediator;
 
@@ -19,11 +20,10 @@ public sealed record RecoveryPointChecked(
 
 public sealed record CheckOutcome(int PacksChecked, long BytesChecked, IReadOnlyList<DamagedPack> Damaged);
 
-/// <summary>Checks the <paramref name="Tier"/> copy of a created recovery point with <see cref="Check"/> (given its pack ids) and records the outcome.</summary>
-public sealed record CheckRecoveryPoint(Guid RecoveryPointId, RestoreSource Tier, string RequestedBy, Func<IReadOnlyList<string>, CancellationToken, Task<CheckOutcome>> Check)
-    : ICommand<RecoveryPointChecked>;
+/// <summary>Checks the <paramref name="Tier"/> copy of a created recovery point, pack by pack (<see cref="ICopyChecker"/>), and records the outcome.</summary>
+public sealed record CheckRecoveryPoint(Guid RecoveryPointId, RestoreSource Tier, string RequestedBy) : ICommand<RecoveryPointChecked>;
 
-public sealed class CheckRecoveryPointHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<CheckRecoveryPoint, RecoveryPointChecked>
+public sealed class CheckRecoveryPointHandler(IDocumentSession session, TimeProvider clock, ICopyChecker checker) : ICommandHandler<CheckRecoveryPoint, RecoveryPointChecked>
 {
     public async ValueTask<RecoveryPointChecked> Handle(CheckRecoveryPoint command, CancellationToken ct)
     {
@@ -40,7 +40,7 @@ public sealed class CheckRecoveryPointHandler(IDocumentSession session, TimeProv
             if (transfer?.Completed != true)
                 throw new ConflictException($"Recovery point {command.RecoveryPointId} has no completed copy in the vault to check.");
         }
-        var outcome = await command.Check(rp.PackIds, ct);
+        var outcome = await checker.CheckAsync(session, command.Tier, rp.PackIds, ct);
         var checkedEvent = new RecoveryPointChecked(rp.Id, command.Tier, outcome.PacksChecked, outcome.BytesChecked, outcome.Damaged, command.RequestedBy, clock.GetUtcNow());
         session.Events.Append(rp.Id, checkedEvent);
         await session.SaveChangesAsync(ct);

@@ -1,5 +1,6 @@
 using Backup.Commands.Common;
 using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Restores;
 
 namespace Backup.Commands.CheckingRecoveryPoints;
 
@@ -27,4 +28,22 @@ public static class ConsistencyCheck
 
     /// <summary>The backup a check requests for a data source whose data it could not repair (one per check and source).</summary>
     public static Guid RepairBackupId(Guid checkId, Guid dataSourceId) => DeterministicGuid.Create($"consistency-repair:{checkId:N}:{dataSourceId:N}");
+
+    /// <summary>The day's check, on its own stream (<see cref="DueId"/>): several workers start it once.</summary>
+    public static ConsistencyCheckDue Due(DateOnly day, DateTimeOffset dueAt) => new(DueId(day), day, dueAt);
+
+    /// <summary>
+    /// What a check records on one copy of a recovery point it found damaged: the damage, then (when every damaged pack of
+    /// that copy was repaired from the other tier) that the copy is sound again. Nothing for a copy found sound.
+    /// </summary>
+    public static object[] Findings(
+        Guid recoveryPointId, RestoreSource tier, int packsChecked, IReadOnlyList<DamagedPack> damaged, IReadOnlySet<string> repaired, string checkedBy,
+        DateTimeOffset now)
+    {
+        if (damaged.Count == 0) return [];
+        var found = new RecoveryPointChecked(recoveryPointId, tier, packsChecked, 0, damaged, checkedBy, now);
+        return damaged.All(d => repaired.Contains(d.PackId))
+            ? [found, new RecoveryPointChecked(recoveryPointId, tier, packsChecked, 0, [], checkedBy, now)]
+            : [found];
+    }
 }

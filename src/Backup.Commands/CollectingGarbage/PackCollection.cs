@@ -18,6 +18,23 @@ public sealed record PacksDeleted(
     Guid CollectionId, StorageTier Tier, IReadOnlyList<string> PackIds, long Bytes, IReadOnlyList<string> Kept,
     IReadOnlyList<Guid> ManifestsOf, DateTimeOffset DeletedAt);
 
+/// <summary>The events of one garbage collection: what the collector found is its own decision; what it records, this.</summary>
+public static class PackCollection
+{
+    /// <summary>Disk packs no kept point needs, condemned until every job running now (<paramref name="waitingFor"/>) has ended.</summary>
+    public static PacksCondemned Condemn(Guid collectionId, IReadOnlyList<(string PackId, long Bytes)> packs, IReadOnlyList<Guid> waitingFor, DateTimeOffset now) =>
+        new(collectionId, [.. packs.Select(p => p.PackId)], packs.Sum(p => p.Bytes), waitingFor, now);
+
+    /// <summary>
+    /// Packs deleted from <paramref name="tier"/> with the bytes they freed; <paramref name="kept"/>: condemned packs needed
+    /// again meanwhile; <paramref name="manifestsOf"/>: recovery points whose manifest went too.
+    /// </summary>
+    public static PacksDeleted Delete(
+        Guid collectionId, StorageTier tier, IReadOnlyList<(string PackId, long Bytes)> packs, IReadOnlyList<string> kept, IReadOnlyList<Guid> manifestsOf,
+        DateTimeOffset now) =>
+        new(collectionId, tier, [.. packs.Select(p => p.PackId)], packs.Sum(p => p.Bytes), kept, manifestsOf, now);
+}
+
 /// <summary>A pack condemned on disk and not yet deleted: its chunks are not offered to agents as known.</summary>
 public sealed class CondemnedPack
 {

@@ -1,18 +1,10 @@
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
 using Backup.Commands.Synchronising;
+using Backup.Storage.Contracts;
 using Marten.Events.Projections;
 
 namespace Backup.Commands.Dispatching;
-
-public enum QueuedJobKind
-{
-    Backup = 1,
-    Restore = 2,
-
-    /// <summary>A synchronisation: the backup pipeline without a recovery point (see <see cref="Synchronisation"/>).</summary>
-    Synchronisation = 3,
-}
 
 public enum QueuedJobState
 {
@@ -29,7 +21,7 @@ public sealed class QueuedJob
 {
     public Guid Id { get; set; }
     public Guid AgentId { get; set; }
-    public QueuedJobKind Kind { get; set; }
+    public JobKind Kind { get; set; }
     public QueuedJobState State { get; set; }
     /// <summary>Backups and restores: the recovery point; synchronisations: empty.</summary>
     public Guid RecoveryPointId { get; set; }
@@ -41,7 +33,7 @@ public sealed class QueuedJob
 
     /// <summary>Restores only: the items to restore (null = all) and what to do with items that already exist.</summary>
     public List<string>? Paths { get; set; }
-    public IfItemExists IfExists { get; set; }
+    public ExistingItems IfExists { get; set; }
 
     /// <summary>
     /// Backups and synchronisations: the data source's include and exclude patterns, filled in when the job is claimed (the patterns in force
@@ -89,19 +81,19 @@ public sealed partial class AgentJobQueueProjection : MultiStreamProjection<Queu
 
     public static QueuedJob Create(BackupRequested e) => new()
     {
-        Id = e.RecoveryPointId, AgentId = e.AgentId, Kind = QueuedJobKind.Backup, State = QueuedJobState.Queued,
+        Id = e.RecoveryPointId, AgentId = e.AgentId, Kind = JobKind.Backup, State = QueuedJobState.Queued,
         RecoveryPointId = e.RecoveryPointId, DataSourceId = e.DataSourceId, Path = e.SourcePath, QueuedAt = e.RequestedAt,
     };
 
     public static QueuedJob Create(SyncRequested e) => new()
     {
-        Id = e.SyncId, AgentId = e.AgentId, Kind = QueuedJobKind.Synchronisation, State = QueuedJobState.Queued,
+        Id = e.SyncId, AgentId = e.AgentId, Kind = JobKind.Synchronisation, State = QueuedJobState.Queued,
         DataSourceId = e.DataSourceId, Path = e.SourcePath, QueuedAt = e.RequestedAt,
     };
 
     public static QueuedJob Create(RestoreRequested e) => new()
     {
-        Id = e.RestoreId, AgentId = e.AgentId, Kind = QueuedJobKind.Restore, State = QueuedJobState.Queued,
+        Id = e.RestoreId, AgentId = e.AgentId, Kind = JobKind.Restore, State = QueuedJobState.Queued,
         RecoveryPointId = e.RecoveryPointId, Path = e.TargetPath, QueuedAt = e.RequestedAt,
         Paths = e.Paths?.ToList(), IfExists = e.IfExists,
     };

@@ -1,9 +1,6 @@
 using Backup.Commands.Common;
 using Backup.Commands.DataSources;
-using Backup.Commands.RecoveryPoints;
 using Backup.Commands.RemovingDataSources;
-using Backup.Commands.Restores;
-using Backup.Commands.Synchronising;
 using Marten;
 using Marten.Patching;
 using Mediator;
@@ -44,26 +41,10 @@ public sealed class ClaimNextJobHandler(IDocumentStore store, TimeProvider clock
             await using var session = metadata.ApplyTo(store.LightweightSession());
             try
             {
-                if (job.Kind == QueuedJobKind.Backup)
-                {
-                    var (rp, version) = await session.LoadAsync<RecoveryPoint>(job.Id, RecoveryPoint.Next, ct);
-                    if (rp?.Status != RecoveryPointStatus.Requested) continue;
-                    if (!await ClaimOfSourceAsync(session, job, rp.DataSourceId, version,
-                            reason => RecoveryPoint.Cancel(rp, reason, now)!, () => RecoveryPoint.Start(rp, job.Id, command.AgentId, now), ct)) continue;
-                }
-                else if (job.Kind == QueuedJobKind.Synchronisation)
-                {
-                    var (sync, version) = await session.LoadAsync<Synchronisation>(job.Id, Synchronisation.Next, ct);
-                    if (sync?.Status != SyncStatus.Requested) continue;
-                    if (!await ClaimOfSourceAsync(session, job, sync.DataSourceId, version,
-                            reason => Synchronisation.Cancel(sync, reason, now)!, () => Synchronisation.Start(sync, job.Id, command.AgentId, now), ct)) continue;
-                }
-                else
-                {
-                    var (restore, version) = await session.LoadAsync<Restore>(job.Id, Restore.Next, ct);
-                    if (restore?.Status != RestoreStatus.Requested) continue;
-                    session.AppendExpected(job.Id, version, Restore.Start(restore, job.Id, command.AgentId, now));
-                }
+                var loaded = await session.LoadJobAsync(job.Kind, job.Id, ct);
+                if (loaded.Phase != JobPhase.Requested) continue;
+                if (loaded.DataSourceId is { } sourceId && !await ClaimOfSourceAsync(session, job, loaded, sourceId, now, ct)) continue;
+                session.AppendExpected(job.Id, loaded.Version, loaded.Start(command.AgentId, now));
                 await session.SaveChangesAsync(ct);
                 job.State = QueuedJobState.Running;
                 job.StartedAt = now;
@@ -85,21 +66,20 @@ public sealed class ClaimNextJobHandler(IDocumentStore store, TimeProvider clock
     /// <summary>
     /// A backup or synchronisation reads its data source: one requested just before the source was removed (a scheduler
     /// working from a moment-old view) is refused with the reason and false is returned; otherwise the job gets the patterns
-    /// in force now and its start is appended.
+    /// in force now.
     /// </summary>
     private static async Task<bool> ClaimOfSourceAsync(
-        IDocumentSession session, QueuedJob job, Guid dataSourceId, long version, Func<string, object> cancel, Func<object> start, CancellationToken ct)
+        IDocumentSession session, QueuedJob job, LoadedJob loaded, Guid dataSourceId, DateTimeOffset now, CancellationToken ct)
     {
         var (source, _) = await session.LoadAsync<DataSource>(dataSourceId, DataSource.Next, ct);
         if (source?.Removed is not null)
         {
-            session.AppendExpected(job.Id, version, cancel(RemoveDataSourceHandler.CancelledReason));
+            session.AppendExpected(job.Id, loaded.Version, loaded.Cancel(RemoveDataSourceHandler.CancelledReason, now)!);
             await session.SaveChangesAsync(ct);
             return false;
         }
         job.Include = source is null ? null : [.. source.Include];
         job.Exclude = source is null ? null : [.. source.Exclude];
-        session.AppendExpected(job.Id, version, start());
         return true;
     }
 }

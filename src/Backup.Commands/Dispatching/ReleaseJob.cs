@@ -1,7 +1,4 @@
 using Backup.Commands.Common;
-using Backup.Commands.RecoveryPoints;
-using Backup.Commands.Restores;
-using Backup.Commands.Synchronising;
 using FluentValidation;
 using Marten;
 using Mediator;
@@ -40,21 +37,8 @@ public sealed class ReleaseJobHandler(IDocumentStore store, TimeProvider clock, 
             await using var session = metadata.ApplyTo(store.LightweightSession());
             var job = await session.LoadAsync<QueuedJob>(c.JobId, ct) ?? throw new NotFoundException("Job", c.JobId);
             var now = clock.GetUtcNow();
-            if (job.Kind == QueuedJobKind.Backup)
-            {
-                var (rp, version) = await session.LoadAsync<RecoveryPoint>(c.JobId, RecoveryPoint.Next, ct);
-                session.AppendExpected(c.JobId, version, RecoveryPoint.Release(rp, c.JobId, c.AgentId, reason, now));
-            }
-            else if (job.Kind == QueuedJobKind.Synchronisation)
-            {
-                var (sync, version) = await session.LoadAsync<Synchronisation>(c.JobId, Synchronisation.Next, ct);
-                session.AppendExpected(c.JobId, version, Synchronisation.Release(sync, c.JobId, c.AgentId, reason, now));
-            }
-            else
-            {
-                var (restore, version) = await session.LoadAsync<Restore>(c.JobId, Restore.Next, ct);
-                session.AppendExpected(c.JobId, version, Restore.Release(restore, c.JobId, c.AgentId, reason, now));
-            }
+            var loaded = await session.LoadJobAsync(job.Kind, c.JobId, ct);
+            session.AppendExpected(c.JobId, loaded.Version, loaded.Release(c.AgentId, reason, now));
             try
             {
                 await session.SaveChangesAsync(ct);

@@ -1,7 +1,4 @@
 using Backup.Commands.Common;
-using Backup.Commands.RecoveryPoints;
-using Backup.Commands.Restores;
-using Backup.Commands.Synchronising;
 using Marten;
 using Marten.Patching;
 using Mediator;
@@ -24,12 +21,7 @@ public sealed class RenewJobLeaseHandler(IDocumentSession session, TimeProvider 
     public async ValueTask<DateTimeOffset> Handle(RenewJobLease c, CancellationToken ct)
     {
         var job = await session.LoadAsync<QueuedJob>(c.JobId, ct) ?? throw new NotFoundException("Job", c.JobId);
-        if (job.Kind == QueuedJobKind.Backup)
-            RecoveryPoint.RenewLease((await session.LoadAsync<RecoveryPoint>(c.JobId, RecoveryPoint.Next, ct)).State, c.JobId, c.AgentId);
-        else if (job.Kind == QueuedJobKind.Synchronisation)
-            Synchronisation.RenewLease((await session.LoadAsync<Synchronisation>(c.JobId, Synchronisation.Next, ct)).State, c.JobId, c.AgentId);
-        else
-            Restore.RenewLease((await session.LoadAsync<Restore>(c.JobId, Restore.Next, ct)).State, c.JobId, c.AgentId);
+        (await session.LoadJobAsync(job.Kind, c.JobId, ct)).RenewLease(c.AgentId);
 
         var expiresAt = clock.GetUtcNow() + leases.Value.Duration;
         session.Patch<QueuedJob>(c.JobId).Set(j => j.LeaseExpiresAt, expiresAt);

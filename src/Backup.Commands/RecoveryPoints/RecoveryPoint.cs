@@ -1,18 +1,18 @@
-using Backup.Commands.Common;
 using Backup.Commands.Dispatching;
+using Backup.Storage.Contracts;
 
 namespace Backup.Commands.RecoveryPoints;
 
 public sealed record BackupRequested(Guid RecoveryPointId, Guid DataSourceId, Guid GroupId, Guid AgentId, string SourcePath, string RequestedBy, DateTimeOffset RequestedAt);
 
-public sealed record BackupStarted(Guid RecoveryPointId, Guid AgentId, DateTimeOffset StartedAt);
+public sealed record BackupStarted(Guid RecoveryPointId, Guid AgentId, DateTimeOffset StartedAt) : IJobStarted;
 
 /// <summary>One pack of backup data landed on the backup server's local disk store (a "disk write").</summary>
 public sealed record PackWrittenToDisk(Guid RecoveryPointId, string PackId, long Bytes, int ChunkCount, string Sha256, DateTimeOffset WrittenAt);
 
 public sealed record RecoveryPointCreated(
     Guid RecoveryPointId, Guid DataSourceId, int Files, int Directories, int SkippedItems, long BytesRead, long BytesStored,
-    IReadOnlyList<string> PackIds, string ManifestSha256, DateTimeOffset CreatedAt);
+    IReadOnlyList<string> PackIds, string ManifestSha256, DateTimeOffset CreatedAt) : IJobEnded;
 
 /// <summary>An item the agent could not back up, and why.</summary>
 public sealed record SkippedItemRecord(string Path, string Reason);
@@ -23,7 +23,7 @@ public sealed record SkippedItemRecord(string Path, string Reason);
 /// </summary>
 public sealed record BackupItemsSkipped(Guid RecoveryPointId, IReadOnlyList<SkippedItemRecord> Items, int Total, DateTimeOffset RecordedAt);
 
-public sealed record RecoveryPointFailed(Guid RecoveryPointId, string Reason, DateTimeOffset FailedAt);
+public sealed record RecoveryPointFailed(Guid RecoveryPointId, string Reason, DateTimeOffset FailedAt) : IJobEnded;
 
 /// <summary>Where a copy of a recovery point is kept.</summary>
 public enum StorageTier
@@ -52,49 +52,63 @@ public enum RecoveryPointStatus
     Failed = 4,
 }
 
+/// <summary>
+/// The decider of one backup run: a job (claimed, leased and ended by <see cref="JobLifecycle"/>'s rules) whose packs land on
+/// the server's disk and whose commit creates the recovery point, which retention later expires tier by tier.
+/// </summary>
 public sealed record RecoveryPoint(
-    Guid Id, Guid DataSourceId, Guid AgentId, RecoveryPointStatus Status,
-    IReadOnlySet<string> PacksWritten, IReadOnlyList<string> PackIds, int LeaseExpiries = 0,
+    Guid Id, Guid DataSourceId, Guid AgentId, JobLease Lease,
+    IReadOnlySet<string> PacksWritten, IReadOnlyList<string> PackIds, RecoveryPointStatus? Outcome = null,
     bool ExpiredOnDisk = false, bool ExpiredInVault = false, bool Deleted = false, string SourcePath = "")
+    : IJob<RecoveryPoint>, IDataSourceJob, IPackingJob
 {
     public const int MaxSkippedRecorded = 1_000;
 
-    public static RecoveryPoint? Next(RecoveryPoint? state, object @event) => @event switch
+    public static JobKind Kind => JobKind.Backup;
+    public static string Noun => "Backup";
+    public static string Resource => "Recovery point";
+
+    public RecoveryPointStatus Status => Outcome ?? (Lease.Phase == JobPhase.Running ? RecoveryPointStatus.Running : RecoveryPointStatus.Requested);
+    public string StatusName => Status.ToString();
+
+    public static RecoveryPoint? Next(RecoveryPoint? state, object @event) =>
+        JobLifecycle.Fold(state, @event, Apply, (rp, lease) => rp with { Lease = lease });
+
+    private static RecoveryPoint? Apply(RecoveryPoint? state, object @event) => @event switch
     {
-        BackupRequested e => new RecoveryPoint(e.RecoveryPointId, e.DataSourceId, e.AgentId, RecoveryPointStatus.Requested, new HashSet<string>(), [], SourcePath: e.SourcePath),
-        BackupStarted when state is not null => state with { Status = RecoveryPointStatus.Running },
+        BackupRequested e => new RecoveryPoint(e.RecoveryPointId, e.DataSourceId, e.AgentId, JobLease.Requested, new HashSet<string>(), [], SourcePath: e.SourcePath),
         PackWrittenToDisk e when state is not null => state with { PacksWritten = new HashSet<string>(state.PacksWritten) { e.PackId } },
-        RecoveryPointCreated e when state is not null => state with { Status = RecoveryPointStatus.Created, PackIds = e.PackIds },
-        RecoveryPointFailed when state is not null => state with { Status = RecoveryPointStatus.Failed },
-        JobLeaseExpired when state is not null => state with { LeaseExpiries = state.LeaseExpiries + 1 },
-        JobRequeued when state is not null => state with { Status = RecoveryPointStatus.Requested },
-        JobReleased when state is not null => state with { Status = RecoveryPointStatus.Requested },
+        RecoveryPointCreated e when state is not null => state with { Outcome = RecoveryPointStatus.Created, PackIds = e.PackIds },
+        RecoveryPointFailed when state is not null => state with { Outcome = RecoveryPointStatus.Failed },
         RecoveryPointExpired { Tier: StorageTier.Disk } when state is not null => state with { ExpiredOnDisk = true },
         RecoveryPointExpired { Tier: StorageTier.Vault } when state is not null => state with { ExpiredInVault = true },
         RecoveryPointDeleted when state is not null => state with { Deleted = true },
         _ => state,
     };
 
-    public static BackupStarted Start(RecoveryPoint? rp, Guid recoveryPointId, Guid agentId, DateTimeOffset now)
+    public static object Started(RecoveryPoint job, Guid agentId, DateTimeOffset now) => new BackupStarted(job.Id, agentId, now);
+
+    public static object Failed(RecoveryPoint job, string reason, DateTimeOffset now) => new RecoveryPointFailed(job.Id, reason, now);
+
+    /// <summary>
+    /// "Create a recovery point now" of a data source, by whoever asks (an operator, the schedule, a consistency repair):
+    /// only while the source is protected.
+    /// </summary>
+    public static BackupRequested Request(DataSources.DataSource? source, Guid dataSourceId, Guid recoveryPointId, string requestedBy, DateTimeOffset at)
     {
-        var point = OwnedBy(rp, recoveryPointId, agentId);
-        if (point.Status != RecoveryPointStatus.Requested)
-            throw new ConflictException($"Backup {recoveryPointId} is {point.Status}, not waiting to start.");
-        return new BackupStarted(point.Id, agentId, now);
+        var s = DataSources.DataSource.Protected(source, dataSourceId);
+        return new BackupRequested(recoveryPointId, s.Id, s.GroupId, s.AgentId, s.Path, requestedBy, at);
     }
 
     /// <summary>Null when the pack is already recorded for this run (an agent retrying an upload is not a second disk write).</summary>
-    public static PackWrittenToDisk? RecordPack(RecoveryPoint? rp, Guid recoveryPointId, Guid agentId, string packId, long bytes, int chunkCount, DateTimeOffset now)
-    {
-        var point = Running(rp, recoveryPointId, agentId);
-        return point.PacksWritten.Contains(packId) ? null : new PackWrittenToDisk(point.Id, packId, bytes, chunkCount, packId, now);
-    }
+    public object? RecordPack(string packId, long bytes, int chunkCount, DateTimeOffset now) =>
+        PacksWritten.Contains(packId) ? null : new PackWrittenToDisk(Id, packId, bytes, chunkCount, packId, now);
 
     public static RecoveryPointCreated Complete(
         RecoveryPoint? rp, Guid recoveryPointId, Guid agentId, int files, int directories, int skipped, long bytesRead,
         IReadOnlyList<string> packIds, long bytesStored, string manifestSha256, DateTimeOffset now)
     {
-        var point = Running(rp, recoveryPointId, agentId);
+        var point = JobLifecycle.Running(rp, recoveryPointId, agentId);
         return new RecoveryPointCreated(point.Id, point.DataSourceId, files, directories, skipped, bytesRead, bytesStored, packIds, manifestSha256, now);
     }
 
@@ -109,14 +123,6 @@ public sealed record RecoveryPoint(
             : [new BackupItemsSkipped(recoveryPointId, skipped.Take(MaxSkippedRecorded).ToList(), skipped.Count, now), created];
     }
 
-    public static RecoveryPointFailed Fail(RecoveryPoint? rp, Guid recoveryPointId, Guid agentId, string reason, DateTimeOffset now)
-    {
-        var point = OwnedBy(rp, recoveryPointId, agentId);
-        if (point.Status is RecoveryPointStatus.Created or RecoveryPointStatus.Failed)
-            throw new ConflictException($"Backup {recoveryPointId} has already ended ({point.Status}).");
-        return new RecoveryPointFailed(point.Id, reason, now);
-    }
-
     /// <summary>Null when there is nothing to expire: the point never got created, or already expired on that tier.</summary>
     public static RecoveryPointExpired? Expire(RecoveryPoint? rp, StorageTier tier, string reason, DateTimeOffset now)
     {
@@ -126,13 +132,6 @@ public sealed record RecoveryPoint(
     }
 
     /// <summary>
-    /// Its data source was removed (retain data): a backup still waiting for its agent will not be taken. Null when it is no
-    /// longer waiting (a running one may finish; its recovery point is retained like the others).
-    /// </summary>
-    public static RecoveryPointFailed? Cancel(RecoveryPoint? rp, string reason, DateTimeOffset now) =>
-        rp is { Status: RecoveryPointStatus.Requested } ? new RecoveryPointFailed(rp.Id, reason, now) : null;
-
-    /// <summary>
     /// Its data source was removed with its data: a backup that has not ended fails first (its agent's next heartbeat is
     /// refused and it stops), then the point is deleted. Nothing when it is deleted already.
     /// </summary>
@@ -140,38 +139,8 @@ public sealed record RecoveryPoint(
     {
         if (rp is null || rp.Deleted) return [];
         var deleted = new RecoveryPointDeleted(rp.Id, rp.DataSourceId, reason, now);
-        return rp.Status is RecoveryPointStatus.Requested or RecoveryPointStatus.Running
+        return rp.Lease.Phase != JobPhase.Ended
             ? [new RecoveryPointFailed(rp.Id, reason, now), deleted]
             : [deleted];
-    }
-
-    /// <summary>A heartbeat: only the owning agent, only while the backup runs.</summary>
-    public static void RenewLease(RecoveryPoint? rp, Guid recoveryPointId, Guid agentId) => Running(rp, recoveryPointId, agentId);
-
-    /// <summary>The owning agent gives the running backup back (it is stopping): queued again at once.</summary>
-    public static JobReleased Release(RecoveryPoint? rp, Guid recoveryPointId, Guid agentId, string reason, DateTimeOffset now) =>
-        new(Running(rp, recoveryPointId, agentId).Id, agentId, reason, now);
-
-    /// <summary>The lease of the running backup ran out: re-queue it, or fail it after <see cref="JobLeaseOptions.MaxAttempts"/> expiries.</summary>
-    public static object[] ExpireLease(RecoveryPoint? rp, Guid recoveryPointId, JobLeaseOptions options, DateTimeOffset now)
-    {
-        if (rp is null) throw new NotFoundException("Recovery point", recoveryPointId);
-        if (rp.Status != RecoveryPointStatus.Running) throw new ConflictException($"Backup {recoveryPointId} is {rp.Status}, not running.");
-        return JobLease.Expire(rp.Id, rp.AgentId, rp.LeaseExpiries + 1, options, now, reason => new RecoveryPointFailed(rp.Id, reason, now));
-    }
-
-    private static RecoveryPoint Running(RecoveryPoint? rp, Guid id, Guid agentId)
-    {
-        var point = OwnedBy(rp, id, agentId);
-        if (point.Status != RecoveryPointStatus.Running)
-            throw new ConflictException($"Backup {id} is {point.Status}, not running.");
-        return point;
-    }
-
-    private static RecoveryPoint OwnedBy(RecoveryPoint? rp, Guid id, Guid agentId)
-    {
-        if (rp is null) throw new NotFoundException("Recovery point", id);
-        if (rp.AgentId != agentId) throw new ForbiddenException($"Backup {id} belongs to another agent.");
-        return rp;
     }
 }

@@ -2,6 +2,7 @@ using Backup.Commands.Common;
 using Backup.Commands.DataSources;
 using Backup.Commands.Dispatching;
 using Backup.Commands.RecoveryPoints;
+using Backup.Storage.Contracts;
 using FluentValidation;
 using Marten;
 using Mediator;
@@ -50,13 +51,13 @@ public sealed class RemoveDataSourceHandler(IDocumentSession session, TimeProvid
         {
             // The agent's queue (inline) holds every backup still waiting; it names the agent, the stream names the data source.
             var waiting = await session.Query<QueuedJob>()
-                .Where(j => j.AgentId == removed.AgentId && j.Kind == QueuedJobKind.Backup && j.State == QueuedJobState.Queued)
+                .Where(j => j.AgentId == removed.AgentId && j.Kind == JobKind.Backup && j.State == QueuedJobState.Queued)
                 .Select(j => j.Id).ToListAsync(ct);
             foreach (var id in waiting)
             {
-                var (rp, rpVersion) = await session.LoadAsync<RecoveryPoint>(id, RecoveryPoint.Next, ct);
-                if (rp?.DataSourceId != c.DataSourceId || RecoveryPoint.Cancel(rp, CancelledReason, now) is not { } cancel) continue;
-                session.AppendExpected(id, rpVersion, cancel);
+                var job = await session.LoadJobAsync(JobKind.Backup, id, ct);
+                if (job.DataSourceId != c.DataSourceId || job.Cancel(CancelledReason, now) is not { } cancel) continue;
+                session.AppendExpected(id, job.Version, cancel);
                 cancelled++;
             }
         }

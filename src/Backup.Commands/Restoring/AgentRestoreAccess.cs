@@ -1,4 +1,5 @@
 using Backup.Commands.Common;
+using Backup.Commands.Dispatching;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
 using Marten;
@@ -16,7 +17,7 @@ public sealed class GetRestoreAccessHandler(IQuerySession session) : IQueryHandl
     public async ValueTask<RestoreAccess> Handle(GetRestoreAccess q, CancellationToken ct)
     {
         var (restore, _) = await session.LoadAsync<Restore>(q.RestoreId, Restore.Next, ct);
-        var running = Restore.Running(restore, q.RestoreId, q.AgentId);
+        var running = JobLifecycle.Running(restore, q.RestoreId, q.AgentId);
         var (rp, _) = await session.LoadAsync<RecoveryPoint>(running.RecoveryPointId, RecoveryPoint.Next, ct);
         if (rp is null) throw new NotFoundException("Recovery point", running.RecoveryPointId);
         return new RestoreAccess(running.Id, rp.Id, running.Source, rp.PackIds.ToHashSet(StringComparer.Ordinal));

@@ -28,21 +28,3 @@ public sealed class CompleteRestoreHandler(IDocumentSession session, TimeProvide
         return Unit.Value;
     }
 }
-
-public sealed record FailRestore(Guid AgentId, Guid RestoreId, string Reason) : ICommand;
-
-public sealed class FailRestoreValidator : AbstractValidator<FailRestore>
-{
-    public FailRestoreValidator() => RuleFor(x => x.Reason).NotEmpty().MaximumLength(4000);
-}
-
-public sealed class FailRestoreHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<FailRestore>
-{
-    public async ValueTask<Unit> Handle(FailRestore c, CancellationToken ct)
-    {
-        var (restore, version) = await session.LoadAsync<Restore>(c.RestoreId, Restore.Next, ct);
-        session.AppendExpected(c.RestoreId, version, Restore.Fail(restore, c.RestoreId, c.AgentId, c.Reason, clock.GetUtcNow()));
-        await session.SaveChangesAsync(ct);
-        return Unit.Value;
-    }
-}

@@ -1,3 +1,4 @@
+using Backup.Storage.Contracts;
 using Backup.Commands.AddingDataSources;
 using Backup.Commands.Common;
 using Backup.Commands.RecoveryPoints;
@@ -12,7 +13,7 @@ namespace Backup.Commands.Restoring;
 /// <summary>Restore a whole recovery point to an alternate folder on its agent, from the disk copy or the vault copy.</summary>
 public sealed record RequestRestore(
     Guid RecoveryPointId, RestoreSource? Source, string TargetPath, string RequestedBy,
-    IReadOnlyList<string>? Paths = null, IfItemExists? IfExists = IfItemExists.Overwrite) : ICommand<Guid>;
+    IReadOnlyList<string>? Paths = null, ExistingItems? IfExists = ExistingItems.Overwrite) : ICommand<Guid>;
 
 public sealed class RequestRestoreValidator : AbstractValidator<RequestRestore>
 {

@@ -43,4 +43,7 @@ public static class OnlineCalendar
     /// <summary>The id of the online backup of a group due at one instant: a second scheduler computing it collides.</summary>
     public static Guid OnlineBackupDueId(Guid groupId, DateTimeOffset dueInstant) =>
         DeterministicGuid.Create($"online-backup-due:{groupId}:{dueInstant.ToUniversalTime():O}");
+
+    /// <summary>The group's online backup due at <paramref name="dueAt"/>, on its own stream (<see cref="OnlineBackupDueId"/>).</summary>
+    public static OnlineBackupDue Due(Guid groupId, DateTimeOffset dueAt) => new(OnlineBackupDueId(groupId, dueAt), groupId, dueAt.ToUniversalTime());
 }

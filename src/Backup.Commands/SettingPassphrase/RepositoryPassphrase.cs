@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Backup.Commands.Common;
 using Backup.Commands.Repository;
+using Backup.Commands.Stores;
 using FluentValidation;
 using Marten;
 using Mediator;
@@ -12,21 +13,20 @@ namespace Backup.Commands.SettingPassphrase;
 public sealed record KeyFileWritten(string Sha256, string Kdf, int MemoryKiB, int Passes);
 
 /// <summary>
-/// An administrator sets the passphrase that protects the repository's new master keys. <see cref="Write"/> derives the
-/// key-encryption key, wraps fresh master keys and stores the key file on disk and in the vault; it runs only after
-/// the repository is known to have no key. The passphrase is never logged: <see cref="ToString"/> hides it.
+/// An administrator sets the passphrase that protects the repository's new master keys: the key-encryption key is derived,
+/// fresh master keys wrapped and the key file stored on disk and in the vault (<see cref="IKeyFiles"/>), only after the
+/// repository is known to have no key. The passphrase is never logged: <see cref="ToString"/> hides it.
 /// </summary>
-public sealed record CreateRepositoryKey(string Passphrase, Func<CancellationToken, Task<KeyFileWritten>> Write) : ICommand<KeyFileWritten>
+public sealed record CreateRepositoryKey(string Passphrase) : ICommand<KeyFileWritten>
 {
     public override string ToString() => "CreateRepositoryKey { Passphrase = (hidden) }";
 }
 
 /// <summary>
-/// An administrator changes the passphrase. <see cref="Rewrap"/> unwraps the key file with the current passphrase
-/// (a wrong one fails with nothing changed) and stores it wrapped under the new one; no stored blob is rewritten.
+/// An administrator changes the passphrase: the key file is unwrapped with the current passphrase (a wrong one fails with
+/// nothing changed) and stored wrapped under the new one; no stored blob is rewritten.
 /// </summary>
-public sealed record ChangeRepositoryPassphrase(string CurrentPassphrase, string NewPassphrase, Func<CancellationToken, Task<KeyFileWritten>> Rewrap)
-    : ICommand<KeyFileWritten>
+public sealed record ChangeRepositoryPassphrase(string CurrentPassphrase, string NewPassphrase) : ICommand<KeyFileWritten>
 {
     public override string ToString() => "ChangeRepositoryPassphrase { passphrases hidden }";
 }
@@ -60,13 +60,13 @@ public sealed class ChangeRepositoryPassphraseValidator : AbstractValidator<Chan
     }
 }
 
-public sealed class CreateRepositoryKeyHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<CreateRepositoryKey, KeyFileWritten>
+public sealed class CreateRepositoryKeyHandler(IDocumentSession session, TimeProvider clock, IKeyFiles keys) : ICommandHandler<CreateRepositoryKey, KeyFileWritten>
 {
     public async ValueTask<KeyFileWritten> Handle(CreateRepositoryKey command, CancellationToken ct)
     {
         var (state, _) = await session.LoadAsync<RepositoryKey>(RepositoryKey.StreamId, RepositoryKey.Next, ct);
         RepositoryKey.EnsureAbsent(state);
-        var written = await command.Write(ct);
+        var written = await keys.CreateAsync(command.Passphrase, ct);
         session.Events.StartStream<RepositoryKey>(RepositoryKey.StreamId,
             RepositoryKey.Create(state, written.Sha256, written.Kdf, written.MemoryKiB, written.Passes, clock.GetUtcNow()));
         try
@@ -81,13 +81,14 @@ public sealed class CreateRepositoryKeyHandler(IDocumentSession session, TimePro
     }
 }
 
-public sealed class ChangeRepositoryPassphraseHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<ChangeRepositoryPassphrase, KeyFileWritten>
+public sealed class ChangeRepositoryPassphraseHandler(IDocumentSession session, TimeProvider clock, IKeyFiles keys)
+    : ICommandHandler<ChangeRepositoryPassphrase, KeyFileWritten>
 {
     public async ValueTask<KeyFileWritten> Handle(ChangeRepositoryPassphrase command, CancellationToken ct)
     {
         var (state, version) = await session.LoadAsync<RepositoryKey>(RepositoryKey.StreamId, RepositoryKey.Next, ct);
         RepositoryKey.Existing(state);
-        var written = await command.Rewrap(ct);
+        var written = await keys.RewrapAsync(command.CurrentPassphrase, command.NewPassphrase, ct);
         session.AppendExpected(RepositoryKey.StreamId, version, RepositoryKey.ChangePassphrase(state, written.Sha256, clock.GetUtcNow()));
         try
         {

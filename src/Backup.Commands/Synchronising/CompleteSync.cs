@@ -1,5 +1,7 @@
 using Backup.Commands.CollectingGarbage;
 using Backup.Commands.Common;
+using Backup.Commands.Dispatching;
+using Backup.Commands.Stores;
 using Backup.Commands.TakingRecoveryPoints;
 using FluentValidation;
 using Marten;
@@ -9,12 +11,11 @@ namespace Backup.Commands.Synchronising;
 
 /// <summary>
 /// An agent ends a synchronisation: its totals and every chunk its tree references (files' and the tree's own). The handler
-/// resolves the chunks into the packs holding them (422 if any is unknown) and <see cref="MeasurePacks"/> checks those are on
-/// the server's disk and returns their bytes; then <see cref="ReplicaSynchronised"/> records them. No manifest, no recovery point.
+/// resolves the chunks into the packs holding them (422 if any is unknown) and checks those are on the server's disk
+/// (<see cref="IDiskPacks"/>), measuring their bytes; then <see cref="ReplicaSynchronised"/> records them. No manifest, no recovery point.
 /// </summary>
 public sealed record CompleteSync(
-    Guid AgentId, Guid SyncId, int Files, int Directories, int SkippedItems, long BytesRead, IReadOnlyCollection<string> ChunkIds,
-    Func<IReadOnlyList<string>, long> MeasurePacks) : ICommand;
+    Guid AgentId, Guid SyncId, int Files, int Directories, int SkippedItems, long BytesRead, IReadOnlyCollection<string> ChunkIds) : ICommand;
 
 public sealed class CompleteSyncValidator : AbstractValidator<CompleteSync>
 {
@@ -29,17 +30,17 @@ public sealed class CompleteSyncValidator : AbstractValidator<CompleteSync>
     }
 }
 
-public sealed class CompleteSyncHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<CompleteSync>
+public sealed class CompleteSyncHandler(IDocumentSession session, TimeProvider clock, IDiskPacks disk) : ICommandHandler<CompleteSync>
 {
     public async ValueTask<Unit> Handle(CompleteSync c, CancellationToken ct)
     {
         // As a backup's commit: garbage collection waits until this ends, so the packs resolved below stay on disk.
         await CollectionLock.SharedAsync(session, ct);
         var (sync, version) = await session.LoadAsync<Synchronisation>(c.SyncId, Synchronisation.Next, ct);
-        Synchronisation.RenewLease(sync, c.SyncId, c.AgentId); // owned by this agent and running, before any work
+        JobLifecycle.Running(sync, c.SyncId, c.AgentId); // owned by this agent and running, before any work
 
         var packIds = await ChunkIndex.PacksToKeepAsync(session, c.ChunkIds, "synchronisation", ct);
-        var bytes = c.MeasurePacks(packIds);
+        var bytes = disk.MeasurePresent(packIds, "synchronised");
         session.AppendExpected(c.SyncId, version,
             Synchronisation.Complete(sync, c.SyncId, c.AgentId, c.Files, c.Directories, c.SkippedItems, c.BytesRead, packIds, bytes, clock.GetUtcNow()));
         try
@@ -50,24 +51,6 @@ public sealed class CompleteSyncHandler(IDocumentSession session, TimeProvider c
         {
             throw new ConflictException($"Synchronisation {c.SyncId} changed while it was being completed.");
         }
-        return Unit.Value;
-    }
-}
-
-public sealed record FailSync(Guid AgentId, Guid SyncId, string Reason) : ICommand;
-
-public sealed class FailSyncValidator : AbstractValidator<FailSync>
-{
-    public FailSyncValidator() => RuleFor(x => x.Reason).NotEmpty().MaximumLength(4000);
-}
-
-public sealed class FailSyncHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<FailSync>
-{
-    public async ValueTask<Unit> Handle(FailSync c, CancellationToken ct)
-    {
-        var (sync, version) = await session.LoadAsync<Synchronisation>(c.SyncId, Synchronisation.Next, ct);
-        session.AppendExpected(c.SyncId, version, Synchronisation.Fail(sync, c.SyncId, c.AgentId, c.Reason, clock.GetUtcNow()));
-        await session.SaveChangesAsync(ct);
         return Unit.Value;
     }
 }

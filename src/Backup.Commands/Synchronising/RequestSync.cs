@@ -23,10 +23,9 @@ public sealed class RequestSyncHandler(IDocumentSession session, TimeProvider cl
     public async ValueTask<Guid> Handle(RequestSync command, CancellationToken ct)
     {
         var (source, _) = await session.LoadAsync<DataSource>(command.DataSourceId, DataSource.Next, ct);
-        source = DataSource.Protected(source, command.DataSourceId);
         var syncId = Guid.CreateVersion7();
         session.Events.StartStream<Synchronisation>(syncId,
-            new SyncRequested(syncId, source.Id, source.GroupId, source.AgentId, source.Path, command.RequestedBy, clock.GetUtcNow()));
+            Synchronisation.Request(source, command.DataSourceId, syncId, command.RequestedBy, clock.GetUtcNow()));
         await session.SaveChangesAsync(ct);
         return syncId;
     }

@@ -1,5 +1,5 @@
-using Backup.Commands.Common;
 using Backup.Commands.Dispatching;
+using Backup.Storage.Contracts;
 
 namespace Backup.Commands.Synchronising;
 
@@ -10,7 +10,7 @@ namespace Backup.Commands.Synchronising;
 /// </summary>
 public sealed record SyncRequested(Guid SyncId, Guid DataSourceId, Guid GroupId, Guid AgentId, string SourcePath, string RequestedBy, DateTimeOffset RequestedAt);
 
-public sealed record SyncStarted(Guid SyncId, Guid AgentId, DateTimeOffset StartedAt);
+public sealed record SyncStarted(Guid SyncId, Guid AgentId, DateTimeOffset StartedAt) : IJobStarted;
 
 /// <summary>One pack of a synchronisation landed on the backup server's local disk store (a "disk write").</summary>
 public sealed record SyncPackWrittenToDisk(Guid SyncId, string PackId, long Bytes, int ChunkCount, DateTimeOffset WrittenAt);
@@ -22,9 +22,9 @@ public sealed record SyncPackWrittenToDisk(Guid SyncId, string PackId, long Byte
 /// </summary>
 public sealed record ReplicaSynchronised(
     Guid SyncId, Guid DataSourceId, int Files, int Directories, int SkippedItems, long BytesRead, IReadOnlyList<string> PackIds, long BytesOnDisk,
-    DateTimeOffset SynchronisedAt);
+    DateTimeOffset SynchronisedAt) : IJobEnded;
 
-public sealed record SyncFailed(Guid SyncId, string Reason, DateTimeOffset FailedAt);
+public sealed record SyncFailed(Guid SyncId, string Reason, DateTimeOffset FailedAt) : IJobEnded;
 
 public enum SyncStatus
 {
@@ -34,81 +34,49 @@ public enum SyncStatus
     Failed = 4,
 }
 
-/// <summary>The decider of one synchronisation job: the same lease rules as a backup's (claim, heartbeat, release, expiry).</summary>
-public sealed record Synchronisation(Guid Id, Guid DataSourceId, Guid AgentId, SyncStatus Status, IReadOnlySet<string> PacksWritten, int LeaseExpiries = 0)
+/// <summary>The decider of one synchronisation job: the lease rules are every job's (<see cref="JobLifecycle"/>).</summary>
+public sealed record Synchronisation(Guid Id, Guid DataSourceId, Guid AgentId, JobLease Lease, IReadOnlySet<string> PacksWritten, SyncStatus? Outcome = null)
+    : IJob<Synchronisation>, IDataSourceJob, IPackingJob
 {
-    public static Synchronisation? Next(Synchronisation? state, object @event) => @event switch
+    public static JobKind Kind => JobKind.Synchronisation;
+    public static string Noun => "Synchronisation";
+    public static string Resource => "Synchronisation";
+
+    public SyncStatus Status => Outcome ?? (Lease.Phase == JobPhase.Running ? SyncStatus.Running : SyncStatus.Requested);
+    public string StatusName => Status.ToString();
+
+    public static Synchronisation? Next(Synchronisation? state, object @event) =>
+        JobLifecycle.Fold(state, @event, Apply, (sync, lease) => sync with { Lease = lease });
+
+    private static Synchronisation? Apply(Synchronisation? state, object @event) => @event switch
     {
-        SyncRequested e => new Synchronisation(e.SyncId, e.DataSourceId, e.AgentId, SyncStatus.Requested, new HashSet<string>()),
-        SyncStarted when state is not null => state with { Status = SyncStatus.Running },
+        SyncRequested e => new Synchronisation(e.SyncId, e.DataSourceId, e.AgentId, JobLease.Requested, new HashSet<string>()),
         SyncPackWrittenToDisk e when state is not null => state with { PacksWritten = new HashSet<string>(state.PacksWritten) { e.PackId } },
-        ReplicaSynchronised when state is not null => state with { Status = SyncStatus.Synchronised },
-        SyncFailed when state is not null => state with { Status = SyncStatus.Failed },
-        JobLeaseExpired when state is not null => state with { LeaseExpiries = state.LeaseExpiries + 1 },
-        JobRequeued when state is not null => state with { Status = SyncStatus.Requested },
-        JobReleased when state is not null => state with { Status = SyncStatus.Requested },
+        ReplicaSynchronised when state is not null => state with { Outcome = SyncStatus.Synchronised },
+        SyncFailed when state is not null => state with { Outcome = SyncStatus.Failed },
         _ => state,
     };
 
-    public static SyncStarted Start(Synchronisation? sync, Guid syncId, Guid agentId, DateTimeOffset now)
+    public static object Started(Synchronisation job, Guid agentId, DateTimeOffset now) => new SyncStarted(job.Id, agentId, now);
+
+    public static object Failed(Synchronisation job, string reason, DateTimeOffset now) => new SyncFailed(job.Id, reason, now);
+
+    /// <summary>"Synchronise now" of a data source, by an operator or the schedule: only while the source is protected.</summary>
+    public static SyncRequested Request(DataSources.DataSource? source, Guid dataSourceId, Guid syncId, string requestedBy, DateTimeOffset at)
     {
-        var s = OwnedBy(sync, syncId, agentId);
-        if (s.Status != SyncStatus.Requested) throw new ConflictException($"Synchronisation {syncId} is {s.Status}, not waiting to start.");
-        return new SyncStarted(s.Id, agentId, now);
+        var s = DataSources.DataSource.Protected(source, dataSourceId);
+        return new SyncRequested(syncId, s.Id, s.GroupId, s.AgentId, s.Path, requestedBy, at);
     }
 
     /// <summary>Null when the pack is already recorded for this run (an agent retrying an upload is not a second disk write).</summary>
-    public static SyncPackWrittenToDisk? RecordPack(Synchronisation? sync, Guid syncId, Guid agentId, string packId, long bytes, int chunkCount, DateTimeOffset now)
-    {
-        var s = Running(sync, syncId, agentId);
-        return s.PacksWritten.Contains(packId) ? null : new SyncPackWrittenToDisk(s.Id, packId, bytes, chunkCount, now);
-    }
+    public object? RecordPack(string packId, long bytes, int chunkCount, DateTimeOffset now) =>
+        PacksWritten.Contains(packId) ? null : new SyncPackWrittenToDisk(Id, packId, bytes, chunkCount, now);
 
     public static ReplicaSynchronised Complete(
         Synchronisation? sync, Guid syncId, Guid agentId, int files, int directories, int skipped, long bytesRead, IReadOnlyList<string> packIds,
         long bytesOnDisk, DateTimeOffset now)
     {
-        var s = Running(sync, syncId, agentId);
+        var s = JobLifecycle.Running(sync, syncId, agentId);
         return new ReplicaSynchronised(s.Id, s.DataSourceId, files, directories, skipped, bytesRead, packIds, bytesOnDisk, now);
-    }
-
-    public static SyncFailed Fail(Synchronisation? sync, Guid syncId, Guid agentId, string reason, DateTimeOffset now)
-    {
-        var s = OwnedBy(sync, syncId, agentId);
-        if (s.Status is SyncStatus.Synchronised or SyncStatus.Failed) throw new ConflictException($"Synchronisation {syncId} has already ended ({s.Status}).");
-        return new SyncFailed(s.Id, reason, now);
-    }
-
-    /// <summary>Its data source was removed: a synchronisation still waiting for its agent will not run. Null when it is no longer waiting.</summary>
-    public static SyncFailed? Cancel(Synchronisation? sync, string reason, DateTimeOffset now) =>
-        sync is { Status: SyncStatus.Requested } ? new SyncFailed(sync.Id, reason, now) : null;
-
-    /// <summary>A heartbeat: only the owning agent, only while the synchronisation runs.</summary>
-    public static void RenewLease(Synchronisation? sync, Guid syncId, Guid agentId) => Running(sync, syncId, agentId);
-
-    /// <summary>The owning agent gives the running synchronisation back (it is stopping): queued again at once.</summary>
-    public static JobReleased Release(Synchronisation? sync, Guid syncId, Guid agentId, string reason, DateTimeOffset now) =>
-        new(Running(sync, syncId, agentId).Id, agentId, reason, now);
-
-    /// <summary>The lease ran out: re-queue it, or fail it after <see cref="JobLeaseOptions.MaxAttempts"/> expiries.</summary>
-    public static object[] ExpireLease(Synchronisation? sync, Guid syncId, JobLeaseOptions options, DateTimeOffset now)
-    {
-        if (sync is null) throw new NotFoundException("Synchronisation", syncId);
-        if (sync.Status != SyncStatus.Running) throw new ConflictException($"Synchronisation {syncId} is {sync.Status}, not running.");
-        return JobLease.Expire(sync.Id, sync.AgentId, sync.LeaseExpiries + 1, options, now, reason => new SyncFailed(sync.Id, reason, now));
-    }
-
-    private static Synchronisation Running(Synchronisation? sync, Guid id, Guid agentId)
-    {
-        var s = OwnedBy(sync, id, agentId);
-        if (s.Status != SyncStatus.Running) throw new ConflictException($"Synchronisation {id} is {s.Status}, not running.");
-        return s;
-    }
-
-    private static Synchronisation OwnedBy(Synchronisation? sync, Guid id, Guid agentId)
-    {
-        if (sync is null) throw new NotFoundException("Synchronisation", id);
-        if (sync.AgentId != agentId) throw new ForbiddenException($"Synchronisation {id} belongs to another agent.");
-        return sync;
     }
 }

@@ -1,7 +1,9 @@
 using Backup.Commands.Cataloguing;
 using Backup.Commands.CollectingGarbage;
 using Backup.Commands.Common;
+using Backup.Commands.Dispatching;
 using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Stores;
 using FluentValidation;
 using Marten;
 using Mediator;
@@ -15,8 +17,8 @@ public sealed record StoredManifest(string Sha256, long BytesStored);
 /// <summary>
 /// An agent commits a finished backup: its totals and every chunk it references (its files' and its tree's).
 /// The handler resolves the chunks through the index into the packs that hold them (422 if any is unknown), then
-/// <see cref="PersistManifest"/> checks those packs are on disk and stores the manifest; only then is the recovery
-/// point created. <see cref="Items"/> (every item of the tree, paths relative to the protected folder) go into the
+/// checks those packs are on disk and stores the manifest (<see cref="IManifests"/>); only then is the recovery point
+/// created. <see cref="Items"/> (every item of the tree, paths relative to the protected folder) go into the
 /// <see cref="ItemCatalog"/>; an agent that sends none leaves the point out of the catalog.
 /// <para><see cref="Changes"/> instead of <see cref="Items"/>: the items as changes against <see cref="ItemChanges.Base"/>, the
 /// recovery point the agent catalogued last; 409 when that is not the data source's latest catalogued point or the changes do
@@ -24,7 +26,7 @@ public sealed record StoredManifest(string Sha256, long BytesStored);
 /// </summary>
 public sealed record CompleteBackup(
     Guid AgentId, Guid RecoveryPointId, int Files, int Directories, IReadOnlyList<SkippedItemRecord> Skipped, long BytesRead,
-    IReadOnlyCollection<string> ChunkIds, Func<IReadOnlyList<string>, CancellationToken, Task<StoredManifest>> PersistManifest,
+    IReadOnlyCollection<string> ChunkIds, IReadOnlyList<string> Tree,
     IReadOnlyList<CataloguedItem>? Items = null, ItemChanges? Changes = null) : ICommand;
 
 public sealed class CompleteBackupValidator : AbstractValidator<CompleteBackup>
@@ -127,7 +129,8 @@ public sealed class CompleteBackupValidator : AbstractValidator<CompleteBackup>
     }
 }
 
-public sealed class CompleteBackupHandler(IDocumentSession session, TimeProvider clock, ILogger<CompleteBackupHandler> log) : ICommandHandler<CompleteBackup>
+public sealed class CompleteBackupHandler(IDocumentSession session, TimeProvider clock, IManifests manifests, ILogger<CompleteBackupHandler> log)
+    : ICommandHandler<CompleteBackup>
 {
     public async ValueTask<Unit> Handle(CompleteBackup c, CancellationToken ct)
     {
@@ -135,11 +138,11 @@ public sealed class CompleteBackupHandler(IDocumentSession session, TimeProvider
         // Until this commit ends, garbage collection neither decides nor deletes: the packs resolved below stay on disk.
         await CollectionLock.SharedAsync(session, ct);
         var (rp, version) = await session.LoadAsync<RecoveryPoint>(c.RecoveryPointId, RecoveryPoint.Next, ct);
-        RecoveryPoint.RenewLease(rp, c.RecoveryPointId, c.AgentId); // owned by this agent and running, before any work
+        JobLifecycle.Running(rp, c.RecoveryPointId, c.AgentId); // owned by this agent and running, before any work
 
         var packIds = await ChunkIndex.PacksToKeepAsync(session, c.ChunkIds, "backup", ct);
         var resolved = watch.Elapsed;
-        var stored = await c.PersistManifest(packIds, ct);
+        var stored = await manifests.PutAsync(c.RecoveryPointId, c.Tree, packIds, ct);
         var now = clock.GetUtcNow();
         var events = RecoveryPoint.Commit(rp, c.RecoveryPointId, c.AgentId, c.Files, c.Directories, c.Skipped, c.BytesRead,
             packIds, stored.BytesStored, stored.Sha256, now);

@@ -24,10 +24,9 @@ public sealed class RequestBackupHandler(IDocumentSession session, TimeProvider 
     public async ValueTask<Guid> Handle(RequestBackup command, CancellationToken ct)
     {
         var (source, _) = await session.LoadAsync<DataSource>(command.DataSourceId, DataSource.Next, ct);
-        source = DataSource.Protected(source, command.DataSourceId);
         var recoveryPointId = Guid.CreateVersion7();
         session.Events.StartStream<RecoveryPoint>(recoveryPointId,
-            new BackupRequested(recoveryPointId, source.Id, source.GroupId, source.AgentId, source.Path, command.RequestedBy, clock.GetUtcNow()));
+            RecoveryPoint.Request(source, command.DataSourceId, recoveryPointId, command.RequestedBy, clock.GetUtcNow()));
         await session.SaveChangesAsync(ct);
         return recoveryPointId;
     }

@@ -1,7 +1,8 @@
 using Backup.Commands.CollectingGarbage;
 using Backup.Commands.Common;
-using Backup.Commands.RecoveryPoints;
-using Backup.Commands.Synchronising;
+using Backup.Commands.Dispatching;
+using Backup.Commands.Stores;
+using Backup.Storage.Contracts;
 using FluentValidation;
 using Marten;
 using Mediator;
@@ -11,24 +12,12 @@ namespace Backup.Commands.TakingRecoveryPoints;
 /// <summary>What landed on disk: the pack's length and the chunks it holds (from its trailer).</summary>
 public sealed record PackOnDisk(long Bytes, IReadOnlyList<StoredChunk> Chunks);
 
-/// <summary>The kind of job a pack upload belongs to.</summary>
-public enum PackingJob
-{
-    /// <summary>A backup: the job id is the recovery point's, the disk write is <see cref="PackWrittenToDisk"/>.</summary>
-    Backup = 1,
-
-    /// <summary>A synchronisation: the job id is the sync's, the disk write is <see cref="SyncPackWrittenToDisk"/>.</summary>
-    Synchronisation = 2,
-}
-
 /// <summary>
-/// An agent delivers one pack of a running backup or synchronisation (<see cref="JobId"/>, of kind <see cref="Job"/>).
-/// <see cref="Write"/> puts the bytes on the server's disk (verifying them) and returns what they hold; it runs only once
-/// the job is known to be this agent's and running. The pack's chunks join the index in the same transaction as the
-/// disk-write event.
+/// An agent delivers one pack of a running job that writes packs (a backup or a synchronisation: <see cref="Kind"/>,
+/// <see cref="JobId"/>). The pack is streamed from <see cref="Content"/> onto the server's disk (verified) only once the job
+/// is known to be this agent's and running; its chunks join the index in the same transaction as the disk-write event.
 /// </summary>
-public sealed record WritePackToDisk(Guid AgentId, Guid JobId, string PackId, Func<CancellationToken, Task<PackOnDisk>> Write, PackingJob Job = PackingJob.Backup)
-    : ICommand<long>;
+public sealed record WritePackToDisk(Guid AgentId, JobKind Kind, Guid JobId, string PackId, Stream Content) : ICommand<PackStored>;
 
 public sealed class WritePackToDiskValidator : AbstractValidator<WritePackToDisk>
 {
@@ -36,24 +25,25 @@ public sealed class WritePackToDiskValidator : AbstractValidator<WritePackToDisk
         RuleFor(x => x.PackId).Matches("^[0-9a-f]{64}$").WithMessage("'PackId' must be the 64-character lowercase hex SHA-256 of the pack.");
 }
 
-public sealed class WritePackToDiskHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<WritePackToDisk, long>
+public sealed class WritePackToDiskHandler(IDocumentSession session, TimeProvider clock, IDiskPacks disk) : ICommandHandler<WritePackToDisk, PackStored>
 {
     // An agent uploads two packs of a run at once: in this process they take turns to record them (the disk writes
     // themselves overlap), instead of racing on the stream version and redoing the whole index insert. Striped by
     // recovery point, so nothing grows. Across several API processes the expected-version retry below still holds.
     private static readonly SemaphoreSlim[] Stripes = [.. Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1))];
 
-    public async ValueTask<long> Handle(WritePackToDisk command, CancellationToken ct)
+    public async ValueTask<PackStored> Handle(WritePackToDisk command, CancellationToken ct)
     {
         // Guard before touching the disk: an agent that does not own this running job writes nothing.
         await DecideAsync(session, command, new PackOnDisk(0, []), ct);
-        var pack = await command.Write(ct);
+        var (stored, pack) = await disk.PutAsync(command.PackId, command.Content, ct);
 
         var stripe = Stripes[(command.JobId.GetHashCode() & int.MaxValue) % Stripes.Length];
         await stripe.WaitAsync(ct);
         try
         {
-            return await RecordAsync(command, pack, ct);
+            await RecordAsync(command, pack, ct);
+            return stored;
         }
         finally
         {
@@ -64,14 +54,8 @@ public sealed class WritePackToDiskHandler(IDocumentSession session, TimeProvide
     /// <summary>The job's disk-write event for the pack (null: already recorded for this run) and the stream version it was decided at.</summary>
     private async Task<(object? Written, long Version)> DecideAsync(IDocumentSession s, WritePackToDisk c, PackOnDisk pack, CancellationToken ct)
     {
-        var now = clock.GetUtcNow();
-        if (c.Job == PackingJob.Synchronisation)
-        {
-            var (sync, syncVersion) = await s.LoadAsync<Synchronisation>(c.JobId, Synchronisation.Next, ct);
-            return (Synchronisation.RecordPack(sync, c.JobId, c.AgentId, c.PackId, pack.Bytes, pack.Chunks.Count, now), syncVersion);
-        }
-        var (rp, version) = await s.LoadAsync<RecoveryPoint>(c.JobId, RecoveryPoint.Next, ct);
-        return (RecoveryPoint.RecordPack(rp, c.JobId, c.AgentId, c.PackId, pack.Bytes, pack.Chunks.Count, now), version);
+        var job = await s.LoadJobAsync(c.Kind, c.JobId, ct);
+        return (job.RecordPack(c.AgentId, c.PackId, pack.Bytes, pack.Chunks.Count, clock.GetUtcNow()), job.Version);
     }
 
     private async Task<long> RecordAsync(WritePackToDisk command, PackOnDisk pack, CancellationToken ct)

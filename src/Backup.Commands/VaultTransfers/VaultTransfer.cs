@@ -34,6 +34,10 @@ public sealed record VaultTransfer(Guid Id, Guid RecoveryPointId, IReadOnlySet<s
     public static PackUploadedToVault? RecordUpload(VaultTransfer transfer, string packId, long bytes, DateTimeOffset now) =>
         transfer.UploadedPacks.Contains(packId) ? null : new PackUploadedToVault(transfer.Id, transfer.RecoveryPointId, packId, bytes, now);
 
+    /// <summary>The copy could not go on (the vault refused, a pack was unreadable): a later attempt resumes it.</summary>
+    public static VaultTransferFailed Fail(VaultTransfer transfer, string reason, DateTimeOffset now) =>
+        new(transfer.Id, transfer.RecoveryPointId, reason, now);
+
     public static VaultTransferCompleted Complete(VaultTransfer transfer, IReadOnlyList<string> packIds, long bytes, DateTimeOffset now)
     {
         var missing = packIds.Where(p => !transfer.UploadedPacks.Contains(p)).ToList();

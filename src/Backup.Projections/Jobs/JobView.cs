@@ -6,6 +6,7 @@ using Backup.Commands.Restores;
 using Backup.Commands.Synchronising;
 using Backup.Commands.VaultTransfers;
 using Backup.Projections.RecoveryPoints;
+using Backup.Storage.Contracts;
 using FluentValidation;
 using JasperFx.Events;
 using JasperFx.Events.Grouping;
@@ -14,27 +15,6 @@ using Marten.Events.Projections;
 using Mediator;
 
 namespace Backup.Projections.Jobs;
-
-/// <summary>What a job did to a recovery point.</summary>
-public enum JobKind
-{
-    /// <summary>An agent took the recovery point to the server's disk.</summary>
-    Backup = 1,
-
-    /// <summary>The workers copied the recovery point to the vault (online transfer).</summary>
-    VaultCopy = 2,
-
-    Restore = 3,
-
-    /// <summary>One copy (disk or vault) was read back and checked pack by pack.</summary>
-    ConsistencyCheck = 4,
-
-    /// <summary>Retention expired one copy (disk or vault) of the recovery point.</summary>
-    Retention = 5,
-
-    /// <summary>An agent brought the server's copy of a data source up to date between recovery points (no recovery point).</summary>
-    Synchronisation = 6,
-}
 
 public enum JobState
 {

@@ -1,3 +1,4 @@
+using Backup.Storage.Contracts;
 using Backup.Commands.Dispatching;
 using Backup.Commands.Restores;
 using Marten;
@@ -20,7 +21,7 @@ public sealed class RestoreView
     public DateTimeOffset? StartedAt { get; set; }
     public DateTimeOffset? FinishedAt { get; set; }
     public List<string>? Paths { get; set; }
-    public IfItemExists IfExists { get; set; }
+    public ExistingItems IfExists { get; set; }
     public int Files { get; set; }
     public int SkippedExisting { get; set; }
     public long Bytes { get; set; }

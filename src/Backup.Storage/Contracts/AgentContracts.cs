@@ -8,17 +8,33 @@ public sealed record EnrolAgentRequest(string Token, string MachineName);
 
 public sealed record EnrolAgentResponse(Guid AgentId, string Credential);
 
-[JsonConverter(typeof(JsonStringEnumConverter<AgentJobKind>))]
-public enum AgentJobKind
+/// <summary>
+/// Every kind of job the catalog knows: the agents' work (<see cref="Backup"/>, <see cref="Restore"/>,
+/// <see cref="Synchronisation"/>) and the workers' (<see cref="VaultCopy"/>, <see cref="ConsistencyCheck"/>,
+/// <see cref="Retention"/>). Stored by number in the catalog's documents: never renumber.
+/// </summary>
+public enum JobKind
 {
+    /// <summary>An agent takes a recovery point to the server's disk.</summary>
     Backup = 1,
-    Restore = 2,
+
+    /// <summary>The workers copy a recovery point to the vault (online transfer).</summary>
+    VaultCopy = 2,
+
+    /// <summary>An agent restores items of a recovery point, from disk or from the vault.</summary>
+    Restore = 3,
+
+    /// <summary>One copy (disk or vault) of a recovery point is read back and checked pack by pack.</summary>
+    ConsistencyCheck = 4,
+
+    /// <summary>Retention expires one copy (disk or vault) of a recovery point.</summary>
+    Retention = 5,
 
     /// <summary>
-    /// Bring the server's copy of the data source up to date: the backup pipeline (new chunks packed and uploaded, the
-    /// metadata cache refreshed), ended by POST .../syncs/{jobId}/complete instead of a recovery point.
+    /// An agent brings the server's copy of the data source up to date: the backup pipeline (new chunks packed and uploaded,
+    /// the metadata cache refreshed), ended by POST .../syncs/{jobId}/complete instead of a recovery point.
     /// </summary>
-    Synchronisation = 3,
+    Synchronisation = 6,
 }
 
 /// <summary>What a restore does with an item that already exists at the target.</summary>
@@ -38,7 +54,7 @@ public enum ExistingItems
 /// (POST .../jobs/{jobId}/heartbeat); 0 from a server without leases. For a backup or synchronisation, <see cref="Include"/> and
 /// <see cref="Exclude"/> are the data source's patterns (<see cref="Filtering.PathFilter"/>; null or empty = none).
 /// </summary>
-public sealed record AgentJob(Guid JobId, AgentJobKind Kind, Guid RecoveryPointId, string Path,
+public sealed record AgentJob(Guid JobId, [property: JsonConverter(typeof(JsonStringEnumConverter<JobKind>))] JobKind Kind, Guid RecoveryPointId, string Path,
     IReadOnlyList<string>? Paths = null, ExistingItems IfExists = ExistingItems.Overwrite, int LeaseSeconds = 0,
     IReadOnlyList<string>? Include = null, IReadOnlyList<string>? Exclude = null);
 

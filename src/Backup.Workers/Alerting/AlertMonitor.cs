@@ -2,6 +2,7 @@ using Backup.Commands.Alerts;
 using Backup.Commands.Common;
 using Backup.Commands.Dispatching;
 using Backup.Commands.RecoveryPoints;
+using Backup.Storage.Contracts;
 using Backup.Projections.Agents;
 using Backup.Projections.Alerts;
 using Backup.Projections.DataSources;

@@ -1,6 +1,7 @@
 using Backup.Commands.CheckingRecoveryPoints;
 using Backup.Commands.CollectingGarbage;
 using Backup.Commands.Common;
+using Backup.Commands.DataSources;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
 using Backup.Commands.TakingRecoveryPoints;
@@ -53,7 +54,7 @@ public sealed class ConsistencyChecker(
             // Marten would log as a failure each tick. Two workers starting it at once still collide below.
             var state = await session.Events.FetchStreamStateAsync(checkId, ct);
             if (state is not null) startedHere = false;
-            else session.Events.StartStream(checkId, new ConsistencyCheckDue(checkId, day, dueAt));
+            else session.Events.StartStream(checkId, ConsistencyCheck.Due(day, dueAt));
             try
             {
                 if (startedHere) await session.SaveChangesAsync(ct);
@@ -139,11 +140,11 @@ public sealed class ConsistencyChecker(
             }
             var lost = affected.Where(p => p.Packs.Any(unrecoverable.Contains)).Select(p => p.DataSourceId).Distinct();
             foreach (var dataSourceId in lost)
-                if (await session.LoadAsync<DataSourceView>(dataSourceId, ct) is { RemovedAt: null } source) // removed sources are not backed up again
+                // The same decision as "back up now": removed sources are not backed up again.
+                if ((await session.LoadAsync<DataSource>(dataSourceId, DataSource.Next, ct)).State is { Removed: null } source)
                 {
                     var rp = ConsistencyCheck.RepairBackupId(checkId, dataSourceId);
-                    session.Events.StartStream<RecoveryPoint>(rp,
-                        new BackupRequested(rp, source.Id, source.GroupId, source.AgentId, source.Path, Actor, now));
+                    session.Events.StartStream<RecoveryPoint>(rp, RecoveryPoint.Request(source, dataSourceId, rp, Actor, now));
                     requested.Add(rp);
                 }
             var completed = new ConsistencyCheckCompleted(checkId, reason, diskCheck.PacksChecked + vaultCheck.PacksChecked,
@@ -166,11 +167,8 @@ public sealed class ConsistencyChecker(
         var mine = point.Packs.Where(checkedPacks.Contains).ToList();
         if (mine.Count == 0) return;
         var found = result.Damaged.Where(d => point.Packs.Contains(d.PackId)).Select(d => new DamagedPack(d.PackId, d.Problem)).ToList();
-        if (found.Count == 0) return;
-        session.Events.Append(point.Id, new RecoveryPointChecked(point.Id, tier, mine.Count, 0, found, Actor, now));
-        var fixedIds = repaired.Select(r => r.PackId).ToHashSet(StringComparer.Ordinal);
-        if (found.All(d => fixedIds.Contains(d.PackId)))
-            session.Events.Append(point.Id, new RecoveryPointChecked(point.Id, tier, mine.Count, 0, [], Actor, now));
+        var findings = ConsistencyCheck.Findings(point.Id, tier, mine.Count, found, repaired.Select(r => r.PackId).ToHashSet(StringComparer.Ordinal), Actor, now);
+        if (findings.Length > 0) session.Events.Append(point.Id, findings);
     }
 
     /// <summary>Rewrites the disk copy from the vault; false when the vault has no sound copy either (the write verifies it).</summary>

@@ -145,8 +145,7 @@ public sealed class PackCollector(
         foreach (var file in condemned)
             session.Store(new CondemnedPack { Id = file.PackId, CollectionId = collectionId, Bytes = file.Bytes, CondemnedAt = now });
         session.Store(new Condemnation { Id = collectionId, WaitingFor = waitingFor, PackIds = [.. condemned.Select(f => f.PackId)], CondemnedAt = now });
-        session.Events.StartStream(collectionId,
-            new PacksCondemned(collectionId, [.. condemned.Select(f => f.PackId)], condemned.Sum(f => f.Bytes), waitingFor, now));
+        session.Events.StartStream(collectionId, PackCollection.Condemn(collectionId, [.. condemned.Select(f => (f.PackId, f.Bytes))], waitingFor, now));
         await session.SaveChangesAsync(ct);
         return [.. condemned.Select(f => f.PackId)];
     }
@@ -172,10 +171,9 @@ public sealed class PackCollector(
             foreach (var condemnation in ready)
             {
                 var packs = await session.Query<CondemnedPack>().Where(p => p.CollectionId == condemnation.Id).ToListAsync(ct);
-                var gone = new List<string>();
+                var gone = new List<(string PackId, long Bytes)>();
                 // Taken off the list by a commit or an upload that needed them: kept.
                 var stays = condemnation.PackIds.Except(packs.Select(p => p.Id), StringComparer.Ordinal).ToList();
-                long bytes = 0;
                 foreach (var pack in packs)
                 {
                     session.Delete(pack);
@@ -186,13 +184,12 @@ public sealed class PackCollector(
                     }
                     var packId = pack.Id;
                     session.DeleteWhere<Commands.TakingRecoveryPoints.StoredChunk>(c => c.PackId == packId);
-                    gone.Add(pack.Id);
-                    bytes += pack.Bytes;
+                    gone.Add((pack.Id, pack.Bytes));
                 }
                 session.Delete(condemnation);
-                session.Events.Append(condemnation.Id, new PacksDeleted(
-                    condemnation.Id, StorageTier.Disk, gone, bytes, stays, condemnation == ready[0] ? manifests : [], now));
-                deleted.AddRange(gone);
+                session.Events.Append(condemnation.Id,
+                    PackCollection.Delete(condemnation.Id, StorageTier.Disk, gone, stays, condemnation == ready[0] ? manifests : [], now));
+                deleted.AddRange(gone.Select(p => p.PackId));
                 kept.AddRange(stays);
             }
             await session.SaveChangesAsync(ct);
@@ -221,8 +218,8 @@ public sealed class PackCollector(
         foreach (var blob in garbage) await vault.DeletePackAsync(blob.PackId, ct);
         foreach (var id in manifests) await vault.DeleteManifestAsync(id, ct);
         var collectionId = Guid.CreateVersion7();
-        session.Events.StartStream(collectionId, new PacksDeleted(
-            collectionId, StorageTier.Vault, [.. garbage.Select(b => b.PackId)], garbage.Sum(b => b.Bytes), [], manifests, now));
+        session.Events.StartStream(collectionId,
+            PackCollection.Delete(collectionId, StorageTier.Vault, [.. garbage.Select(b => (b.PackId, b.Bytes))], [], manifests, now));
         await session.SaveChangesAsync(ct);
         return [.. garbage.Select(b => b.PackId)];
     }

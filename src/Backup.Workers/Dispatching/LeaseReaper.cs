@@ -1,8 +1,5 @@
 using Backup.Commands.Common;
 using Backup.Commands.Dispatching;
-using Backup.Commands.RecoveryPoints;
-using Backup.Commands.Restores;
-using Backup.Commands.Synchronising;
 using Marten;
 using Microsoft.Extensions.Options;
 
@@ -55,27 +52,10 @@ public sealed class LeaseReaper(IDocumentStore store, TimeProvider clock, IOptio
                 var current = await session.LoadAsync<QueuedJob>(job.Id, ct);
                 if (current is null || current.State != QueuedJobState.Running || !Expired(current, now, lease)) continue;
 
-                object[] events;
-                long version;
-                if (job.Kind == QueuedJobKind.Backup)
-                {
-                    (var rp, version) = await session.LoadAsync<RecoveryPoint>(job.Id, RecoveryPoint.Next, ct);
-                    if (rp?.Status != RecoveryPointStatus.Running) continue;
-                    events = RecoveryPoint.ExpireLease(rp, job.Id, lease, now);
-                }
-                else if (job.Kind == QueuedJobKind.Synchronisation)
-                {
-                    (var sync, version) = await session.LoadAsync<Synchronisation>(job.Id, Synchronisation.Next, ct);
-                    if (sync?.Status != SyncStatus.Running) continue;
-                    events = Synchronisation.ExpireLease(sync, job.Id, lease, now);
-                }
-                else
-                {
-                    (var restore, version) = await session.LoadAsync<Restore>(job.Id, Restore.Next, ct);
-                    if (restore?.Status != RestoreStatus.Running) continue;
-                    events = Restore.ExpireLease(restore, job.Id, lease, now);
-                }
-                session.AppendExpected(job.Id, version, events);
+                var loaded = await session.LoadJobAsync(job.Kind, job.Id, ct);
+                if (loaded.Phase != JobPhase.Running) continue;
+                var events = loaded.ExpireLease(lease, now);
+                session.AppendExpected(job.Id, loaded.Version, events);
                 await session.SaveChangesAsync(ct);
                 count++;
                 var outcome = events[^1] is JobRequeued requeued ? $"re-queued, not before {requeued.NotBefore:O}" : "failed: agent lost";
@@ -111,15 +91,11 @@ public sealed class LeaseReaper(IDocumentStore store, TimeProvider clock, IOptio
         {
             await using var session = Worker.ApplyTo(store.LightweightSession());
             var since = job.NotBefore ?? job.QueuedAt;
-            var reason = JobLease.NotPickedUpReason(timeout, since, (await session.LoadAsync<AgentContact>(job.AgentId, ct))?.LastPolledAt);
-            var (failed, version) = job.Kind switch
-            {
-                QueuedJobKind.Backup => await DecideAsync<RecoveryPoint>(session, job.Id, RecoveryPoint.Next, rp => RecoveryPoint.Cancel(rp, reason, now), ct),
-                QueuedJobKind.Synchronisation => await DecideAsync<Synchronisation>(session, job.Id, Synchronisation.Next, s => Synchronisation.Cancel(s, reason, now), ct),
-                _ => await DecideAsync<Restore>(session, job.Id, Restore.Next, r => Restore.Cancel(r, reason, now), ct),
-            };
+            var reason = JobLifecycle.NotPickedUpReason(timeout, since, (await session.LoadAsync<AgentContact>(job.AgentId, ct))?.LastPolledAt);
+            var loaded = await session.LoadJobAsync(job.Kind, job.Id, ct);
+            var failed = loaded.Cancel(reason, now);
             if (failed is null) continue; // claimed, or ended, since the query
-            session.AppendExpected(job.Id, version, failed);
+            session.AppendExpected(job.Id, loaded.Version, failed);
             try
             {
                 await session.SaveChangesAsync(ct);
@@ -132,13 +108,6 @@ public sealed class LeaseReaper(IDocumentStore store, TimeProvider clock, IOptio
             }
         }
         return count;
-    }
-
-    private static async Task<(object? Event, long Version)> DecideAsync<T>(
-        IDocumentSession session, Guid id, Func<T?, object, T?> next, Func<T?, object?> decide, CancellationToken ct) where T : class
-    {
-        var (state, version) = await session.LoadAsync(id, next, ct);
-        return (decide(state), version);
     }
 
     private static bool Expired(QueuedJob job, DateTimeOffset now, JobLeaseOptions lease) =>

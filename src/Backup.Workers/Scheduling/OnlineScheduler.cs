@@ -50,10 +50,11 @@ public sealed class OnlineScheduler(
 
     private static async Task<Guid?> DueAsync(IDocumentStore store, Guid groupId, DateTimeOffset dueAt, CancellationToken ct)
     {
-        var id = OnlineCalendar.OnlineBackupDueId(groupId, dueAt);
+        var due = OnlineCalendar.Due(groupId, dueAt);
+        var id = due.DueId;
         var metadata = new CommandMetadata { Actor = ShortTermScheduler.Actor, CorrelationId = $"online-backup-due:{id}" };
         await using var session = metadata.ApplyTo(store.LightweightSession());
-        session.Events.StartStream(id, new OnlineBackupDue(id, groupId, dueAt.ToUniversalTime()));
+        session.Events.StartStream(id, due);
         try
         {
             await session.SaveChangesAsync(ct);

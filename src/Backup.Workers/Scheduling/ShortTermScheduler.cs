@@ -1,8 +1,10 @@
 using Backup.Commands.Common;
+using Backup.Commands.DataSources;
 using Backup.Commands.Dispatching;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Scheduling;
 using Backup.Commands.Synchronising;
+using Backup.Storage.Contracts;
 using Backup.Projections.DataSources;
 using Backup.Projections.ProtectionGroups;
 using Marten;
@@ -105,7 +107,7 @@ public sealed class ShortTermScheduler(
             sources = groupIds.Length == 0 ? [] : await query.Query<DataSourceView>().Where(s => s.GroupId.IsOneOf(groupIds) && s.RemovedAt == null).ToListAsync(ct);
             // The oldest backup or synchronisation still waiting for its agent, per data source.
             var waiting = await query.Query<QueuedJob>()
-                .Where(j => j.State == QueuedJobState.Queued && j.Kind != QueuedJobKind.Restore && j.DataSourceId != Guid.Empty)
+                .Where(j => j.State == QueuedJobState.Queued && j.Kind != JobKind.Restore && j.DataSourceId != Guid.Empty)
                 .Select(j => new WaitingJob(j.DataSourceId, j.QueuedAt)).ToListAsync(ct);
             waitingSince = waiting.GroupBy(j => j.DataSourceId).ToDictionary(g => g.Key, g => g.Min(j => j.QueuedAt));
         }
@@ -114,7 +116,7 @@ public sealed class ShortTermScheduler(
         _nextDue = groups.Where(g => byGroup[g.Id].Any())
             .Select(g => ShortTermCalendar.Occurrences(g.ShortTermPolicy!, now).Select(o => (DateTimeOffset?)o.At).FirstOrDefault())
             .Where(at => at is not null).Min();
-        var wanted = new List<(Guid GroupId, DataSourceView Source, DateTimeOffset At, bool Sync, Guid Id)>();
+        var wanted = new List<(DataSourceView Source, DateTimeOffset At, bool Sync, Guid Id)>();
         foreach (var group in groups)
         {
             var due = ShortTermCalendar.Occurrences(group.ShortTermPolicy!, from).TakeWhile(o => o.At <= now).ToList();
@@ -122,9 +124,9 @@ public sealed class ShortTermScheduler(
                 foreach (var (at, work) in due.Where(o => o.At > source.ProtectedAt))
                 {
                     if (work.HasFlag(DueWork.RecoveryPoint))
-                        wanted.Add((group.Id, source, at, false, ShortTermCalendar.BackupDueId(group.Id, source.Id, at)));
+                        wanted.Add((source, at, false, ShortTermCalendar.BackupDueId(group.Id, source.Id, at)));
                     else if (!(waitingSince.TryGetValue(source.Id, out var since) && since < at))
-                        wanted.Add((group.Id, source, at, true, ShortTermCalendar.SyncDueId(group.Id, source.Id, at)));
+                        wanted.Add((source, at, true, ShortTermCalendar.SyncDueId(group.Id, source.Id, at)));
                     else continue;
                     // A tick catching up over several slots: what it requests waits too (occurrences come in order).
                     waitingSince.TryAdd(source.Id, at);
@@ -132,10 +134,10 @@ public sealed class ShortTermScheduler(
         }
         // Another worker usually got there first: skip the streams that exist (one query) rather than collide on each.
         var existing = wanted.Count == 0 ? [] : await ExistingStreamsAsync(store, wanted.Select(w => w.Id).ToArray(), ct);
-        foreach (var (groupId, source, at, sync, id) in wanted.Where(w => !existing.Contains(w.Id)))
+        foreach (var (source, at, sync, id) in wanted.Where(w => !existing.Contains(w.Id)))
         {
             ct.ThrowIfCancellationRequested();
-            if (await RequestAsync(store, groupId, source, at, sync, id, ct)) (sync ? syncs : started).Add(id);
+            if (await RequestAsync(store, source, at, sync, id, ct)) (sync ? syncs : started).Add(id);
         }
         _lastTick = now;
         if (started.Count + syncs.Count > 0)
@@ -158,19 +160,19 @@ public sealed class ShortTermScheduler(
         return found;
     }
 
-    /// <returns>Whether this call started the stream (false: another worker, or an earlier tick, did).</returns>
-    private static async Task<bool> RequestAsync(
-        IDocumentStore store, Guid groupId, DataSourceView source, DateTimeOffset dueAt, bool sync, Guid id, CancellationToken ct)
+    /// <returns>Whether this call started the stream (false: another worker, or an earlier tick, did; or the source was removed just now).</returns>
+    private static async Task<bool> RequestAsync(IDocumentStore store, DataSourceView view, DateTimeOffset dueAt, bool sync, Guid id, CancellationToken ct)
     {
         var metadata = new CommandMetadata { Actor = Actor, CorrelationId = $"{(sync ? "sync" : "backup")}-due:{id}" };
         // One session per stream: a collision on one does not lose the others.
         await using var session = metadata.ApplyTo(store.LightweightSession());
+        // The same decision as "back up now" (the source's own stream, not the view that may lag): removed sources get nothing.
+        var (source, _) = await session.LoadAsync<DataSource>(view.Id, DataSource.Next, ct);
+        if (source?.Removed is not null) return false;
         if (sync)
-            session.Events.StartStream<Synchronisation>(id,
-                new SyncRequested(id, source.Id, groupId, source.AgentId, source.Path, Actor, dueAt.ToUniversalTime()));
+            session.Events.StartStream<Synchronisation>(id, Synchronisation.Request(source, view.Id, id, Actor, dueAt.ToUniversalTime()));
         else
-            session.Events.StartStream<RecoveryPoint>(id,
-                new BackupRequested(id, source.Id, groupId, source.AgentId, source.Path, Actor, dueAt.ToUniversalTime()));
+            session.Events.StartStream<RecoveryPoint>(id, RecoveryPoint.Request(source, view.Id, id, Actor, dueAt.ToUniversalTime()));
         try
         {
             await session.SaveChangesAsync(ct);

@@ -131,7 +131,7 @@ public sealed class VaultCopier(
         {
             log.LogError(e, "Copy of recovery point {RecoveryPointId} to the vault failed", recoveryPointId);
             await using var session = metadata.ApplyTo(store.LightweightSession());
-            session.Events.Append(transferId, new VaultTransferFailed(transferId, recoveryPointId, e.Message, clock.GetUtcNow()));
+            session.Events.Append(transferId, VaultTransfer.Fail(transfer, e.Message, clock.GetUtcNow()));
             await session.SaveChangesAsync(CancellationToken.None);
             throw;
         }

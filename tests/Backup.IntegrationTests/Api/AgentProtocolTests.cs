@@ -36,7 +36,7 @@ public sealed class AgentProtocolTests(ApiFactory api) : IClassFixture<ApiFactor
         polls.Count(p => p.StatusCode == HttpStatusCode.NoContent).ShouldBe(4);
         var job = await polls.Single(p => p.StatusCode == HttpStatusCode.OK).Content.ReadFromJsonAsync<AgentJob>(ApiClient.Json, Ct);
         job!.RecoveryPointId.ShouldBe(rp);
-        job.Kind.ShouldBe(AgentJobKind.Backup);
+        job.Kind.ShouldBe(JobKind.Backup);
         job.Path.ShouldBe("/srv/files");
         (await PollAsync(agent)).StatusCode.ShouldBe(HttpStatusCode.NoContent);
     }

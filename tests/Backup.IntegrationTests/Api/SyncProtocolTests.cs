@@ -27,7 +27,7 @@ public sealed class SyncProtocolTests(ApiFactory api) : IClassFixture<ApiFactory
         var claim = await _client.PollAsync(agent);
         claim.StatusCode.ShouldBe(HttpStatusCode.OK);
         var job = (await claim.Content.ReadFromJsonAsync<AgentJob>(ApiClient.Json, Ct))!;
-        job.Kind.ShouldBe(AgentJobKind.Synchronisation);
+        job.Kind.ShouldBe(JobKind.Synchronisation);
         job.JobId.ShouldBe(sync);
         job.RecoveryPointId.ShouldBe(Guid.Empty);
         job.Path.ShouldBe("/srv/synced");

@@ -165,7 +165,7 @@ public sealed class PackCollectionTests(ApiFactory api) : IClassFixture<ApiFacto
         var claim = await _client.PollAsync(source.Agent);
         claim.StatusCode.ShouldBe(HttpStatusCode.OK);
         var job = (await claim.Content.ReadFromJsonAsync<AgentJob>(Backup.Storage.Format.Manifest.Json, Ct))!;
-        job.Kind.ShouldBe(AgentJobKind.Synchronisation);
+        job.Kind.ShouldBe(JobKind.Synchronisation);
         job.JobId.ShouldBe(sync);
         foreach (var pack in packs) await _client.UploadPackAsync(source.Agent, sync, pack, "syncs");
         var tree = TestPacks.Random(200);

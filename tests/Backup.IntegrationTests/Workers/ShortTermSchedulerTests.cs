@@ -206,7 +206,7 @@ public sealed class ShortTermSchedulerTests : IAsyncLifetime
         var queued = await session.Query<Backup.Commands.Dispatching.QueuedJob>()
             .Where(j => j.State == Backup.Commands.Dispatching.QueuedJobState.Queued).ToListAsync(Ct);
         foreach (var job in queued)
-            session.Events.Append(job.Id, job.Kind == Backup.Commands.Dispatching.QueuedJobKind.Synchronisation
+            session.Events.Append(job.Id, job.Kind == Backup.Storage.Contracts.JobKind.Synchronisation
                 ? new Backup.Commands.Synchronising.SyncStarted(job.Id, job.AgentId, now)
                 : new BackupStarted(job.Id, job.AgentId, now));
         await session.SaveChangesAsync(Ct);

@@ -1,5 +1,6 @@
 using Backup.Commands.AddingDataSources;
 using Backup.Commands.Common;
+using Backup.Commands.Dispatching;
 using Backup.Commands.DataSources;
 using Backup.Commands.FilteringDataSources;
 using Backup.Commands.ProtectionGroups;
@@ -62,8 +63,8 @@ public sealed class DataSourceRemovalTests
     [Fact]
     public void Retain_cancels_a_backup_still_waiting_but_lets_a_running_one_finish()
     {
-        RecoveryPoint.Cancel(Point(), "gone", Clock.Now).ShouldBe(new RecoveryPointFailed(PointId, "gone", Clock.Now));
-        RecoveryPoint.Cancel(Point(new BackupStarted(PointId, AgentId, Clock.Now)), "gone", Clock.Now).ShouldBeNull();
+        JobLifecycle.Cancel<RecoveryPoint>(Point(), "gone", Clock.Now).ShouldBe(new RecoveryPointFailed(PointId, "gone", Clock.Now));
+        JobLifecycle.Cancel<RecoveryPoint>(Point(new BackupStarted(PointId, AgentId, Clock.Now)), "gone", Clock.Now).ShouldBeNull();
     }
 
     [Fact]

@@ -37,7 +37,7 @@ public sealed class JobLeaseTests
     public void First_expiry_of_a_running_backup_requeues_it_with_backoff_and_it_can_be_started_again()
     {
         var now = Clock.Now.AddMinutes(3);
-        var events = RecoveryPoint.ExpireLease(Fold(RunningBackup), PointId, Options, now);
+        var events = JobLifecycle.ExpireLease<RecoveryPoint>(Fold(RunningBackup), PointId, Options, now);
 
         events.Length.ShouldBe(2);
         var expired = events[0].ShouldBeOfType<JobLeaseExpired>();
@@ -48,17 +48,17 @@ public sealed class JobLeaseTests
 
         var after = Fold([.. RunningBackup, .. events])!;
         after.Status.ShouldBe(RecoveryPointStatus.Requested);
-        after.LeaseExpiries.ShouldBe(1);
-        RecoveryPoint.Start(after, PointId, AgentId, now).ShouldBe(new BackupStarted(PointId, AgentId, now));
+        after.Lease.Expiries.ShouldBe(1);
+        JobLifecycle.Start<RecoveryPoint>(after, PointId, AgentId, now).ShouldBe(new BackupStarted(PointId, AgentId, now));
     }
 
     [Fact]
     public void Backoff_doubles_per_attempt_up_to_the_cap()
     {
-        JobLease.Backoff(1, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(50)).ShouldBe(TimeSpan.FromSeconds(30));
-        JobLease.Backoff(2, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(50)).ShouldBe(TimeSpan.FromSeconds(50));
-        JobLease.Backoff(2, TimeSpan.FromSeconds(10), TimeSpan.FromMinutes(5)).ShouldBe(TimeSpan.FromSeconds(20));
-        JobLease.Backoff(40, TimeSpan.FromSeconds(10), TimeSpan.FromMinutes(5)).ShouldBe(TimeSpan.FromMinutes(5));
+        JobLifecycle.Backoff(1, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(50)).ShouldBe(TimeSpan.FromSeconds(30));
+        JobLifecycle.Backoff(2, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(50)).ShouldBe(TimeSpan.FromSeconds(50));
+        JobLifecycle.Backoff(2, TimeSpan.FromSeconds(10), TimeSpan.FromMinutes(5)).ShouldBe(TimeSpan.FromSeconds(20));
+        JobLifecycle.Backoff(40, TimeSpan.FromSeconds(10), TimeSpan.FromMinutes(5)).ShouldBe(TimeSpan.FromMinutes(5));
     }
 
     [Fact]
@@ -67,13 +67,13 @@ public sealed class JobLeaseTests
         var history = RunningBackup.ToList();
         for (var attempt = 1; attempt < Options.MaxAttempts; attempt++)
         {
-            var requeue = RecoveryPoint.ExpireLease(Fold([.. history]), PointId, Options, Clock.Now);
+            var requeue = JobLifecycle.ExpireLease<RecoveryPoint>(Fold([.. history]), PointId, Options, Clock.Now);
             requeue[^1].ShouldBeOfType<JobRequeued>().Attempt.ShouldBe(attempt);
             history.AddRange(requeue);
             history.Add(new BackupStarted(PointId, AgentId, Clock.Now));
         }
 
-        var last = RecoveryPoint.ExpireLease(Fold([.. history]), PointId, Options, Clock.Now);
+        var last = JobLifecycle.ExpireLease<RecoveryPoint>(Fold([.. history]), PointId, Options, Clock.Now);
 
         last[0].ShouldBeOfType<JobLeaseExpired>().Attempt.ShouldBe(3);
         last[1].ShouldBe(new RecoveryPointFailed(PointId, "agent lost: lease expired 3 times", Clock.Now));
@@ -83,20 +83,20 @@ public sealed class JobLeaseTests
     [Fact]
     public void Only_a_running_backup_has_a_lease_to_expire()
     {
-        Should.Throw<ConflictException>(() => RecoveryPoint.ExpireLease(Fold(RunningBackup[0]), PointId, Options, Clock.Now));
-        Should.Throw<NotFoundException>(() => RecoveryPoint.ExpireLease(null, PointId, Options, Clock.Now));
+        Should.Throw<ConflictException>(() => JobLifecycle.ExpireLease<RecoveryPoint>(Fold(RunningBackup[0]), PointId, Options, Clock.Now));
+        Should.Throw<NotFoundException>(() => JobLifecycle.ExpireLease<RecoveryPoint>(null, PointId, Options, Clock.Now));
     }
 
     [Fact]
     public void A_restore_lease_expires_into_a_requeue_then_a_restore_failure()
     {
         var options = new JobLeaseOptions { MaxAttempts = 2 };
-        var first = Restore.ExpireLease(FoldRestore(RunningRestore), RestoreId, options, Clock.Now);
+        var first = JobLifecycle.ExpireLease<Restore>(FoldRestore(RunningRestore), RestoreId, options, Clock.Now);
         first[1].ShouldBeOfType<JobRequeued>();
         var history = RunningRestore.Concat(first).Append(new RestoreStarted(RestoreId, AgentId, Clock.Now)).ToArray();
         FoldRestore(history[..4])!.Status.ShouldBe(RestoreStatus.Requested);
 
-        var second = Restore.ExpireLease(FoldRestore(history), RestoreId, options, Clock.Now);
+        var second = JobLifecycle.ExpireLease<Restore>(FoldRestore(history), RestoreId, options, Clock.Now);
 
         second[1].ShouldBe(new RestoreFailed(RestoreId, PointId, "agent lost: lease expired 2 times", Clock.Now));
     }
@@ -104,49 +104,49 @@ public sealed class JobLeaseTests
     [Fact]
     public void Heartbeat_only_by_the_owning_agent_while_the_job_runs()
     {
-        Should.NotThrow(() => RecoveryPoint.RenewLease(Fold(RunningBackup), PointId, AgentId));
-        Should.Throw<ForbiddenException>(() => RecoveryPoint.RenewLease(Fold(RunningBackup), PointId, OtherAgent));
-        Should.Throw<ConflictException>(() => RecoveryPoint.RenewLease(Fold(RunningBackup[0]), PointId, AgentId));
-        Should.Throw<NotFoundException>(() => RecoveryPoint.RenewLease(null, PointId, AgentId));
-        var requeued = RecoveryPoint.ExpireLease(Fold(RunningBackup), PointId, Options, Clock.Now);
-        Should.Throw<ConflictException>(() => RecoveryPoint.RenewLease(Fold([.. RunningBackup, .. requeued]), PointId, AgentId));
+        Should.NotThrow(() => JobLifecycle.Running<RecoveryPoint>(Fold(RunningBackup), PointId, AgentId));
+        Should.Throw<ForbiddenException>(() => JobLifecycle.Running<RecoveryPoint>(Fold(RunningBackup), PointId, OtherAgent));
+        Should.Throw<ConflictException>(() => JobLifecycle.Running<RecoveryPoint>(Fold(RunningBackup[0]), PointId, AgentId));
+        Should.Throw<NotFoundException>(() => JobLifecycle.Running<RecoveryPoint>(null, PointId, AgentId));
+        var requeued = JobLifecycle.ExpireLease<RecoveryPoint>(Fold(RunningBackup), PointId, Options, Clock.Now);
+        Should.Throw<ConflictException>(() => JobLifecycle.Running<RecoveryPoint>(Fold([.. RunningBackup, .. requeued]), PointId, AgentId));
 
-        Should.NotThrow(() => Restore.RenewLease(FoldRestore(RunningRestore), RestoreId, AgentId));
-        Should.Throw<ForbiddenException>(() => Restore.RenewLease(FoldRestore(RunningRestore), RestoreId, OtherAgent));
-        Should.Throw<ConflictException>(() => Restore.RenewLease(FoldRestore(RunningRestore[0]), RestoreId, AgentId));
+        Should.NotThrow(() => JobLifecycle.Running<Restore>(FoldRestore(RunningRestore), RestoreId, AgentId));
+        Should.Throw<ForbiddenException>(() => JobLifecycle.Running<Restore>(FoldRestore(RunningRestore), RestoreId, OtherAgent));
+        Should.Throw<ConflictException>(() => JobLifecycle.Running<Restore>(FoldRestore(RunningRestore[0]), RestoreId, AgentId));
     }
 
     [Fact]
     public void A_released_backup_is_requested_again_at_once_and_counts_no_expiry()
     {
         var history = RunningBackup.ToList();
-        history.AddRange(RecoveryPoint.ExpireLease(Fold([.. history]), PointId, Options, Clock.Now));
+        history.AddRange(JobLifecycle.ExpireLease<RecoveryPoint>(Fold([.. history]), PointId, Options, Clock.Now));
         history.Add(new BackupStarted(PointId, AgentId, Clock.Now));
 
-        var released = RecoveryPoint.Release(Fold([.. history]), PointId, AgentId, "agent stopping", Clock.Now);
+        var released = JobLifecycle.Release<RecoveryPoint>(Fold([.. history]), PointId, AgentId, "agent stopping", Clock.Now);
 
         released.ShouldBe(new JobReleased(PointId, AgentId, "agent stopping", Clock.Now));
         var after = Fold([.. history, released])!;
         after.Status.ShouldBe(RecoveryPointStatus.Requested);
-        after.LeaseExpiries.ShouldBe(1, "a release is not an expiry");
-        RecoveryPoint.Start(after, PointId, AgentId, Clock.Now).ShouldBe(new BackupStarted(PointId, AgentId, Clock.Now));
+        after.Lease.Expiries.ShouldBe(1, "a release is not an expiry");
+        JobLifecycle.Start<RecoveryPoint>(after, PointId, AgentId, Clock.Now).ShouldBe(new BackupStarted(PointId, AgentId, Clock.Now));
         // The next expiry is the second, not the third: the release cost no attempt.
-        var next = RecoveryPoint.ExpireLease(Fold([.. history, released, new BackupStarted(PointId, AgentId, Clock.Now)]), PointId, Options, Clock.Now);
+        var next = JobLifecycle.ExpireLease<RecoveryPoint>(Fold([.. history, released, new BackupStarted(PointId, AgentId, Clock.Now)]), PointId, Options, Clock.Now);
         next[0].ShouldBeOfType<JobLeaseExpired>().Attempt.ShouldBe(2);
     }
 
     [Fact]
     public void Only_the_owning_agent_releases_and_only_a_running_job()
     {
-        Should.Throw<ForbiddenException>(() => RecoveryPoint.Release(Fold(RunningBackup), PointId, OtherAgent, "agent stopping", Clock.Now));
-        Should.Throw<ConflictException>(() => RecoveryPoint.Release(Fold(RunningBackup[0]), PointId, AgentId, "agent stopping", Clock.Now));
-        Should.Throw<NotFoundException>(() => RecoveryPoint.Release(null, PointId, AgentId, "agent stopping", Clock.Now));
-        var released = RecoveryPoint.Release(Fold(RunningBackup), PointId, AgentId, "agent stopping", Clock.Now);
-        Should.Throw<ConflictException>(() => RecoveryPoint.Release(Fold([.. RunningBackup, released]), PointId, AgentId, "agent stopping", Clock.Now));
+        Should.Throw<ForbiddenException>(() => JobLifecycle.Release<RecoveryPoint>(Fold(RunningBackup), PointId, OtherAgent, "agent stopping", Clock.Now));
+        Should.Throw<ConflictException>(() => JobLifecycle.Release<RecoveryPoint>(Fold(RunningBackup[0]), PointId, AgentId, "agent stopping", Clock.Now));
+        Should.Throw<NotFoundException>(() => JobLifecycle.Release<RecoveryPoint>(null, PointId, AgentId, "agent stopping", Clock.Now));
+        var released = JobLifecycle.Release<RecoveryPoint>(Fold(RunningBackup), PointId, AgentId, "agent stopping", Clock.Now);
+        Should.Throw<ConflictException>(() => JobLifecycle.Release<RecoveryPoint>(Fold([.. RunningBackup, released]), PointId, AgentId, "agent stopping", Clock.Now));
 
-        var restoreReleased = Restore.Release(FoldRestore(RunningRestore), RestoreId, AgentId, "agent stopping", Clock.Now);
+        var restoreReleased = JobLifecycle.Release<Restore>(FoldRestore(RunningRestore), RestoreId, AgentId, "agent stopping", Clock.Now);
         FoldRestore([.. RunningRestore, restoreReleased])!.Status.ShouldBe(RestoreStatus.Requested);
-        Should.Throw<ForbiddenException>(() => Restore.Release(FoldRestore(RunningRestore), RestoreId, OtherAgent, "agent stopping", Clock.Now));
-        Should.Throw<ConflictException>(() => Restore.Release(FoldRestore(RunningRestore[0]), RestoreId, AgentId, "agent stopping", Clock.Now));
+        Should.Throw<ForbiddenException>(() => JobLifecycle.Release<Restore>(FoldRestore(RunningRestore), RestoreId, OtherAgent, "agent stopping", Clock.Now));
+        Should.Throw<ConflictException>(() => JobLifecycle.Release<Restore>(FoldRestore(RunningRestore[0]), RestoreId, AgentId, "agent stopping", Clock.Now));
     }
 }

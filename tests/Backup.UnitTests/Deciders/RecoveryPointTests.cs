@@ -1,4 +1,5 @@
 using Backup.Commands.Common;
+using Backup.Commands.Dispatching;
 using Backup.Commands.RecoveryPoints;
 using Backup.UnitTests.Support;
 
@@ -29,7 +30,7 @@ public sealed class RecoveryPointTests
     [Fact]
     public void Requested_backup_can_be_started_by_its_agent()
     {
-        var started = RecoveryPoint.Start(RequestedPoint(), PointId, AgentId, Clock.Now);
+        var started = JobLifecycle.Start<RecoveryPoint>(RequestedPoint(), PointId, AgentId, Clock.Now);
 
         started.ShouldBe(new BackupStarted(PointId, AgentId, Clock.Now));
         RecoveryPoint.Next(RequestedPoint(), started)!.Status.ShouldBe(RecoveryPointStatus.Running);
@@ -38,27 +39,27 @@ public sealed class RecoveryPointTests
     [Fact]
     public void Another_agent_cannot_start_the_backup()
     {
-        Should.Throw<ForbiddenException>(() => RecoveryPoint.Start(RequestedPoint(), PointId, OtherAgent, Clock.Now));
+        Should.Throw<ForbiddenException>(() => JobLifecycle.Start<RecoveryPoint>(RequestedPoint(), PointId, OtherAgent, Clock.Now));
     }
 
     [Fact]
     public void Backup_cannot_be_started_twice()
     {
-        Should.Throw<ConflictException>(() => RecoveryPoint.Start(RunningPoint(), PointId, AgentId, Clock.Now));
+        Should.Throw<ConflictException>(() => JobLifecycle.Start<RecoveryPoint>(RunningPoint(), PointId, AgentId, Clock.Now));
     }
 
     [Fact]
     public void Unknown_recovery_point_is_not_found()
     {
-        Should.Throw<NotFoundException>(() => RecoveryPoint.Start(null, PointId, AgentId, Clock.Now)).Id.ShouldBe(PointId);
-        Should.Throw<NotFoundException>(() => RecoveryPoint.RecordPack(null, PointId, AgentId, PackA, 1, 1, Clock.Now));
-        Should.Throw<NotFoundException>(() => RecoveryPoint.Fail(null, PointId, AgentId, "x", Clock.Now));
+        Should.Throw<NotFoundException>(() => JobLifecycle.Start<RecoveryPoint>(null, PointId, AgentId, Clock.Now)).Id.ShouldBe(PointId);
+        Should.Throw<NotFoundException>(() => JobLifecycle.Running<RecoveryPoint>(null, PointId, AgentId).RecordPack(PackA, 1, 1, Clock.Now));
+        Should.Throw<NotFoundException>(() => JobLifecycle.Fail<RecoveryPoint>(null, PointId, AgentId, "x", Clock.Now));
     }
 
     [Fact]
     public void Pack_written_while_running_is_recorded_with_its_hash()
     {
-        var written = RecoveryPoint.RecordPack(RunningPoint(), PointId, AgentId, PackA, 4096, 7, Clock.Now);
+        var written = JobLifecycle.Running<RecoveryPoint>(RunningPoint(), PointId, AgentId).RecordPack(PackA, 4096, 7, Clock.Now);
 
         written.ShouldBe(new PackWrittenToDisk(PointId, PackA, 4096, 7, PackA, Clock.Now));
     }
@@ -68,17 +69,17 @@ public sealed class RecoveryPointTests
     {
         var rp = RecoveryPoint.Next(RunningPoint(), new PackWrittenToDisk(PointId, PackA, 4096, 7, PackA, Clock.Now));
 
-        RecoveryPoint.RecordPack(rp, PointId, AgentId, PackA, 4096, 7, Clock.Now).ShouldBeNull();
-        RecoveryPoint.RecordPack(rp, PointId, AgentId, PackB, 10, 1, Clock.Now).ShouldNotBeNull();
+        JobLifecycle.Running<RecoveryPoint>(rp, PointId, AgentId).RecordPack(PackA, 4096, 7, Clock.Now).ShouldBeNull();
+        JobLifecycle.Running<RecoveryPoint>(rp, PointId, AgentId).RecordPack(PackB, 10, 1, Clock.Now).ShouldNotBeNull();
     }
 
     [Fact]
     public void Packs_are_accepted_only_while_running_and_only_from_the_owner()
     {
-        Should.Throw<ConflictException>(() => RecoveryPoint.RecordPack(RequestedPoint(), PointId, AgentId, PackA, 1, 1, Clock.Now));
-        Should.Throw<ForbiddenException>(() => RecoveryPoint.RecordPack(RunningPoint(), PointId, OtherAgent, PackA, 1, 1, Clock.Now));
+        Should.Throw<ConflictException>(() => JobLifecycle.Running<RecoveryPoint>(RequestedPoint(), PointId, AgentId).RecordPack(PackA, 1, 1, Clock.Now));
+        Should.Throw<ForbiddenException>(() => JobLifecycle.Running<RecoveryPoint>(RunningPoint(), PointId, OtherAgent).RecordPack(PackA, 1, 1, Clock.Now));
         var created = Fold(Requested(), new BackupStarted(PointId, AgentId, Clock.Now), Created(RunningPoint()));
-        Should.Throw<ConflictException>(() => RecoveryPoint.RecordPack(created, PointId, AgentId, PackA, 1, 1, Clock.Now));
+        Should.Throw<ConflictException>(() => JobLifecycle.Running<RecoveryPoint>(created, PointId, AgentId).RecordPack(PackA, 1, 1, Clock.Now));
     }
 
     [Fact]
@@ -109,25 +110,25 @@ public sealed class RecoveryPointTests
     [Fact]
     public void Requested_or_running_backup_can_fail()
     {
-        RecoveryPoint.Fail(RequestedPoint(), PointId, AgentId, "disk full", Clock.Now)
+        JobLifecycle.Fail<RecoveryPoint>(RequestedPoint(), PointId, AgentId, "disk full", Clock.Now)
             .ShouldBe(new RecoveryPointFailed(PointId, "disk full", Clock.Now));
-        RecoveryPoint.Fail(RunningPoint(), PointId, AgentId, "disk full", Clock.Now).Reason.ShouldBe("disk full");
+        JobLifecycle.Fail<RecoveryPoint>(RunningPoint(), PointId, AgentId, "disk full", Clock.Now).ShouldBeOfType<RecoveryPointFailed>().Reason.ShouldBe("disk full");
     }
 
     [Fact]
     public void Ended_backup_cannot_fail()
     {
         var created = RecoveryPoint.Next(RunningPoint(), Created(RunningPoint()));
-        Should.Throw<ConflictException>(() => RecoveryPoint.Fail(created, PointId, AgentId, "late", Clock.Now));
+        Should.Throw<ConflictException>(() => JobLifecycle.Fail<RecoveryPoint>(created, PointId, AgentId, "late", Clock.Now));
 
         var failed = RecoveryPoint.Next(RunningPoint(), new RecoveryPointFailed(PointId, "x", Clock.Now));
-        Should.Throw<ConflictException>(() => RecoveryPoint.Fail(failed, PointId, AgentId, "again", Clock.Now));
+        Should.Throw<ConflictException>(() => JobLifecycle.Fail<RecoveryPoint>(failed, PointId, AgentId, "again", Clock.Now));
     }
 
     [Fact]
     public void Another_agent_cannot_fail_the_backup()
     {
-        Should.Throw<ForbiddenException>(() => RecoveryPoint.Fail(RunningPoint(), PointId, OtherAgent, "no", Clock.Now));
+        Should.Throw<ForbiddenException>(() => JobLifecycle.Fail<RecoveryPoint>(RunningPoint(), PointId, OtherAgent, "no", Clock.Now));
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using Backup.Commands.Common;
+using Backup.Commands.Dispatching;
 using Backup.Commands.Restores;
 using Backup.UnitTests.Support;
 
@@ -25,13 +26,13 @@ public sealed class RestoreTests
     {
         var restore = RequestedRestore();
 
-        restore.ShouldBe(new Restore(RestoreId, PointId, AgentId, RestoreSource.Vault, "/restore/here", RestoreStatus.Requested));
+        restore.ShouldBe(new Restore(RestoreId, PointId, AgentId, RestoreSource.Vault, "/restore/here", JobLease.Requested));
     }
 
     [Fact]
     public void Requested_restore_can_be_started_by_its_agent()
     {
-        var started = Restore.Start(RequestedRestore(), RestoreId, AgentId, Clock.Now);
+        var started = JobLifecycle.Start<Restore>(RequestedRestore(), RestoreId, AgentId, Clock.Now);
 
         started.ShouldBe(new RestoreStarted(RestoreId, AgentId, Clock.Now));
         Restore.Next(RequestedRestore(), started)!.Status.ShouldBe(RestoreStatus.Running);
@@ -40,9 +41,9 @@ public sealed class RestoreTests
     [Fact]
     public void Restore_cannot_be_started_by_another_agent_or_twice()
     {
-        Should.Throw<ForbiddenException>(() => Restore.Start(RequestedRestore(), RestoreId, OtherAgent, Clock.Now));
-        Should.Throw<ConflictException>(() => Restore.Start(RunningRestore(), RestoreId, AgentId, Clock.Now));
-        Should.Throw<NotFoundException>(() => Restore.Start(null, RestoreId, AgentId, Clock.Now)).Id.ShouldBe(RestoreId);
+        Should.Throw<ForbiddenException>(() => JobLifecycle.Start<Restore>(RequestedRestore(), RestoreId, OtherAgent, Clock.Now));
+        Should.Throw<ConflictException>(() => JobLifecycle.Start<Restore>(RunningRestore(), RestoreId, AgentId, Clock.Now));
+        Should.Throw<NotFoundException>(() => JobLifecycle.Start<Restore>(null, RestoreId, AgentId, Clock.Now)).Id.ShouldBe(RestoreId);
     }
 
     [Fact]
@@ -66,10 +67,10 @@ public sealed class RestoreTests
     [Fact]
     public void Requested_or_running_restore_can_fail()
     {
-        Restore.Fail(RequestedRestore(), RestoreId, AgentId, "target not writable", Clock.Now)
+        JobLifecycle.Fail<Restore>(RequestedRestore(), RestoreId, AgentId, "target not writable", Clock.Now)
             .ShouldBe(new RestoreFailed(RestoreId, PointId, "target not writable", Clock.Now));
-        Restore.Fail(RunningRestore(), RestoreId, AgentId, "pack corrupt", Clock.Now).Reason.ShouldBe("pack corrupt");
-        Should.Throw<ForbiddenException>(() => Restore.Fail(RunningRestore(), RestoreId, OtherAgent, "x", Clock.Now));
+        JobLifecycle.Fail<Restore>(RunningRestore(), RestoreId, AgentId, "pack corrupt", Clock.Now).ShouldBeOfType<RestoreFailed>().Reason.ShouldBe("pack corrupt");
+        Should.Throw<ForbiddenException>(() => JobLifecycle.Fail<Restore>(RunningRestore(), RestoreId, OtherAgent, "x", Clock.Now));
     }
 
     [Fact]
@@ -79,15 +80,15 @@ public sealed class RestoreTests
         var failed = Fold(Requested(), new RestoreFailed(RestoreId, PointId, "x", Clock.Now));
 
         failed.Status.ShouldBe(RestoreStatus.Failed);
-        Should.Throw<ConflictException>(() => Restore.Fail(completed, RestoreId, AgentId, "late", Clock.Now));
-        Should.Throw<ConflictException>(() => Restore.Fail(failed, RestoreId, AgentId, "again", Clock.Now));
+        Should.Throw<ConflictException>(() => JobLifecycle.Fail<Restore>(completed, RestoreId, AgentId, "late", Clock.Now));
+        Should.Throw<ConflictException>(() => JobLifecycle.Fail<Restore>(failed, RestoreId, AgentId, "again", Clock.Now));
     }
 
     [Fact]
     public void Running_guard_gives_access_only_to_a_running_restore_of_the_agent()
     {
-        Restore.Running(RunningRestore(), RestoreId, AgentId).RecoveryPointId.ShouldBe(PointId);
-        Should.Throw<ConflictException>(() => Restore.Running(RequestedRestore(), RestoreId, AgentId));
-        Should.Throw<ForbiddenException>(() => Restore.Running(RunningRestore(), RestoreId, OtherAgent));
+        JobLifecycle.Running<Restore>(RunningRestore(), RestoreId, AgentId).RecoveryPointId.ShouldBe(PointId);
+        Should.Throw<ConflictException>(() => JobLifecycle.Running<Restore>(RequestedRestore(), RestoreId, AgentId));
+        Should.Throw<ForbiddenException>(() => JobLifecycle.Running<Restore>(RunningRestore(), RestoreId, OtherAgent));
     }
 }

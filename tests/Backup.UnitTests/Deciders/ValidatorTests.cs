@@ -1,3 +1,5 @@
+using Backup.Storage.Contracts;
+using Backup.Commands.Dispatching;
 using Backup.Commands.AddingDataSources;
 using Backup.Commands.CreatingProtectionGroups;
 using Backup.Commands.DataSources;
@@ -133,13 +135,13 @@ public sealed class ValidatorTests
     }
 
     private static WritePackToDisk Upload(string packId) =>
-        new(AgentId, Guid.NewGuid(), packId, _ => Task.FromResult(new PackOnDisk(0, [])));
+        new(AgentId, JobKind.Backup, Guid.NewGuid(), packId, Stream.Null);
 
     private static CompleteBackup Completion(int files, int directories, long bytes, params string[] chunkIds) =>
         Completion(files, directories, [], bytes, chunkIds);
 
     private static CompleteBackup Completion(int files, int directories, IReadOnlyList<SkippedItemRecord> skipped, long bytes, params string[] chunkIds) =>
-        new(AgentId, Guid.NewGuid(), files, directories, skipped, bytes, chunkIds, (_, _) => Task.FromResult(new StoredManifest(new string('e', 64), 0)));
+        new(AgentId, Guid.NewGuid(), files, directories, skipped, bytes, chunkIds, []);
 
     [Fact]
     public void Completed_backup_names_only_valid_chunk_ids()
@@ -204,9 +206,9 @@ public sealed class ValidatorTests
     [Fact]
     public void Failures_need_a_reason()
     {
-        ShouldFailOn(new FailBackupValidator().Validate(new FailBackup(AgentId, Guid.NewGuid(), "")), nameof(FailBackup.Reason));
-        ShouldFailOn(new FailRestoreValidator().Validate(new FailRestore(AgentId, Guid.NewGuid(), "")), nameof(FailRestore.Reason));
-        new FailRestoreValidator().Validate(new FailRestore(AgentId, Guid.NewGuid(), "disk full")).IsValid.ShouldBeTrue();
+        ShouldFailOn(new FailJobValidator().Validate(new FailJob(AgentId, JobKind.Backup, Guid.NewGuid(), "")), nameof(FailJob.Reason));
+        ShouldFailOn(new FailJobValidator().Validate(new FailJob(AgentId, JobKind.Restore, Guid.NewGuid(), "")), nameof(FailJob.Reason));
+        new FailJobValidator().Validate(new FailJob(AgentId, JobKind.Restore, Guid.NewGuid(), "disk full")).IsValid.ShouldBeTrue();
     }
 
     [Fact]
