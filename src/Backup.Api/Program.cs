@@ -63,6 +63,7 @@ services.AddSingleton<IDiskPacks>(sp => sp.GetRequiredService<ServerDiskPacks>()
 services.AddSingleton<IManifests>(sp => sp.GetRequiredService<ServerDiskPacks>());
 services.AddSingleton<IKeyFiles, ServerKeyFiles>();
 services.AddSingleton<ICopyChecker, ServerCopyChecker>();
+services.AddSingleton<IRestoreReads, ServerRestoreReads>();
 
 // Enums travel as their names ("Folder", "Vault", "Both"), and unknown names are a 400.
 services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(allowIntegerValues: false)));

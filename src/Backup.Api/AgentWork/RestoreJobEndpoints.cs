@@ -1,13 +1,11 @@
 using System.Security.Claims;
 using Backup.Api.Infrastructure;
 using Backup.Commands.Common;
-using Backup.Commands.Restores;
 using Backup.Commands.Restoring;
+using Backup.Commands.Stores;
 using Backup.Commands.TakingRecoveryPoints;
 using Backup.Storage.Contracts;
-using Backup.Storage.Disk;
 using Backup.Storage.Format;
-using Backup.Storage.Vault;
 using Marten;
 using Mediator;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -21,21 +19,18 @@ public static class RestoreJobEndpoints
     {
         work.MapGet("/restores/{restoreId:guid}/manifest", Manifest).WithSummary("Read the manifest of the recovery point being restored");
         work.MapGet("/restores/{restoreId:guid}/index", Index).WithSummary("Where each chunk of the recovery point being restored is stored");
-        work.MapGet("/restores/{restoreId:guid}/packs/{packId}", Pack).WithSummary("Read one pack of the recovery point being restored");
+        work.MapGet("/restores/{restoreId:guid}/packs/{packId}", Pack).WithSummary("Read one pack of the recovery point being restored")
+            .WithDescription("From the tier the restore asked for; a restore from disk whose pack file is gone reads the vault's copy. "
+                + "409 with the problem code 'restore-data-missing' when no tier holds the pack.");
         work.MapPost("/restores/{restoreId:guid}/complete", Complete).WithSummary("Report a finished, verified restore");
         work.MapPost("/restores/{restoreId:guid}/fail", Fail).WithSummary("Report a restore that could not be finished");
         return work;
     }
 
-    private static async Task<IResult> Manifest(
-        Guid agentId, Guid restoreId, ClaimsPrincipal user, IMediator m, DiskStore disk, VaultStore vault, CancellationToken ct)
+    private static async Task<IResult> Manifest(Guid agentId, Guid restoreId, ClaimsPrincipal user, IMediator m, IRestoreReads reads, CancellationToken ct)
     {
         var access = await m.Send(new GetRestoreAccess(user.RequireSelf(agentId), restoreId), ct);
-        var bytes = access.Source == RestoreSource.Disk
-            ? await disk.ReadManifestAsync(access.RecoveryPointId, ct)
-            : await vault.ReadManifestAsync(access.RecoveryPointId, ct)
-              ?? throw new InvalidDataException($"The vault has no manifest for recovery point {access.RecoveryPointId}.");
-        return TypedResults.Bytes(bytes, "application/json");
+        return TypedResults.Bytes(await reads.ReadManifestAsync(access, ct), "application/json");
     }
 
     private static async Task<Ok<List<ChunkLocation>>> Index(
@@ -45,14 +40,12 @@ public static class RestoreJobEndpoints
         return TypedResults.Ok(await session.InPacksAsync(access.PackIds, ct));
     }
 
-    private static async Task<IResult> Pack(
-        Guid agentId, Guid restoreId, string packId, ClaimsPrincipal user, IMediator m, DiskStore disk, VaultStore vault, CancellationToken ct)
+    private static async Task<IResult> Pack(Guid agentId, Guid restoreId, string packId, ClaimsPrincipal user, IMediator m, IRestoreReads reads, CancellationToken ct)
     {
         var access = await m.Send(new GetRestoreAccess(user.RequireSelf(agentId), restoreId), ct);
         if (!access.PackIds.Contains(packId))
             throw new NotFoundException($"Pack {packId} in recovery point", access.RecoveryPointId);
-        var stream = access.Source == RestoreSource.Disk ? disk.OpenPack(packId) : await vault.OpenPackAsync(packId, ct);
-        return TypedResults.Stream(stream, "application/octet-stream");
+        return TypedResults.Stream(await reads.OpenPackAsync(access, packId, ct), "application/octet-stream");
     }
 
     private static async Task<NoContent> Complete(Guid agentId, Guid restoreId, CompleteRestoreRequest request, ClaimsPrincipal user, IMediator m, CancellationToken ct)

@@ -3,6 +3,7 @@ using Backup.Commands.CheckingRecoveryPoints;
 using Backup.Commands.Common;
 using Backup.Commands.Repository;
 using Backup.Commands.Restores;
+using Backup.Commands.Restoring;
 using Backup.Commands.SettingPassphrase;
 using Backup.Commands.TakingRecoveryPoints;
 using Backup.Storage.Checking;
@@ -49,6 +50,38 @@ public interface IKeyFiles
 public interface ICopyChecker
 {
     Task<CheckOutcome> CheckAsync(IQuerySession session, RestoreSource tier, IReadOnlyList<string> packIds, CancellationToken ct);
+}
+
+/// <summary>What a running restore reads, from the tier it asked for, or from the other one where that tier lost its copy.</summary>
+public interface IRestoreReads
+{
+    Task<byte[]> ReadManifestAsync(RestoreAccess access, CancellationToken ct);
+    Task<Stream> OpenPackAsync(RestoreAccess access, string packId, CancellationToken ct);
+}
+
+public sealed class ServerRestoreReads(DiskStore disk, VaultStore vault) : IRestoreReads
+{
+    /// <summary>The problem code of a 409 for a pack (or manifest) that neither the server's disk nor the vault holds.</summary>
+    public const string MissingCode = "restore-data-missing";
+
+    public async Task<byte[]> ReadManifestAsync(RestoreAccess access, CancellationToken ct)
+    {
+        if (access.Source == RestoreSource.Disk && disk.HasManifest(access.RecoveryPointId)) return await disk.ReadManifestAsync(access.RecoveryPointId, ct);
+        return await vault.ReadManifestAsync(access.RecoveryPointId, ct)
+            ?? throw new ConflictException($"The manifest of recovery point {access.RecoveryPointId} is on neither the server's disk nor the vault.", MissingCode);
+    }
+
+    /// <summary>
+    /// A restore from disk whose pack file is gone (deleted, or lost with its disk) reads the vault's copy instead: the agent
+    /// checks every chunk against its id either way, so the tier that served it does not matter to the result.
+    /// </summary>
+    public async Task<Stream> OpenPackAsync(RestoreAccess access, string packId, CancellationToken ct)
+    {
+        if (access.Source == RestoreSource.Disk && disk.HasPack(packId)) return disk.OpenPack(packId);
+        if (await vault.PackLengthAsync(packId, ct) is not null) return await vault.OpenPackAsync(packId, ct);
+        var where = access.Source == RestoreSource.Disk ? "missing from the server's disk, and the vault holds no copy" : "missing from the vault";
+        throw new ConflictException($"Pack {packId} of recovery point {access.RecoveryPointId} is {where}; nothing can be read from it.", MissingCode);
+    }
 }
 
 public sealed class ServerDiskPacks(DiskStore disk, long maxPackBytes) : IDiskPacks, IManifests
