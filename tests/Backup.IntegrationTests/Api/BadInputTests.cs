@@ -261,4 +261,18 @@ public sealed class BadInputTests(ApiFactory api) : IClassFixture<ApiFactory>
             HttpStatusCode.BadRequest);
         ShouldName(problem, "ifExists");
     }
+    [Theory]
+    [InlineData("/api/jobs?after=", "-1")]
+    [InlineData("/api/jobs?after=", "!!")]
+    [InlineData("/api/recovery-points?after=", "-1")]
+    [InlineData("/api/recovery-points?after=", "!!")]
+    [InlineData("/api/items?name=*&after=", "-1")]
+    [InlineData("/api/items?name=*&after=", "!!")]
+    [InlineData("/api/compliance?after=", "-1")]
+    [InlineData("/api/compliance?after=", "!!")]
+    public async Task A_malformed_cursor_is_a_400_naming_after(string list, string cursor)
+    {
+        var problem = await ShouldBeRejectedAsync(() => _client.Http.GetAsync(list + Uri.EscapeDataString(cursor), Ct), HttpStatusCode.BadRequest);
+        ShouldName(problem, "after");
+    }
 }
