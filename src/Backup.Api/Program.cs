@@ -58,8 +58,13 @@ services.AddScoped<CommandMetadata>();
 services.AddSingleton(sp => new DiskStore(Path.GetFullPath(sp.GetRequiredService<IOptions<ServerOptions>>().Value.DiskStore, builder.Environment.ContentRootPath)));
 services.AddSingleton(sp => new VaultStore(new BlobServiceClient(vaultConnection).GetBlobContainerClient(server.VaultContainer)));
 
-// Enums travel as their names ("Folder", "Vault", "Both"), and unknown names are a 400.
-services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(allowIntegerValues: false)));
+// Enums travel as their names ("Folder", "Vault", "Both"), and unknown names are a 400. Strings are plain text (PlainText
+// says which characters and why).
+services.ConfigureHttpJsonOptions(o =>
+{
+    o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(allowIntegerValues: false));
+    o.SerializerOptions.UsePlainText();
+});
 services.AddProblemDetails();
 services.AddExceptionHandler<ProblemMapping>();
 services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
@@ -83,6 +88,7 @@ app.UseSwagger();
 app.UseSwaggerUI(o => o.RoutePrefix = "swagger");
 app.UseAuthentication();
 app.UseAuthorization();
+app.RejectControlCharactersInQuery();
 app.RejectUnknownQueryParameters();
 
 await app.Services.GetRequiredService<VaultStore>().EnsureCreatedAsync(CancellationToken.None);
