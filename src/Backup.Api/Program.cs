@@ -58,11 +58,13 @@ services.AddScoped<CommandMetadata>();
 services.AddSingleton(sp => new DiskStore(Path.GetFullPath(sp.GetRequiredService<IOptions<ServerOptions>>().Value.DiskStore, builder.Environment.ContentRootPath)));
 services.AddSingleton(sp => new VaultStore(new BlobServiceClient(vaultConnection).GetBlobContainerClient(server.VaultContainer)));
 
-// Enums travel as their names ("Folder", "Vault", "Both"), and unknown names are a 400. Strings are plain text (PlainText
-// says which characters and why).
+// Enums travel as their names ("Folder", "Vault", "Both"), and unknown names are a 400. A body field the operation does not
+// have is a 400 naming it, as an unknown query parameter is: a misspelt "ifExist" silently ignored would restore with the
+// default instead of what was asked. Strings are plain text (PlainText says which characters and why).
 services.ConfigureHttpJsonOptions(o =>
 {
     o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(allowIntegerValues: false));
+    o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
     o.SerializerOptions.UsePlainText();
 });
 services.AddProblemDetails();

@@ -275,4 +275,15 @@ public sealed class BadInputTests(ApiFactory api) : IClassFixture<ApiFactory>
         var problem = await ShouldBeRejectedAsync(() => _client.Http.GetAsync(list + Uri.EscapeDataString(cursor), Ct), HttpStatusCode.BadRequest);
         ShouldName(problem, "after");
     }
+
+    [Theory]
+    [InlineData("/api/protection-groups", """{"name":"unknown-field","colour":"red"}""", "colour")]
+    [InlineData("/api/access/keys", """{"name":"unknown-field","role":"auditor","expiresAt":"2030-01-01T00:00:00Z"}""", "expiresAt")]
+    [InlineData("/api/enrolment-tokens", """{"validForMinutes":5,"validForHours":1}""", "validForHours")]
+    [InlineData("/api/recovery-points/0190a5f0-0000-7000-8000-000000000000/restores", """{"source":"Disk","targetPath":"/restore","overwrite":true}""", "overwrite")]
+    public async Task An_unknown_body_field_is_a_400_naming_it(string url, string body, string field)
+    {
+        var problem = await ShouldBeRejectedAsync(() => _client.Http.PostAsync(url, new StringContent(body, Encoding.UTF8, "application/json"), Ct), HttpStatusCode.BadRequest);
+        ShouldName(problem, field);
+    }
 }
