@@ -55,15 +55,42 @@ public static class AgentPath
     }
 
     /// <summary>Whether one folder holds the other (or they are the same); both normal, of one machine.</summary>
-    public static bool Overlap(string a, string b)
-    {
-        var comparison = IsWindows(a) ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
-        return Holds(a, b) || Holds(b, a);
+    public static bool Overlap(string a, string b) => Holds(a, b) || Holds(b, a);
 
-        bool Holds(string folder, string path) =>
-            path.Equals(folder, comparison)
+    /// <summary>Whether <paramref name="path"/> is <paramref name="folder"/> or inside it; both normal.</summary>
+    public static bool Holds(string folder, string path)
+    {
+        var comparison = IsWindows(folder) ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+        return path.Equals(folder, comparison)
             || (path.StartsWith(folder, comparison) && (folder.EndsWith('/') || folder.EndsWith('\\') || path[folder.Length] is '/' or '\\'));
     }
+
+    /// <summary>
+    /// Whether a restore into <paramref name="path"/> (normal) would write over the operating system: the root of the file
+    /// system or of a drive; the folders holding the system's programs, libraries, configuration and kernel interfaces, and
+    /// everything in them (<c>/etc/nginx</c> too); and the folders holding every user's or service's data as a whole
+    /// (<c>/home</c>, <c>/var</c>, but not a folder inside them).
+    /// </summary>
+    public static bool IsSystemFolder(string path)
+    {
+        if (IsWindows(path))
+        {
+            var drive = path[..2];
+            return path.Length <= 3
+                || WindowsSystem.Any(f => Holds($"{drive}\\{f}", path))
+                || WindowsDataRoots.Any(f => path.Equals($"{drive}\\{f}", StringComparison.OrdinalIgnoreCase));
+        }
+        return path == "/" || PosixSystem.Any(f => Holds(f, path)) || PosixDataRoots.Contains(path);
+    }
+
+    private static readonly string[] PosixSystem =
+        ["/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root", "/run", "/sbin", "/sys", "/usr"];
+
+    private static readonly HashSet<string> PosixDataRoots = ["/home", "/var", "/srv", "/opt", "/mnt", "/media"];
+
+    private static readonly string[] WindowsSystem = ["Windows", "Program Files", "Program Files (x86)"];
+
+    private static readonly string[] WindowsDataRoots = ["Users", "ProgramData"];
 
     // On Linux a backslash is an ordinary character of a name, not a separator.
     private static string[] Segments(string path) => IsWindows(path) ? path[2..].Split('\\', '/') : path.Split('/');
