@@ -29,9 +29,10 @@ public static class PlainText
         (typeof(ReleaseJobRequest), nameof(ReleaseJobRequest.Reason)),
     ];
 
+    private const string NoControlCharacters = "must not contain control characters (U+0000–U+001F, U+007F–U+009F).";
+
     /// <summary>Why <paramref name="value"/> is refused, or null when it is plain text.</summary>
-    public static string? Problem(string value) =>
-        value.Any(char.IsControl) ? "must not contain control characters (U+0000–U+001F, U+007F–U+009F)." : null;
+    public static string? Problem(string value) => value.Any(char.IsControl) ? NoControlCharacters : null;
 
     private static string? ReportedProblem(string value) => value.Contains('\0') ? "must not contain U+0000." : null;
 
@@ -66,7 +67,7 @@ public static class PlainText
             return;
         }
         http.Response.StatusCode = StatusCodes.Status400BadRequest;
-        var problem = new HttpValidationProblemDetails(refused.ToDictionary(k => k, k => new[] { $"'{k}' {Problem("\0")}" }))
+        var problem = new HttpValidationProblemDetails(refused.ToDictionary(k => k, k => new[] { $"'{k}' {NoControlCharacters}" }))
         {
             Status = StatusCodes.Status400BadRequest, Title = "The request is not valid.",
         };
