@@ -94,16 +94,7 @@ public static class PlainText
 
         private string Checked(ref Utf8JsonReader reader)
         {
-            string value;
-            try
-            {
-                value = reader.GetString()!;
-            }
-            catch (InvalidOperationException e)
-            {
-                // An escaped lone surrogate ("\ud800") is not text either; without this it left the API as a 500.
-                throw new JsonException(e.Message);
-            }
+            var value = reader.GetString()!;
             if (problem(value) is { } why) throw new JsonException($"The text {why}");
             return value;
         }
