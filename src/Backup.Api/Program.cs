@@ -65,8 +65,15 @@ services.AddSingleton<IKeyFiles, ServerKeyFiles>();
 services.AddSingleton<ICopyChecker, ServerCopyChecker>();
 services.AddSingleton<IRestoreReads, ServerRestoreReads>();
 
-// Enums travel as their names ("Folder", "Vault", "Both"), and unknown names are a 400.
-services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(allowIntegerValues: false)));
+// Enums travel as their names ("Folder", "Vault", "Both"), and unknown names are a 400. A body field the operation does not
+// have is a 400 naming it, as an unknown query parameter is: a misspelt "ifExist" silently ignored would restore with the
+// default instead of what was asked. Strings are plain text (PlainText says which characters and why).
+services.ConfigureHttpJsonOptions(o =>
+{
+    o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(allowIntegerValues: false));
+    o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+    o.SerializerOptions.UsePlainText();
+});
 services.AddProblemDetails();
 services.AddExceptionHandler<ProblemMapping>();
 services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
@@ -90,6 +97,7 @@ app.UseSwagger();
 app.UseSwaggerUI(o => o.RoutePrefix = "swagger");
 app.UseAuthentication();
 app.UseAuthorization();
+app.RejectControlCharactersInQuery();
 app.RejectUnknownQueryParameters();
 
 await app.Services.GetRequiredService<VaultStore>().EnsureCreatedAsync(CancellationToken.None);

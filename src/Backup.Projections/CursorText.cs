@@ -18,13 +18,15 @@ public static class CursorText
     {
         position = "";
         var bytes = new byte[Base64Url.GetMaxDecodedLength(cursor.Length)];
-        if (!Base64Url.TryDecodeFromChars(cursor, bytes, out var written)) return false;
         string text;
         try
         {
+            // TryDecodeFromChars is false only for a short destination: a character outside base64url ("!!"), or a last one
+            // whose unused bits are set ("-1"), throws, and was a 500 for a typo in a query string.
+            if (!Base64Url.TryDecodeFromChars(cursor, bytes, out var written)) return false;
             text = Strict.GetString(bytes, 0, written);
         }
-        catch (DecoderFallbackException)
+        catch (Exception e) when (e is FormatException or DecoderFallbackException)
         {
             return false;
         }

@@ -19,6 +19,11 @@ public sealed partial class ProblemMapping(IProblemDetailsService problems, ILog
             {
                 Status = StatusCodes.Status400BadRequest, Title = "The request is not valid.",
             },
+            BadHttpRequestException { InnerException: JsonException json } when UnmappedMember(json) is { } field => new HttpValidationProblemDetails(
+                new Dictionary<string, string[]> { [field] = [$"'{field}' is not a field of this operation's body."] })
+            {
+                Status = StatusCodes.Status400BadRequest, Title = "The request body has a field this operation does not have.",
+            },
             BadHttpRequestException { InnerException: JsonException json } => new HttpValidationProblemDetails(
                 new Dictionary<string, string[]> { [JsonPathName(json.Path)] = [JsonMessage(json)] })
             {
@@ -65,6 +70,21 @@ public sealed partial class ProblemMapping(IProblemDetailsService problems, ILog
 
     [GeneratedRegex("""^Failed to bind parameter "(?:[^"]* )?(?<name>[A-Za-z_][A-Za-z0-9_]*)" from """)]
     private static partial Regex BindFailure();
+
+    /// <summary>
+    /// The body field no member takes (JsonUnmappedMemberHandling.Disallow), as a path from the body's root ("colour",
+    /// "throttling.rate"); the serializer's own message names a .NET type, which is no business of the caller's.
+    /// </summary>
+    private static string? UnmappedMember(JsonException json)
+    {
+        if (UnmappedProperty().Match(json.Message) is not { Success: true } m) return null;
+        var name = m.Groups["name"].Value;
+        var path = JsonPathName(json.Path);
+        return path == "body" || path == name || path.EndsWith("." + name, StringComparison.Ordinal) ? (path == "body" ? name : path) : $"{path}.{name}";
+    }
+
+    [GeneratedRegex("""^The JSON property '(?<name>.*)' could not be mapped to any \.NET member""", RegexOptions.Singleline)]
+    private static partial Regex UnmappedProperty();
 
     private static string JsonName(string propertyName) =>
         string.IsNullOrEmpty(propertyName) ? "" : JsonNamingPolicy.CamelCase.ConvertName(propertyName);

@@ -41,7 +41,11 @@ public static class SecurityPinFilter
             return await next(context);
         });
 
-    private static async Task UsePinAsync(HttpContext http, string operation)
+    /// <summary>
+    /// For an operation whose destructive variant is chosen by its body (a restore that overwrites): checked as above, the PIN's use
+    /// saved with the operation's events.
+    /// </summary>
+    public static async Task UsePinAsync(HttpContext http, string operation)
     {
         var pin = http.Request.Headers[SecurityPin.Header].ToString().Trim();
         if (pin.Length == 0)

@@ -1,4 +1,5 @@
 using Backup.Storage.Contracts;
+using Backup.Commands.Access;
 using Backup.Api.Infrastructure;
 using Backup.Api.ProtectionGroups;
 using Backup.Commands.CheckingRecoveryPoints;
@@ -18,9 +19,10 @@ namespace Backup.Api.RecoveryPoints;
 
 /// <summary>
 /// <c>paths</c>: items to restore, relative to the protected folder (a directory brings all it holds); leave
-/// out for the whole recovery point. <c>ifExists</c>: Overwrite (default), Skip or KeepBoth.
+/// out for the whole recovery point. <c>ifExists</c>: KeepBoth (default), Skip, or Overwrite (needs a security PIN).
+/// <c>intoSystemFolder</c>: true to restore into a system folder (/, /etc, /usr, C:\Windows…), refused otherwise.
 /// </summary>
-public sealed record RequestRestoreRequest(RestoreSource? Source, string? TargetPath, IReadOnlyList<string>? Paths, ExistingItems? IfExists);
+public sealed record RequestRestoreRequest(RestoreSource? Source, string? TargetPath, IReadOnlyList<string>? Paths, ExistingItems? IfExists, bool? IntoSystemFolder = null);
 
 public static class RecoveryPointEndpoints
 {
@@ -51,7 +53,11 @@ public static class RecoveryPointEndpoints
         points.MapPost("/{recoveryPointId:guid}/restores", RequestRestore)
             .WithSummary("Restore a recovery point to an alternate folder")
             .WithDescription("Source is Disk or Vault; Vault needs a completed online copy (409 otherwise). A copy retention expired, or a recovery point "
-                + "deleted with its data source, is a 409. Optional paths select items; ifExists is Overwrite, Skip or KeepBoth.")
+                + "deleted with its data source, is a 409. Optional paths select items; ifExists is KeepBoth (the default: an item already at the "
+                + "target stays, the restored one goes beside it), Skip, or Overwrite, which destroys what is there and so needs a security PIN "
+                + $"from POST /api/access/security-pin in {SecurityPin.Header} (403 without). A target that is a system folder (/, /etc, /usr, /home, "
+                + "C:\\, C:\\Windows…) is a 400 unless intoSystemFolder is true.")
+            .ProducesProblem(StatusCodes.Status403Forbidden)
             .RequireAuthorization(AccessPolicies.Operate);
         return app;
     }
@@ -77,8 +83,10 @@ public static class RecoveryPointEndpoints
 
     private static async Task<Accepted<IdResponse>> RequestRestore(Guid recoveryPointId, RequestRestoreRequest request, HttpContext http, IMediator m, CancellationToken ct)
     {
+        var ifExists = request.IfExists ?? ExistingItems.KeepBoth;
+        if (ifExists == ExistingItems.Overwrite) await SecurityPinFilter.UsePinAsync(http, "restore-overwrite");
         var id = await m.Send(new RequestRestore(recoveryPointId, request.Source, request.TargetPath ?? "", http.User.Actor(),
-            request.Paths, request.IfExists ?? ExistingItems.Overwrite), ct);
+            request.Paths, ifExists, request.IntoSystemFolder ?? false), ct);
         return TypedResults.Accepted($"/api/restores/{id}", new IdResponse(id));
     }
 }

@@ -10,10 +10,15 @@ using Mediator;
 
 namespace Backup.Commands.Restoring;
 
-/// <summary>Restore a whole recovery point to an alternate folder on its agent, from the disk copy or the vault copy.</summary>
+/// <summary>
+/// Restore a whole recovery point to an alternate folder on its agent, from the disk copy or the vault copy. Items already at
+/// the target are kept beside the restored ones unless <see cref="IfExists"/> says otherwise (overwriting is destructive: the API
+/// asks a security PIN for it). A target that is a system folder (<see cref="AgentPath.IsSystemFolder"/>) is refused unless
+/// <see cref="IntoSystemFolder"/> says the request means it.
+/// </summary>
 public sealed record RequestRestore(
     Guid RecoveryPointId, RestoreSource? Source, string TargetPath, string RequestedBy,
-    IReadOnlyList<string>? Paths = null, ExistingItems? IfExists = ExistingItems.Overwrite) : ICommand<Guid>;
+    IReadOnlyList<string>? Paths = null, ExistingItems? IfExists = ExistingItems.KeepBoth, bool IntoSystemFolder = false) : ICommand<Guid>;
 
 public sealed class RequestRestoreValidator : AbstractValidator<RequestRestore>
 {
@@ -21,7 +26,11 @@ public sealed class RequestRestoreValidator : AbstractValidator<RequestRestore>
     {
         RuleFor(x => x.Source).NotNull().IsInEnum();
         RuleFor(x => x.TargetPath).NotEmpty().MaximumLength(4096)
-            .Must(AddDataSourceValidator.IsAbsolute).WithMessage("'Target Path' must be an absolute path on the agent's machine.");
+            .Must(AddDataSourceValidator.IsAbsolute).WithMessage("'Target Path' must be an absolute path on the agent's machine.")
+            .Must(t => !AgentPath.HasParentSegment(t)).WithMessage("'Target Path' must name the folder directly, without '..' segments: only the agent's machine knows where they lead.")
+            .Must((c, t) => c.IntoSystemFolder || AgentPath.HasParentSegment(t) || !AgentPath.IsSystemFolder(AgentPath.Normal(t)))
+            .WithMessage("'Target Path' is a system folder (the root, /etc, /usr, C:\\Windows… or a folder holding all users' or services' data): "
+                + "restoring there can break the machine. Restore to another folder, or send intoSystemFolder: true if this is what you mean.");
         RuleFor(x => x.RequestedBy).NotEmpty();
         RuleFor(x => x.IfExists).NotNull().IsInEnum();
         RuleFor(x => x.Paths).Must(p => p is null || p.Count is > 0 and <= 10_000)
@@ -58,7 +67,7 @@ public sealed class RequestRestoreHandler(IDocumentSession session, TimeProvider
 
         var restoreId = Guid.CreateVersion7();
         session.Events.StartStream<Restore>(restoreId,
-            new RestoreRequested(restoreId, rp.Id, rp.DataSourceId, rp.AgentId, c.Source!.Value, c.TargetPath, c.RequestedBy, clock.GetUtcNow(),
+            new RestoreRequested(restoreId, rp.Id, rp.DataSourceId, rp.AgentId, c.Source!.Value, AgentPath.Normal(c.TargetPath), c.RequestedBy, clock.GetUtcNow(),
                 c.Paths?.Select(p => p.TrimEnd('/')).Distinct(StringComparer.Ordinal).ToList(), c.IfExists!.Value));
         await session.SaveChangesAsync(ct);
         return restoreId;

@@ -23,6 +23,9 @@ public sealed record ComplianceFacts
     public string Path { get; init; } = "";
     public DateTimeOffset ProtectedAt { get; init; }
 
+    /// <summary>When the data source was removed from protection; it is not reported as of that instant or later.</summary>
+    public DateTimeOffset? RemovedAt { get; init; }
+
     public ShortTermPolicy? ShortTerm { get; init; }
     public DateTimeOffset? ShortTermSetAt { get; init; }
 

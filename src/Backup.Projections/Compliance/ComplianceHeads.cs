@@ -53,10 +53,13 @@ public sealed class ComplianceHeads
 
     public sealed record Evaluated(ComplianceFacts Facts, DataSourceCompliance Verdict);
 
-    /// <summary>Evaluates facts at <paramref name="at"/> without reasons, in the report's order (group, path, data source).</summary>
+    /// <summary>
+    /// Evaluates facts at <paramref name="at"/> without reasons, in the report's order (group, path, data source). A data source
+    /// removed from protection by then is left out: it has no policy to meet any more, and counted it would be non-compliant for good.
+    /// </summary>
     public static IReadOnlyList<Evaluated> Evaluate(IEnumerable<ComplianceFacts> facts, DateTimeOffset at, DueTimes dueTimes) =>
     [
-        .. facts.Select(f => new Evaluated(f, ComplianceEvaluation.Evaluate(f, at, dueTimes, explain: false)))
+        .. facts.Where(f => f.RemovedAt is not { } removed || removed > at).Select(f => new Evaluated(f, ComplianceEvaluation.Evaluate(f, at, dueTimes, explain: false)))
             .OrderBy(e => e.Verdict.GroupId).ThenBy(e => e.Verdict.Path, StringComparer.Ordinal).ThenBy(e => e.Verdict.DataSourceId),
     ];
 

@@ -51,8 +51,8 @@ public sealed class ComplianceRecoveryPoint
 /// that data source) and its global sequence. Compliance at T is then one index probe per data source: the latest row with
 /// <c>valid_from ≤ T</c> (primary key <c>data_source_id, valid_from, sequence</c>), evaluated at T; no raw event is read.
 /// Rows are only ever appended, so what was valid at a past instant stays as it was.
-/// <para><c>kind</c> says what changed: <c>protected</c>, <c>policy</c>, <c>created</c>, <c>expired</c>, <c>vault</c>, or
-/// <c>consistency</c> (a check, or an expiry that drops a damaged copy); the period report reads the rare kinds and the
+/// <para><c>kind</c> says what changed: <c>protected</c>, <c>policy</c>, <c>created</c>, <c>expired</c>, <c>vault</c>, <c>removed</c>
+/// (from protection), or <c>consistency</c> (a check, or an expiry that drops a damaged copy); the period report reads the rare kinds and the
 /// <c>created</c> stamps only.</para>
 /// <para>A raw <see cref="IProjection"/> because one event fans out to many data sources (a group's policy) and events name a
 /// recovery point rather than its data source; the daemon builds and commits each page before the next, so the heads loaded
@@ -103,6 +103,7 @@ public sealed class ComplianceProjection : IProjection
                 case ShortTermPolicySet x: groupIds.Add(x.GroupId); policyGroups.Add(x.GroupId); break;
                 case OnlinePolicySet x: groupIds.Add(x.GroupId); policyGroups.Add(x.GroupId); break;
                 case DataSourceProtected x: groupIds.Add(x.GroupId); sourceIds.Add(x.DataSourceId); break;
+                case DataSourceRemoved x: groupIds.Add(x.GroupId); sourceIds.Add(x.DataSourceId); break;
                 case RecoveryPointCreated x: sourceIds.Add(x.DataSourceId); break;
                 case RecoveryPointExpired x: pointIds.Add(x.RecoveryPointId); break;
                 case RecoveryPointChecked x: pointIds.Add(x.RecoveryPointId); break;
@@ -178,6 +179,13 @@ public sealed class ComplianceProjection : IProjection
                     });
                     break;
                 }
+
+                // Out of protection from then on: no longer reported now, nor as of any later instant (ComplianceHeads.Evaluate);
+                // a group's later policies no longer reach it. As of an earlier instant it is reported as it stood then.
+                case DataSourceRemoved x:
+                    if (groups.TryGetValue(x.GroupId, out var from) && from.DataSourceIds.Remove(x.DataSourceId)) changedGroups.Add(from.Id);
+                    Change(x.DataSourceId, e, x.RemovedAt, "removed", f => f.RemovedAt is null ? f with { RemovedAt = x.RemovedAt } : f);
+                    break;
 
                 case RecoveryPointCreated x:
                     if (!points.ContainsKey(x.RecoveryPointId))

@@ -261,4 +261,67 @@ public sealed class BadInputTests(ApiFactory api) : IClassFixture<ApiFactory>
             HttpStatusCode.BadRequest);
         ShouldName(problem, "ifExists");
     }
+    [Theory]
+    [InlineData("/api/jobs?after=", "-1")]
+    [InlineData("/api/jobs?after=", "!!")]
+    [InlineData("/api/recovery-points?after=", "-1")]
+    [InlineData("/api/recovery-points?after=", "!!")]
+    [InlineData("/api/items?name=*&after=", "-1")]
+    [InlineData("/api/items?name=*&after=", "!!")]
+    [InlineData("/api/compliance?after=", "-1")]
+    [InlineData("/api/compliance?after=", "!!")]
+    public async Task A_malformed_cursor_is_a_400_naming_after(string list, string cursor)
+    {
+        var problem = await ShouldBeRejectedAsync(() => _client.Http.GetAsync(list + Uri.EscapeDataString(cursor), Ct), HttpStatusCode.BadRequest);
+        ShouldName(problem, "after");
+    }
+
+    [Theory]
+    [InlineData("/api/protection-groups", """{"name":"unknown-field","colour":"red"}""", "colour")]
+    [InlineData("/api/access/keys", """{"name":"unknown-field","role":"auditor","expiresAt":"2030-01-01T00:00:00Z"}""", "expiresAt")]
+    [InlineData("/api/enrolment-tokens", """{"validForMinutes":5,"validForHours":1}""", "validForHours")]
+    [InlineData("/api/recovery-points/0190a5f0-0000-7000-8000-000000000000/restores", """{"source":"Disk","targetPath":"/restore","overwrite":true}""", "overwrite")]
+    public async Task An_unknown_body_field_is_a_400_naming_it(string url, string body, string field)
+    {
+        var problem = await ShouldBeRejectedAsync(() => _client.Http.PostAsync(url, new StringContent(body, Encoding.UTF8, "application/json"), Ct), HttpStatusCode.BadRequest);
+        ShouldName(problem, field);
+    }
+
+    [Theory]
+    [InlineData("bootstrap-admin\u200b")]
+    [InlineData("alice\nbob")]
+    [InlineData("\u202eevil")]
+    [InlineData("two words")]
+    [InlineData("semi;colon")]
+    [InlineData("tab\tbed")]
+    public async Task A_key_name_of_anything_but_letters_digits_and_dot_dash_underscore_at_is_a_400(string name)
+    {
+        var problem = await ShouldBeRejectedAsync(() => _client.Http.PostAsJsonAsync("/api/access/keys", new { name, role = "auditor" }, Ct), HttpStatusCode.BadRequest);
+        ShouldName(problem, "name");
+    }
+
+    [Theory]
+    [InlineData("bootstrap-\u0430dmin")] // a Cyrillic a
+    [InlineData("B00TSTRAP-ADMIN")]
+    [InlineData("bootstrap-admi\u0144")]
+    public async Task A_key_name_confusable_with_the_bootstrap_admin_is_a_409(string name)
+    {
+        await ShouldBeRejectedAsync(() => _client.Http.PostAsJsonAsync("/api/access/keys", new { name, role = "admin" }, Ct), HttpStatusCode.Conflict);
+    }
+
+    [Fact]
+    public async Task A_key_name_confusable_with_an_issued_one_is_a_409_and_a_decomposed_one_a_400()
+    {
+        var name = $"jos\u00e9.{Guid.NewGuid():N}"[..20];
+        var issued = await _client.Http.PostAsJsonAsync("/api/access/keys", new { name, role = "auditor" }, Ct);
+        issued.StatusCode.ShouldBe(HttpStatusCode.Created, await issued.Content.ReadAsStringAsync(Ct));
+
+        // Without the accent, with a Cyrillic o, or with a zero for the O it reads the same in the audit trail.
+        foreach (var lookalike in new[] { name.Replace("\u00e9", "e"), name.Replace("jos", "j\u043es"), name.Replace("jos", "J0S") })
+            await ShouldBeRejectedAsync(() => _client.Http.PostAsJsonAsync("/api/access/keys", new { name = lookalike, role = "auditor" }, Ct), HttpStatusCode.Conflict);
+        // Decomposed (e and a combining acute) it is not NFC.
+        var problem = await ShouldBeRejectedAsync(
+            () => _client.Http.PostAsJsonAsync("/api/access/keys", new { name = name.Replace("\u00e9", "e\u0301"), role = "auditor" }, Ct), HttpStatusCode.BadRequest);
+        ShouldName(problem, "name");
+    }
 }

@@ -283,4 +283,45 @@ public sealed class DataSourceTests(ApiFactory api) : IClassFixture<ApiFactory>
         var view = await _client.WaitForAsync($"/api/recovery-points/{late}", v => v.GetProperty("status").GetString() == "Failed");
         view.GetProperty("failureReason").GetString()!.ShouldContain("removed from protection");
     }
+    [Fact]
+    public async Task A_path_is_kept_normalised_so_spellings_of_one_folder_are_one_data_source()
+    {
+        var (agent, group) = await AgentAndGroupAsync();
+        var root = $"/srv/{Guid.NewGuid():N}";
+        var added = await AddAsync(group, agent.AgentId, $"{root}//x/./");
+        added.StatusCode.ShouldBe(HttpStatusCode.Created, await added.Content.ReadAsStringAsync(Ct));
+        (await _client.GetJsonAsync($"/api/data-sources/{await ApiClient.IdAsync(added)}")).GetProperty("path").GetString().ShouldBe($"{root}/x");
+
+        foreach (var spelling in new[] { $"{root}/x", $"{root}/./x", $"{root}//x", $"{root}/x/" })
+            await ShouldBeRejectedAsync(() => AddAsync(group, agent.AgentId, spelling), HttpStatusCode.Conflict);
+    }
+
+    [Theory]
+    [InlineData("/srv/../etc")]
+    [InlineData("/srv/y/../x")]
+    [InlineData("/..")]
+    [InlineData("C:\\Data\\..\\Windows")]
+    public async Task A_path_with_a_parent_segment_is_a_400_naming_it(string path)
+    {
+        var (agent, group) = await AgentAndGroupAsync();
+        var problem = await ShouldBeRejectedAsync(() => AddAsync(group, agent.AgentId, path), HttpStatusCode.BadRequest);
+        Rejections.ShouldName(problem, "path");
+    }
+
+    [Fact]
+    public async Task A_folder_inside_or_around_a_protected_folder_of_the_same_agent_is_a_409_and_another_agent_may_protect_it()
+    {
+        var (agent, group) = await AgentAndGroupAsync();
+        var root = $"/srv/{Guid.NewGuid():N}";
+        (await AddAsync(group, agent.AgentId, $"{root}/data")).StatusCode.ShouldBe(HttpStatusCode.Created);
+
+        foreach (var overlapping in new[] { $"{root}/data/sub", $"{root}/data/a/b", root, "/" })
+        {
+            var problem = await ShouldBeRejectedAsync(() => AddAsync(group, agent.AgentId, overlapping), HttpStatusCode.Conflict);
+            problem.GetProperty("detail").GetString()!.ShouldContain($"{root}/data");
+        }
+        (await AddAsync(group, agent.AgentId, $"{root}/database")).StatusCode.ShouldBe(HttpStatusCode.Created); // a sibling sharing a prefix
+        var other = await _client.EnrolAsync("another-machine");
+        (await AddAsync(group, other.AgentId, $"{root}/data/sub")).StatusCode.ShouldBe(HttpStatusCode.Created);
+    }
 }

@@ -11,6 +11,7 @@ using Backup.Projections.Compliance;
 using Backup.Storage.Contracts;
 using Backup.Storage.Format;
 using Marten;
+using Marten.Events;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -580,5 +581,35 @@ public sealed class ComplianceTests : IClassFixture<ApiFactory>, IAsyncDisposabl
         var client = _api.CreateClient();
         client.DefaultRequestHeaders.Authorization = new("ApiKey", key);
         return client;
+    }
+    [Fact]
+    public async Task A_data_source_removed_from_protection_leaves_the_report_from_then_on_but_stays_in_it_as_of_before()
+    {
+        var (group, agent) = await GroupAsync();
+        var kept = await AddSourceAsync(group, agent);
+        var removed = await AddSourceAsync(group, agent);
+        await RecoveryPointAsync(group, kept, agent, copiedToVault: true);
+        await WaitForAsync($"?groupId={group}", r => Lists(r, kept, s => s.GetProperty("compliant").GetBoolean()) && Lists(r, removed));
+        _clock.Advance(TimeSpan.FromMinutes(30));
+        var beforeRemoval = _clock.GetUtcNow();
+        _clock.Advance(TimeSpan.FromMinutes(1));
+
+        var request = new HttpRequestMessage(HttpMethod.Delete, $"/api/data-sources/{removed}?data=Retain");
+        request.Headers.Add("X-Security-Pin", await _client.PinAsync());
+        var response = await _client.Http.SendAsync(request, Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.OK, await response.Content.ReadAsStringAsync(Ct));
+        // The daemon past the removal: every projection has applied every event appended so far.
+        await Store.WaitForNonStaleProjectionDataAsync(TimeSpan.FromSeconds(60));
+        _clock.Advance(TimeSpan.FromHours(3)); // the removed data source would be long overdue, had it stayed
+
+        var now = await ComplianceAsync($"?groupId={group}");
+        Lists(now, removed).ShouldBeFalse();
+        now.GetProperty("overall").GetProperty("dataSources").GetInt32().ShouldBe(1);
+        now.GetProperty("groups").EnumerateArray().ShouldHaveSingleItem().GetProperty("dataSources").GetInt32().ShouldBe(1);
+        (await ComplianceAsync($"?dataSourceId={removed}")).GetProperty("dataSources").GetArrayLength().ShouldBe(0);
+
+        var then = await ComplianceAsync($"?groupId={group}&asOf={Uri.EscapeDataString(beforeRemoval.ToString("O"))}");
+        Lists(then, removed).ShouldBeTrue("as of before its removal it was protected");
+        then.GetProperty("overall").GetProperty("dataSources").GetInt32().ShouldBe(2);
     }
 }
