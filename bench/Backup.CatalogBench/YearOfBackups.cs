@@ -379,14 +379,14 @@ public sealed class YearOfBackups
             if (_random.NextDouble() < 0.005)
             {
                 var pack = _referenced.Count > 0 ? _referenced[_random.Next(_referenced.Count)].Id : Hex(_random, 32);
-                Add(at, latest.Id, new RecoveryPointChecked(latest.Id, RestoreSource.Disk, latest.Packs, bytes,
+                Add(at, latest.Id, new RecoveryPointChecked(latest.Id, StorageTier.Disk, latest.Packs, bytes,
                     [new DamagedPack(pack, "SHA-256 of the pack file does not match its id")], "user:auditor", at));
                 var repaired = at.AddDays(1).Date.AddHours(2).AddMinutes(40);
                 var when = new DateTimeOffset(repaired, TimeSpan.Zero);
-                Add(when, latest.Id, new RecoveryPointChecked(latest.Id, RestoreSource.Disk, latest.Packs, bytes, [], "worker:consistency-check", when));
+                Add(when, latest.Id, new RecoveryPointChecked(latest.Id, StorageTier.Disk, latest.Packs, bytes, [], "worker:consistency-check", when));
                 return;
             }
-            Add(at, latest.Id, new RecoveryPointChecked(latest.Id, RestoreSource.Disk, latest.Packs, bytes, [], "user:auditor", at));
+            Add(at, latest.Id, new RecoveryPointChecked(latest.Id, StorageTier.Disk, latest.Packs, bytes, [], "user:auditor", at));
         }
 
         private void RestoreSome(DateTimeOffset at)
@@ -394,7 +394,7 @@ public sealed class YearOfBackups
             if (_latest is not { } latest || latest.CreatedAt >= at) return;
             var id = NewId(_random);
             _restores++;
-            Add(at, id, new RestoreRequested(id, latest.Id, _source, _agent, RestoreSource.Disk, $"/restore/share-{index:D5}-{_restores}", "user:operator",
+            Add(at, id, new RestoreRequested(id, latest.Id, _source, _agent, StorageTier.Disk, $"/restore/share-{index:D5}-{_restores}", "user:operator",
                 at, [$"finance/2026/q{_restores}-report.xlsx", "hr/policies"], ExistingItems.KeepBoth));
             var started = at.AddSeconds(5 + _random.Next(30));
             Add(started, id, new RestoreStarted(id, _agent, started));

@@ -1,3 +1,4 @@
+using Backup.Commands.RecoveryPoints;
 using System.Collections;
 using System.Reflection;
 using System.Text.Json;
@@ -46,7 +47,7 @@ public sealed partial class OpenApiExamples : IOperationFilter
         [typeof(OnlineThrottlingRequest)] = new OnlineThrottlingRequest(4096, 102400,
             [DayOfWeek.Monday, DayOfWeek.Tuesday, DayOfWeek.Wednesday, DayOfWeek.Thursday, DayOfWeek.Friday], new TimeOnly(8, 0), new TimeOnly(18, 0)),
         [typeof(AlertThresholdRequest)] = new AlertThresholdRequest(2),
-        [typeof(RequestRestoreRequest)] = new RequestRestoreRequest(RestoreSource.Vault, "/srv/restored", ["projects/report.docx"], ExistingItems.KeepBoth),
+        [typeof(RequestRestoreRequest)] = new RequestRestoreRequest(StorageTier.Vault, "/srv/restored", ["projects/report.docx"], ExistingItems.KeepBoth),
         [typeof(IssueApiKeyRequest)] = new IssueApiKeyRequest("audit-2026", "auditor"),
         [typeof(IssueEnrolmentTokenRequest)] = new IssueEnrolmentTokenRequest(60),
         [typeof(EnrolAgentRequest)] = new EnrolAgentRequest("<token from POST /api/enrolment-tokens>", "fileserver-01"),

@@ -1,3 +1,4 @@
+using Backup.Commands.RecoveryPoints;
 using Backup.Storage.Contracts;
 using Backup.Commands.Access;
 using Backup.Api.Infrastructure;
@@ -22,7 +23,7 @@ namespace Backup.Api.RecoveryPoints;
 /// out for the whole recovery point. <c>ifExists</c>: KeepBoth (default), Skip, or Overwrite (needs a security PIN).
 /// <c>intoSystemFolder</c>: true to restore into a system folder (/, /etc, /usr, C:\Windows…), refused otherwise.
 /// </summary>
-public sealed record RequestRestoreRequest(RestoreSource? Source, string? TargetPath, IReadOnlyList<string>? Paths, ExistingItems? IfExists, bool? IntoSystemFolder = null);
+public sealed record RequestRestoreRequest(StorageTier? Source, string? TargetPath, IReadOnlyList<string>? Paths, ExistingItems? IfExists, bool? IntoSystemFolder = null);
 
 public static class RecoveryPointEndpoints
 {
@@ -74,9 +75,9 @@ public static class RecoveryPointEndpoints
         await m.Send(new GetRecoveryPointCustody(recoveryPointId), ct) is { } custody ? TypedResults.Ok(custody) : TypedResults.NotFound();
 
     private static async Task<Ok<RecoveryPointChecked>> Check(
-        Guid recoveryPointId, RestoreSource? tier, HttpContext http, IMediator m, IQuerySession session, DiskStore disk, VaultStore vault, CancellationToken ct)
+        Guid recoveryPointId, StorageTier? tier, HttpContext http, IMediator m, IQuerySession session, DiskStore disk, VaultStore vault, CancellationToken ct)
     {
-        var source = tier ?? RestoreSource.Disk;
+        var source = tier ?? StorageTier.Disk;
         var outcome = await m.Send(new CheckRecoveryPoint(recoveryPointId, source, http.User.Actor()), ct);
         return TypedResults.Ok(outcome);
     }

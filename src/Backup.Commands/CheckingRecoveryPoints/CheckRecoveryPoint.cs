@@ -16,12 +16,12 @@ public sealed record DamagedPack(string PackId, string Problem);
 /// Keyless: it proves every stored byte is the byte written, not that it decrypts (the agent's restore does that).
 /// </summary>
 public sealed record RecoveryPointChecked(
-    Guid RecoveryPointId, RestoreSource Tier, int PacksChecked, long BytesChecked, IReadOnlyList<DamagedPack> Damaged, string CheckedBy, DateTimeOffset CheckedAt);
+    Guid RecoveryPointId, StorageTier Tier, int PacksChecked, long BytesChecked, IReadOnlyList<DamagedPack> Damaged, string CheckedBy, DateTimeOffset CheckedAt);
 
 public sealed record CheckOutcome(int PacksChecked, long BytesChecked, IReadOnlyList<DamagedPack> Damaged);
 
 /// <summary>Checks the <paramref name="Tier"/> copy of a created recovery point, pack by pack (<see cref="ICopyChecker"/>), and records the outcome.</summary>
-public sealed record CheckRecoveryPoint(Guid RecoveryPointId, RestoreSource Tier, string RequestedBy) : ICommand<RecoveryPointChecked>;
+public sealed record CheckRecoveryPoint(Guid RecoveryPointId, StorageTier Tier, string RequestedBy) : ICommand<RecoveryPointChecked>;
 
 public sealed class CheckRecoveryPointHandler(IDocumentSession session, TimeProvider clock, ICopyChecker checker) : ICommandHandler<CheckRecoveryPoint, RecoveryPointChecked>
 {
@@ -34,7 +34,7 @@ public sealed class CheckRecoveryPointHandler(IDocumentSession session, TimeProv
         // Its packs are no longer live: the garbage collector may take them at any moment, so a check would report noise.
         if (rp.Deleted)
             throw new ConflictException($"Recovery point {command.RecoveryPointId} was deleted with its data source: there is no copy to check.");
-        if (command.Tier == RestoreSource.Vault)
+        if (command.Tier == StorageTier.Vault)
         {
             var (transfer, _) = await session.LoadAsync<VaultTransfers.VaultTransfer>(VaultTransfers.VaultTransfer.IdFor(rp.Id), VaultTransfers.VaultTransfer.Next, ct);
             if (transfer?.Completed != true)

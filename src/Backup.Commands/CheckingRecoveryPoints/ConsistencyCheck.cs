@@ -37,7 +37,7 @@ public static class ConsistencyCheck
     /// that copy was repaired from the other tier) that the copy is sound again. Nothing for a copy found sound.
     /// </summary>
     public static object[] Findings(
-        Guid recoveryPointId, RestoreSource tier, int packsChecked, IReadOnlyList<DamagedPack> damaged, IReadOnlySet<string> repaired, string checkedBy,
+        Guid recoveryPointId, StorageTier tier, int packsChecked, IReadOnlyList<DamagedPack> damaged, IReadOnlySet<string> repaired, string checkedBy,
         DateTimeOffset now)
     {
         if (damaged.Count == 0) return [];

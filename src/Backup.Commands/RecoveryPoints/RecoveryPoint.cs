@@ -25,7 +25,11 @@ public sealed record BackupItemsSkipped(Guid RecoveryPointId, IReadOnlyList<Skip
 
 public sealed record RecoveryPointFailed(Guid RecoveryPointId, string Reason, DateTimeOffset FailedAt) : IJobEnded;
 
-/// <summary>Where a copy of a recovery point is kept.</summary>
+/// <summary>
+/// Where a copy of a recovery point is kept: the one tier vocabulary of expiries, checks, repairs, restores and deletions.
+/// Written by name; events written before it carried a name were written by number, which it still reads.
+/// </summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<StorageTier>))]
 public enum StorageTier
 {
     Disk = 1,

@@ -1,19 +1,13 @@
+using Backup.Commands.RecoveryPoints;
 using System.Text.Json.Serialization;
 using Backup.Commands.Dispatching;
 using Backup.Storage.Contracts;
 
 namespace Backup.Commands.Restores;
 
-[JsonConverter(typeof(JsonStringEnumConverter<RestoreSource>))]
-public enum RestoreSource
-{
-    Disk = 1,
-    Vault = 2,
-}
-
 /// <summary><see cref="Paths"/>: the items to restore (relative, '/'-separated; a directory brings everything under it); null = the whole recovery point.</summary>
 public sealed record RestoreRequested(
-    Guid RestoreId, Guid RecoveryPointId, Guid DataSourceId, Guid AgentId, RestoreSource Source, string TargetPath, string RequestedBy,
+    Guid RestoreId, Guid RecoveryPointId, Guid DataSourceId, Guid AgentId, StorageTier Source, string TargetPath, string RequestedBy,
     DateTimeOffset RequestedAt, IReadOnlyList<string>? Paths = null, ExistingItems IfExists = ExistingItems.Overwrite);
 
 public sealed record RestoreStarted(Guid RestoreId, Guid AgentId, DateTimeOffset StartedAt) : IJobStarted;
@@ -32,7 +26,7 @@ public enum RestoreStatus
 }
 
 /// <summary>The decider of one restore job: the lease rules are every job's (<see cref="JobLifecycle"/>).</summary>
-public sealed record Restore(Guid Id, Guid RecoveryPointId, Guid AgentId, RestoreSource Source, string TargetPath, JobLease Lease, RestoreStatus? Outcome = null)
+public sealed record Restore(Guid Id, Guid RecoveryPointId, Guid AgentId, StorageTier Source, string TargetPath, JobLease Lease, RestoreStatus? Outcome = null)
     : IJob<Restore>
 {
     public static JobKind Kind => JobKind.Restore;

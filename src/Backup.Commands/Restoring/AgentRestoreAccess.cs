@@ -7,7 +7,7 @@ using Mediator;
 
 namespace Backup.Commands.Restoring;
 
-public sealed record RestoreAccess(Guid RestoreId, Guid RecoveryPointId, RestoreSource Source, IReadOnlySet<string> PackIds);
+public sealed record RestoreAccess(Guid RestoreId, Guid RecoveryPointId, StorageTier Source, IReadOnlySet<string> PackIds);
 
 /// <summary>What a running restore may read: only the packs of its own recovery point, only by its own agent.</summary>
 public sealed record GetRestoreAccess(Guid AgentId, Guid RestoreId) : IQuery<RestoreAccess>;

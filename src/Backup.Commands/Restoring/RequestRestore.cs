@@ -17,7 +17,7 @@ namespace Backup.Commands.Restoring;
 /// <see cref="IntoSystemFolder"/> says the request means it.
 /// </summary>
 public sealed record RequestRestore(
-    Guid RecoveryPointId, RestoreSource? Source, string TargetPath, string RequestedBy,
+    Guid RecoveryPointId, StorageTier? Source, string TargetPath, string RequestedBy,
     IReadOnlyList<string>? Paths = null, ExistingItems? IfExists = ExistingItems.KeepBoth, bool IntoSystemFolder = false) : ICommand<Guid>;
 
 public sealed class RequestRestoreValidator : AbstractValidator<RequestRestore>
@@ -54,11 +54,11 @@ public sealed class RequestRestoreHandler(IDocumentSession session, TimeProvider
         if (rp.Deleted)
             throw new ConflictException($"Recovery point {rp.Id} was deleted with its data source; it can no longer be restored.");
         // Packs outlive an expiry until garbage collection, but what the policy no longer keeps is not offered.
-        if (c.Source == RestoreSource.Disk && rp.ExpiredOnDisk)
+        if (c.Source == StorageTier.Disk && rp.ExpiredOnDisk)
             throw new ConflictException($"Recovery point {rp.Id} has expired on disk (short-term retention); restore it from the vault if it is kept there.");
-        if (c.Source == RestoreSource.Vault && rp.ExpiredInVault)
+        if (c.Source == StorageTier.Vault && rp.ExpiredInVault)
             throw new ConflictException($"Recovery point {rp.Id} has expired in the vault (online retention).");
-        if (c.Source == RestoreSource.Vault)
+        if (c.Source == StorageTier.Vault)
         {
             var (transfer, _) = await session.LoadAsync<VaultTransfer>(VaultTransfer.IdFor(rp.Id), VaultTransfer.Next, ct);
             if (transfer is not { Completed: true })

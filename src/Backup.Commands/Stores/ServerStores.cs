@@ -1,3 +1,4 @@
+using Backup.Commands.RecoveryPoints;
 using System.Security.Cryptography;
 using Backup.Commands.CheckingRecoveryPoints;
 using Backup.Commands.Common;
@@ -49,7 +50,7 @@ public interface IKeyFiles
 /// <summary>Reads a recovery point's packs back from one tier and checks them against their ids and the chunk index.</summary>
 public interface ICopyChecker
 {
-    Task<CheckOutcome> CheckAsync(IQuerySession session, RestoreSource tier, IReadOnlyList<string> packIds, CancellationToken ct);
+    Task<CheckOutcome> CheckAsync(IQuerySession session, StorageTier tier, IReadOnlyList<string> packIds, CancellationToken ct);
 }
 
 /// <summary>What a running restore reads, from the tier it asked for, or from the other one where that tier lost its copy.</summary>
@@ -66,7 +67,7 @@ public sealed class ServerRestoreReads(DiskStore disk, VaultStore vault) : IRest
 
     public async Task<byte[]> ReadManifestAsync(RestoreAccess access, CancellationToken ct)
     {
-        if (access.Source == RestoreSource.Disk && disk.HasManifest(access.RecoveryPointId)) return await disk.ReadManifestAsync(access.RecoveryPointId, ct);
+        if (access.Source == StorageTier.Disk && disk.HasManifest(access.RecoveryPointId)) return await disk.ReadManifestAsync(access.RecoveryPointId, ct);
         return await vault.ReadManifestAsync(access.RecoveryPointId, ct)
             ?? throw new ConflictException($"The manifest of recovery point {access.RecoveryPointId} is on neither the server's disk nor the vault.", MissingCode);
     }
@@ -77,9 +78,9 @@ public sealed class ServerRestoreReads(DiskStore disk, VaultStore vault) : IRest
     /// </summary>
     public async Task<Stream> OpenPackAsync(RestoreAccess access, string packId, CancellationToken ct)
     {
-        if (access.Source == RestoreSource.Disk && disk.HasPack(packId)) return disk.OpenPack(packId);
+        if (access.Source == StorageTier.Disk && disk.HasPack(packId)) return disk.OpenPack(packId);
         if (await vault.PackLengthAsync(packId, ct) is not null) return await vault.OpenPackAsync(packId, ct);
-        var where = access.Source == RestoreSource.Disk ? "missing from the server's disk, and the vault holds no copy" : "missing from the vault";
+        var where = access.Source == StorageTier.Disk ? "missing from the server's disk, and the vault holds no copy" : "missing from the vault";
         throw new ConflictException($"Pack {packId} of recovery point {access.RecoveryPointId} is {where}; nothing can be read from it.", MissingCode);
     }
 }
@@ -150,10 +151,10 @@ public sealed class ServerKeyFiles(DiskStore disk, VaultStore vault) : IKeyFiles
 
 public sealed class ServerCopyChecker(DiskStore disk, VaultStore vault) : ICopyChecker
 {
-    public async Task<CheckOutcome> CheckAsync(IQuerySession session, RestoreSource tier, IReadOnlyList<string> packIds, CancellationToken ct)
+    public async Task<CheckOutcome> CheckAsync(IQuerySession session, StorageTier tier, IReadOnlyList<string> packIds, CancellationToken ct)
     {
         var indexed = (await session.InPacksAsync(packIds, ct)).ToLookup(c => c.PackId, StringComparer.Ordinal);
-        var result = tier == RestoreSource.Disk
+        var result = tier == StorageTier.Disk
             ? await TierCheck.DiskAsync(disk, packIds, indexed, ct)
             : await TierCheck.VaultAsync(vault, packIds, indexed, ct);
         return new CheckOutcome(result.PacksChecked, result.BytesChecked, [.. result.Damaged.Select(d => new DamagedPack(d.PackId, d.Problem))]);

@@ -224,7 +224,7 @@ public sealed class ComplianceProjection : IProjection
 
                 case RecoveryPointChecked x when points.TryGetValue(x.RecoveryPointId, out var point):
                 {
-                    var tier = x.Tier == RestoreSource.Disk ? StorageTier.Disk : StorageTier.Vault;
+                    var tier = x.Tier;
                     Change(point.DataSourceId, e, x.CheckedAt, "consistency", f =>
                     {
                         var others = f.Damaged.Where(d => !(d.RecoveryPointId == x.RecoveryPointId && d.Tier == tier)).ToList();

@@ -136,7 +136,7 @@ public sealed partial class RecoveryPointViewProjection : MultiStreamProjection<
     public static void Apply(RecoveryPointChecked e, RecoveryPointView v)
     {
         var sound = e.Damaged.Count == 0;
-        if (e.Tier == RestoreSource.Disk)
+        if (e.Tier == StorageTier.Disk)
         {
             v.VerifiedOnDisk = sound;
             v.DamagedOnDisk = [.. e.Damaged];

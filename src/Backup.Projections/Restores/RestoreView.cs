@@ -1,3 +1,4 @@
+using Backup.Commands.RecoveryPoints;
 using Backup.Storage.Contracts;
 using Backup.Commands.Dispatching;
 using Backup.Commands.Restores;
@@ -13,7 +14,7 @@ public sealed class RestoreView
     public Guid RecoveryPointId { get; set; }
     public Guid DataSourceId { get; set; }
     public Guid AgentId { get; set; }
-    public RestoreSource Source { get; set; }
+    public StorageTier Source { get; set; }
     public string TargetPath { get; set; } = "";
     public RestoreStatus Status { get; set; }
     public string RequestedBy { get; set; } = "";

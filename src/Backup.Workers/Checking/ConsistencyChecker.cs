@@ -129,8 +129,8 @@ public sealed class ConsistencyChecker(
         {
             foreach (var point in affected)
             {
-                Record(session, point, RestoreSource.Disk, onDisk, diskCheck, fixedOn[StorageTier.Disk], now);
-                Record(session, point, RestoreSource.Vault, inVault, vaultCheck, fixedOn[StorageTier.Vault], now);
+                Record(session, point, StorageTier.Disk, onDisk, diskCheck, fixedOn[StorageTier.Disk], now);
+                Record(session, point, StorageTier.Vault, inVault, vaultCheck, fixedOn[StorageTier.Vault], now);
             }
             foreach (var packId in unrecoverable)
             {
@@ -161,7 +161,7 @@ public sealed class ConsistencyChecker(
 
     /// <summary>What the check found on one copy of a point; and, if every damaged pack of it was repaired, that it is sound now.</summary>
     private static void Record(
-        IDocumentSession session, RecoveryPointPacks point, RestoreSource tier, HashSet<string> checkedPacks, TierCheckResult result,
+        IDocumentSession session, RecoveryPointPacks point, StorageTier tier, HashSet<string> checkedPacks, TierCheckResult result,
         IEnumerable<PackRepaired> repaired, DateTimeOffset now)
     {
         var mine = point.Packs.Where(checkedPacks.Contains).ToList();

@@ -174,7 +174,7 @@ public sealed class JobTests(ApiFactory api) : IClassFixture<ApiFactory>
                 new JobLeaseExpired(rp, agentId, 1, "no heartbeat", now.AddMinutes(2)),
                 new JobRequeued(rp, agentId, 1, now.AddMinutes(3), now.AddMinutes(2)));
             session.Events.StartStream<Restore>(restoreId,
-                new RestoreRequested(restoreId, backup.RecoveryPointId, backup.DataSourceId, agentId, RestoreSource.Disk, "/r", "user:olga", now),
+                new RestoreRequested(restoreId, backup.RecoveryPointId, backup.DataSourceId, agentId, StorageTier.Disk, "/r", "user:olga", now),
                 new RestoreStarted(restoreId, agentId, now),
                 new JobLeaseExpired(restoreId, agentId, 1, "no heartbeat", now.AddMinutes(2)),
                 new RestoreFailed(restoreId, backup.RecoveryPointId, "agent lost: lease expired 1 time", now.AddMinutes(2)));

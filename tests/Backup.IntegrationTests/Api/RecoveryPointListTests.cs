@@ -71,7 +71,7 @@ public sealed class RecoveryPointListTests(ApiFactory api) : IClassFixture<ApiFa
         await using (var session = api.Store.LightweightSession())
         {
             session.Events.StartStream<Restore>(restoreId,
-                new RestoreRequested(restoreId, Guid.CreateVersion7(), Guid.CreateVersion7(), agentId, RestoreSource.Disk, "/r", "operator", now),
+                new RestoreRequested(restoreId, Guid.CreateVersion7(), Guid.CreateVersion7(), agentId, StorageTier.Disk, "/r", "operator", now),
                 new RestoreStarted(restoreId, agentId, now),
                 new JobLeaseExpired(restoreId, agentId, 1, "no heartbeat", now),
                 new JobRequeued(restoreId, agentId, 1, now.AddSeconds(30), now));

@@ -357,7 +357,7 @@ public sealed class ComplianceTests : IClassFixture<ApiFactory>, IAsyncDisposabl
                 new RecoveryPointFailed(failed, "agent lost: lease expired 3 times", _clock.GetUtcNow()));
             await session.SaveChangesAsync(Ct);
         }
-        await AppendAsync(point, new RecoveryPointChecked(point, RestoreSource.Disk, 1, 10, [new DamagedPack(new string('a', 64), "missing")], "operator", _clock.GetUtcNow()));
+        await AppendAsync(point, new RecoveryPointChecked(point, StorageTier.Disk, 1, 10, [new DamagedPack(new string('a', 64), "missing")], "operator", _clock.GetUtcNow()));
         await SetShortTermPolicyAsync(group, Daily);
         _clock.Advance(TimeSpan.FromHours(5));
         var now = await WaitForAsync($"?groupId={group}", r => Lists(r, fresh, s => !s.GetProperty("consistency").GetProperty("consistent").GetBoolean()));
@@ -472,10 +472,10 @@ public sealed class ComplianceTests : IClassFixture<ApiFactory>, IAsyncDisposabl
         _clock.Advance(TimeSpan.FromHours(2));                                // firstSlot + 1h: nothing
         await RecoveryPointAsync(group, source, agent);                       // answers firstSlot + 2h
         var damagedFrom = _clock.GetUtcNow();
-        await AppendAsync(first, new RecoveryPointChecked(first, RestoreSource.Disk, 1, 10, [new DamagedPack(new string('b', 64), "corrupt")], "operator", damagedFrom));
+        await AppendAsync(first, new RecoveryPointChecked(first, StorageTier.Disk, 1, 10, [new DamagedPack(new string('b', 64), "corrupt")], "operator", damagedFrom));
         _clock.Advance(TimeSpan.FromHours(1));
         var soundAt = _clock.GetUtcNow();
-        await AppendAsync(first, new RecoveryPointChecked(first, RestoreSource.Disk, 1, 10, [], "operator", soundAt));
+        await AppendAsync(first, new RecoveryPointChecked(first, StorageTier.Disk, 1, 10, [], "operator", soundAt));
         _clock.Advance(TimeSpan.FromHours(2));                                // firstSlot + 3h, + 4h: nothing; + 5h too recent to count
         var to = _clock.GetUtcNow();
         await WaitForAsync($"?dataSourceId={source}", r => Lists(r, source, s => s.GetProperty("consistency").GetProperty("consistent").GetBoolean()

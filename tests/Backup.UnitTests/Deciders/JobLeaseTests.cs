@@ -29,7 +29,7 @@ public sealed class JobLeaseTests
 
     private static readonly object[] RunningRestore =
     [
-        new RestoreRequested(RestoreId, PointId, Guid.NewGuid(), AgentId, RestoreSource.Disk, "/to", "alice", Clock.Now),
+        new RestoreRequested(RestoreId, PointId, Guid.NewGuid(), AgentId, StorageTier.Disk, "/to", "alice", Clock.Now),
         new RestoreStarted(RestoreId, AgentId, Clock.Now),
     ];
 

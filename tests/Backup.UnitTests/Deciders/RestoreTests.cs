@@ -1,3 +1,4 @@
+using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Common;
 using Backup.Commands.Dispatching;
 using Backup.Commands.Restores;
@@ -15,7 +16,7 @@ public sealed class RestoreTests
     private static Restore Fold(params object[] events) => events.Aggregate((Restore?)null, Restore.Next)!;
 
     private static RestoreRequested Requested() =>
-        new(RestoreId, PointId, Guid.NewGuid(), AgentId, RestoreSource.Vault, "/restore/here", "alice", Clock.Now);
+        new(RestoreId, PointId, Guid.NewGuid(), AgentId, StorageTier.Vault, "/restore/here", "alice", Clock.Now);
 
     private static Restore RequestedRestore() => Fold(Requested());
 
@@ -26,7 +27,7 @@ public sealed class RestoreTests
     {
         var restore = RequestedRestore();
 
-        restore.ShouldBe(new Restore(RestoreId, PointId, AgentId, RestoreSource.Vault, "/restore/here", JobLease.Requested));
+        restore.ShouldBe(new Restore(RestoreId, PointId, AgentId, StorageTier.Vault, "/restore/here", JobLease.Requested));
     }
 
     [Fact]

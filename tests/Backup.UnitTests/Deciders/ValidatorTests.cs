@@ -92,15 +92,15 @@ public sealed class ValidatorTests
     [Fact]
     public void Valid_restore_request_passes()
     {
-        new RequestRestoreValidator().Validate(new RequestRestore(Guid.NewGuid(), RestoreSource.Disk, "/restore", "alice")).IsValid.ShouldBeTrue();
-        new RequestRestoreValidator().Validate(new RequestRestore(Guid.NewGuid(), RestoreSource.Vault, "E:\\Restore", "alice")).IsValid.ShouldBeTrue();
+        new RequestRestoreValidator().Validate(new RequestRestore(Guid.NewGuid(), StorageTier.Disk, "/restore", "alice")).IsValid.ShouldBeTrue();
+        new RequestRestoreValidator().Validate(new RequestRestore(Guid.NewGuid(), StorageTier.Vault, "E:\\Restore", "alice")).IsValid.ShouldBeTrue();
     }
 
     [Fact]
     public void Restore_needs_a_source()
     {
         ShouldFailOn(new RequestRestoreValidator().Validate(new RequestRestore(Guid.NewGuid(), null, "/restore", "alice")), nameof(RequestRestore.Source));
-        ShouldFailOn(new RequestRestoreValidator().Validate(new RequestRestore(Guid.NewGuid(), (RestoreSource)9, "/restore", "alice")), nameof(RequestRestore.Source));
+        ShouldFailOn(new RequestRestoreValidator().Validate(new RequestRestore(Guid.NewGuid(), (StorageTier)9, "/restore", "alice")), nameof(RequestRestore.Source));
     }
 
     [Theory]
@@ -109,13 +109,13 @@ public sealed class ValidatorTests
     [InlineData("..\\restore")]
     public void Restore_target_must_be_absolute(string target)
     {
-        ShouldFailOn(new RequestRestoreValidator().Validate(new RequestRestore(Guid.NewGuid(), RestoreSource.Disk, target, "alice")), nameof(RequestRestore.TargetPath));
+        ShouldFailOn(new RequestRestoreValidator().Validate(new RequestRestore(Guid.NewGuid(), StorageTier.Disk, target, "alice")), nameof(RequestRestore.TargetPath));
     }
 
     [Fact]
     public void Restore_needs_a_requester()
     {
-        ShouldFailOn(new RequestRestoreValidator().Validate(new RequestRestore(Guid.NewGuid(), RestoreSource.Disk, "/restore", "")), nameof(RequestRestore.RequestedBy));
+        ShouldFailOn(new RequestRestoreValidator().Validate(new RequestRestore(Guid.NewGuid(), StorageTier.Disk, "/restore", "")), nameof(RequestRestore.RequestedBy));
     }
 
     [Theory]
