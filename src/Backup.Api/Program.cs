@@ -14,7 +14,7 @@ using Backup.Api.Repository;
 using Backup.Api.Restores;
 using Backup.Commands.Stores;
 using Backup.Commands.Common;
-using Backup.Commands.CreatingProtectionGroups;
+using Backup.Commands.ProtectionGroups;
 using Backup.Projections;
 using Backup.Projections.Auditing;
 using Backup.Storage.Disk;

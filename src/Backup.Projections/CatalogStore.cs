@@ -2,7 +2,7 @@ using Backup.Commands;
 using Backup.Commands.Access;
 using Backup.Commands.Cataloguing;
 using Backup.Commands.Dispatching;
-using Backup.Commands.TakingRecoveryPoints;
+using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Uniqueness;
 using Backup.Projections.Access;
 using Backup.Projections.Agents;

@@ -1,6 +1,5 @@
 using Backup.Api.Infrastructure;
 using Backup.Commands.Access;
-using Backup.Commands.ManagingAccess;
 using Backup.Projections.Access;
 using Mediator;
 using Microsoft.AspNetCore.Http.HttpResults;

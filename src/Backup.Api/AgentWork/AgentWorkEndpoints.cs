@@ -4,7 +4,7 @@ using Backup.Commands.CollectingGarbage;
 using Backup.Commands.Common;
 using Backup.Commands.Dispatching;
 using Backup.Commands.Repository;
-using Backup.Commands.TakingRecoveryPoints;
+using Backup.Commands.RecoveryPoints;
 using Backup.Storage.Contracts;
 using Backup.Storage.Crypto;
 using Backup.Storage.Disk;

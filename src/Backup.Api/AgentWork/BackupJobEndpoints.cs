@@ -2,7 +2,6 @@ using System.Security.Claims;
 using Backup.Api.Infrastructure;
 using Backup.Commands.Cataloguing;
 using Backup.Commands.RecoveryPoints;
-using Backup.Commands.TakingRecoveryPoints;
 using Backup.Storage.Contracts;
 using Mediator;
 using Microsoft.AspNetCore.Http.HttpResults;

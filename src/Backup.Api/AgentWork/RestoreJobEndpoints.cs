@@ -3,7 +3,7 @@ using Backup.Api.Infrastructure;
 using Backup.Commands.Common;
 using Backup.Commands.Restoring;
 using Backup.Commands.Stores;
-using Backup.Commands.TakingRecoveryPoints;
+using Backup.Commands.RecoveryPoints;
 using Backup.Storage.Contracts;
 using Backup.Storage.Format;
 using Marten;

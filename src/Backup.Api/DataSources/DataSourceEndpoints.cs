@@ -1,8 +1,6 @@
 using Backup.Api.Infrastructure;
 using Backup.Api.ProtectionGroups;
 using Backup.Commands.DataSources;
-using Backup.Commands.FilteringDataSources;
-using Backup.Commands.RemovingDataSources;
 using Backup.Projections.DataSources;
 using Mediator;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -60,7 +58,7 @@ public static class DataSourceEndpoints
 
     private static async Task<Accepted<IdResponse>> RequestBackup(Guid dataSourceId, HttpContext http, IMediator m, CancellationToken ct)
     {
-        var id = await m.Send(new Commands.TakingRecoveryPoints.RequestBackup(dataSourceId, http.User.Actor()), ct);
+        var id = await m.Send(new Commands.RecoveryPoints.RequestBackup(dataSourceId, http.User.Actor()), ct);
         return TypedResults.Accepted($"/api/recovery-points/{id}", new IdResponse(id));
     }
 

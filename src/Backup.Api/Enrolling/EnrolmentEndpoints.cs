@@ -1,5 +1,5 @@
 using Backup.Api.Infrastructure;
-using Backup.Commands.Enrolling;
+using Backup.Commands.Agents;
 using Backup.Projections.Agents;
 using Backup.Storage.Contracts;
 using Mediator;

@@ -1,6 +1,5 @@
 using Backup.Commands.Access;
 using Backup.Commands.Common;
-using Backup.Commands.ManagingAccess;
 using Mediator;
 using Microsoft.AspNetCore.Authorization;
 

@@ -1,6 +1,5 @@
 using Backup.Api.Infrastructure;
 using Backup.Commands.ProtectionGroups;
-using Backup.Commands.SettingPolicies;
 using Mediator;
 
 namespace Backup.Api.ProtectionGroups;

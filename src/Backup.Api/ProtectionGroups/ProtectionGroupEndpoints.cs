@@ -1,7 +1,6 @@
 using Backup.Api.Infrastructure;
-using Backup.Commands.AddingDataSources;
-using Backup.Commands.CreatingProtectionGroups;
 using Backup.Commands.DataSources;
+using Backup.Commands.ProtectionGroups;
 using Backup.Projections.DataSources;
 using Backup.Projections.ProtectionGroups;
 using Mediator;

@@ -6,7 +6,6 @@ using Backup.Api.ProtectionGroups;
 using Backup.Commands.CheckingRecoveryPoints;
 using Backup.Storage.Checking;
 using Backup.Commands.Restores;
-using Backup.Commands.TakingRecoveryPoints;
 using Backup.Storage.Disk;
 using Backup.Storage.Format;
 using Backup.Storage.Vault;

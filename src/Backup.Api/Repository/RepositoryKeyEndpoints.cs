@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using Backup.Api.Infrastructure;
 using Backup.Commands.Common;
 using Backup.Commands.Repository;
-using Backup.Commands.SettingPassphrase;
 using Backup.Storage.Contracts;
 using Backup.Storage.Crypto;
 using Backup.Storage.Disk;

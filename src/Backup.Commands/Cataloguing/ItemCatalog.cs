@@ -166,9 +166,9 @@ public static class ItemCatalog
             while (await reader.ReadAsync(ct)) open.Add(RelativePath(root, reader.GetString(0)));
         }
         if (removed.FirstOrDefault(p => !open.Contains(p)) is { } notOpen)
-            throw new ConflictException($"'{TakingRecoveryPoints.ChunkIdRules.Shorten(notOpen)}' is removed, but the catalog holds no such item: send every item.", BaseChangedCode);
+            throw new ConflictException($"'{RecoveryPoints.ChunkIdRules.Shorten(notOpen)}' is removed, but the catalog holds no such item: send every item.", BaseChangedCode);
         if (changes.Added.FirstOrDefault(i => open.Contains(i.Path) && !removed.Contains(i.Path)) is { } held)
-            throw new ConflictException($"'{TakingRecoveryPoints.ChunkIdRules.Shorten(held.Path)}' is added, but the catalog holds it already: send every item.", BaseChangedCode);
+            throw new ConflictException($"'{RecoveryPoints.ChunkIdRules.Shorten(held.Path)}' is added, but the catalog holds it already: send every item.", BaseChangedCode);
 
         var added = changes.Added.Select(i => i with { ModifiedAt = Microseconds(i.ModifiedAt) }).ToList();
         return Events(recoveryPointId, dataSourceId, ordinal + 1, root, createdAt, added, changes.Removed);

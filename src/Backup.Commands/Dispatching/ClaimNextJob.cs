@@ -1,6 +1,5 @@
 using Backup.Commands.Common;
 using Backup.Commands.DataSources;
-using Backup.Commands.RemovingDataSources;
 using Marten;
 using Marten.Patching;
 using Mediator;

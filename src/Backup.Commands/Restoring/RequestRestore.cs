@@ -1,5 +1,5 @@
 using Backup.Storage.Contracts;
-using Backup.Commands.AddingDataSources;
+using Backup.Commands.DataSources;
 using Backup.Commands.Common;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;

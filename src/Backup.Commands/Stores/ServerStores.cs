@@ -5,8 +5,6 @@ using Backup.Commands.Common;
 using Backup.Commands.Repository;
 using Backup.Commands.Restores;
 using Backup.Commands.Restoring;
-using Backup.Commands.SettingPassphrase;
-using Backup.Commands.TakingRecoveryPoints;
 using Backup.Storage.Checking;
 using Backup.Storage.Contracts;
 using Backup.Storage.Crypto;

@@ -2,7 +2,7 @@ using Backup.Commands.CollectingGarbage;
 using Backup.Commands.Common;
 using Backup.Commands.Dispatching;
 using Backup.Commands.Stores;
-using Backup.Commands.TakingRecoveryPoints;
+using Backup.Commands.RecoveryPoints;
 using FluentValidation;
 using Marten;
 using Mediator;
@@ -26,7 +26,7 @@ public sealed class CompleteSyncValidator : AbstractValidator<CompleteSync>
         RuleFor(x => x.SkippedItems).GreaterThanOrEqualTo(0);
         RuleFor(x => x.BytesRead).GreaterThanOrEqualTo(0);
         RuleFor(x => x.ChunkIds).NotEmpty();
-        RuleFor(x => x.ChunkIds).Custom(TakingRecoveryPoints.ChunkIdRules.EachIsAChunkId);
+        RuleFor(x => x.ChunkIds).Custom(RecoveryPoints.ChunkIdRules.EachIsAChunkId);
     }
 }
 

@@ -183,7 +183,7 @@ public sealed class PackCollector(
                         continue;
                     }
                     var packId = pack.Id;
-                    session.DeleteWhere<Commands.TakingRecoveryPoints.StoredChunk>(c => c.PackId == packId);
+                    session.DeleteWhere<Commands.RecoveryPoints.StoredChunk>(c => c.PackId == packId);
                     gone.Add((pack.Id, pack.Bytes));
                 }
                 session.Delete(condemnation);

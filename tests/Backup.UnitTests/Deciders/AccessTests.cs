@@ -1,6 +1,5 @@
 using Backup.Commands.Access;
 using Backup.Commands.Common;
-using Backup.Commands.ManagingAccess;
 using Backup.UnitTests.Support;
 
 namespace Backup.UnitTests.Deciders;

@@ -1,11 +1,8 @@
-using Backup.Commands.AddingDataSources;
+using Backup.Commands.DataSources;
 using Backup.Commands.Common;
 using Backup.Commands.Dispatching;
-using Backup.Commands.DataSources;
-using Backup.Commands.FilteringDataSources;
 using Backup.Commands.ProtectionGroups;
 using Backup.Commands.RecoveryPoints;
-using Backup.Commands.RemovingDataSources;
 using Backup.UnitTests.Support;
 
 namespace Backup.UnitTests.Deciders;

@@ -1,5 +1,4 @@
 using Backup.Commands.ProtectionGroups;
-using Backup.Commands.SettingPolicies;
 using FluentValidation.Results;
 
 namespace Backup.UnitTests.Deciders;

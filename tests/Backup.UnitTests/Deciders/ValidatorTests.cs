@@ -1,13 +1,11 @@
 using Backup.Storage.Contracts;
 using Backup.Commands.Dispatching;
-using Backup.Commands.AddingDataSources;
-using Backup.Commands.CreatingProtectionGroups;
 using Backup.Commands.DataSources;
-using Backup.Commands.Enrolling;
+using Backup.Commands.ProtectionGroups;
+using Backup.Commands.Agents;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
 using Backup.Commands.Restoring;
-using Backup.Commands.TakingRecoveryPoints;
 using FluentValidation.Results;
 
 namespace Backup.UnitTests.Deciders;

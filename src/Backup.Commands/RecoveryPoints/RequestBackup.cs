@@ -1,11 +1,10 @@
 using Backup.Commands.Common;
 using Backup.Commands.DataSources;
-using Backup.Commands.RecoveryPoints;
 using FluentValidation;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.TakingRecoveryPoints;
+namespace Backup.Commands.RecoveryPoints;
 
 /// <summary>"Create recovery point now" for one data source; returns the id of the recovery point to be.</summary>
 public sealed record RequestBackup(Guid DataSourceId, string RequestedBy) : ICommand<Guid>;

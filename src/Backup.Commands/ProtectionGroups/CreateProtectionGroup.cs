@@ -1,11 +1,10 @@
 using Backup.Commands.Common;
-using Backup.Commands.ProtectionGroups;
 using Backup.Commands.Uniqueness;
 using FluentValidation;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.CreatingProtectionGroups;
+namespace Backup.Commands.ProtectionGroups;
 
 public sealed record CreateProtectionGroup(string Name) : ICommand<Guid>;
 

@@ -1,5 +1,4 @@
 using Backup.Commands.Common;
-using Backup.Commands.DataSources;
 using Backup.Commands.Dispatching;
 using Backup.Commands.RecoveryPoints;
 using Backup.Storage.Contracts;
@@ -7,7 +6,7 @@ using FluentValidation;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.RemovingDataSources;
+namespace Backup.Commands.DataSources;
 
 /// <summary>
 /// Stops protecting a data source. With <see cref="DataOnRemoval.Retain"/> its queued backups are cancelled and its recovery

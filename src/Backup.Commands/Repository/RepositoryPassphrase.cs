@@ -1,13 +1,12 @@
 using System.Globalization;
 using System.Text;
 using Backup.Commands.Common;
-using Backup.Commands.Repository;
 using Backup.Commands.Stores;
 using FluentValidation;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.SettingPassphrase;
+namespace Backup.Commands.Repository;
 
 /// <summary>The result of writing a key file: its hash and the cost of its key derivation (for the event).</summary>
 public sealed record KeyFileWritten(string Sha256, string Kdf, int MemoryKiB, int Passes);

@@ -1,9 +1,8 @@
-using Backup.Commands.ProtectionGroups;
 using FluentValidation;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.SettingPolicies;
+namespace Backup.Commands.ProtectionGroups;
 
 /// <param name="Days">Days of week for a weekly schedule; must be empty for a daily one.</param>
 /// <param name="DailyRetentionDays">Null turns the daily tier off; likewise for the other tiers.</param>

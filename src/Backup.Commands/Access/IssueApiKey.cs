@@ -1,12 +1,11 @@
 using System.Text;
-using Backup.Commands.Access;
 using Backup.Commands.Common;
 using Backup.Commands.Uniqueness;
 using FluentValidation;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.ManagingAccess;
+namespace Backup.Commands.Access;
 
 public sealed record ApiKeyIssuedResult(Guid KeyId, string Name, string Role, string Key);
 

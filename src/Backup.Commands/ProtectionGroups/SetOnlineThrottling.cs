@@ -1,9 +1,8 @@
-using Backup.Commands.ProtectionGroups;
 using FluentValidation;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.SettingPolicies;
+namespace Backup.Commands.ProtectionGroups;
 
 public sealed record SetOnlineThrottling(
     Guid GroupId,

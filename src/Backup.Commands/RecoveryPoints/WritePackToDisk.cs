@@ -7,7 +7,7 @@ using FluentValidation;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.TakingRecoveryPoints;
+namespace Backup.Commands.RecoveryPoints;
 
 /// <summary>What landed on disk: the pack's length and the chunks it holds (from its trailer).</summary>
 public sealed record PackOnDisk(long Bytes, IReadOnlyList<StoredChunk> Chunks);

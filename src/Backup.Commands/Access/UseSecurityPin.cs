@@ -1,9 +1,8 @@
-using Backup.Commands.Access;
 using Backup.Commands.Common;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.ManagingAccess;
+namespace Backup.Commands.Access;
 
 /// <summary>
 /// Spends a security PIN on a destructive operation. The use is appended to the request's session but not saved: the

@@ -1,9 +1,8 @@
-using Backup.Commands.ProtectionGroups;
 using FluentValidation;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.SettingPolicies;
+namespace Backup.Commands.ProtectionGroups;
 
 /// <param name="ExpectedVersion">The group version the caller read (If-Match); null means "whatever is current" (If-Match: *).</param>
 /// <returns>The group's version after the change.</returns>

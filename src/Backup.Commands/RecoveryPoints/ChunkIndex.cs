@@ -5,7 +5,7 @@ using Marten;
 using Npgsql;
 using NpgsqlTypes;
 
-namespace Backup.Commands.TakingRecoveryPoints;
+namespace Backup.Commands.RecoveryPoints;
 
 /// <summary>Reads of the server's chunk index, in the wire form the agent and the checks use.</summary>
 public static class ChunkIndex

@@ -1,10 +1,9 @@
-using Backup.Commands.Agents;
 using Backup.Commands.Common;
 using FluentValidation;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.Enrolling;
+namespace Backup.Commands.Agents;
 
 public sealed record EnrolmentTokenIssuedResult(Guid TokenId, string Token, DateTimeOffset ExpiresAt);
 

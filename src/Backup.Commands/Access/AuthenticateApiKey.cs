@@ -1,9 +1,8 @@
-using Backup.Commands.Access;
 using Backup.Commands.Common;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.ManagingAccess;
+namespace Backup.Commands.Access;
 
 public sealed record Person(string Name, string Role);
 

@@ -1,9 +1,8 @@
-using Backup.Commands.Agents;
 using Backup.Commands.Common;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.Enrolling;
+namespace Backup.Commands.Agents;
 
 /// <summary>Who is this credential? Null when it proves nothing.</summary>
 public sealed record AuthenticateAgent(string Credential) : IQuery<Guid?>;

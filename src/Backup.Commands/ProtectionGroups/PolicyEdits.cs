@@ -1,9 +1,8 @@
 using Backup.Commands.Common;
-using Backup.Commands.ProtectionGroups;
 using FluentValidation;
 using Marten;
 
-namespace Backup.Commands.SettingPolicies;
+namespace Backup.Commands.ProtectionGroups;
 
 /// <summary>What every policy edit shares: load the group, check the caller's version, decide, append at that version.</summary>
 internal static class PolicyEdits

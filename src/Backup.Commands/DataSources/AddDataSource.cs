@@ -1,13 +1,12 @@
 using Backup.Commands.Agents;
 using Backup.Commands.Common;
-using Backup.Commands.DataSources;
 using Backup.Commands.ProtectionGroups;
 using Backup.Commands.Uniqueness;
 using FluentValidation;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.AddingDataSources;
+namespace Backup.Commands.DataSources;
 
 /// <summary>Protects a folder of an enrolled agent; <see cref="Include"/> and <see cref="Exclude"/> are optional patterns (see <c>PathFilter</c>).</summary>
 public sealed record AddDataSource(

@@ -1,9 +1,8 @@
-using Backup.Commands.Access;
 using Backup.Commands.Common;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.ManagingAccess;
+namespace Backup.Commands.Access;
 
 /// <summary>From now on the key is refused (401). Destructive: the API asks for a security PIN first.</summary>
 public sealed record RevokeApiKey(Guid KeyId) : ICommand;

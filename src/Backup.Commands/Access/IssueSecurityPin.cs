@@ -1,8 +1,7 @@
-using Backup.Commands.Access;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.ManagingAccess;
+namespace Backup.Commands.Access;
 
 public sealed record SecurityPinIssuedResult(string Pin, DateTimeOffset ExpiresAt);
 

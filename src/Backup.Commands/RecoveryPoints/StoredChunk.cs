@@ -1,4 +1,4 @@
-namespace Backup.Commands.TakingRecoveryPoints;
+namespace Backup.Commands.RecoveryPoints;
 
 /// <summary>
 /// The server's chunk index: where one chunk (by its keyed id, 64 hex) is stored on disk. Written with the

@@ -2,14 +2,13 @@ using Backup.Commands.Cataloguing;
 using Backup.Commands.CollectingGarbage;
 using Backup.Commands.Common;
 using Backup.Commands.Dispatching;
-using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Stores;
 using FluentValidation;
 using Marten;
 using Mediator;
 using Microsoft.Extensions.Logging;
 
-namespace Backup.Commands.TakingRecoveryPoints;
+namespace Backup.Commands.RecoveryPoints;
 
 /// <summary>The manifest as stored: its hash and the bytes the recovery point occupies on disk (its packs and the manifest).</summary>
 public sealed record StoredManifest(string Sha256, long BytesStored);

@@ -1,10 +1,9 @@
 using Backup.Commands.Common;
-using Backup.Commands.DataSources;
 using FluentValidation;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.FilteringDataSources;
+namespace Backup.Commands.DataSources;
 
 /// <summary>
 /// Replaces a data source's include and exclude patterns (both lists whole; empty lists mean the whole folder), made against
