@@ -1,3 +1,4 @@
+using Backup.Projections;
 using Backup.Commands.RecoveryPoints;
 using System.Collections;
 using System.Reflection;

@@ -1,3 +1,4 @@
+using Backup.Projections;
 using Backup.Api.Infrastructure;
 using Backup.Projections.Items;
 using Backup.Projections.RecoveryPoints;

@@ -1,3 +1,4 @@
+using Backup.Projections;
 using Backup.Api.Infrastructure;
 using Backup.Storage.Contracts;
 using Backup.Projections.Jobs;

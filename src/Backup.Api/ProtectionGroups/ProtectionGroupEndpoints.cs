@@ -13,8 +13,6 @@ public sealed record CreateProtectionGroupRequest(string? Name);
 /// <summary><see cref="Include"/> and <see cref="Exclude"/>: optional glob patterns relative to the folder (see the README).</summary>
 public sealed record AddDataSourceRequest(Guid? AgentId, DataSourceKind? Kind, string? Path, IReadOnlyList<string>? Include = null, IReadOnlyList<string>? Exclude = null);
 
-public sealed record IdResponse(Guid Id);
-
 public static class ProtectionGroupEndpoints
 {
     public static IEndpointRouteBuilder MapProtectionGroups(this IEndpointRouteBuilder app)

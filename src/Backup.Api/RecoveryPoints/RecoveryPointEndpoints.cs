@@ -1,3 +1,4 @@
+using Backup.Projections;
 using Backup.Commands.RecoveryPoints;
 using Backup.Storage.Contracts;
 using Backup.Commands.Access;

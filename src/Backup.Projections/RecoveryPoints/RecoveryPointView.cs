@@ -238,9 +238,6 @@ public sealed class GetRecoveryPointHandler(IQuerySession session) : IQueryHandl
         await session.LoadAsync<RecoveryPointView>(query.RecoveryPointId, ct);
 }
 
-/// <summary>A page of results and the cursor for the next page (null on the last page).</summary>
-public sealed record Page<T>(IReadOnlyList<T> Items, string? NextAfter);
-
 /// <summary>
 /// Recovery points, newest first, filtered by data source, group, agent, tier and request time
 /// (<see cref="From"/> inclusive, <see cref="To"/> exclusive). <see cref="After"/> is the opaque cursor a previous page returned.
@@ -265,27 +262,6 @@ public sealed class ListRecoveryPointsValidator : AbstractValidator<ListRecovery
             .WithMessage("'to' must be later than 'from'.");
         RuleFor(x => x.After).Must(a => a is null || SequenceCursor.RecoveryPoints.TryDecode(a, out _))
             .WithMessage("'after' is not a cursor this API returned.");
-    }
-}
-
-/// <summary>
-/// An opaque keyset cursor over a global event sequence (unique and in log order, so paging is stable while new items
-/// arrive), tagged per list so a cursor of one list is refused by another.
-/// </summary>
-public sealed class SequenceCursor(string prefix)
-{
-    /// <summary>Recovery points, by the sequence of their BackupRequested.</summary>
-    public static readonly SequenceCursor RecoveryPoints = new("rp:");
-
-    /// <summary>Jobs, by the sequence of the event that opened each.</summary>
-    public static readonly SequenceCursor Jobs = new("job:");
-
-    public string Encode(long sequence) => CursorText.Encode($"{prefix}{sequence}");
-
-    public bool TryDecode(string cursor, out long sequence)
-    {
-        sequence = 0;
-        return CursorText.TryDecode(cursor, prefix, out var position) && long.TryParse(position, out sequence) && sequence > 0;
     }
 }
 
