@@ -72,13 +72,17 @@ public sealed partial class OpenApiExamples : IOperationFilter
         ["name"] = "*.docx",
         ["data"] = "retain",
         ["format"] = "csv",
+        ["packId"] = new string('3', 64),
+        ["eventType"] = "recovery_point_created.v1",
+        ["actor"] = "user:alice",
+        [Commands.Access.SecurityPin.Header] = "04817263",
     };
 
     public void Apply(OpenApiOperation operation, OperationFilterContext context)
     {
         foreach (var parameter in operation.Parameters?.OfType<OpenApiParameter>() ?? [])
             parameter.Example ??= parameter.Name == "after" ? CursorFor(context.ApiDescription.RelativePath ?? "")
-                : ParameterSamples.TryGetValue(parameter.Name ?? "", out var sample) ? sample.DeepClone() : ForSchema(parameter);
+                : ParameterSamples.TryGetValue(parameter.Name ?? "", out var sample) && Fits(sample, parameter.Schema) ? sample.DeepClone() : ForSchema(parameter);
 
         var body = context.ApiDescription.ParameterDescriptions.FirstOrDefault(p => p.Source == Microsoft.AspNetCore.Mvc.ModelBinding.BindingSource.Body);
         if (operation.RequestBody?.Content is { } requestContent && body is not null)
@@ -126,6 +130,18 @@ public sealed partial class OpenApiExamples : IOperationFilter
 
     [System.Text.RegularExpressions.GeneratedRegex(@"\{[A-Za-z]*Id(:[^}]*)?\}")]
     private static partial System.Text.RegularExpressions.Regex NamesResource();
+
+    /// <summary>
+    /// Whether a sample picked by name is of the parameter's type: one name can mean different things on different operations
+    /// (audit/verify's 'from' is a sequence, the other lists' a date).
+    /// </summary>
+    private static bool Fits(JsonNode sample, IOpenApiSchema? schema) => schema switch
+    {
+        { Type: { } t } when t.HasFlag(JsonSchemaType.Integer) || t.HasFlag(JsonSchemaType.Number) => sample.GetValueKind() == JsonValueKind.Number,
+        { Format: "date-time" } => sample.GetValueKind() == JsonValueKind.String && DateTimeOffset.TryParse(sample.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture, out _),
+        { Type: { } t } when t.HasFlag(JsonSchemaType.String) => sample.GetValueKind() == JsonValueKind.String,
+        _ => true,
+    };
 
     private static JsonNode ForSchema(OpenApiParameter parameter) => parameter.Schema switch
     {
