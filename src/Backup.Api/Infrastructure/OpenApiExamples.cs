@@ -107,7 +107,21 @@ public sealed partial class OpenApiExamples : IOperationFilter
         }
         if (NamesResource().IsMatch(context.ApiDescription.RelativePath ?? ""))
             Problem(operation, context, "404", "No resource has this id.");
+        // One job lifecycle for every kind of agent work (docs: "A backup, step by step"): an agent's report on a job that is no
+        // longer its running job is refused, and what it uploads or commits is checked against what the server holds.
+        if (AgentJobWrite().IsMatch(context.ApiDescription.RelativePath ?? "") && context.ApiDescription.HttpMethod is "POST" or "PUT")
+        {
+            Problem(operation, context, "409", "The job is not running: it ended, was released or its lease expired.");
+            if (AgentUpload().IsMatch(context.ApiDescription.RelativePath ?? ""))
+                Problem(operation, context, "422", "What was sent is damaged, or references chunks the server does not hold.");
+        }
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^/?api/agents/\{agentId[^}]*\}/(jobs/\{jobId|recovery-points|syncs|restores)/")]
+    private static partial System.Text.RegularExpressions.Regex AgentJobWrite();
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"/(recovery-points|syncs)/[^/]+/(packs/\{packId[^}]*\}|complete)$")]
+    private static partial System.Text.RegularExpressions.Regex AgentUpload();
 
     private static void Problem(OpenApiOperation operation, OperationFilterContext context, string status, string description)
     {
