@@ -179,6 +179,7 @@ public sealed partial class OpenApiExamples : IOperationFilter
         if (type == typeof(bool)) return !name.Contains("error", StringComparison.OrdinalIgnoreCase);
         if (type == typeof(DateTimeOffset) || type == typeof(DateTime)) return SampleTime.ToString("O");
         if (type == typeof(TimeOnly)) return "21:00:00";
+        if (type == typeof(DateOnly)) return "2026-06-30";
         if (type == typeof(TimeSpan)) return "00:05:00";
         if (type.IsEnum) return JsonSerializer.SerializeToNode(Enum.GetValues(type).GetValue(0), type, Json);
         if (type == typeof(int) || type == typeof(long) || type == typeof(short)) return NumberFor(name);
@@ -220,6 +221,19 @@ public sealed partial class OpenApiExamples : IOperationFilter
     private static JsonNode StringFor(string name) => name.ToLowerInvariant() switch
     {
         "relativepath" => "projects/report.docx",
+        "pin" => "04817263",
+        "include" => "projects/**",
+        "exclude" => "**/*.tmp",
+        "token" or "credential" or "key" => $"{SampleGuid(name)}.q3Xw9vB2mT7kLp4sZr8eYc",
+        "eventtype" => "recovery_point_created.v1",
+        "correlationid" => "4bf92f3577b34da6a3ce929d0e0e4736",
+        "causationid" => "RequestBackup",
+        "message" => "Data source /srv/files has had no recovery point for 26 hours.",
+        "resolution" => "A recovery point of /srv/files was created.",
+        "detail" => "older than the 14 days kept on disk",
+        "lastleaseexpiry" => "lease expired at 2026-06-30T21:02:00.0000000+00:00 without a heartbeat",
+        "outcome" => "Sound",
+        "kdf" => Storage.Crypto.KdfParameters.Argon2id,
         var n when n.Contains("path") => "/srv/files/projects/report.docx",
         var n when n.Contains("packid") || n.Contains("sha") || n.Contains("hash") || n.Contains("chunk") => new string('3', 64),
         var n when n.Contains("reason") || n.Contains("error") || n.Contains("problem") => "The vault did not answer within 100 s.",

@@ -208,4 +208,61 @@ public sealed class OpenApiDocumentTests(ApiFactory api) : IClassFixture<ApiFact
         var undocumented = await UndocumentedAsync(ids, ("admin", _client.Http), ("agent", asAgent));
         undocumented.ShouldBeEmpty(string.Join("\n", undocumented));
     }
+
+    /// <summary>Where <paramref name="example"/> departs from <paramref name="schema"/> (references resolved), member by member.</summary>
+    private static void Compare(JsonElement components, JsonElement schema, JsonElement example, string at, List<string> wrong)
+    {
+        while (true)
+        {
+            if (schema.TryGetProperty("$ref", out var reference))
+                schema = components.GetProperty("schemas").GetProperty(reference.GetString()!.Split('/')[^1]);
+            else if (schema.TryGetProperty("allOf", out var all) && all.GetArrayLength() == 1) schema = all[0];
+            else break;
+        }
+        if (example.ValueKind == JsonValueKind.Null) return;
+        if (schema.TryGetProperty("enum", out var values) && !values.EnumerateArray().Any(v => v.GetRawText() == example.GetRawText()))
+        {
+            wrong.Add($"{at}: {example} is not one of {values}");
+            return;
+        }
+        var type = schema.TryGetProperty("type", out var t) ? (t.ValueKind == JsonValueKind.Array ? t.EnumerateArray().Select(x => x.GetString()).First(x => x != "null") : t.GetString()) : null;
+        if (type == "object" || (type is null && schema.TryGetProperty("properties", out _)))
+        {
+            if (example.ValueKind != JsonValueKind.Object) { wrong.Add($"{at}: {example} is not an object"); return; }
+            if (schema.TryGetProperty("properties", out var properties))
+                foreach (var member in example.EnumerateObject())
+                    if (properties.TryGetProperty(member.Name, out var property)) Compare(components, property, member.Value, $"{at}.{member.Name}", wrong);
+                    else if (!schema.TryGetProperty("additionalProperties", out _)) wrong.Add($"{at}.{member.Name}: not in the schema");
+            return;
+        }
+        if (type == "array")
+        {
+            if (example.ValueKind != JsonValueKind.Array) { wrong.Add($"{at}: {example} is not an array"); return; }
+            if (schema.TryGetProperty("items", out var items))
+                foreach (var (item, i) in example.EnumerateArray().Select((e, i) => (e, i))) Compare(components, items, item, $"{at}[{i}]", wrong);
+            return;
+        }
+        if (type is not null && Mismatch(schema, example) is { } why) wrong.Add($"{at}: {why}");
+    }
+
+    [Fact]
+    public async Task Every_body_and_response_example_follows_its_schema()
+    {
+        var doc = await _client.GetJsonAsync("/swagger/v1/swagger.json");
+        var components = doc.GetProperty("components");
+        var wrong = new List<string>();
+        foreach (var (path, method, operation) in await OperationsAsync())
+        {
+            var name = $"{method.ToUpperInvariant()} {path}";
+            var contents = new List<(string Where, JsonElement Content)>();
+            if (operation.TryGetProperty("requestBody", out var body)) contents.Add(("body", body.GetProperty("content")));
+            foreach (var response in operation.GetProperty("responses").EnumerateObject())
+                if (response.Value.TryGetProperty("content", out var content)) contents.Add((response.Name, content));
+            foreach (var (where, content) in contents)
+                foreach (var media in content.EnumerateObject().Where(m => m.Name.Contains("json", StringComparison.Ordinal)))
+                    if (media.Value.TryGetProperty("schema", out var schema) && media.Value.TryGetProperty("example", out var example))
+                        Compare(components, schema, example, $"{name} {where}", wrong);
+        }
+        wrong.ShouldBeEmpty(string.Join("\n", wrong));
+    }
 }
