@@ -24,7 +24,7 @@ public sealed class AuditLink
 /// <summary>
 /// An event row exactly as PostgreSQL holds it, with jsonb columns in their text form. Not is_archived: archiving a
 /// stream is a legitimate operation and must not break the chain (verification checks the flag against the stream's
-/// instead, see <see cref="EventRows.ArchivedApartFromTheirStreamAsync"/>).
+/// instead, see <see cref="EventRows.FirstArchivedApartFromItsStreamAsync"/>).
 /// </summary>
 public sealed record StoredEvent(
     long Sequence, Guid EventId, Guid StreamId, long Version, string EventType, DateTimeOffset Timestamp,
@@ -127,28 +127,22 @@ public static class EventRows
         r.IsDBNull(12) ? null : r.GetFieldValue<byte[]>(12));
 
     /// <summary>
-    /// Sequences in (<paramref name="after"/>, <paramref name="through"/>] of rows whose is_archived differs from their
-    /// stream's. Marten archives a whole stream at once (stream and events), and readers skip archived events: one event
-    /// archived on its own is a step hidden from every view while its row, and so its link, stay as they were.
+    /// The lowest sequence of a row whose is_archived differs from its stream's, if any. Marten archives a whole stream at once
+    /// (stream and events), and readers skip archived events: one event archived on its own is a step hidden from every view
+    /// while its row, and so its link, stay as they were. No link covers the flag, so no checkpoint vouches for it either.
     /// </summary>
-    public static async Task<HashSet<long>> ArchivedApartFromTheirStreamAsync(IQuerySession session, long after, long through, CancellationToken ct)
+    public static async Task<long?> FirstArchivedApartFromItsStreamAsync(IQuerySession session, CancellationToken ct)
     {
         await using var connection = session.Database.CreateConnection();
         await connection.OpenAsync(ct);
         await using var command = new NpgsqlCommand(
             $"""
-            SELECT e.seq_id
+            SELECT min(e.seq_id)
             FROM "{session.Schema()}".mt_events e
             LEFT JOIN "{session.Schema()}".mt_streams s ON s.id = e.stream_id AND s.tenant_id = e.tenant_id
-            WHERE e.seq_id > @after AND e.seq_id <= @through AND e.is_archived IS DISTINCT FROM coalesce(s.is_archived, false)
+            WHERE e.is_archived IS DISTINCT FROM coalesce(s.is_archived, false)
             """, connection);
-        command.Parameters.AddWithValue("after", after);
-        command.Parameters.AddWithValue("through", through);
-        var sequences = new HashSet<long>();
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-            sequences.Add(reader.GetInt64(0));
-        return sequences;
+        return await command.ExecuteScalarAsync(ct) is long sequence ? sequence : null;
     }
 
     /// <summary>

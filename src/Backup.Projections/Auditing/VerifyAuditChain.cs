@@ -43,8 +43,11 @@ public sealed class VerifyAuditChainHandler(IQuerySession session) : IQueryHandl
             return Broken(forged, $"Event {forged} has a sequence below 1, which PostgreSQL never issues and the chain never reaches: its row was inserted behind the chain.");
 
         var from = query.From ?? 1;
+        var archivedApart = await EventRows.FirstArchivedApartFromItsStreamAsync(session, ct);
+        if (archivedApart < from)
+            return Broken(archivedApart.Value, ArchivedApart(archivedApart.Value));
         if (from > head)
-            return new AuditVerification(0, true, null, null, head, pending, newest?.Hash);
+            return archivedApart is { } beyond ? Broken(beyond, ArchivedApart(beyond)) : new AuditVerification(0, true, null, null, head, pending, newest?.Hash);
         var checkpoint = from <= 1
             ? null
             : await session.Query<AuditLink>().Where(l => l.Id < from).OrderByDescending(l => l.Id).FirstOrDefaultAsync(ct);
@@ -57,7 +60,6 @@ public sealed class VerifyAuditChainHandler(IQuerySession session) : IQueryHandl
             // Up to the head once the links run out: a row after the newest link but within the chain's progress is one the chain passed.
             var through = links.Count == BatchSize ? links[^1].Id : head;
             var rows = await EventRows.ReadAsync(session, cursor, through, ct);
-            var archivedApart = await EventRows.ArchivedApartFromTheirStreamAsync(session, cursor, through, ct);
 
             int i = 0, j = 0;
             while (i < rows.Count || j < links.Count)
@@ -73,8 +75,8 @@ public sealed class VerifyAuditChainHandler(IQuerySession session) : IQueryHandl
                 var hash = AuditChain.Link(previous, row);
                 if (!string.Equals(link.Hash, hash, StringComparison.Ordinal))
                     return Broken(row.Sequence, $"Event {row.Sequence} does not match its link: its data or metadata was edited (or its link was).");
-                if (archivedApart.Contains(row.Sequence))
-                    return Broken(row.Sequence, $"Event {row.Sequence} is archived apart from its stream: Marten archives whole streams, and an event archived on its own is hidden from every view.");
+                if (row.Sequence == archivedApart)
+                    return Broken(row.Sequence, ArchivedApart(row.Sequence));
 
                 previous = hash;
                 verified++;
@@ -83,10 +85,16 @@ public sealed class VerifyAuditChainHandler(IQuerySession session) : IQueryHandl
             }
             cursor = through;
         }
+        // Newer than the chain, not linked yet, but hidden from every view already.
+        if (archivedApart is { } pendingApart)
+            return Broken(pendingApart, ArchivedApart(pendingApart));
         return new AuditVerification(verified, true, null, null, head, pending, verified == 0 ? checkpoint?.Hash : previous);
 
         AuditVerification Broken(long sequence, string reason) => new(verified, false, sequence, reason, head, pending, null);
     }
+
+    private static string ArchivedApart(long sequence) =>
+        $"Event {sequence} is archived apart from its stream: Marten archives whole streams, and an event archived on its own is hidden from every view.";
 
     /// <summary>
     /// Why rows[i], which the chain has passed, has no link: a row slipped in behind the chain, or a genuine event whose link

@@ -269,6 +269,8 @@ public sealed class AuditTests(ApiFactory api) : IClassFixture<ApiFactory>
         try
         {
             ShouldBeBrokenAt(await VerifyAsync(), started, "archived");
+            // No link covers the flag, so a checkpoint after the event does not vouch for it.
+            ShouldBeBrokenAt(await VerifyAsync($"?from={started + 1}"), started, "archived");
             (await CustodyStepsAsync(recoveryPoint)).ShouldBe(["Requested", "Started"]);
         }
         finally
