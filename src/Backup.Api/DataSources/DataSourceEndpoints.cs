@@ -21,12 +21,14 @@ public static class DataSourceEndpoints
         sources.MapPost("/{dataSourceId:guid}/backups", RequestBackup)
             .WithSummary("Create a recovery point now")
             .WithDescription("Queues a backup for the data source's agent; returns the id of the recovery point it will create. 409 once the data source is removed.")
+            .ProducesProblem(StatusCodes.Status409Conflict)
             .RequireAuthorization(AccessPolicies.Operate);
         sources.MapPost("/{dataSourceId:guid}/synchronisations", RequestSync)
             .WithSummary("Synchronise now: bring the server's copy of the data source up to date without creating a recovery point")
             .WithDescription("Queues a synchronisation for the data source's agent (what a policy's sync-only slots do); its new data lands on the "
                 + "server's disk and the next recovery point has only the changes since to send. Returns the job's id (GET /api/jobs/{id}). "
                 + "404 unknown data source; 409 once it is removed.")
+            .ProducesProblem(StatusCodes.Status409Conflict)
             .RequireAuthorization(AccessPolicies.Operate);
         sources.MapPut("/{dataSourceId:guid}/filters", SetFilters)
             .WithSummary("Replace the data source's include and exclude patterns")

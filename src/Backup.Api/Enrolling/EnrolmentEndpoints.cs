@@ -23,6 +23,8 @@ public static class EnrolmentEndpoints
         agents.MapPost("/enrol", Enrol)
             .WithSummary("Enrol a protection agent with a one-time token")
             .WithDescription("Returns the agent's id and its credential. 401 for an unknown token, 403 for a spent or expired one.")
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status403Forbidden)
             .AllowAnonymous(); // the one-time token is the credential
         agents.MapGet("/", async (IMediator mediator, CancellationToken ct) => TypedResults.Ok(await mediator.Send(new ListAgents(), ct)))
             .WithSummary("List enrolled agents").RequireAuthorization(AccessPolicies.Read);

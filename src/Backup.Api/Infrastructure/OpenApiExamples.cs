@@ -74,13 +74,17 @@ public sealed partial class OpenApiExamples : IOperationFilter
         ["name"] = "*.docx",
         ["data"] = "retain",
         ["format"] = "csv",
+        ["packId"] = new string('3', 64),
+        ["eventType"] = "recovery_point_created.v1",
+        ["actor"] = "user:alice",
+        [Commands.Access.SecurityPin.Header] = "04817263",
     };
 
     public void Apply(OpenApiOperation operation, OperationFilterContext context)
     {
         foreach (var parameter in operation.Parameters?.OfType<OpenApiParameter>() ?? [])
             parameter.Example ??= parameter.Name == "after" ? CursorFor(context.ApiDescription.RelativePath ?? "")
-                : ParameterSamples.TryGetValue(parameter.Name ?? "", out var sample) ? sample.DeepClone() : ForSchema(parameter);
+                : ParameterSamples.TryGetValue(parameter.Name ?? "", out var sample) && Fits(sample, parameter.Schema) ? sample.DeepClone() : ForSchema(parameter);
 
         var body = context.ApiDescription.ParameterDescriptions.FirstOrDefault(p => p.Source == Microsoft.AspNetCore.Mvc.ModelBinding.BindingSource.Body);
         if (operation.RequestBody?.Content is { } requestContent && body is not null)
@@ -105,7 +109,21 @@ public sealed partial class OpenApiExamples : IOperationFilter
         }
         if (NamesResource().IsMatch(context.ApiDescription.RelativePath ?? ""))
             Problem(operation, context, "404", "No resource has this id.");
+        // One job lifecycle for every kind of agent work (docs: "A backup, step by step"): an agent's report on a job that is no
+        // longer its running job is refused, and what it uploads or commits is checked against what the server holds.
+        if (AgentJobWrite().IsMatch(context.ApiDescription.RelativePath ?? "") && context.ApiDescription.HttpMethod is "POST" or "PUT")
+        {
+            Problem(operation, context, "409", "The job is not running: it ended, was released or its lease expired.");
+            if (AgentUpload().IsMatch(context.ApiDescription.RelativePath ?? ""))
+                Problem(operation, context, "422", "What was sent is damaged, or references chunks the server does not hold.");
+        }
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^/?api/agents/\{agentId[^}]*\}/(jobs/\{jobId|recovery-points|syncs|restores)/")]
+    private static partial System.Text.RegularExpressions.Regex AgentJobWrite();
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"/(recovery-points|syncs)/[^/]+/(packs/\{packId[^}]*\}|complete)$")]
+    private static partial System.Text.RegularExpressions.Regex AgentUpload();
 
     private static void Problem(OpenApiOperation operation, OperationFilterContext context, string status, string description)
     {
@@ -129,6 +147,18 @@ public sealed partial class OpenApiExamples : IOperationFilter
     [System.Text.RegularExpressions.GeneratedRegex(@"\{[A-Za-z]*Id(:[^}]*)?\}")]
     private static partial System.Text.RegularExpressions.Regex NamesResource();
 
+    /// <summary>
+    /// Whether a sample picked by name is of the parameter's type: one name can mean different things on different operations
+    /// (audit/verify's 'from' is a sequence, the other lists' a date).
+    /// </summary>
+    private static bool Fits(JsonNode sample, IOpenApiSchema? schema) => schema switch
+    {
+        { Type: { } t } when t.HasFlag(JsonSchemaType.Integer) || t.HasFlag(JsonSchemaType.Number) => sample.GetValueKind() == JsonValueKind.Number,
+        { Format: "date-time" } => sample.GetValueKind() == JsonValueKind.String && DateTimeOffset.TryParse(sample.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture, out _),
+        { Type: { } t } when t.HasFlag(JsonSchemaType.String) => sample.GetValueKind() == JsonValueKind.String,
+        _ => true,
+    };
+
     private static JsonNode ForSchema(OpenApiParameter parameter) => parameter.Schema switch
     {
         { Format: "uuid" } => SampleGuid(parameter.Name ?? "").ToString(),
@@ -151,6 +181,7 @@ public sealed partial class OpenApiExamples : IOperationFilter
         if (type == typeof(bool)) return !name.Contains("error", StringComparison.OrdinalIgnoreCase);
         if (type == typeof(DateTimeOffset) || type == typeof(DateTime)) return SampleTime.ToString("O");
         if (type == typeof(TimeOnly)) return "21:00:00";
+        if (type == typeof(DateOnly)) return "2026-06-30";
         if (type == typeof(TimeSpan)) return "00:05:00";
         if (type.IsEnum) return JsonSerializer.SerializeToNode(Enum.GetValues(type).GetValue(0), type, Json);
         if (type == typeof(int) || type == typeof(long) || type == typeof(short)) return NumberFor(name);
@@ -192,6 +223,19 @@ public sealed partial class OpenApiExamples : IOperationFilter
     private static JsonNode StringFor(string name) => name.ToLowerInvariant() switch
     {
         "relativepath" => "projects/report.docx",
+        "pin" => "04817263",
+        "include" => "projects/**",
+        "exclude" => "**/*.tmp",
+        "token" or "credential" or "key" => $"{SampleGuid(name)}.q3Xw9vB2mT7kLp4sZr8eYc",
+        "eventtype" => "recovery_point_created.v1",
+        "correlationid" => "4bf92f3577b34da6a3ce929d0e0e4736",
+        "causationid" => "RequestBackup",
+        "message" => "Data source /srv/files has had no recovery point for 26 hours.",
+        "resolution" => "A recovery point of /srv/files was created.",
+        "detail" => "older than the 14 days kept on disk",
+        "lastleaseexpiry" => "lease expired at 2026-06-30T21:02:00.0000000+00:00 without a heartbeat",
+        "outcome" => "Sound",
+        "kdf" => Storage.Crypto.KdfParameters.Argon2id,
         var n when n.Contains("path") => "/srv/files/projects/report.docx",
         var n when n.Contains("packid") || n.Contains("sha") || n.Contains("hash") || n.Contains("chunk") => new string('3', 64),
         var n when n.Contains("reason") || n.Contains("error") || n.Contains("problem") => "The vault did not answer within 100 s.",

@@ -41,7 +41,7 @@ public static class PolicyEndpoints
             .WithSummary("Set the short-term (disk) policy")
             .WithDescription("Retention 1–448 days; sync every 15/30/45/60/120/240/360/720/1440 minutes or just before each recovery point; " +
                              "recovery-point times (hh:mm) and days in the IANA time zone; at most 64 recovery points kept per data source. " + Conditional)
-            .Produces<VersionResponse>().ProducesValidationProblem().ProducesProblem(404).ProducesProblem(412).ProducesProblem(428)
+            .Produces<VersionResponse>().ProducesValidationProblem().ProducesProblem(404).ProducesProblem(412).ProducesProblem(422).ProducesProblem(428)
             .RequireAuthorization(AccessPolicies.Operate);
         groups.MapPut("/{groupId:guid}/online-policy", (Guid groupId, OnlinePolicyRequest r, HttpContext http, IMediator m, CancellationToken ct) =>
                 SendAsync(http, expected => m.Send(new SetOnlinePolicy(groupId, expected, r.BackupTimes, r.Schedule, r.Days,

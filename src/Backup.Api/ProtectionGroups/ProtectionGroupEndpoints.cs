@@ -19,6 +19,7 @@ public static class ProtectionGroupEndpoints
     {
         var groups = app.MapGroup("/api/protection-groups").WithTags("Protection groups");
         groups.MapPost("/", Create).WithSummary("Create a protection group").WithDescription("Names are unique, case-insensitively (409).")
+            .ProducesProblem(StatusCodes.Status409Conflict)
             .RequireAuthorization(AccessPolicies.Operate);
         groups.MapGet("/", async (IMediator m, CancellationToken ct) => TypedResults.Ok(await m.Send(new ListProtectionGroups(), ct)))
             .WithSummary("List protection groups").RequireAuthorization(AccessPolicies.Read);

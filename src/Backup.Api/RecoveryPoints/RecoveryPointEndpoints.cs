@@ -46,12 +46,12 @@ public static class RecoveryPointEndpoints
                 + "(compare with GET /api/audit/verify). Read from the event log itself. 404 when no recovery point has this id.")
             .ProducesProblem(StatusCodes.Status404NotFound)
             .RequireAuthorization(AccessPolicies.Audit);
-        points.MapPost("/{recoveryPointId:guid}/check", Check)
+        points.MapPost("/{recoveryPointId:guid}/check", Check).ProducesProblem(StatusCodes.Status409Conflict)
             .WithSummary("Check one copy of a recovery point: every pack present, its bytes matching its id, its chunks where the index says")
             .WithDescription("tier = Disk (default) or Vault. Reads every pack of the copy; the outcome is recorded (RecoveryPointChecked) and returned, "
                 + "naming each missing or damaged pack. 409 when the recovery point is not created or has no vault copy.")
             .RequireAuthorization(AccessPolicies.Operate);
-        points.MapPost("/{recoveryPointId:guid}/restores", RequestRestore)
+        points.MapPost("/{recoveryPointId:guid}/restores", RequestRestore).ProducesProblem(StatusCodes.Status409Conflict)
             .WithSummary("Restore a recovery point to an alternate folder")
             .WithDescription("Source is Disk or Vault; Vault needs a completed online copy (409 otherwise). A copy retention expired, or a recovery point "
                 + "deleted with its data source, is a 409. Optional paths select items; ifExists is KeepBoth (the default: an item already at the "

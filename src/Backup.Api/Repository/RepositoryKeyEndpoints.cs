@@ -29,13 +29,15 @@ public static class RepositoryKeyEndpoints
             .WithSummary("Create the repository's encryption key, protected by a passphrase")
             .WithDescription("Once per server: 409 if a key exists. The passphrase needs 16 characters or more (400 otherwise); keep it safe, "
                 + "it is the only way to restore from the vault. The key file is stored on the server's disk and in the vault.")
+            .ProducesProblem(StatusCodes.Status409Conflict)
             .RequireAuthorization(AccessPolicies.Admin);
         key.MapGet("/", Get).WithETag().WithSummary("Whether the repository has a key, with its key file's hash and cost (never the key)")
             .RequireAuthorization(AccessPolicies.Read);
         key.MapPost("/passphrase", ChangePassphrase)
             .WithSummary("Change the passphrase; no stored data is rewritten")
             .WithDescription("Destructive (an agent left with the old passphrase can no longer back up): needs a security PIN in X-Security-Pin. "
-                + "422 when the current passphrase is wrong (nothing changed); 404 when there is no key yet.")
+                + "422 when the current passphrase is wrong (nothing changed); 404 when there is no key yet; 409 when another request changed it at the same time.")
+            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status422UnprocessableEntity)
             .RequireAuthorization(AccessPolicies.Admin)
             .RequireSecurityPin("change-passphrase");
         return app;

@@ -23,11 +23,13 @@ public sealed class AuditLink
 
 /// <summary>
 /// An event row exactly as PostgreSQL holds it, with jsonb columns in their text form. Not is_archived: archiving a
-/// stream is a legitimate operation and must not break the chain.
+/// stream is a legitimate operation and must not break the chain (verification checks the flag against the stream's
+/// instead, see <see cref="EventRows.FirstArchivedApartFromItsStreamAsync"/>).
 /// </summary>
 public sealed record StoredEvent(
     long Sequence, Guid EventId, Guid StreamId, long Version, string EventType, DateTimeOffset Timestamp,
-    string? CorrelationId, string? CausationId, string? Headers, string Data, string? DotNetType = null, string? TenantId = null);
+    string? CorrelationId, string? CausationId, string? Headers, string Data, string? DotNetType = null, string? TenantId = null,
+    byte[]? BinaryData = null);
 
 public static class AuditChain
 {
@@ -56,6 +58,15 @@ public static class AuditChain
         // What the row deserialises as, and whose it is: editing either would change what readers see.
         AppendString(hash, e.DotNetType);
         AppendString(hash, e.TenantId);
+        // Marten reads an event from bdata rather than data when it is set. Hashed only when present, so every link
+        // computed before the column was covered still verifies; the other fields are length-prefixed, so a row with it
+        // never encodes like one without.
+        if (e.BinaryData is { } binary)
+        {
+            hash.AppendData("bdata"u8);
+            AppendInt64(hash, binary.Length);
+            hash.AppendData(binary);
+        }
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
@@ -93,7 +104,7 @@ public static class EventRows
         await connection.OpenAsync(ct);
         await using var command = new NpgsqlCommand(
             $"""
-            SELECT seq_id, id, stream_id, version, type, timestamp, correlation_id, causation_id, headers::text, data::text, mt_dotnet_type, tenant_id
+            SELECT seq_id, id, stream_id, version, type, timestamp, correlation_id, causation_id, headers::text, data::text, mt_dotnet_type, tenant_id, bdata
             FROM "{session.Schema()}".mt_events
             WHERE seq_id > @after AND seq_id <= @through
             ORDER BY seq_id
@@ -112,5 +123,37 @@ public static class EventRows
         new DateTimeOffset(r.GetFieldValue<DateTime>(5), TimeSpan.Zero),
         r.IsDBNull(6) ? null : r.GetString(6), r.IsDBNull(7) ? null : r.GetString(7),
         r.IsDBNull(8) ? null : r.GetString(8), r.GetString(9),
-        r.IsDBNull(10) ? null : r.GetString(10), r.IsDBNull(11) ? null : r.GetString(11));
+        r.IsDBNull(10) ? null : r.GetString(10), r.IsDBNull(11) ? null : r.GetString(11),
+        r.IsDBNull(12) ? null : r.GetFieldValue<byte[]>(12));
+
+    /// <summary>
+    /// The lowest sequence of a row whose is_archived differs from its stream's, if any. Marten archives a whole stream at once
+    /// (stream and events), and readers skip archived events: one event archived on its own is a step hidden from every view
+    /// while its row, and so its link, stay as they were. No link covers the flag, so no checkpoint vouches for it either.
+    /// </summary>
+    public static async Task<long?> FirstArchivedApartFromItsStreamAsync(IQuerySession session, CancellationToken ct)
+    {
+        await using var connection = session.Database.CreateConnection();
+        await connection.OpenAsync(ct);
+        await using var command = new NpgsqlCommand(
+            $"""
+            SELECT min(e.seq_id)
+            FROM "{session.Schema()}".mt_events e
+            LEFT JOIN "{session.Schema()}".mt_streams s ON s.id = e.stream_id AND s.tenant_id = e.tenant_id
+            WHERE e.is_archived IS DISTINCT FROM coalesce(s.is_archived, false)
+            """, connection);
+        return await command.ExecuteScalarAsync(ct) is long sequence ? sequence : null;
+    }
+
+    /// <summary>
+    /// The lowest sequence below 1, if any row has one. PostgreSQL's sequence numbers events from 1 and the daemon reads
+    /// only above 0, so such a row is under no link and behind every checkpoint.
+    /// </summary>
+    public static async Task<long?> FirstBelowOneAsync(IQuerySession session, CancellationToken ct)
+    {
+        await using var connection = session.Database.CreateConnection();
+        await connection.OpenAsync(ct);
+        await using var command = new NpgsqlCommand($"""SELECT min(seq_id) FROM "{session.Schema()}".mt_events WHERE seq_id < 1""", connection);
+        return await command.ExecuteScalarAsync(ct) is long sequence ? sequence : null;
+    }
 }

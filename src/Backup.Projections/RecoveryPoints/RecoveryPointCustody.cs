@@ -7,6 +7,7 @@ using Backup.Commands.VaultTransfers;
 using Backup.Projections.Auditing;
 using JasperFx.Events;
 using Marten;
+using Marten.Events.Archiving;
 using Mediator;
 
 namespace Backup.Projections.RecoveryPoints;
@@ -90,10 +91,14 @@ public sealed class GetRecoveryPointCustodyHandler(IQuerySession session) : IQue
 {
     public async ValueTask<RecoveryPointCustody?> Handle(GetRecoveryPointCustody query, CancellationToken ct)
     {
-        var own = await session.Events.FetchStreamAsync(query.RecoveryPointId, token: ct);
-        if (own.Count == 0 || own[0].Data is not BackupRequested requested) return null;
-        var transfer = await session.Events.FetchStreamAsync(VaultTransfer.IdFor(query.RecoveryPointId), token: ct);
-        var events = own.Concat(transfer).OrderBy(e => e.Sequence).ToList();
+        // Archived events too: custody is history, and archiving (of a stream, or of one event behind Marten's back) must not take a step out of it.
+        var transferId = VaultTransfer.IdFor(query.RecoveryPointId);
+        var events = await session.Events.QueryAllRawEvents()
+            .Where(e => e.StreamId == query.RecoveryPointId || e.StreamId == transferId)
+            .Where(e => e.MaybeArchived())
+            .OrderBy(e => e.Sequence)
+            .ToListAsync(ct);
+        if (events.FirstOrDefault(e => e.StreamId == query.RecoveryPointId && e.Version == 1)?.Data is not BackupRequested requested) return null;
 
         var links = (await session.LoadManyAsync<AuditLink>(ct, events.Select(e => e.Sequence).ToArray())).ToDictionary(l => l.Id, l => l.Hash);
         var chainedThrough = await session.Query<AuditLink>().OrderByDescending(l => l.Id).Select(l => l.Id).Take(1).ToListAsync(ct);

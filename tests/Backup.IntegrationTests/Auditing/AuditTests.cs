@@ -137,6 +137,26 @@ public sealed class AuditTests(ApiFactory api) : IClassFixture<ApiFactory>
     }
 
     [Fact]
+    public async Task An_event_given_a_binary_payload_is_the_first_broken_link()
+    {
+        var (group, _, _) = await SomeHistoryAsync();
+        await ChainedAsync();
+        var seq = await SequenceOfAsync(group, "protection_group_created.v1");
+
+        // Marten reads an event from bdata instead of data when the column is set.
+        await SqlAsync($"""UPDATE "{api.Schema}".mt_events SET bdata = '\x0102'::bytea WHERE seq_id = @seq""", seq);
+        try
+        {
+            ShouldBeBrokenAt(await VerifyAsync(), seq, "does not match its link");
+        }
+        finally
+        {
+            await SqlAsync($"""UPDATE "{api.Schema}".mt_events SET bdata = NULL WHERE seq_id = @seq""", seq);
+        }
+        (await VerifyAsync()).GetProperty("intact").GetBoolean().ShouldBeTrue();
+    }
+
+    [Fact]
     public async Task A_deleted_event_is_the_first_broken_link()
     {
         var (group, _, _) = await SomeHistoryAsync();
@@ -188,6 +208,140 @@ public sealed class AuditTests(ApiFactory api) : IClassFixture<ApiFactory>
             await session.SaveChangesAsync(Ct);
         }
         (await VerifyAsync()).GetProperty("intact").GetBoolean().ShouldBeTrue();
+    }
+
+    /// <summary>A recovery point its agent has claimed: its stream holds BackupRequested and BackupStarted.</summary>
+    private async Task<Guid> StartedBackupAsync()
+    {
+        var (agent, recoveryPoint) = await _client.QueuedBackupAsync($"/srv/{Guid.NewGuid():N}");
+        (await _client.PollAsync(agent)).StatusCode.ShouldBe(HttpStatusCode.OK);
+        return recoveryPoint;
+    }
+
+    private async Task<List<string>> CustodyStepsAsync(Guid recoveryPoint) =>
+        (await _client.GetJsonAsync($"/api/recovery-points/{recoveryPoint}/custody")).GetProperty("steps").EnumerateArray()
+            .Select(s => s.GetProperty("step").GetString()!).ToList();
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-7)]
+    public async Task A_row_inserted_with_a_sequence_below_one_is_caught_and_shown_in_custody(long forged)
+    {
+        var recoveryPoint = await StartedBackupAsync();
+        await ChainedAsync();
+        var started = await SequenceOfAsync(recoveryPoint, "backup_started.v1");
+
+        // A forged copy of a genuine step, numbered where PostgreSQL's sequence never goes and the daemon never reads.
+        await using var connection = new NpgsqlConnection(TestServices.Postgres);
+        await connection.OpenAsync(Ct);
+        async Task ExecAsync(string sql)
+        {
+            await using var command = new NpgsqlCommand(sql, connection);
+            command.Parameters.AddWithValue("seq", started);
+            command.Parameters.AddWithValue("forged", forged);
+            await command.ExecuteNonQueryAsync(Ct);
+        }
+        await ExecAsync($"""CREATE TEMP TABLE forged AS SELECT * FROM "{api.Schema}".mt_events WHERE seq_id = @seq""");
+        await ExecAsync("UPDATE forged SET seq_id = @forged, id = gen_random_uuid(), version = 1000");
+        await ExecAsync($"""INSERT INTO "{api.Schema}".mt_events SELECT * FROM forged""");
+        try
+        {
+            ShouldBeBrokenAt(await VerifyAsync(), forged, "inserted");
+            // A checkpoint vouches for the links before it, not for a row that no link ever covered.
+            ShouldBeBrokenAt(await VerifyAsync($"?from={started}"), forged, "inserted");
+            (await CustodyStepsAsync(recoveryPoint)).ShouldBe(["Started", "Requested", "Started"]);
+        }
+        finally
+        {
+            await ExecAsync($"""DELETE FROM "{api.Schema}".mt_events WHERE seq_id = @forged""");
+        }
+        (await VerifyAsync()).GetProperty("intact").GetBoolean().ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task An_event_archived_apart_from_its_stream_is_caught_and_still_shown_in_custody()
+    {
+        var recoveryPoint = await StartedBackupAsync();
+        await ChainedAsync();
+        var started = await SequenceOfAsync(recoveryPoint, "backup_started.v1");
+
+        await SqlAsync($"""UPDATE "{api.Schema}".mt_events SET is_archived = true WHERE seq_id = @seq""", started);
+        try
+        {
+            ShouldBeBrokenAt(await VerifyAsync(), started, "archived");
+            // No link covers the flag, so a checkpoint after the event does not vouch for it.
+            ShouldBeBrokenAt(await VerifyAsync($"?from={started + 1}"), started, "archived");
+            (await CustodyStepsAsync(recoveryPoint)).ShouldBe(["Requested", "Started"]);
+        }
+        finally
+        {
+            await SqlAsync($"""UPDATE "{api.Schema}".mt_events SET is_archived = false WHERE seq_id = @seq""", started);
+        }
+        (await VerifyAsync()).GetProperty("intact").GetBoolean().ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task Archiving_a_whole_stream_keeps_the_chain_intact_and_the_custody_whole()
+    {
+        var recoveryPoint = await StartedBackupAsync();
+        await using (var session = api.Store.LightweightSession())
+        {
+            session.Events.ArchiveStream(recoveryPoint);
+            await session.SaveChangesAsync(Ct);
+        }
+        await ChainedAsync();
+        (await CustodyStepsAsync(recoveryPoint)).ShouldBe(["Requested", "Started"]);
+    }
+
+    [Fact]
+    public async Task A_deleted_link_is_named_as_a_deleted_link_not_as_an_inserted_event()
+    {
+        var (group, _, _) = await SomeHistoryAsync();
+        var whole = await ChainedAsync();
+        var seq = await SequenceOfAsync(group, "protection_group_created.v1");
+        var head = whole.GetProperty("chainedThrough").GetInt64();
+
+        await using var session = api.Store.LightweightSession();
+        var links = (await session.LoadManyAsync<AuditLink>(Ct, seq, head)).ToDictionary(l => l.Id);
+        links.Count.ShouldBe(2);
+        session.Delete<AuditLink>(seq);
+        await session.SaveChangesAsync(Ct);
+        try
+        {
+            var verification = await VerifyAsync();
+            ShouldBeBrokenAt(verification, seq, "link was deleted");
+            verification.GetProperty("reason").GetString()!.ShouldNotContain("inserted");
+
+            // The newest link has no link after it to vouch for its event, but the chain's progress still shows it was there.
+            session.Store(links[seq]);
+            session.Delete<AuditLink>(head);
+            await session.SaveChangesAsync(Ct);
+            verification = await VerifyAsync();
+            ShouldBeBrokenAt(verification, head, "link was deleted");
+            verification.GetProperty("pending").GetInt64().ShouldBe(0);
+        }
+        finally
+        {
+            foreach (var link in links.Values) session.Store(link);
+            await session.SaveChangesAsync(Ct);
+        }
+        (await VerifyAsync()).GetProperty("intact").GetBoolean().ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task Verifying_from_beyond_the_head_reports_the_head_that_exists()
+    {
+        await SomeHistoryAsync();
+        var whole = await ChainedAsync();
+        foreach (var from in new[] { whole.GetProperty("chainedThrough").GetInt64() + 1, long.MaxValue })
+        {
+            var beyond = await VerifyAsync($"?from={from}");
+            beyond.GetProperty("intact").GetBoolean().ShouldBeTrue(beyond.ToString());
+            beyond.GetProperty("verified").GetInt64().ShouldBe(0);
+            beyond.GetProperty("chainedThrough").GetInt64().ShouldBe(whole.GetProperty("chainedThrough").GetInt64(), beyond.ToString());
+            beyond.GetProperty("headHash").GetString().ShouldBe(whole.GetProperty("headHash").GetString());
+            beyond.GetProperty("pending").GetInt64().ShouldBe(0);
+        }
     }
 
     /// <summary>The workers' anchor of the chain's current head, written to the API's vault.</summary>

@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Azure.Storage.Blobs;
+using JasperFx.Events.Projections;
 using Marten;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
@@ -80,6 +81,22 @@ public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
     public IDocumentStore Store => Services.GetRequiredService<IDocumentStore>();
 
     public Task<long> EventCountAsync() => TestServices.CountEventsAsync(Schema);
+
+    /// <summary>
+    /// Waits until the daemon's <paramref name="projection"/> has processed every event committed so far. A test that appended
+    /// events and asserts on a view waits for this, not for a state of the view that may hold before those events are in it.
+    /// </summary>
+    public async Task WaitForProjectionAsync(string projection, TimeSpan? timeout = null)
+    {
+        var through = await TestServices.LastSequenceAsync(Schema);
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
+        long progress;
+        while ((progress = await Store.Storage.Database.ProjectionProgressFor(new ShardName(projection), TestContext.Current.CancellationToken)) < through)
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"The daemon's {projection} is at event {progress}, not yet at {through}.");
+            await Task.Delay(100, TestContext.Current.CancellationToken);
+        }
+    }
 
     public ValueTask InitializeAsync()
     {

@@ -34,6 +34,15 @@ public static class TestServices
         return (long)(await command.ExecuteScalarAsync())!;
     }
 
+    /// <summary>The sequence of the newest event committed in <paramref name="schema"/> (0 when there is none).</summary>
+    public static async Task<long> LastSequenceAsync(string schema)
+    {
+        await using var connection = new NpgsqlConnection(Postgres);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand($"SELECT coalesce(max(seq_id), 0) FROM \"{schema}\".mt_events", connection);
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
     public static string RepoRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);

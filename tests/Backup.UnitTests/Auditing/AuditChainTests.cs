@@ -30,12 +30,18 @@ public sealed class AuditChainTests
         { ".NET type", Event with { DotNetType = "Backup.Commands.ProtectionGroups.ProtectionGroupRenamed, Backup.Commands" } },
         { "tenant", Event with { TenantId = "other" } },
         { "a character moved between fields", Event with { CorrelationId = "cor", CausationId = "rCreateProtectionGroup" } },
+        { "binary payload set", Event with { BinaryData = [] } },
+        { "binary payload", Event with { BinaryData = [1, 2, 3] } },
     };
 
     [Theory]
     [MemberData(nameof(Edits))]
     public void Any_edit_of_the_row_changes_the_link(string edit, StoredEvent edited) =>
         AuditChain.Link(Previous, edited).ShouldNotBe(AuditChain.Link(Previous, Event), edit);
+
+    [Fact]
+    public void A_row_without_a_binary_payload_links_as_it_did_before_the_payload_was_hashed() =>
+        AuditChain.Link(Previous, Event).ShouldBe("88740b76b5dcb9e70e24d35f96d3c38c7505e8fb7300016adfeb248444b7f65f");
 
     [Fact]
     public void The_link_depends_on_the_previous_one() =>
