@@ -207,11 +207,20 @@ public sealed class ServerClient(HttpClient http)
         await body.CopyToAsync(destination, 1 << 18, ct);
     }
 
-    public async Task CompleteRestoreAsync(Guid agentId, Guid restoreId, int files, long bytes, int skippedExisting, CancellationToken ct)
+    public async Task CompleteRestoreAsync(
+        Guid agentId, Guid restoreId, int files, long bytes, int skippedExisting, IReadOnlyList<FailedItem>? failed, CancellationToken ct)
     {
-        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/restores/{restoreId}/complete", new CompleteRestoreRequest(files, bytes, skippedExisting), WireJson.Default.CompleteRestoreRequest, ct);
+        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/restores/{restoreId}/complete",
+            new CompleteRestoreRequest(files, bytes, skippedExisting, failed is { Count: > 0 } ? [.. failed.Select(Bounded)] : null),
+            WireJson.Default.CompleteRestoreRequest, ct);
         await EnsureSuccessAsync(response, "report the restore", ct);
     }
+
+    // The server takes reasons of up to 2,000 characters; the operating system's message naming a long path can be longer.
+    private static FailedItem Bounded(FailedItem item) =>
+        item.Reason.Length <= MaxReason ? item : item with { Reason = item.Reason[..(MaxReason - 1)] + "…" };
+
+    private const int MaxReason = 2_000;
 
     public async Task FailRestoreAsync(Guid agentId, Guid restoreId, string reason, CancellationToken ct)
     {

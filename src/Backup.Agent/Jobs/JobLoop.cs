@@ -342,9 +342,9 @@ public sealed class JobLoop(
             var result = await new Restorer(loggers.CreateLogger<Restorer>()).RestoreAsync(
                 manifest, index, keys, job.Path, scratch, (packId, destination, token) => server.DownloadPackAsync(agentId, job.JobId, packId, destination, token),
                 new RestoreOptions(job.Paths, job.IfExists), ct);
-            await server.CompleteRestoreAsync(agentId, job.JobId, result.Files, result.Bytes, result.SkippedExisting, ct);
-            log.LogInformation("Restore {RestoreId} done in {Seconds:F2} s: {Files} files, {MiB:F1} MiB, every chunk verified",
-                job.JobId, clock.Elapsed.TotalSeconds, result.Files, result.Bytes / 1048576.0);
+            await server.CompleteRestoreAsync(agentId, job.JobId, result.Files, result.Bytes, result.SkippedExisting, result.Failed, ct);
+            log.LogInformation("Restore {RestoreId} done in {Seconds:F2} s: {Files} files, {MiB:F1} MiB, every chunk verified; {Failed} items could not be written",
+                job.JobId, clock.Elapsed.TotalSeconds, result.Files, result.Bytes / 1048576.0, result.Failed?.Count ?? 0);
         }
         catch (Exception e) when (e is not OperationCanceledException && !ct.IsCancellationRequested)
         {

@@ -38,6 +38,8 @@ public enum RestoreStatus
     Running = 2,
     Completed = 3,
     Failed = 4,
+    /// <summary>Completed, but some items could not be written (<c>RestoreItemsFailed</c> lists them).</summary>
+    CompletedWithErrors = 5,
 }
 
 public sealed record Restore(Guid Id, Guid RecoveryPointId, Guid AgentId, RestoreSource Source, string TargetPath, RestoreStatus Status, int LeaseExpiries = 0)
