@@ -22,6 +22,8 @@ public sealed class JobLoop(
         var me = await credentials.LoadOrEnrolAsync(stoppingToken);
         var scratch = Path.Combine(options.Value.StateDirectory, "scratch");
         Directory.CreateDirectory(scratch);
+        foreach (var problem in MetadataCache.RemoveLeftovers(options.Value.StateDirectory))
+            log.LogWarning("Could not remove a temporary file an earlier run left: {Problem}", problem);
         log.LogInformation("Agent {AgentId} polling {Server} for jobs", me.AgentId, options.Value.Server);
 
         while (!stoppingToken.IsCancellationRequested)

@@ -83,6 +83,27 @@ public sealed class RestoreHardeningTests : IAsyncLifetime
         Directory.GetLastWriteTimeUtc(target).ShouldBe(folderTime);
     }
 
+    [Fact]
+    public async Task Temporary_cache_files_an_agent_killed_while_saving_left_behind_are_removed()
+    {
+        var state = Path.Combine(_run.Work.FullName, "agent-state");
+        var cache = Directory.CreateDirectory(Path.Combine(state, "cache")).FullName;
+        // What kill -9 leaves while the cache is being written: its temporary, empty or half-written, never renamed.
+        var left = new[]
+        {
+            Path.Combine(cache, "0123456789abcdef0123456789abcdef.cache." + Guid.NewGuid().ToString("N") + ".tmp"),
+            Path.Combine(cache, "fedcba9876543210fedcba9876543210.cache." + Guid.NewGuid().ToString("N") + ".tmp"),
+        };
+        foreach (var file in left) File.WriteAllBytes(file, []);
+        var source = Directory.CreateDirectory(Path.Combine(_run.Work.FullName, "cached")).FullName;
+        File.WriteAllText(Path.Combine(source, "plan.txt"), "plan\n");
+
+        await BackUpAsync(source, state);
+
+        Directory.EnumerateFiles(cache).Where(f => f.EndsWith(".tmp", StringComparison.Ordinal)).ShouldBeEmpty();
+        Directory.EnumerateFiles(cache, "*.cache").Count().ShouldBe(1, "the backup's own cache is kept");
+    }
+
     private async Task<(ProductProcess Agent, Guid RecoveryPoint)> BackUpAsync(string source, string? state = null)
     {
         var agent = _run.StartAgent("restore-machine", state ?? Path.Combine(_run.Work.FullName, "agent-state"), await _client.IssueTokenAsync());
