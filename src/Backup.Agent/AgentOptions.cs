@@ -7,8 +7,15 @@ public sealed class AgentOptions
     /// <summary>Base address of the backup server's API, e.g. http://127.0.0.1:5080/.</summary>
     public Uri Server { get; set; } = new("http://127.0.0.1:5080/");
 
-    /// <summary>One-time enrolment token from the server; needed only until the agent holds a credential.</summary>
+    /// <summary>
+    /// One-time enrolment token from the server; needed only until the agent holds a credential. On the command line it can be
+    /// read in <c>ps</c> by every local user until it is redeemed: prefer <see cref="EnrolmentTokenFile"/> or the environment
+    /// (<c>Agent__EnrolmentToken</c>).
+    /// </summary>
     public string? EnrolmentToken { get; set; }
+
+    /// <summary>A file whose content (surrounding whitespace removed) is the one-time enrolment token; it wins over <see cref="EnrolmentToken"/>.</summary>
+    public string? EnrolmentTokenFile { get; set; }
 
     /// <summary>Where the agent keeps its credential and scratch files (packs being built, packs being restored).</summary>
     public string StateDirectory { get; set; } = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData), "backup-agent");
