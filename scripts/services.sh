@@ -7,6 +7,7 @@
 #   scripts/services.sh down     stop both (only the processes this repo started)
 #   scripts/services.sh status   print whether each is running (exit 0 = both up)
 #   scripts/services.sh env      print export lines: eval "$(scripts/services.sh env)"
+#   scripts/services.sh pg-down  stop PostgreSQL alone; pg-up starts it again (the agent's outage test)
 #
 # Environment:
 #   BACKUP_PG_PORT         PostgreSQL TCP port on 127.0.0.1 (default 55432)
@@ -469,6 +470,8 @@ usage: scripts/services.sh up|down|status|env
   down    stop both
   status  show whether each runs (exit 0 only when both run)
   env     print export lines; use: eval "$(scripts/services.sh env)"
+  pg-down, pg-up
+          stop or start PostgreSQL alone (an outage in the agent's end-to-end test)
 EOF
 }
 
@@ -492,6 +495,11 @@ main() {
       pg_down || rc=$?
       az_down || rc=$?
       return "$rc"
+      ;;
+    pg-down | pg-up)
+      [[ $EUID -eq 0 ]] || die "must run as root (it runs postgres via runuser)"
+      with_lock
+      if [[ $1 == pg-down ]]; then pg_down; else pg_up; fi
       ;;
     status)
       local rc=0

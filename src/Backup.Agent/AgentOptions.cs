@@ -25,6 +25,16 @@ public sealed class AgentOptions
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>
+    /// How long a job's request is tried again while the server cannot be reached or fails (5xx, timeout): a restart of the
+    /// API or of its database is ridden out rather than failing the job. Half the server's default lease (2 min), so a job
+    /// that waited this long still holds its lease when the server comes back.
+    /// </summary>
+    public TimeSpan RetryFor { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>The longest wait between polls while the server cannot be reached or fails (the wait doubles from <see cref="PollInterval"/>).</summary>
+    public TimeSpan MaxPollBackoff { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
     /// How long a stopping agent waits for the server to take its running job back; keep it well inside the host's
     /// shutdown timeout (<c>shutdownTimeoutSeconds</c>, 30 s by default).
     /// </summary>
