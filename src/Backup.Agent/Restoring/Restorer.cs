@@ -58,6 +58,8 @@ public sealed class Restorer(ILogger log)
     /// <summary>The staging folders' names start so; one left by an agent that was killed is removed by the next restore into the target.</summary>
     private const string StagingPrefix = ".restoring-";
 
+    private static readonly System.Buffers.SearchValues<char> HexDigits = System.Buffers.SearchValues.Create("0123456789abcdef");
+
     /// <summary>What keeps one item from being written, as opposed to damaged data or a lost connection, which fail the restore.</summary>
     private static bool ItemProblem(Exception e) => e is IOException or UnauthorizedAccessException && e is not System.Net.Http.HttpIOException;
 
@@ -302,7 +304,10 @@ public sealed class Restorer(ILogger log)
     {
         try
         {
-            foreach (var stale in Directory.EnumerateDirectories(target, StagingPrefix + "*")) RemoveStaging(stale);
+            // Only names this restorer makes (the prefix and 12 hex digits): a folder of the user's that merely looks alike stays.
+            foreach (var stale in Directory.EnumerateDirectories(target, StagingPrefix + "*"))
+                if (Path.GetFileName(stale) is { Length: 23 } name && !name.AsSpan(StagingPrefix.Length).ContainsAnyExcept(HexDigits))
+                    RemoveStaging(stale);
         }
         catch (Exception e) when (ItemProblem(e))
         {
