@@ -12,7 +12,8 @@ public sealed class DatabaseOutage;
 
 /// <summary>
 /// The agent must never die of its server (issue 17): PostgreSQL stopped in the middle of a backup makes every request of the
-/// real agent process fail (500) until it is back; the agent waits it out, keeps its job and completes it.
+/// real agent process fail (500) until it is back, an API killed and started again refuses its connections meanwhile; the
+/// agent waits either out, keeps its job and completes it.
 /// </summary>
 [Collection(nameof(DatabaseOutage))]
 [SupportedOSPlatform("linux")]
@@ -27,6 +28,30 @@ public sealed class AgentOutageTests : IAsyncLifetime
 
     [Fact]
     public async Task The_agent_rides_out_its_database_stopping_mid_backup_and_the_backup_completes()
+    {
+        var (agent, recoveryPoint) = await BackupUnderWayAsync();
+
+        await DatabaseAsync("pg-down");
+        // The agent met the outage in the middle of its job (a request of the job refused with 500) and is waiting it out.
+        await agent.WaitForOutputAsync("); trying again in", TimeSpan.FromSeconds(120));
+        await DatabaseAsync("pg-up");
+
+        await ShouldCompleteInTheSameRunAsync(agent, recoveryPoint);
+    }
+
+    [Fact]
+    public async Task The_agent_rides_out_its_api_restarting_mid_backup_and_the_backup_completes()
+    {
+        var (agent, recoveryPoint) = await BackupUnderWayAsync();
+
+        // Killed (a crash), then started again at the same address once the agent is waiting for it (connection refused).
+        await _run.RestartApiAsync(() => agent.WaitForOutputAsync("); trying again in", TimeSpan.FromSeconds(120)));
+
+        await ShouldCompleteInTheSameRunAsync(agent, recoveryPoint);
+    }
+
+    /// <summary>A real agent has started a backup of 64 MiB (four packs to seal and upload, then the commit).</summary>
+    private async Task<(ProductProcess Agent, Guid RecoveryPoint)> BackupUnderWayAsync()
     {
         var source = Directory.CreateDirectory(Path.Combine(_run.Work.FullName, "busy")).FullName;
         var buffer = new byte[1 << 20];
@@ -43,13 +68,12 @@ public sealed class AgentOutageTests : IAsyncLifetime
         var agentId = await _run.WaitForAgentAsync("outage-machine", agent);
         var group = await _run.Client.CreateGroupAsync("Outage");
         var recoveryPoint = await _run.Client.RequestBackupAsync(await _run.Client.AddFolderAsync(group, agentId, source));
-
         await agent.WaitForOutputAsync($"Backup {recoveryPoint} of", TimeSpan.FromSeconds(60));
-        await DatabaseAsync("pg-down");
-        // The agent met the outage in the middle of its job (a request of the job refused with 500) and is waiting it out.
-        await agent.WaitForOutputAsync("); trying again in", TimeSpan.FromSeconds(120));
-        await DatabaseAsync("pg-up");
+        return (agent, recoveryPoint);
+    }
 
+    private async Task ShouldCompleteInTheSameRunAsync(ProductProcess agent, Guid recoveryPoint)
+    {
         var events = await _run.WaitForEventsAsync(recoveryPoint, e => e.OfType<RecoveryPointCreated>().Any() || e.OfType<RecoveryPointFailed>().Any(),
             agent, TimeSpan.FromMinutes(3));
         events.OfType<RecoveryPointFailed>().ShouldBeEmpty(agent.Output);
