@@ -34,28 +34,32 @@ public sealed class RestoreHardeningTests : IAsyncLifetime
         var longName = new string('m', 250) + ".txt";
         File.WriteAllText(Path.Combine(source, "a.txt"), "the same words\n");
         File.WriteAllText(Path.Combine(source, longName), "a name as long as ext4 allows\n");
-        File.WriteAllText(Path.Combine(source, "refused.txt"), "the target has a folder where this goes\n");
+        Directory.CreateDirectory(Path.Combine(source, "refused"));
+        File.WriteAllText(Path.Combine(source, "refused", "inside.txt"), "the target has a file where this folder goes\n");
         File.WriteAllText(Path.Combine(source, "z.txt"), "the same words\n"); // deduplicated with a.txt: written from one chunk
         Directory.CreateDirectory(Path.Combine(source, "docs"));
         File.WriteAllText(Path.Combine(source, "docs", "plan.txt"), "plan\n");
         var (agent, recoveryPoint) = await BackUpAsync(source);
 
         var target = Path.Combine(_run.Work.FullName, "restored");
-        Directory.CreateDirectory(Path.Combine(target, "refused.txt", "something the user keeps"));
+        // A file of the user's where the point has a folder: whatever the restore does with existing items, that folder and
+        // what it holds cannot be made there.
+        Directory.CreateDirectory(target);
+        File.WriteAllText(Path.Combine(target, "refused"), "the user's own file\n");
         var restore = await RestoreAsync(recoveryPoint, target, agent);
 
         restore.GetProperty("status").GetString().ShouldBe("CompletedWithErrors", restore.ToString() + "\n" + agent.Output);
         var failed = restore.GetProperty("failedItems").EnumerateArray().ToList();
-        failed.Select(f => f.GetProperty("path").GetString()).ShouldBe(["refused.txt"]);
-        failed[0].GetProperty("reason").GetString().ShouldNotBeNullOrWhiteSpace();
-        restore.GetProperty("failedItemCount").GetInt32().ShouldBe(1);
+        failed.Select(f => f.GetProperty("path").GetString()).ShouldBe(["refused", "refused/inside.txt"]);
+        failed.ShouldAllBe(f => !string.IsNullOrWhiteSpace(f.GetProperty("reason").GetString()));
+        restore.GetProperty("failedItemCount").GetInt32().ShouldBe(2);
         restore.GetProperty("files").GetInt32().ShouldBe(4);
         foreach (var name in new[] { "a.txt", longName, "z.txt", Path.Combine("docs", "plan.txt") })
             File.ReadAllText(Path.Combine(target, name)).ShouldBe(File.ReadAllText(Path.Combine(source, name)), name);
-        Directory.Exists(Path.Combine(target, "refused.txt", "something the user keeps")).ShouldBeTrue("what was in the way is left as it was");
+        File.ReadAllText(Path.Combine(target, "refused")).ShouldBe("the user's own file\n", "what was in the way is left as it was");
         Directory.EnumerateFileSystemEntries(target, "*", SearchOption.AllDirectories).Select(p => Path.GetRelativePath(target, p))
             .Order(StringComparer.Ordinal).ToList()
-            .ShouldBe(["a.txt", "docs", Path.Combine("docs", "plan.txt"), longName, "refused.txt", Path.Combine("refused.txt", "something the user keeps"), "z.txt"],
+            .ShouldBe(["a.txt", "docs", Path.Combine("docs", "plan.txt"), longName, "refused", "z.txt"],
                 customMessage: "no temporary file or folder is left in the target");
     }
 
