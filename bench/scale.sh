@@ -11,7 +11,7 @@
 # as a small incremental backup over the real protocol (one new 4 KiB pack, commit with catalog items).
 # Reports per worker count: due instants expected (from the calendar) and requested in the window, duplicates, events
 # appended per second, scheduler lag = BackupRequested appended − due instant in real seconds (p50 / p99 / max), and
-# dispatch → claim (includes the agents' poll interval). The clocks (Backup:Clock) are a test-only setting: see README.
+# dispatch → claim (includes the agents' poll interval). The clocks (Backup:Clock) are a test-only setting: see docs/operations.md.
 # Work files go to bench/work/scale/ (ignored). Never part of the test suite.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"

@@ -74,7 +74,7 @@ MODE="${1:-backup}"
 export Backup__Schema=demo Backup__DiskStore="$REPO/.local/disk-store" Backup__VaultContainer=demo-vault
 if [[ $MODE == schedule ]]; then
   # A store of its own (the fast clock's instants must not mix with the real-time demo's), and the test-only fast clock
-  # for the API and the workers (README "Running each process alone"); the agent keeps real time and gets its lease in
+  # for the API and the workers (docs/operations.md, "Running each process alone"); the agent keeps real time and gets its lease in
   # real seconds. A lease of 2 simulated hours is 30 real seconds at 240x.
   SPEED="${DEMO_SPEED:-240}"
   epoch="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -130,12 +130,20 @@ if [[ "$(curl -s -o /dev/null -w '%{http_code}' -H "@$AUTH_HEADER" "$API/api/rep
 fi
 
 say "enrolling a local agent"
-token="$(post /api/enrolment-tokens '{"validForMinutes":30}' | json_field token)"
+# The one-time token goes to the agent in a file only root reads, not on its command line (any local user reads those in ps).
+rm -f "$DEMO/enrolment-token"
+(umask 077 && post /api/enrolment-tokens '{"validForMinutes":30}' | json_field token >"$DEMO/enrolment-token")
 rm -rf "$DEMO/agent-state"
-start agent Backup.Agent "--Agent:Server=$API/" "--Agent:EnrolmentToken=$token" "--Agent:StateDirectory=$DEMO/agent-state" "--Agent:MachineName=$(hostname)" "--Agent:PassphraseFile=$DEMO/passphrase"
+start agent Backup.Agent "--Agent:Server=$API/" "--Agent:EnrolmentTokenFile=$DEMO/enrolment-token" "--Agent:StateDirectory=$DEMO/agent-state" "--Agent:MachineName=$(hostname)" "--Agent:PassphraseFile=$DEMO/passphrase"
 agent=""
 # The agent this run enrolled (its saved credential names it): agents enrolled by earlier runs stay listed by the server.
-for _ in $(seq 60); do agent="$(json_field AgentId <"$DEMO/agent-state/credential.json" 2>/dev/null || true)"; [[ -n $agent ]] && break; sleep 0.5; done
+# The file is tested first: a redirection from a file not there yet is reported by the shell before any 2>/dev/null applies.
+for _ in $(seq 60); do
+  [[ -s "$DEMO/agent-state/credential.json" ]] && agent="$(json_field AgentId <"$DEMO/agent-state/credential.json")"
+  [[ -n $agent ]] && break
+  sleep 0.5
+done
+rm -f "$DEMO/enrolment-token" # redeemed (or expiring): of no further use
 [[ -n $agent ]] || die "the agent did not enrol; see $RUN/agent.log"
 
 if [[ $MODE == schedule ]]; then

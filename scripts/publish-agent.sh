@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Publishes the protection agent as a native executable (NativeAOT: no JIT, no IL metadata at run time; see README
-# "The agent") and prints its path. Needs a C toolchain to link (gcc or clang), installed from apt when missing. Quiet
+# Publishes the protection agent as a native executable (NativeAOT: no JIT, no IL metadata at run time; see docs/operations.md
+# "The agent is a native executable") and prints its path. Needs a C toolchain to link (gcc or clang), installed from apt when missing. Quiet
 # on success apart from the path, so a caller can write AGENT="$(bash scripts/publish-agent.sh)".
 #
 # Environment: AGENT_CONFIGURATION (Release).

@@ -7,6 +7,7 @@
 #   scripts/services.sh down     stop both (only the processes this repo started)
 #   scripts/services.sh status   print whether each is running (exit 0 = both up)
 #   scripts/services.sh env      print export lines: eval "$(scripts/services.sh env)"
+#   scripts/services.sh pg-down  stop PostgreSQL alone; pg-up starts it again (the agent's outage test)
 #
 # Environment:
 #   BACKUP_PG_PORT         PostgreSQL TCP port on 127.0.0.1 (default 55432)
@@ -174,7 +175,7 @@ pg_write_conf() { # data base
   local data=$1 base=$2 conf="$1/backup-dev.conf" ram_mb buffers_mb
   # Shared buffers: a quarter of the machine's memory, at least 128 MB (PostgreSQL's default) and at most 4 GB. The
   # default alone keeps only 128 MB of a year's views in PostgreSQL's cache: a projection rebuild at 10M events then ran at
-  # half the rate (bench/catalog.sh; README "PostgreSQL settings" has the figures and the settings for a production server).
+  # half the rate (bench/catalog.sh; docs/operations.md "PostgreSQL settings" has the figures and the settings for a production server).
   ram_mb=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo 2>/dev/null || echo 0)
   buffers_mb=$(( ram_mb / 4 )); (( buffers_mb < 128 )) && buffers_mb=128; (( buffers_mb > 4096 )) && buffers_mb=4096
   # Written on every start so a changed BACKUP_PG_PORT takes effect.
@@ -469,6 +470,8 @@ usage: scripts/services.sh up|down|status|env
   down    stop both
   status  show whether each runs (exit 0 only when both run)
   env     print export lines; use: eval "$(scripts/services.sh env)"
+  pg-down, pg-up
+          stop or start PostgreSQL alone (an outage in the agent's end-to-end test)
 EOF
 }
 
@@ -492,6 +495,11 @@ main() {
       pg_down || rc=$?
       az_down || rc=$?
       return "$rc"
+      ;;
+    pg-down | pg-up)
+      [[ $EUID -eq 0 ]] || die "must run as root (it runs postgres via runuser)"
+      with_lock
+      if [[ $1 == pg-down ]]; then pg_down; else pg_up; fi
       ;;
     status)
       local rc=0

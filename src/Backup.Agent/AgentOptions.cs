@@ -7,8 +7,15 @@ public sealed class AgentOptions
     /// <summary>Base address of the backup server's API, e.g. http://127.0.0.1:5080/.</summary>
     public Uri Server { get; set; } = new("http://127.0.0.1:5080/");
 
-    /// <summary>One-time enrolment token from the server; needed only until the agent holds a credential.</summary>
+    /// <summary>
+    /// One-time enrolment token from the server; needed only until the agent holds a credential. On the command line it can be
+    /// read in <c>ps</c> by every local user until it is redeemed: prefer <see cref="EnrolmentTokenFile"/> or the environment
+    /// (<c>Agent__EnrolmentToken</c>).
+    /// </summary>
     public string? EnrolmentToken { get; set; }
+
+    /// <summary>A file whose content (surrounding whitespace removed) is the one-time enrolment token; it wins over <see cref="EnrolmentToken"/>.</summary>
+    public string? EnrolmentTokenFile { get; set; }
 
     /// <summary>Where the agent keeps its credential and scratch files (packs being built, packs being restored).</summary>
     public string StateDirectory { get; set; } = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData), "backup-agent");
@@ -16,6 +23,16 @@ public sealed class AgentOptions
     public string MachineName { get; set; } = Environment.MachineName;
 
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// How long a job's request is tried again while the server cannot be reached or fails (5xx, timeout): a restart of the
+    /// API or of its database is ridden out rather than failing the job. Half the server's default lease (2 min), so a job
+    /// that waited this long still holds its lease when the server comes back.
+    /// </summary>
+    public TimeSpan RetryFor { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>The longest wait between polls while the server cannot be reached or fails (the wait doubles from <see cref="PollInterval"/>).</summary>
+    public TimeSpan MaxPollBackoff { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// How long a stopping agent waits for the server to take its running job back; keep it well inside the host's

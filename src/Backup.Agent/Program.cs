@@ -36,7 +36,7 @@ builder.Services.AddSingleton(sp => new ServerClient(new HttpClient
 {
     BaseAddress = sp.GetRequiredService<IOptions<AgentOptions>>().Value.Server,
     Timeout = TimeSpan.FromMinutes(30),
-}));
+}, sp.GetRequiredService<IOptions<AgentOptions>>().Value.RetryFor, sp.GetRequiredService<ILogger<ServerClient>>()));
 builder.Services.AddSingleton<Credentials>();
 builder.Services.AddSingleton<RepositoryKeys>();
 builder.Services.AddHostedService<JobLoop>();

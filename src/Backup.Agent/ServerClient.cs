@@ -4,12 +4,58 @@ using System.Net.Http.Json;
 using Backup.Storage.Contracts;
 using Backup.Storage.Crypto;
 using Backup.Storage.Format;
+using Microsoft.Extensions.Logging;
 
 namespace Backup.Agent;
 
-/// <summary>Everything the agent says to the backup server, over HTTP only.</summary>
-public sealed class ServerClient(HttpClient http)
+/// <summary>
+/// Everything the agent says to the backup server, over HTTP only. A job's requests are tried again while the server cannot
+/// be reached or fails (a refused connection, a 5xx, a timeout: a restart of the API or of its PostgreSQL), with backoff, for
+/// up to <paramref name="retryFor"/>; a refusal (4xx) is final at once. Not retried: the poll and the heartbeat (each has its
+/// own loop), the release (bounded by its own timeout) and a pack download (written into the restore as it arrives).
+/// </summary>
+public sealed class ServerClient(HttpClient http, TimeSpan retryFor = default, ILogger<ServerClient>? log = null)
 {
+    /// <summary>
+    /// A failure that says nothing about the request itself: the server was unreachable, overloaded or failing for a while.
+    /// A cancellation by <paramref name="ct"/> is not one (the job or the agent is stopping); HttpClient's own timeout is.
+    /// </summary>
+    public static bool IsTransient(Exception e, CancellationToken ct) => e switch
+    {
+        HttpRequestException => true,
+        ServerRejectedException r => (int)r.Status >= 500 || r.Status is HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests,
+        OperationCanceledException => !ct.IsCancellationRequested,
+        _ => false,
+    };
+
+    private Task RetryingAsync(string what, Func<CancellationToken, Task> call, CancellationToken ct) =>
+        RetryingAsync(what, async token =>
+        {
+            await call(token);
+            return true;
+        }, ct);
+
+    private async Task<T> RetryingAsync<T>(string what, Func<CancellationToken, Task<T>> call, CancellationToken ct)
+    {
+        var giveUpAt = DateTime.UtcNow + retryFor;
+        var delay = TimeSpan.FromMilliseconds(500);
+        while (true)
+        {
+            try
+            {
+                return await call(ct);
+            }
+            catch (Exception e) when (IsTransient(e, ct) && DateTime.UtcNow + delay < giveUpAt)
+            {
+                log?.LogWarning("Could not {What} ({Reason}); trying again in {Delay:F1} s", what, e.Message, delay.TotalSeconds);
+                await Task.Delay(delay, ct);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxRetryDelay.Ticks));
+            }
+        }
+    }
+
+    private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(10);
+
     public void UseCredential(string credential) =>
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue(AgentHeaders.Scheme, credential);
 
@@ -32,7 +78,10 @@ public sealed class ServerClient(HttpClient http)
     public static string JobPath(AgentJob job) =>
         job.Kind == JobKind.Synchronisation ? $"syncs/{job.JobId}" : $"recovery-points/{job.RecoveryPointId}";
 
-    public async Task<PackStored> UploadPackAsync(Guid agentId, string jobPath, string packId, string file, CancellationToken ct)
+    public Task<PackStored> UploadPackAsync(Guid agentId, string jobPath, string packId, string file, CancellationToken ct) =>
+        RetryingAsync($"upload pack {packId}", token => UploadPackOnceAsync(agentId, jobPath, packId, file, token), ct);
+
+    private async Task<PackStored> UploadPackOnceAsync(Guid agentId, string jobPath, string packId, string file, CancellationToken ct)
     {
         await using var stream = File.OpenRead(file);
         using var content = new StreamContent(stream, 1 << 18);
@@ -50,15 +99,16 @@ public sealed class ServerClient(HttpClient http)
     /// The item catalog gets <paramref name="changes"/> when given (only what changed since the last catalogued recovery point),
     /// else every item of <paramref name="items"/>.
     /// </summary>
-    public async Task CompleteBackupAsync(
+    public Task CompleteBackupAsync(
         Guid agentId, string jobPath, IReadOnlyList<string> tree, IReadOnlyCollection<ChunkId> chunks, int files, int directories,
-        long bytesRead, IReadOnlyList<SkippedItem>? skipped, IReadOnlyList<TreeEntry> items, CatalogChanges? changes, CancellationToken ct)
-    {
-        using var content = new CompleteBackupContent(tree, chunks, files, directories, bytesRead, skipped, items, changes);
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
-        using var response = await http.PostAsync($"api/agents/{agentId}/{jobPath}/complete", content, ct);
-        await EnsureSuccessAsync(response, "commit the backup", ct);
-    }
+        long bytesRead, IReadOnlyList<SkippedItem>? skipped, IReadOnlyList<TreeEntry> items, CatalogChanges? changes, CancellationToken ct) =>
+        RetryingAsync("commit the backup", async token =>
+        {
+            using var content = new CompleteBackupContent(tree, chunks, files, directories, bytesRead, skipped, items, changes);
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
+            using var response = await http.PostAsync($"api/agents/{agentId}/{jobPath}/complete", content, token);
+            await EnsureSuccessAsync(response, "commit the backup", token);
+        }, ct);
 
     private sealed class CompleteBackupContent(
         IReadOnlyList<string> tree, IReadOnlyCollection<ChunkId> chunks, int files, int directories, long bytesRead, IReadOnlyList<SkippedItem>? skipped,
@@ -138,7 +188,10 @@ public sealed class ServerClient(HttpClient http)
     }
 
     /// <summary>The repository's key file; null when the server has no key yet.</summary>
-    public async Task<byte[]?> KeyFileAsync(Guid agentId, CancellationToken ct)
+    public Task<byte[]?> KeyFileAsync(Guid agentId, CancellationToken ct) =>
+        RetryingAsync("fetch the repository key file", token => KeyFileOnceAsync(agentId, token), ct);
+
+    private async Task<byte[]?> KeyFileOnceAsync(Guid agentId, CancellationToken ct)
     {
         using var response = await http.GetAsync($"api/agents/{agentId}/key", ct);
         if (response.StatusCode == HttpStatusCode.NotFound) return null;
@@ -147,7 +200,10 @@ public sealed class ServerClient(HttpClient http)
     }
 
     /// <summary>Every chunk id the server holds.</summary>
-    public async Task<HashSet<ChunkId>> KnownChunksAsync(Guid agentId, CancellationToken ct)
+    public Task<HashSet<ChunkId>> KnownChunksAsync(Guid agentId, CancellationToken ct) =>
+        RetryingAsync("list the chunks the server holds", token => KnownChunksOnceAsync(agentId, token), ct);
+
+    private async Task<HashSet<ChunkId>> KnownChunksOnceAsync(Guid agentId, CancellationToken ct)
     {
         using var response = await http.GetAsync($"api/agents/{agentId}/chunks", HttpCompletionOption.ResponseHeadersRead, ct);
         await EnsureSuccessAsync(response, "list the chunks the server holds", ct);
@@ -164,7 +220,10 @@ public sealed class ServerClient(HttpClient http)
         }
     }
 
-    public async Task<Dictionary<ChunkId, ChunkLocation>> RestoreIndexAsync(Guid agentId, Guid restoreId, CancellationToken ct)
+    public Task<Dictionary<ChunkId, ChunkLocation>> RestoreIndexAsync(Guid agentId, Guid restoreId, CancellationToken ct) =>
+        RetryingAsync("fetch the restore's chunk index", token => RestoreIndexOnceAsync(agentId, restoreId, token), ct);
+
+    private async Task<Dictionary<ChunkId, ChunkLocation>> RestoreIndexOnceAsync(Guid agentId, Guid restoreId, CancellationToken ct)
     {
         using var response = await http.GetAsync($"api/agents/{agentId}/restores/{restoreId}/index", ct);
         await EnsureSuccessAsync(response, "fetch the restore's chunk index", ct);
@@ -186,13 +245,19 @@ public sealed class ServerClient(HttpClient http)
         await EnsureSuccessAsync(response, "release the job", ct);
     }
 
-    public async Task FailBackupAsync(Guid agentId, string jobPath, string reason, CancellationToken ct)
+    public Task FailBackupAsync(Guid agentId, string jobPath, string reason, CancellationToken ct) =>
+        RetryingAsync("report the failed backup", token => FailBackupOnceAsync(agentId, jobPath, reason, token), ct);
+
+    private async Task FailBackupOnceAsync(Guid agentId, string jobPath, string reason, CancellationToken ct)
     {
         using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/{jobPath}/fail", new FailJobRequest(reason), WireJson.Default.FailJobRequest, ct);
         await EnsureSuccessAsync(response, "report the failed backup", ct);
     }
 
-    public async Task<Manifest> RestoreManifestAsync(Guid agentId, Guid restoreId, CancellationToken ct)
+    public Task<Manifest> RestoreManifestAsync(Guid agentId, Guid restoreId, CancellationToken ct) =>
+        RetryingAsync("fetch the manifest", token => RestoreManifestOnceAsync(agentId, restoreId, token), ct);
+
+    private async Task<Manifest> RestoreManifestOnceAsync(Guid agentId, Guid restoreId, CancellationToken ct)
     {
         using var response = await http.GetAsync($"api/agents/{agentId}/restores/{restoreId}/manifest", ct);
         await EnsureSuccessAsync(response, "fetch the manifest", ct);
@@ -207,13 +272,29 @@ public sealed class ServerClient(HttpClient http)
         await body.CopyToAsync(destination, 1 << 18, ct);
     }
 
-    public async Task CompleteRestoreAsync(Guid agentId, Guid restoreId, int files, long bytes, int skippedExisting, CancellationToken ct)
+    public Task CompleteRestoreAsync(
+        Guid agentId, Guid restoreId, int files, long bytes, int skippedExisting, IReadOnlyList<FailedItem>? failed, CancellationToken ct) =>
+        RetryingAsync("report the restore", token => CompleteRestoreOnceAsync(agentId, restoreId, files, bytes, skippedExisting, failed, token), ct);
+
+    private async Task CompleteRestoreOnceAsync(
+        Guid agentId, Guid restoreId, int files, long bytes, int skippedExisting, IReadOnlyList<FailedItem>? failed, CancellationToken ct)
     {
-        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/restores/{restoreId}/complete", new CompleteRestoreRequest(files, bytes, skippedExisting), WireJson.Default.CompleteRestoreRequest, ct);
+        using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/restores/{restoreId}/complete",
+            new CompleteRestoreRequest(files, bytes, skippedExisting, failed is { Count: > 0 } ? [.. failed.Select(Bounded)] : null),
+            WireJson.Default.CompleteRestoreRequest, ct);
         await EnsureSuccessAsync(response, "report the restore", ct);
     }
 
-    public async Task FailRestoreAsync(Guid agentId, Guid restoreId, string reason, CancellationToken ct)
+    // The server takes reasons of up to 2,000 characters; the operating system's message naming a long path can be longer.
+    private static FailedItem Bounded(FailedItem item) =>
+        item.Reason.Length <= MaxReason ? item : item with { Reason = item.Reason[..(MaxReason - 1)] + "…" };
+
+    private const int MaxReason = 2_000;
+
+    public Task FailRestoreAsync(Guid agentId, Guid restoreId, string reason, CancellationToken ct) =>
+        RetryingAsync("report the failed restore", token => FailRestoreOnceAsync(agentId, restoreId, reason, token), ct);
+
+    private async Task FailRestoreOnceAsync(Guid agentId, Guid restoreId, string reason, CancellationToken ct)
     {
         using var response = await http.PostAsJsonAsync($"api/agents/{agentId}/restores/{restoreId}/fail", new FailJobRequest(reason), WireJson.Default.FailJobRequest, ct);
         await EnsureSuccessAsync(response, "report the failed restore", ct);

@@ -113,7 +113,11 @@ public sealed class Archiver(ILogger log)
 
         if (filter.HasIncludes) entries = WithoutFoldersOutOfScope(entries, includedDirectories, skipped);
         directories = entries.Count(e => e.Kind == EntryKind.Directory);
-        var tree = new Tree(Tree.CurrentVersion, root.FullName, entries, skipped);
+        // The folder's own metadata, read last: walking it does not change its mtime, and a restore puts it back.
+        var rootEntry = UnixFileType.Status(root.FullName) is { } rootStatus
+            ? new TreeEntry("", EntryKind.Directory, 0, OperatingSystem.IsWindows() ? 0 : rootStatus.Mode, rootStatus.MtimeTicks)
+            : null;
+        var tree = new Tree(Tree.CurrentVersion, root.FullName, entries, skipped, rootEntry);
         var treeChunks = new List<ChunkId>();
         // The tree's JSON goes through a scratch file rather than memory: it grows with the number of items (hundreds of
         // bytes each), and a byte array of it, plus the serializer's growing buffers, would all be garbage a moment later.

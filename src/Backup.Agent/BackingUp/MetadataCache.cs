@@ -47,6 +47,28 @@ public sealed class MetadataCache : IDisposable
     public static string PathFor(string stateDirectory, string sourceRoot) =>
         Path.Combine(stateDirectory, "cache", Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(sourceRoot))))[..32] + ".cache");
 
+    /// <summary>
+    /// Removes the temporaries (of caches and item snapshots) of runs that never got to rename or remove them: the agent was
+    /// killed (kill -9, power lost) while writing one. Called when the agent starts, before any run, so none of them is in use.
+    /// Returns what could not be removed, for the log.
+    /// </summary>
+    public static IReadOnlyList<string> RemoveLeftovers(string stateDirectory)
+    {
+        var folder = Path.Combine(stateDirectory, "cache");
+        var problems = new List<string>();
+        if (!Directory.Exists(folder)) return problems;
+        foreach (var file in Directory.EnumerateFiles(folder, "*.tmp"))
+            try
+            {
+                File.Delete(file);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                problems.Add($"{file}: {e.Message}");
+            }
+        return problems;
+    }
+
     /// <summary>Opens the cache; an absent or unreadable file gives an empty one (and the reason, for the log).</summary>
     public static MetadataCache Load(string path, out string? problem)
     {

@@ -27,9 +27,10 @@ public sealed class Credentials(ServerClient server, IOptions<AgentOptions> opti
             return saved;
         }
 
-        var token = options.Value.EnrolmentToken;
+        var token = EnrolmentToken();
         if (string.IsNullOrWhiteSpace(token))
-            throw new InvalidOperationException("This agent is not enrolled yet: pass an enrolment token (Agent:EnrolmentToken or --Agent:EnrolmentToken).");
+            throw new InvalidOperationException(
+                "This agent is not enrolled yet: give it an enrolment token in a file (Agent:EnrolmentTokenFile) or the environment (Agent__EnrolmentToken).");
 
         var enrolled = await server.EnrolAsync(token, options.Value.MachineName, ct);
         var credential = new AgentCredential(enrolled.AgentId, enrolled.Credential);
@@ -41,5 +42,19 @@ public sealed class Credentials(ServerClient server, IOptions<AgentOptions> opti
         server.UseCredential(credential.Credential);
         log.LogInformation("Enrolled as agent {AgentId} ({Machine})", credential.AgentId, options.Value.MachineName);
         return credential;
+    }
+
+    private string? EnrolmentToken()
+    {
+        var file = options.Value.EnrolmentTokenFile;
+        if (string.IsNullOrEmpty(file)) return options.Value.EnrolmentToken;
+        try
+        {
+            return File.ReadAllText(file).Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidOperationException($"The enrolment token file {file} cannot be read: {e.Message}", e);
+        }
     }
 }

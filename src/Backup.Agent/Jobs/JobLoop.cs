@@ -12,29 +12,39 @@ using Microsoft.Extensions.Options;
 
 namespace Backup.Agent.Jobs;
 
-/// <summary>Polls the server for jobs and runs them one at a time. A failed job is reported, never dropped.</summary>
+/// <summary>
+/// Polls the server for jobs and runs them one at a time. A failed job is reported, never dropped. Nothing the server does
+/// (unreachable, failing, timing out) ends the loop: enrolment and polling are tried again with backoff, and a job that ends
+/// without a report is left to its lease, which the server's reaper re-queues.
+/// </summary>
 public sealed class JobLoop(
     Credentials credentials, RepositoryKeys keyRing, ServerClient server, IOptions<AgentOptions> options, ILoggerFactory loggers, ILogger<JobLoop> log)
     : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var me = await credentials.LoadOrEnrolAsync(stoppingToken);
+        var me = await EnrolAsync(stoppingToken);
         var scratch = Path.Combine(options.Value.StateDirectory, "scratch");
         Directory.CreateDirectory(scratch);
+        foreach (var problem in MetadataCache.RemoveLeftovers(options.Value.StateDirectory))
+            log.LogWarning("Could not remove a temporary file an earlier run left: {Problem}", problem);
         log.LogInformation("Agent {AgentId} polling {Server} for jobs", me.AgentId, options.Value.Server);
 
+        var wait = options.Value.PollInterval;
         while (!stoppingToken.IsCancellationRequested)
         {
             AgentJob? job;
             try
             {
                 job = await server.NextJobAsync(me.AgentId, stoppingToken);
+                wait = options.Value.PollInterval;
             }
-            catch (HttpRequestException e)
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
-                log.LogWarning("The server is unreachable ({Reason}); retrying", e.Message);
-                await Task.Delay(options.Value.PollInterval, stoppingToken);
+                // Whatever the answer (unreachable, 5xx, even a refusal an operator may yet fix): keep asking, ever less often.
+                log.LogWarning("Could not poll the server for jobs ({Reason}); polling again in {Seconds:F1} s", e.Message, wait.TotalSeconds);
+                await Task.Delay(wait, stoppingToken);
+                wait = Longer(wait);
                 continue;
             }
             if (job is null)
@@ -53,6 +63,11 @@ public sealed class JobLoop(
                 log.LogDebug(e, "Job {JobId} interrupted: the agent is stopping", job.JobId);
                 return;
             }
+            catch (Exception e)
+            {
+                // Not the end of the agent: the job's lease runs out on the server, which queues it again (or fails it).
+                log.LogError(e, "Job {JobId} ended without a report; the server takes it back when its lease runs out", job.JobId);
+            }
             finally
             {
                 // Between jobs the agent is idle: hand the job's large buffers back to the system rather than keep them
@@ -64,6 +79,27 @@ public sealed class JobLoop(
             }
         }
     }
+
+    /// <summary>The saved credential, or a new one; a server that cannot be reached or fails is asked again, ever less often.</summary>
+    private async Task<AgentCredential> EnrolAsync(CancellationToken stoppingToken)
+    {
+        var wait = options.Value.PollInterval;
+        while (true)
+        {
+            try
+            {
+                return await credentials.LoadOrEnrolAsync(stoppingToken);
+            }
+            catch (Exception e) when (ServerClient.IsTransient(e, stoppingToken))
+            {
+                log.LogWarning("Could not enrol ({Reason}); asking again in {Seconds:F1} s", e.Message, wait.TotalSeconds);
+                await Task.Delay(wait, stoppingToken);
+                wait = Longer(wait);
+            }
+        }
+    }
+
+    private TimeSpan Longer(TimeSpan wait) => TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, Math.Max(options.Value.MaxPollBackoff.Ticks, options.Value.PollInterval.Ticks)));
 
     private async Task RunJobAsync(Guid agentId, AgentJob job, string scratch, CancellationToken stoppingToken)
     {
@@ -161,7 +197,7 @@ public sealed class JobLoop(
                     await leaseLost.CancelAsync();
                     return;
                 }
-                catch (Exception e) when (e is HttpRequestException or ServerRejectedException)
+                catch (Exception e) when (!ct.IsCancellationRequested)
                 {
                     // A missed beat is not fatal: the lease is three beats long.
                     log.LogWarning("Heartbeat for job {JobId} failed: {Reason}", jobId, e.Message);
@@ -194,9 +230,9 @@ public sealed class JobLoop(
             log.LogWarning("Job {JobId} abandoned: the server no longer holds its lease for this agent ({Status}); nothing was reported", jobId, (int)e.Status);
             return false;
         }
-        catch (HttpRequestException)
+        catch (Exception e) when (!ct.IsCancellationRequested && e is not ServerRejectedException { Status: < HttpStatusCode.InternalServerError })
         {
-            return true; // Unknown: report, and let the server decide.
+            return true; // Unknown (unreachable, failing): report, and let the server decide.
         }
     }
 
@@ -279,11 +315,11 @@ public sealed class JobLoop(
             log.LogInformation("{What} {JobId} stage waits: reader for sealers {Reader:F2} s, sealers for uploaders {Sealers:F2} s; uploads took {Upload:F2} s",
                 what, job.JobId, p.Waits.ReaderWaitedForSealers, p.Waits.SealersWaitedForUploaders, p.Waits.UploadSeconds);
         }
-        catch (Exception e) when (e is not OperationCanceledException && !ct.IsCancellationRequested)
+        catch (Exception e) when (!ct.IsCancellationRequested)
         {
             if (!await StillOursAsync(agentId, job.JobId, e, ct)) return;
             log.LogError(e, "{What} {JobId} failed", what, job.JobId);
-            await ReportAsync(() => server.FailBackupAsync(agentId, jobPath, e.Message, ct));
+            await ReportAsync(() => server.FailBackupAsync(agentId, jobPath, e.Message, ct), ct);
         }
     }
 
@@ -342,27 +378,27 @@ public sealed class JobLoop(
             var result = await new Restorer(loggers.CreateLogger<Restorer>()).RestoreAsync(
                 manifest, index, keys, job.Path, scratch, (packId, destination, token) => server.DownloadPackAsync(agentId, job.JobId, packId, destination, token),
                 new RestoreOptions(job.Paths, job.IfExists), ct);
-            await server.CompleteRestoreAsync(agentId, job.JobId, result.Files, result.Bytes, result.SkippedExisting, ct);
-            log.LogInformation("Restore {RestoreId} done in {Seconds:F2} s: {Files} files, {MiB:F1} MiB, every chunk verified",
-                job.JobId, clock.Elapsed.TotalSeconds, result.Files, result.Bytes / 1048576.0);
+            await server.CompleteRestoreAsync(agentId, job.JobId, result.Files, result.Bytes, result.SkippedExisting, result.Failed, ct);
+            log.LogInformation("Restore {RestoreId} done in {Seconds:F2} s: {Files} files, {MiB:F1} MiB, every chunk verified; {Failed} items could not be written",
+                job.JobId, clock.Elapsed.TotalSeconds, result.Files, result.Bytes / 1048576.0, result.Failed?.Count ?? 0);
         }
-        catch (Exception e) when (e is not OperationCanceledException && !ct.IsCancellationRequested)
+        catch (Exception e) when (!ct.IsCancellationRequested)
         {
             if (!await StillOursAsync(agentId, job.JobId, e, ct)) return;
             log.LogError(e, "Restore {RestoreId} failed", job.JobId);
-            await ReportAsync(() => server.FailRestoreAsync(agentId, job.JobId, e.Message, ct));
+            await ReportAsync(() => server.FailRestoreAsync(agentId, job.JobId, e.Message, ct), ct);
         }
     }
 
-    private async Task ReportAsync(Func<Task> report)
+    private async Task ReportAsync(Func<Task> report, CancellationToken ct)
     {
         try
         {
             await report();
         }
-        catch (Exception e) when (e is HttpRequestException or ServerRejectedException)
+        catch (Exception e) when (!ct.IsCancellationRequested)
         {
-            log.LogError(e, "Could not report the failure to the server");
+            log.LogError(e, "Could not report the failure to the server; it takes the job back when its lease runs out");
         }
     }
 }

@@ -102,7 +102,11 @@ public static class OfflineCommands
                 new RestoreOptions(options.Paths.Count == 0 ? null : options.Paths, options.IfExists), ct);
             Console.WriteLine($"Restored {result.Files} files, {result.Bytes} bytes of recovery point {rp} from the {repository.Name} to "
                 + $"{Path.GetFullPath(options.Target!)} in {clock.Elapsed.TotalSeconds:F1} s; every chunk verified ({result.SkippedExisting} existing items skipped).");
-            return 0;
+            if (result.Failed is not { Count: > 0 } failed) return 0;
+            // The rest is restored; a script must still learn that some items are not.
+            foreach (var item in failed) Console.Error.WriteLine($"{RestoreVerb}: not restored: {item.Path}: {item.Reason}");
+            Console.Error.WriteLine($"{RestoreVerb}: {failed.Count} items could not be written; everything else was restored.");
+            return 4;
         }
         finally
         {

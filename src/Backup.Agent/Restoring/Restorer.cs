@@ -8,7 +8,8 @@ using Microsoft.Extensions.Logging;
 
 namespace Backup.Agent.Restoring;
 
-public sealed record RestoreResult(int Files, long Bytes, int SkippedExisting = 0);
+/// <summary><see cref="Failed"/>: items the target would not take (name, permission, space), each with the reason; the rest was restored.</summary>
+public sealed record RestoreResult(int Files, long Bytes, int SkippedExisting = 0, IReadOnlyList<FailedItem>? Failed = null);
 
 /// <summary>Which items to restore (null = all; a directory brings everything under it) and what to do with items already there.</summary>
 public sealed record RestoreOptions(IReadOnlyList<string>? Paths = null, ExistingItems IfExists = ExistingItems.Overwrite)
@@ -20,9 +21,12 @@ public sealed record RestoreOptions(IReadOnlyList<string>? Paths = null, Existin
 /// Rebuilds a recovery point, or selected items of it, under a target folder. The tree is read first (its chunks,
 /// like all others, decrypted and checked against their ids); then every pack holding a needed chunk is fetched
 /// once into scratch space, checked against its id (its SHA-256), and each of its needed chunks is opened, verified
-/// and written at every place it occurs. Files are built as <c>name.restoring</c>, pre-sized and sparse (an all-zero
-/// chunk is not written), and renamed into place only when every byte has been verified; a failure removes them all,
-/// so no unverified file is ever left in the user's folder.
+/// and written at every place it occurs. Files are built in a staging folder in the target (<c>.restoring-…</c>, on the
+/// target's file system so the final rename moves no data) under short names, so a name as long as the file system allows
+/// still fits; pre-sized and sparse (an all-zero chunk is not written), they are renamed into place only when every byte has
+/// been verified. The staging folder goes whatever happens, so no unverified file is ever left in the user's folder.
+/// An item the target will not take (its name, a permission, a full disk or quota, something in the way) does not fail the
+/// others: it is left out and listed with the reason. Damaged or missing data still fails the whole restore.
 /// </summary>
 public sealed class Restorer(ILogger log)
 {
@@ -46,10 +50,18 @@ public sealed class Restorer(ILogger log)
     private sealed record Need(BlobSpan Location, List<Target> Targets);
 
     /// <summary>A file being restored; its data goes to <see cref="Tmp"/> (made when needed, not kept: 22,000 paths are megabytes).</summary>
-    private sealed record RestoredFile(TreeEntry Entry, string Path)
+    private sealed record RestoredFile(TreeEntry Entry, string Path, string Staging, int Number)
     {
-        public string Tmp => Path + ".restoring";
+        public string Tmp => System.IO.Path.Join(Staging, Number.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
+
+    /// <summary>The staging folders' names start so; one left by an agent that was killed is removed by the next restore into the target.</summary>
+    private const string StagingPrefix = ".restoring-";
+
+    private static readonly System.Buffers.SearchValues<char> HexDigits = System.Buffers.SearchValues.Create("0123456789abcdef");
+
+    /// <summary>What keeps one item from being written, as opposed to damaged data or a lost connection, which fail the restore.</summary>
+    private static bool ItemProblem(Exception e) => e is IOException or UnauthorizedAccessException && e is not System.Net.Http.HttpIOException;
 
     public async Task<RestoreResult> RestoreAsync(
         Manifest manifest, IReadOnlyDictionary<ChunkId, ChunkLocation> index, MasterKeys keys, string targetRoot, string scratch,
@@ -89,19 +101,24 @@ public sealed class Restorer(ILogger log)
 
         var target = Path.GetFullPath(targetRoot);
         Directory.CreateDirectory(target);
+        RemoveStaleStaging(target);
+        var staging = Directory.CreateDirectory(Path.Join(target, StagingPrefix + Guid.NewGuid().ToString("N")[..12])).FullName;
+        var failures = new System.Collections.Concurrent.ConcurrentQueue<FailedItem>();
+        void Failed(string item, Exception e) => failures.Enqueue(new FailedItem(item, e.Message));
         var written = new List<(TreeEntry Entry, string Path)>();
         var files = new List<RestoredFile>();
         var needs = new Dictionary<string, Dictionary<ChunkId, Need>>(StringComparer.Ordinal);
         var made = new HashSet<string>(StringComparer.Ordinal);
         int skipped = 0;
-        long bytes = 0;
         TimeSpan planTime = default, packTime = default;
         try
         {
-            void Parent(string path)
+            // Remembered only once made: a folder that could not be made is tried again (and reported) for each item in it.
+            void Folder(string path)
             {
-                var parent = Path.GetDirectoryName(path)!;
-                if (made.Add(parent)) Directory.CreateDirectory(parent);
+                if (made.Contains(path)) return;
+                Directory.CreateDirectory(path);
+                made.Add(path);
             }
 
             foreach (var entry in entries)
@@ -109,38 +126,46 @@ public sealed class Restorer(ILogger log)
                 ct.ThrowIfCancellationRequested();
                 YoungGarbage.Collect();
                 var path = TargetPath(target, entry.Path);
-                if (entry.Kind != EntryKind.Directory && Occupied(path))
+                try
                 {
-                    if (options.IfExists == ExistingItems.Skip)
+                    if (entry.Kind != EntryKind.Directory && Occupied(path))
                     {
-                        skipped++;
-                        continue;
+                        if (options.IfExists == ExistingItems.Skip)
+                        {
+                            skipped++;
+                            continue;
+                        }
+                        if (options.IfExists == ExistingItems.KeepBoth) path = FreeName(path);
                     }
-                    if (options.IfExists == ExistingItems.KeepBoth) path = FreeName(path);
+                    switch (entry.Kind)
+                    {
+                        case EntryKind.Directory:
+                            Folder(path);
+                            written.Add((entry, path));
+                            break;
+                        case EntryKind.Symlink:
+                            Folder(Path.GetDirectoryName(path)!);
+                            written.Add((entry, path));
+                            break;
+                        case EntryKind.File:
+                            Folder(Path.GetDirectoryName(path)!);
+                            // Kept without its chunk list, which the plan now holds.
+                            files.Add(new RestoredFile(entry with { Chunks = null }, path, staging, files.Count));
+                            Plan(files.Count - 1, entry, index, needs);
+                            break;
+                    }
                 }
-                switch (entry.Kind)
+                catch (Exception e) when (ItemProblem(e))
                 {
-                    case EntryKind.Directory:
-                        if (made.Add(path)) Directory.CreateDirectory(path);
-                        written.Add((entry, path));
-                        break;
-                    case EntryKind.Symlink:
-                        Parent(path);
-                        written.Add((entry, path));
-                        break;
-                    case EntryKind.File:
-                        Parent(path);
-                        // Kept without its chunk list, which the plan now holds.
-                        files.Add(new RestoredFile(entry with { Chunks = null }, path));
-                        Plan(files.Count - 1, entry, index, needs);
-                        bytes += entry.Size;
-                        break;
+                    Failed(entry.Path, e);
                 }
             }
 
             // A file is created, at its full size (sparse), when its first chunk lands (in the pack workers, so creating files
             // overlaps the other worker's decryption rather than being a pass of its own before any download).
             var created = new int[files.Count];
+            // Why a file's data could not be written (set once, by the first pack worker that fails to), null while it can.
+            var unwritable = new string?[files.Count];
             index = null!;
             YoungGarbage.CollectAll(); // the tree, its JSON and the index are garbage now; the pack workers reuse their memory
             planTime = clock.Elapsed;
@@ -168,7 +193,7 @@ public sealed class Restorer(ILogger log)
                             var blob = blobs[i];
                             YoungGarbage.Collect();
                             OpenBlob(sealedBlob, packId, [.. blob.Select(c => (c.Id, c.Location))], worker, pool, c => files[blob[c].Targets[0].File].Entry.Path,
-                                (c, chunk) => WriteChunk(chunk, blob[c].Targets, files, created));
+                                (c, chunk) => WriteChunk(chunk, blob[c].Targets, files, created, unwritable));
                         });
                         await fetch(packId, pack, token);
                         pack.Finish();
@@ -181,46 +206,141 @@ public sealed class Restorer(ILogger log)
 
             // Files no chunk landed in: empty ones.
             for (var i = 0; i < files.Count; i++)
-                if (created[i] == 0) Create(files[i], created, i).Dispose();
+                if (created[i] == 0 && unwritable[i] is null)
+                    try
+                    {
+                        Create(files[i], created, i).Dispose();
+                    }
+                    catch (Exception e) when (ItemProblem(e))
+                    {
+                        unwritable[i] = e.Message;
+                    }
 
             packTime = clock.Elapsed;
-            foreach (var file in files)
+            for (var i = 0; i < files.Count; i++)
             {
-                File.Move(file.Tmp, file.Path, overwrite: true);
-                written.Add((file.Entry, file.Path));
+                var file = files[i];
+                if (unwritable[i] is { } reason)
+                {
+                    failures.Enqueue(new FailedItem(file.Entry.Path, reason));
+                    continue;
+                }
+                try
+                {
+                    File.Move(file.Tmp, file.Path, overwrite: true);
+                    written.Add((file.Entry, file.Path));
+                }
+                catch (Exception e) when (ItemProblem(e))
+                {
+                    Failed(file.Entry.Path, e);
+                }
             }
             files.Clear();
-            foreach (var (entry, path) in written.Where(w => w.Entry.Kind == EntryKind.Symlink))
-            {
-                if (Occupied(path)) File.Delete(path);
-                File.CreateSymbolicLink(path, entry.LinkTarget!);
-            }
+            foreach (var (entry, path) in written.Where(w => w.Entry.Kind == EntryKind.Symlink).ToList())
+                try
+                {
+                    if (Occupied(path)) File.Delete(path);
+                    File.CreateSymbolicLink(path, entry.LinkTarget!);
+                }
+                catch (Exception e) when (ItemProblem(e))
+                {
+                    Failed(entry.Path, e);
+                    written.Remove((entry, path));
+                }
 
-            // Metadata last: writing a file changes its directory's mtime, and a read-only directory refuses new files.
-            foreach (var (entry, path) in written.Where(w => w.Entry.Kind != EntryKind.Directory)) ApplyMetadata(entry, path);
-            foreach (var (entry, path) in written.Where(w => w.Entry.Kind == EntryKind.Directory).OrderByDescending(w => w.Entry.Path.Count(c => c == '/')))
-                ApplyMetadata(entry, path);
+            RemoveStaging(staging); // before the target's own mtime is set: removing the folder changes it
+            // Metadata last: writing a file changes its directory's mtime, and a read-only directory refuses new files. The
+            // restored folder itself gets the protected folder's when the whole point is restored (not when a few items are
+            // brought back into a folder that is the user's).
+            var folders = written.Where(w => w.Entry.Kind == EntryKind.Directory).OrderByDescending(w => w.Entry.Path.Count(c => c == '/')).ToList();
+            if (options.Paths is null && tree.Root is { } root) folders.Add((root, target));
+            foreach (var (entry, path) in written.Where(w => w.Entry.Kind != EntryKind.Directory).Concat(folders))
+                try
+                {
+                    ApplyMetadata(entry, path);
+                }
+                catch (Exception e) when (ItemProblem(e))
+                {
+                    Failed(entry.Path == "" ? "." : entry.Path, e);
+                }
         }
         finally
         {
-            // Never leave a half-written or unverified file in the user's folder.
-            foreach (var file in files) File.Delete(file.Tmp);
+            // Never leave a half-written or unverified file in the user's folder, whichever way the restore ends.
+            if (Directory.Exists(staging)) RemoveStaging(staging);
         }
-        var restored = written.Count(w => w.Entry.Kind == EntryKind.File);
+        var restored = written.Where(w => w.Entry.Kind == EntryKind.File).ToList();
+        var bytes = restored.Sum(w => w.Entry.Size);
+        var failed = failures.OrderBy(f => f.Path, StringComparer.Ordinal).ToList();
         log.LogInformation("Restore: tree {Tree:F2} s, plan {Plan:F2} s, {Packs} packs {PackTime:F2} s, files renamed into place and their modes and mtimes set {Finish:F2} s",
             treeTime.TotalSeconds, (planTime - treeTime).TotalSeconds, needs.Count, (packTime - planTime).TotalSeconds, (clock.Elapsed - packTime).TotalSeconds);
-        log.LogInformation("Restored {Files} files, {Bytes} bytes to {Target}; {Skipped} existing items left as they were", restored, bytes, target, skipped);
-        return new RestoreResult(restored, bytes, skipped);
+        log.LogInformation("Restored {Files} files, {Bytes} bytes to {Target}; {Skipped} existing items left as they were", restored.Count, bytes, target, skipped);
+        foreach (var f in failed.Take(20)) log.LogWarning("Not restored: {Path}: {Reason}", f.Path, f.Reason);
+        if (failed.Count > 20) log.LogWarning("{More} more items not restored", failed.Count - 20);
+        return new RestoreResult(restored.Count, bytes, skipped, failed);
     }
 
-    private static void WriteChunk(ReadOnlySpan<byte> data, List<Target> targets, List<RestoredFile> files, int[] created)
+    private static void WriteChunk(ReadOnlySpan<byte> data, List<Target> targets, List<RestoredFile> files, int[] created, string?[] unwritable)
     {
         var hole = data.IndexOfAnyExcept((byte)0) < 0; // the file, at its full size, already reads as zeros there
         foreach (var group in targets.GroupBy(t => t.File))
         {
-            using var handle = Create(files[group.Key], created, group.Key);
-            if (hole) continue;
-            foreach (var t in group) RandomAccess.Write(handle, data, t.Offset);
+            if (Volatile.Read(ref unwritable[group.Key]) is not null) continue;
+            try
+            {
+                using var handle = Create(files[group.Key], created, group.Key);
+                if (hole) continue;
+                foreach (var t in group) RandomAccess.Write(handle, data, t.Offset);
+            }
+            catch (Exception e) when (ItemProblem(e))
+            {
+                Interlocked.CompareExchange(ref unwritable[group.Key], e.Message, null);
+            }
+        }
+    }
+
+    /// <summary>Removes what a restore killed before its cleanup (kill -9, power loss) left in the target.</summary>
+    private void RemoveStaleStaging(string target)
+    {
+        try
+        {
+            // Only names this restorer makes (the prefix and 12 hex digits): a folder of the user's that merely looks alike stays.
+            foreach (var stale in Directory.EnumerateDirectories(target, StagingPrefix + "*"))
+                if (Path.GetFileName(stale) is { Length: 23 } name && !name.AsSpan(StagingPrefix.Length).ContainsAnyExcept(HexDigits))
+                    RemoveStaging(stale);
+        }
+        catch (Exception e) when (ItemProblem(e))
+        {
+            log.LogWarning("Could not look for temporary folders left in {Target} by an interrupted restore: {Reason}", target, e.Message);
+        }
+    }
+
+    /// <summary>Best effort, file by file: one that cannot be removed must not keep the others, nor hide the restore's own outcome.</summary>
+    private void RemoveStaging(string staging)
+    {
+        try
+        {
+            Directory.Delete(staging, recursive: true);
+        }
+        catch (Exception e) when (ItemProblem(e))
+        {
+            try
+            {
+                foreach (var file in Directory.EnumerateFiles(staging))
+                    try
+                    {
+                        File.Delete(file);
+                    }
+                    catch (Exception again) when (ItemProblem(again))
+                    {
+                        log.LogWarning("Could not remove the restore's temporary file {Path}: {Reason}", file, again.Message);
+                    }
+            }
+            catch (Exception again) when (ItemProblem(again))
+            {
+                // The folder is gone or unreadable: nothing more can be done here.
+            }
+            if (Directory.Exists(staging)) log.LogWarning("Could not remove the restore's temporary folder {Path}: {Reason}", staging, e.Message);
         }
     }
 
@@ -420,7 +540,12 @@ public sealed class Restorer(ILogger log)
 
     private static void ApplyMetadata(TreeEntry entry, string path)
     {
-        if (entry.Kind == EntryKind.Symlink) return; // Linux cannot chmod a symlink; its own mtime is not worth an lutimes P/Invoke yet.
+        if (entry.Kind == EntryKind.Symlink)
+        {
+            // Linux has no mode for a symlink (chmod follows it); its own mtime is set without following it.
+            if (!OperatingSystem.IsWindows()) NoFollow.SetLastWriteTimeUtc(path, entry.MtimeUtcTicks);
+            return;
+        }
         // Mode 0 is a real mode (a file locked from everyone), not "unknown": skipping it left such a file world-readable.
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, (UnixFileMode)entry.Mode);
         var mtime = new DateTime(entry.MtimeUtcTicks, DateTimeKind.Utc);

@@ -50,7 +50,8 @@ public static class RestoreJobEndpoints
 
     private static async Task<NoContent> Complete(Guid agentId, Guid restoreId, CompleteRestoreRequest request, ClaimsPrincipal user, IMediator m, CancellationToken ct)
     {
-        await m.Send(new CompleteRestore(user.RequireSelf(agentId), restoreId, request.Files, request.Bytes, request.SkippedExisting), ct);
+        await m.Send(new CompleteRestore(user.RequireSelf(agentId), restoreId, request.Files, request.Bytes, request.SkippedExisting,
+            request.Failed?.Select(f => new RestoreItemFailure(f.Path, f.Reason)).ToList()), ct);
         return TypedResults.NoContent();
     }
 

@@ -18,7 +18,7 @@ namespace Backup.Api.Infrastructure;
 /// </summary>
 public static class PlainText
 {
-    /// <summary>The agent's reports of file names and errors, as they are on its machine (item paths, skipped items, failure reasons).</summary>
+    /// <summary>The agent's reports of file names and errors, as they are on its machine (item paths, skipped items, items a restore could not write, failure reasons).</summary>
     private static readonly HashSet<(Type, string)> Reported =
     [
         (typeof(CatalogEntry), nameof(CatalogEntry.Path)),
@@ -26,6 +26,8 @@ public static class PlainText
         (typeof(SkippedItem), nameof(SkippedItem.Path)),
         (typeof(SkippedItem), nameof(SkippedItem.Reason)),
         (typeof(FailJobRequest), nameof(FailJobRequest.Reason)),
+        (typeof(FailedItem), nameof(FailedItem.Path)),
+        (typeof(FailedItem), nameof(FailedItem.Reason)),
         (typeof(ReleaseJobRequest), nameof(ReleaseJobRequest.Reason)),
     ];
 

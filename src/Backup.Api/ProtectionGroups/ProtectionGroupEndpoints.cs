@@ -10,7 +10,7 @@ namespace Backup.Api.ProtectionGroups;
 
 public sealed record CreateProtectionGroupRequest(string? Name);
 
-/// <summary><see cref="Include"/> and <see cref="Exclude"/>: optional glob patterns relative to the folder (see the README).</summary>
+/// <summary><see cref="Include"/> and <see cref="Exclude"/>: optional glob patterns relative to the folder (see docs/api.md).</summary>
 public sealed record AddDataSourceRequest(Guid? AgentId, DataSourceKind? Kind, string? Path, IReadOnlyList<string>? Include = null, IReadOnlyList<string>? Exclude = null);
 
 public static class ProtectionGroupEndpoints

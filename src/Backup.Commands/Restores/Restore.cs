@@ -23,6 +23,8 @@ public enum RestoreStatus
     Running = 2,
     Completed = 3,
     Failed = 4,
+    /// <summary>Completed, but some items could not be written (<c>RestoreItemsFailed</c> lists them).</summary>
+    CompletedWithErrors = 5,
 }
 
 /// <summary>The decider of one restore job: the lease rules are every job's (<see cref="JobLifecycle"/>).</summary>

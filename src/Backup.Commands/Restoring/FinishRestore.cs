@@ -6,7 +6,9 @@ using Mediator;
 
 namespace Backup.Commands.Restoring;
 
-public sealed record CompleteRestore(Guid AgentId, Guid RestoreId, int Files, long Bytes, int SkippedExisting = 0) : ICommand;
+/// <summary><see cref="Failed"/>: items the agent could not write (the restore then completed with errors).</summary>
+public sealed record CompleteRestore(
+    Guid AgentId, Guid RestoreId, int Files, long Bytes, int SkippedExisting = 0, IReadOnlyList<RestoreItemFailure>? Failed = null) : ICommand;
 
 public sealed class CompleteRestoreValidator : AbstractValidator<CompleteRestore>
 {
@@ -15,6 +17,11 @@ public sealed class CompleteRestoreValidator : AbstractValidator<CompleteRestore
         RuleFor(x => x.Files).GreaterThanOrEqualTo(0);
         RuleFor(x => x.Bytes).GreaterThanOrEqualTo(0);
         RuleFor(x => x.SkippedExisting).GreaterThanOrEqualTo(0);
+        RuleForEach(x => x.Failed).ChildRules(item =>
+        {
+            item.RuleFor(i => i.Path).NotEmpty().MaximumLength(8_192);
+            item.RuleFor(i => i.Reason).NotEmpty().MaximumLength(2_000);
+        });
     }
 }
 
@@ -23,7 +30,10 @@ public sealed class CompleteRestoreHandler(IDocumentSession session, TimeProvide
     public async ValueTask<Unit> Handle(CompleteRestore c, CancellationToken ct)
     {
         var (restore, version) = await session.LoadAsync<Restore>(c.RestoreId, Restore.Next, ct);
-        session.AppendExpected(c.RestoreId, version, Restore.Complete(restore, c.RestoreId, c.AgentId, c.Files, c.Bytes, c.SkippedExisting, clock.GetUtcNow()));
+        var now = clock.GetUtcNow();
+        var completed = Restore.Complete(restore, c.RestoreId, c.AgentId, c.Files, c.Bytes, c.SkippedExisting, now);
+        session.AppendExpected(c.RestoreId, version,
+            c.Failed is { Count: > 0 } failed ? [RestoreItemsFailed.Of(c.RestoreId, failed, now), completed] : [completed]);
         await session.SaveChangesAsync(ct);
         return Unit.Value;
     }

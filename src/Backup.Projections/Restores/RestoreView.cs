@@ -2,6 +2,7 @@ using Backup.Commands.RecoveryPoints;
 using Backup.Storage.Contracts;
 using Backup.Commands.Dispatching;
 using Backup.Commands.Restores;
+using Backup.Commands.Restoring;
 using Marten;
 using Marten.Events.Aggregation;
 using Mediator;
@@ -28,6 +29,10 @@ public sealed class RestoreView
     public long Bytes { get; set; }
     public string? FailureReason { get; set; }
     public int LeaseExpiries { get; set; }
+
+    /// <summary>Items the agent could not write (at most <see cref="RestoreItemsFailed.MaxRecorded"/>); <see cref="FailedItemCount"/> counts all.</summary>
+    public List<RestoreItemFailure>? FailedItems { get; set; }
+    public int FailedItemCount { get; set; }
 }
 
 public sealed partial class RestoreViewProjection : SingleStreamProjection<RestoreView, Guid>
@@ -59,9 +64,15 @@ public sealed partial class RestoreViewProjection : SingleStreamProjection<Resto
         v.StartedAt = null;
     }
 
+    public static void Apply(RestoreItemsFailed e, RestoreView v)
+    {
+        v.FailedItems = [.. e.Items];
+        v.FailedItemCount = e.Total;
+    }
+
     public static void Apply(RestoreCompleted e, RestoreView v)
     {
-        v.Status = RestoreStatus.Completed;
+        v.Status = v.FailedItemCount > 0 ? RestoreStatus.CompletedWithErrors : RestoreStatus.Completed;
         v.FinishedAt = e.CompletedAt;
         v.Files = e.Files;
         v.Bytes = e.Bytes;

@@ -100,7 +100,11 @@ public sealed record ChangePassphraseRequest(string CurrentPassphrase, string Ne
 
 public sealed record FailJobRequest(string Reason);
 
-public sealed record CompleteRestoreRequest(int Files, long Bytes, int SkippedExisting = 0);
+/// <summary><see cref="Failed"/>: items the agent could not write into the target, each with its reason (the rest was restored).</summary>
+public sealed record CompleteRestoreRequest(int Files, long Bytes, int SkippedExisting = 0, IReadOnlyList<FailedItem>? Failed = null);
+
+/// <summary>An item a restore could not write, and why (its name, a permission, a full disk, something in the way).</summary>
+public sealed record FailedItem(string Path, string Reason);
 
 public static class AgentHeaders
 {

@@ -27,8 +27,11 @@ public sealed record SkippedItem(string Path, string Reason);
 /// <summary>
 /// The tree of one recovery point (format v2, see docs/format.md): every item with its metadata and chunk list.
 /// It is stored encrypted, as chunks in packs like file data, so neither the server nor the vault reads names.
+/// <see cref="Root"/> is the protected folder's own mode and mtime (path ""), which a full restore gives the restored
+/// folder; trees written before it was recorded have none.
 /// </summary>
-public sealed record Tree(int FormatVersion, string SourcePath, IReadOnlyList<TreeEntry> Entries, IReadOnlyList<SkippedItem>? Skipped = null)
+public sealed record Tree(
+    int FormatVersion, string SourcePath, IReadOnlyList<TreeEntry> Entries, IReadOnlyList<SkippedItem>? Skipped = null, TreeEntry? Root = null)
 {
     public const int CurrentVersion = 2;
 

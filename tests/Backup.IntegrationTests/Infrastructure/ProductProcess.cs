@@ -62,10 +62,13 @@ public sealed class ProductProcess : IAsyncDisposable
     public static ProductProcess StartIn(string workingDirectory, string project, IDictionary<string, string> environment, params string[] args) =>
         Launch(project, environment, unprivileged: false, args, workingDirectory);
 
-    /// <summary>Starts the real API on a free port and waits until <c>/health</c> answers 200; returns it and its base address.</summary>
-    public static async Task<(ProductProcess Api, string BaseUrl)> StartApiAsync(IDictionary<string, string> environment, CancellationToken ct)
+    /// <summary>
+    /// Starts the real API on a free port (or at <paramref name="at"/>: a restart) and waits until <c>/health</c> answers 200;
+    /// returns it and its base address.
+    /// </summary>
+    public static async Task<(ProductProcess Api, string BaseUrl)> StartApiAsync(IDictionary<string, string> environment, CancellationToken ct, string? at = null)
     {
-        var baseUrl = $"http://127.0.0.1:{FreePort()}";
+        var baseUrl = at ?? $"http://127.0.0.1:{FreePort()}";
         var api = Start("Backup.Api", environment, "--urls", baseUrl);
         using var http = new HttpClient { BaseAddress = new Uri(baseUrl) };
         var deadline = DateTime.UtcNow.AddSeconds(60);

@@ -13,6 +13,8 @@ public sealed class ProductRun(string prefix) : IAsyncDisposable
 {
     private readonly List<ProductProcess> _processes = [];
     private DocumentStore? _store;
+    private ProductProcess? _api;
+    private IReadOnlyDictionary<string, string>? _apiSettings;
 
     public string Schema { get; } = TestServices.NewSchema(prefix);
     public DirectoryInfo Work { get; } = Directory.CreateTempSubdirectory($"backup-{prefix}-");
@@ -46,10 +48,21 @@ public sealed class ProductRun(string prefix) : IAsyncDisposable
     {
         var (api, baseUrl) = await ProductProcess.StartApiAsync(Environment(extra), Ct);
         _processes.Add(api);
+        (_api, _apiSettings) = (api, extra);
         BaseUrl = baseUrl;
         Client = new ApiClient(new HttpClient { BaseAddress = new Uri(baseUrl), DefaultRequestHeaders = { Authorization = new("ApiKey", AdminKey) } });
         await Client.CreateRepositoryKeyAsync();
         await File.WriteAllTextAsync(PassphraseFile, ApiClient.Passphrase + "\n", Ct);
+    }
+
+    /// <summary>Kills the API (kill -9, as a crash would) and starts it again at the same address once <paramref name="whileDown"/> is done.</summary>
+    public async Task RestartApiAsync(Func<Task> whileDown)
+    {
+        await _api!.KillAsync();
+        await whileDown();
+        var (api, _) = await ProductProcess.StartApiAsync(Environment(_apiSettings), Ct, BaseUrl);
+        _processes.Add(api);
+        _api = api;
     }
 
     /// <summary>

@@ -69,14 +69,19 @@ public sealed class RestoreTargetTests : IDisposable
         Directory.CreateDirectory(target);
         var leftover = new byte[content.Length + 4096];
         Array.Fill(leftover, (byte)0xEE);
-        File.WriteAllBytes(Path.Combine(target, "disk.img.restoring"), leftover);
-        File.WriteAllBytes(Path.Combine(target, "small.txt.restoring"), leftover);
+        // What a restore killed mid-way (kill -9) leaves: its staging folder, with temporaries named by the files' positions.
+        var staging = Directory.CreateDirectory(Path.Combine(target, ".restoring-0123456789ab")).FullName;
+        File.WriteAllBytes(Path.Combine(staging, "0"), leftover);
+        File.WriteAllBytes(Path.Combine(staging, "1"), leftover);
+        var usersOwn = Directory.CreateDirectory(Path.Combine(target, ".restoring-photos")).FullName; // only looks like one
+        File.WriteAllText(Path.Combine(usersOwn, "cat.jpg"), "the user's");
 
         await _rig.RestoreAsync(result.Manifest, target, ct);
 
         File.ReadAllBytes(Path.Combine(target, "disk.img")).ShouldBe(content);
         File.ReadAllBytes(Path.Combine(target, "small.txt")).ShouldBe("small"u8.ToArray());
-        Directory.GetFiles(target, "*.restoring").ShouldBeEmpty();
+        Directory.EnumerateFileSystemEntries(target).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList().ShouldBe([".restoring-photos", "disk.img", "small.txt"]);
+        File.ReadAllText(Path.Combine(usersOwn, "cat.jpg")).ShouldBe("the user's");
     }
 
     [Fact]
