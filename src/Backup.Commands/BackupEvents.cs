@@ -47,7 +47,7 @@ public static class BackupEvents
         events.MapEventType<RestoreRequested>("restore_requested.v1");
         events.MapEventType<RestoreStarted>("restore_started.v1");
         events.MapEventType<RestoreCompleted>("restore_completed.v1");
-        events.MapEventType<Restoring.RestoreItemsFailed>("restore_items_failed.v1");
+        events.MapEventType<Restores.RestoreItemsFailed>("restore_items_failed.v1");
         events.MapEventType<RestoreFailed>("restore_failed.v1");
         events.MapEventType<JobLeaseExpired>("job_lease_expired.v1");
         events.MapEventType<JobRequeued>("job_requeued.v1");

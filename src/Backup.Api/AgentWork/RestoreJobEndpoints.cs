@@ -1,7 +1,7 @@
 using System.Security.Claims;
 using Backup.Api.Infrastructure;
 using Backup.Commands.Common;
-using Backup.Commands.Restoring;
+using Backup.Commands.Restores;
 using Backup.Commands.Stores;
 using Backup.Commands.RecoveryPoints;
 using Backup.Storage.Contracts;

@@ -11,7 +11,6 @@ using Backup.Storage.Disk;
 using Backup.Storage.Format;
 using Backup.Storage.Vault;
 using Marten;
-using Backup.Commands.Restoring;
 using Backup.Projections.RecoveryPoints;
 using Mediator;
 using Microsoft.AspNetCore.Http.HttpResults;

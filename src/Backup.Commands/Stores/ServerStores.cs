@@ -4,7 +4,6 @@ using Backup.Commands.CheckingRecoveryPoints;
 using Backup.Commands.Common;
 using Backup.Commands.Repository;
 using Backup.Commands.Restores;
-using Backup.Commands.Restoring;
 using Backup.Storage.Checking;
 using Backup.Storage.Contracts;
 using Backup.Storage.Crypto;

@@ -2,7 +2,6 @@ using Backup.Commands.RecoveryPoints;
 using Backup.Storage.Contracts;
 using Backup.Commands.Dispatching;
 using Backup.Commands.Restores;
-using Backup.Commands.Restoring;
 using Marten;
 using Marten.Events.Aggregation;
 using Mediator;

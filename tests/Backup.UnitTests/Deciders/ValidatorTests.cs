@@ -5,7 +5,6 @@ using Backup.Commands.ProtectionGroups;
 using Backup.Commands.Agents;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
-using Backup.Commands.Restoring;
 using FluentValidation.Results;
 
 namespace Backup.UnitTests.Deciders;

@@ -2,13 +2,12 @@ using Backup.Storage.Contracts;
 using Backup.Commands.DataSources;
 using Backup.Commands.Common;
 using Backup.Commands.RecoveryPoints;
-using Backup.Commands.Restores;
 using Backup.Commands.VaultTransfers;
 using FluentValidation;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.Restoring;
+namespace Backup.Commands.Restores;
 
 /// <summary>
 /// Restore a whole recovery point to an alternate folder on its agent, from the disk copy or the vault copy. Items already at

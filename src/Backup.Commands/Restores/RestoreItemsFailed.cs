@@ -1,4 +1,4 @@
-namespace Backup.Commands.Restoring;
+namespace Backup.Commands.Restores;
 
 public sealed record RestoreItemFailure(string Path, string Reason);
 

@@ -1,10 +1,9 @@
 using Backup.Commands.Common;
-using Backup.Commands.Restores;
 using FluentValidation;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.Restoring;
+namespace Backup.Commands.Restores;
 
 /// <summary><see cref="Failed"/>: items the agent could not write (the restore then completed with errors).</summary>
 public sealed record CompleteRestore(

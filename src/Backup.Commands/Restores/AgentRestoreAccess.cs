@@ -1,11 +1,10 @@
 using Backup.Commands.Common;
 using Backup.Commands.Dispatching;
 using Backup.Commands.RecoveryPoints;
-using Backup.Commands.Restores;
 using Marten;
 using Mediator;
 
-namespace Backup.Commands.Restoring;
+namespace Backup.Commands.Restores;
 
 public sealed record RestoreAccess(Guid RestoreId, Guid RecoveryPointId, StorageTier Source, IReadOnlySet<string> PackIds);
 
