@@ -54,14 +54,36 @@ public static class JobKinds
     /// <summary>The kinds agents run (what a job queue may hold).</summary>
     public static IReadOnlyCollection<JobKind> AgentWork => Loaders.Keys;
 
-    /// <summary>Reads job <paramref name="id"/> of <paramref name="kind"/> from its stream.</summary>
+    /// <summary>
+    /// Reads job <paramref name="id"/> of <paramref name="kind"/> from its stream. A kind no agent runs reads as a job that does
+    /// not exist (no phase, nothing to claim, expire or cancel), so one odd queue entry cannot stop an agent's polls or the reaper.
+    /// </summary>
     public static Task<LoadedJob> LoadJobAsync(this IQuerySession session, JobKind kind, Guid id, CancellationToken ct) =>
-        Loaders.TryGetValue(kind, out var load) ? load(session, id, ct) : throw new ConflictException($"Job {id} is a {kind} job, which no agent runs.");
+        Loaders.TryGetValue(kind, out var load) ? load(session, id, ct) : Task.FromResult<LoadedJob>(new NotAgentWork(id, kind));
 
     private static async Task<LoadedJob> Loader<T>(IQuerySession session, Guid id, CancellationToken ct) where T : class, IJob<T>
     {
         var (state, version) = await session.LoadAsync<T>(id, T.Next, ct);
         return new Loaded<T>(id, state, version);
+    }
+
+    private sealed class NotAgentWork(Guid id, JobKind kind) : LoadedJob
+    {
+        public override Guid Id => id;
+        public override JobKind Kind => kind;
+        public override long Version => 0;
+        public override JobPhase? Phase => null;
+        public override Guid? DataSourceId => null;
+
+        public override object Start(Guid agentId, DateTimeOffset now) => throw Refused();
+        public override object Fail(Guid agentId, string reason, DateTimeOffset now) => throw Refused();
+        public override object? Cancel(string reason, DateTimeOffset now) => null;
+        public override void RenewLease(Guid agentId) => throw Refused();
+        public override JobReleased Release(Guid agentId, string reason, DateTimeOffset now) => throw Refused();
+        public override object[] ExpireLease(JobLeaseOptions options, DateTimeOffset now) => throw Refused();
+        public override object? RecordPack(Guid agentId, string packId, long bytes, int chunkCount, DateTimeOffset now) => throw Refused();
+
+        private ConflictException Refused() => new($"Job {id} is a {kind} job, which no agent runs.");
     }
 
     private sealed class Loaded<T>(Guid id, T? state, long version) : LoadedJob where T : class, IJob<T>

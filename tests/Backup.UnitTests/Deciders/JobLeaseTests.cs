@@ -2,6 +2,7 @@ using Backup.Commands.Common;
 using Backup.Commands.Dispatching;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
+using Backup.Storage.Contracts;
 using Backup.UnitTests.Support;
 
 namespace Backup.UnitTests.Deciders;
@@ -148,5 +149,23 @@ public sealed class JobLeaseTests
         FoldRestore([.. RunningRestore, restoreReleased])!.Status.ShouldBe(RestoreStatus.Requested);
         Should.Throw<ForbiddenException>(() => JobLifecycle.Release<Restore>(FoldRestore(RunningRestore), RestoreId, OtherAgent, "agent stopping", Clock.Now));
         Should.Throw<ConflictException>(() => JobLifecycle.Release<Restore>(FoldRestore(RunningRestore[0]), RestoreId, AgentId, "agent stopping", Clock.Now));
+    }
+
+    [Fact]
+    public void Every_kind_an_agent_runs_is_registered_once()
+    {
+        JobKinds.AgentWork.ShouldBe([JobKind.Backup, JobKind.Synchronisation, JobKind.Restore], ignoreOrder: true);
+    }
+
+    [Fact]
+    public async Task A_queue_entry_of_a_kind_no_agent_runs_reads_as_no_job_so_it_neither_blocks_polls_nor_the_reaper()
+    {
+        // Such a kind never touches the store: there is no stream to read.
+        var job = await ((Marten.IQuerySession)null!).LoadJobAsync(JobKind.VaultCopy, PointId, TestContext.Current.CancellationToken);
+
+        job.Phase.ShouldBeNull("nothing to claim or expire");
+        job.Cancel("not picked up", Clock.Now).ShouldBeNull("nothing to fail");
+        Should.Throw<ConflictException>(() => job.RenewLease(AgentId)).Message.ShouldContain("VaultCopy");
+        Should.Throw<ConflictException>(() => job.Start(AgentId, Clock.Now));
     }
 }
