@@ -1,4 +1,3 @@
-using Backup.Storage.Contracts;
 using Backup.Commands.Agents;
 using Backup.Commands.Cataloguing;
 using Backup.Commands.CheckingRecoveryPoints;
@@ -10,6 +9,7 @@ using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
 using Backup.Commands.Scheduling;
 using Backup.Commands.VaultTransfers;
+using Backup.Storage.Contracts;
 using Backup.Storage.Format;
 
 namespace Backup.CatalogBench;

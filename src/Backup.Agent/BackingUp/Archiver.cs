@@ -1,9 +1,9 @@
+using System.IO.Enumeration;
 using Backup.Agent.Memory;
 using Backup.Storage.Chunking;
 using Backup.Storage.Crypto;
 using Backup.Storage.Filtering;
 using Backup.Storage.Format;
-using System.IO.Enumeration;
 using Microsoft.Extensions.Logging;
 
 namespace Backup.Agent.BackingUp;

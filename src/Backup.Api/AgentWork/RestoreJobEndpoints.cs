@@ -1,9 +1,9 @@
 using System.Security.Claims;
 using Backup.Api.Infrastructure;
 using Backup.Commands.Common;
+using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
 using Backup.Commands.Stores;
-using Backup.Commands.RecoveryPoints;
 using Backup.Storage.Contracts;
 using Backup.Storage.Format;
 using Marten;

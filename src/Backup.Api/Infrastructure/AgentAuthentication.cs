@@ -1,7 +1,7 @@
 using System.Security.Claims;
 using System.Text.Encodings.Web;
-using Backup.Commands.Common;
 using Backup.Commands.Agents;
+using Backup.Commands.Common;
 using Backup.Storage.Contracts;
 using Mediator;
 using Microsoft.AspNetCore.Authentication;

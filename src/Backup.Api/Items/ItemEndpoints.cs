@@ -1,5 +1,5 @@
-using Backup.Projections;
 using Backup.Api.Infrastructure;
+using Backup.Projections;
 using Backup.Projections.Items;
 using Backup.Projections.RecoveryPoints;
 using Mediator;

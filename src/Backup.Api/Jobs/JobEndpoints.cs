@@ -1,7 +1,7 @@
-using Backup.Projections;
 using Backup.Api.Infrastructure;
-using Backup.Storage.Contracts;
+using Backup.Projections;
 using Backup.Projections.Jobs;
+using Backup.Storage.Contracts;
 using Mediator;
 using Microsoft.AspNetCore.Http.HttpResults;
 

@@ -1,17 +1,11 @@
-using Backup.Projections;
-using Backup.Commands.RecoveryPoints;
-using Backup.Storage.Contracts;
-using Backup.Commands.Access;
 using Backup.Api.Infrastructure;
-using Backup.Api.ProtectionGroups;
+using Backup.Commands.Access;
 using Backup.Commands.CheckingRecoveryPoints;
-using Backup.Storage.Checking;
+using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
-using Backup.Storage.Disk;
-using Backup.Storage.Format;
-using Backup.Storage.Vault;
-using Marten;
+using Backup.Projections;
 using Backup.Projections.RecoveryPoints;
+using Backup.Storage.Contracts;
 using Mediator;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -74,7 +68,7 @@ public static class RecoveryPointEndpoints
         await m.Send(new GetRecoveryPointCustody(recoveryPointId), ct) is { } custody ? TypedResults.Ok(custody) : TypedResults.NotFound();
 
     private static async Task<Ok<RecoveryPointChecked>> Check(
-        Guid recoveryPointId, StorageTier? tier, HttpContext http, IMediator m, IQuerySession session, DiskStore disk, VaultStore vault, CancellationToken ct)
+        Guid recoveryPointId, StorageTier? tier, HttpContext http, IMediator m, CancellationToken ct)
     {
         var source = tier ?? StorageTier.Disk;
         var outcome = await m.Send(new CheckRecoveryPoint(recoveryPointId, source, http.User.Actor()), ct);

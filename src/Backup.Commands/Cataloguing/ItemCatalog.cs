@@ -1,7 +1,7 @@
+using Backup.Commands.Common;
 using Backup.Storage.Format;
 using Marten;
 using Npgsql;
-using Backup.Commands.Common;
 using Weasel.Core;
 using Weasel.Postgresql;
 using Weasel.Postgresql.Tables;

@@ -1,8 +1,8 @@
-using Backup.Storage.Contracts;
-using Backup.Commands.DataSources;
 using Backup.Commands.Common;
+using Backup.Commands.DataSources;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.VaultTransfers;
+using Backup.Storage.Contracts;
 using FluentValidation;
 using Marten;
 using Mediator;

@@ -1,6 +1,6 @@
-using Backup.Commands.RecoveryPoints;
 using System.Text.Json.Serialization;
 using Backup.Commands.Dispatching;
+using Backup.Commands.RecoveryPoints;
 using Backup.Storage.Contracts;
 
 namespace Backup.Commands.Restores;

@@ -1,7 +1,7 @@
-using Backup.Commands.RecoveryPoints;
 using System.Security.Cryptography;
 using Backup.Commands.CheckingRecoveryPoints;
 using Backup.Commands.Common;
+using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Repository;
 using Backup.Commands.Restores;
 using Backup.Storage.Checking;
@@ -76,7 +76,8 @@ public sealed class ServerRestoreReads(DiskStore disk, VaultStore vault) : IRest
     public async Task<Stream> OpenPackAsync(RestoreAccess access, string packId, CancellationToken ct)
     {
         if (access.Source == StorageTier.Disk && disk.HasPack(packId)) return disk.OpenPack(packId);
-        if (await vault.PackLengthAsync(packId, ct) is not null) return await vault.OpenPackAsync(packId, ct);
+        // One request to the vault, not a lookup before the read: a vault restore opens every pack this way.
+        if (await vault.TryOpenPackAsync(packId, ct) is { } copy) return copy;
         var where = access.Source == StorageTier.Disk ? "missing from the server's disk, and the vault holds no copy" : "missing from the vault";
         throw new ConflictException($"Pack {packId} of recovery point {access.RecoveryPointId} is {where}; nothing can be read from it.", MissingCode);
     }

@@ -1,8 +1,8 @@
 using Backup.Commands.CollectingGarbage;
 using Backup.Commands.Common;
 using Backup.Commands.Dispatching;
-using Backup.Commands.Stores;
 using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Stores;
 using FluentValidation;
 using Marten;
 using Mediator;

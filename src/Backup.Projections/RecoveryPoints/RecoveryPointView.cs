@@ -1,8 +1,8 @@
 using System.Text.Json.Serialization;
 using Backup.Commands.CheckingRecoveryPoints;
 using Backup.Commands.Dispatching;
-using Backup.Commands.Restores;
 using Backup.Commands.RecoveryPoints;
+using Backup.Commands.Restores;
 using Backup.Commands.VaultTransfers;
 using FluentValidation;
 using JasperFx.Events;

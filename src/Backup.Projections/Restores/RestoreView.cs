@@ -1,7 +1,7 @@
-using Backup.Commands.RecoveryPoints;
-using Backup.Storage.Contracts;
 using Backup.Commands.Dispatching;
+using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
+using Backup.Storage.Contracts;
 using Marten;
 using Marten.Events.Aggregation;
 using Mediator;

@@ -1,10 +1,9 @@
+using System.Text.Json;
 using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using Backup.Storage.Disk;
 using Backup.Storage.Format;
-
-using System.Text.Json;
 
 namespace Backup.Storage.Vault;
 
@@ -67,6 +66,19 @@ public sealed class VaultStore(BlobContainerClient container)
 
     public async Task<Stream> OpenPackAsync(string packId, CancellationToken ct) =>
         await PackBlob(packId).OpenReadAsync(new BlobOpenReadOptions(allowModifications: false), ct);
+
+    /// <summary>A pack's bytes as they download, or null when the vault does not hold it (opening reads its properties).</summary>
+    public async Task<Stream?> TryOpenPackAsync(string packId, CancellationToken ct)
+    {
+        try
+        {
+            return await OpenPackAsync(packId, ct);
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            return null;
+        }
+    }
 
     /// <summary>
     /// Publishes the audit chain's head outside the database: one blob per anchor, never overwritten (a second writer of

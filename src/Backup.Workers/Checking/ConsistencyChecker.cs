@@ -4,7 +4,6 @@ using Backup.Commands.Common;
 using Backup.Commands.DataSources;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
-using Backup.Projections.DataSources;
 using Backup.Storage.Checking;
 using Backup.Storage.Disk;
 using Backup.Storage.Format;

@@ -1,4 +1,3 @@
-using Backup.Projections;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -7,6 +6,7 @@ using Backup.Commands.Dispatching;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
 using Backup.IntegrationTests.Infrastructure;
+using Backup.Projections;
 using Backup.Projections.RecoveryPoints;
 using Backup.Storage.Contracts;
 using Marten;

@@ -1,5 +1,5 @@
-using Backup.Commands.DataSources;
 using Backup.Commands.Common;
+using Backup.Commands.DataSources;
 using Backup.Commands.Dispatching;
 using Backup.Commands.ProtectionGroups;
 using Backup.Commands.RecoveryPoints;

@@ -1,6 +1,6 @@
-using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Common;
 using Backup.Commands.Dispatching;
+using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
 using Backup.UnitTests.Support;
 

@@ -1,10 +1,10 @@
-using Backup.Storage.Contracts;
-using Backup.Commands.Dispatching;
-using Backup.Commands.DataSources;
-using Backup.Commands.ProtectionGroups;
 using Backup.Commands.Agents;
+using Backup.Commands.DataSources;
+using Backup.Commands.Dispatching;
+using Backup.Commands.ProtectionGroups;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
+using Backup.Storage.Contracts;
 using FluentValidation.Results;
 
 namespace Backup.UnitTests.Deciders;
