@@ -1,8 +1,10 @@
 using Backup.Agent;
+using Backup.Agent.BackingUp;
 using Backup.Agent.Enrolling;
 using Backup.Agent.Jobs;
 using Backup.Agent.Memory;
 using Backup.Agent.Offline;
+using Backup.Agent.Restoring;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -39,6 +41,9 @@ builder.Services.AddSingleton(sp => new ServerClient(new HttpClient
 }, sp.GetRequiredService<IOptions<AgentOptions>>().Value.RetryFor, sp.GetRequiredService<ILogger<ServerClient>>()));
 builder.Services.AddSingleton<Credentials>();
 builder.Services.AddSingleton<RepositoryKeys>();
+// The kinds of work this agent runs, one runner each (see IJobRunner).
+builder.Services.AddSingleton<IJobRunner, FolderBackupJob>();
+builder.Services.AddSingleton<IJobRunner, RestoreJob>();
 builder.Services.AddHostedService<JobLoop>();
 try
 {

@@ -74,10 +74,6 @@ public sealed class ServerClient(HttpClient http, TimeSpan retryFor = default, I
         return await response.Content.ReadFromJsonAsync(WireJson.Default.AgentJob, ct);
     }
 
-    /// <summary>Where a backup's or a synchronisation's packs and commit go: <c>recovery-points/{id}</c> or <c>syncs/{id}</c>.</summary>
-    public static string JobPath(AgentJob job) =>
-        job.Kind == JobKind.Synchronisation ? $"syncs/{job.JobId}" : $"recovery-points/{job.RecoveryPointId}";
-
     public Task<PackStored> UploadPackAsync(Guid agentId, string jobPath, string packId, string file, CancellationToken ct) =>
         RetryingAsync($"upload pack {packId}", token => UploadPackOnceAsync(agentId, jobPath, packId, file, token), ct);
 
