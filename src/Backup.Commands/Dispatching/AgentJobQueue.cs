@@ -1,7 +1,5 @@
-using Backup.Commands.RecoveryPoints;
-using Backup.Commands.Restores;
-using Backup.Commands.Synchronising;
 using Backup.Storage.Contracts;
+using JasperFx.Events;
 using Marten.Events.Projections;
 
 namespace Backup.Commands.Dispatching;
@@ -22,7 +20,7 @@ public sealed class QueuedJob
     public Guid Id { get; set; }
     public Guid AgentId { get; set; }
     public JobKind Kind { get; set; }
-    public QueuedJobState State { get; set; }
+    public QueuedJobState State { get; set; } = QueuedJobState.Queued;
     /// <summary>Backups and restores: the recovery point; synchronisations: empty.</summary>
     public Guid RecoveryPointId { get; set; }
 
@@ -58,82 +56,67 @@ public sealed class QueuedJob
     public DateTimeOffset? NotBefore { get; set; }
 }
 
-public sealed partial class AgentJobQueueProjection : MultiStreamProjection<QueuedJob, Guid>
+/// <summary>
+/// Follows every kind of agent work through the events of its lifecycle (<see cref="IJobEvent"/>): requested (the kind builds
+/// its queue entry), started, ended, lease expired, re-queued, released. A new kind implements those interfaces on its events
+/// and adds nothing here.
+/// </summary>
+public sealed class AgentJobQueueProjection : MultiStreamProjection<QueuedJob, Guid>
 {
     public AgentJobQueueProjection()
     {
-        Identity<BackupRequested>(e => e.RecoveryPointId);
-        Identity<BackupStarted>(e => e.RecoveryPointId);
-        Identity<RecoveryPointCreated>(e => e.RecoveryPointId);
-        Identity<RecoveryPointFailed>(e => e.RecoveryPointId);
-        Identity<RestoreRequested>(e => e.RestoreId);
-        Identity<RestoreStarted>(e => e.RestoreId);
-        Identity<RestoreCompleted>(e => e.RestoreId);
-        Identity<RestoreFailed>(e => e.RestoreId);
-        Identity<SyncRequested>(e => e.SyncId);
-        Identity<SyncStarted>(e => e.SyncId);
-        Identity<ReplicaSynchronised>(e => e.SyncId);
-        Identity<SyncFailed>(e => e.SyncId);
-        Identity<JobLeaseExpired>(e => e.JobId);
-        Identity<JobRequeued>(e => e.JobId);
-        Identity<JobReleased>(e => e.JobId);
+        Identity<IJobEvent>(e => e.JobId);
+        foreach (var type in typeof(IJobEvent).Assembly.GetTypes().Where(t => t is { IsClass: true, IsAbstract: false } && t.IsAssignableTo(typeof(IJobEvent))))
+            IncludeType(type);
     }
 
-    public static QueuedJob Create(BackupRequested e) => new()
+    public override QueuedJob? Evolve(QueuedJob? job, Guid id, IEvent e) => (e.Data, job) switch
     {
-        Id = e.RecoveryPointId, AgentId = e.AgentId, Kind = JobKind.Backup, State = QueuedJobState.Queued,
-        RecoveryPointId = e.RecoveryPointId, DataSourceId = e.DataSourceId, Path = e.SourcePath, QueuedAt = e.RequestedAt,
+        (IJobRequested requested, _) => requested.Queue(),
+        (IJobStarted started, not null) => Started(job, started.StartedAt),
+        (IJobEnded, not null) => Finished(job),
+        (JobLeaseExpired expired, not null) => LeaseExpired(job, expired),
+        (JobRequeued requeued, not null) => Requeued(job, requeued),
+        (JobReleased, not null) => Released(job),
+        _ => job,
     };
 
-    public static QueuedJob Create(SyncRequested e) => new()
-    {
-        Id = e.SyncId, AgentId = e.AgentId, Kind = JobKind.Synchronisation, State = QueuedJobState.Queued,
-        DataSourceId = e.DataSourceId, Path = e.SourcePath, QueuedAt = e.RequestedAt,
-    };
-
-    public static QueuedJob Create(RestoreRequested e) => new()
-    {
-        Id = e.RestoreId, AgentId = e.AgentId, Kind = JobKind.Restore, State = QueuedJobState.Queued,
-        RecoveryPointId = e.RecoveryPointId, Path = e.TargetPath, QueuedAt = e.RequestedAt,
-        Paths = e.Paths?.ToList(), IfExists = e.IfExists,
-    };
-
-    public static void Apply(BackupStarted e, QueuedJob job) => Started(job, e.StartedAt);
-    public static void Apply(RecoveryPointCreated _, QueuedJob job) => job.State = QueuedJobState.Finished;
-    public static void Apply(RecoveryPointFailed _, QueuedJob job) => job.State = QueuedJobState.Finished;
-    public static void Apply(RestoreStarted e, QueuedJob job) => Started(job, e.StartedAt);
-    public static void Apply(RestoreCompleted _, QueuedJob job) => job.State = QueuedJobState.Finished;
-    public static void Apply(RestoreFailed _, QueuedJob job) => job.State = QueuedJobState.Finished;
-    public static void Apply(SyncStarted e, QueuedJob job) => Started(job, e.StartedAt);
-    public static void Apply(ReplicaSynchronised _, QueuedJob job) => job.State = QueuedJobState.Finished;
-    public static void Apply(SyncFailed _, QueuedJob job) => job.State = QueuedJobState.Finished;
-
-    public static void Apply(JobLeaseExpired e, QueuedJob job)
-    {
-        job.LeaseExpiries = e.Attempt;
-        job.LeaseExpiresAt = null;
-    }
-
-    public static void Apply(JobRequeued e, QueuedJob job)
-    {
-        job.State = QueuedJobState.Queued;
-        job.NotBefore = e.NotBefore;
-        job.StartedAt = null;
-    }
-
-    public static void Apply(JobReleased _, QueuedJob job)
-    {
-        job.State = QueuedJobState.Queued;
-        job.NotBefore = null;
-        job.StartedAt = null;
-        job.LeaseExpiresAt = null;
-    }
-
-    private static void Started(QueuedJob job, DateTimeOffset at)
+    private static QueuedJob Started(QueuedJob job, DateTimeOffset at)
     {
         job.State = QueuedJobState.Running;
         job.StartedAt = at;
         job.LeaseExpiresAt = null;
         job.NotBefore = null;
+        return job;
+    }
+
+    private static QueuedJob Finished(QueuedJob job)
+    {
+        job.State = QueuedJobState.Finished;
+        return job;
+    }
+
+    private static QueuedJob LeaseExpired(QueuedJob job, JobLeaseExpired e)
+    {
+        job.LeaseExpiries = e.Attempt;
+        job.LeaseExpiresAt = null;
+        return job;
+    }
+
+    private static QueuedJob Requeued(QueuedJob job, JobRequeued e)
+    {
+        job.State = QueuedJobState.Queued;
+        job.NotBefore = e.NotBefore;
+        job.StartedAt = null;
+        return job;
+    }
+
+    private static QueuedJob Released(QueuedJob job)
+    {
+        job.State = QueuedJobState.Queued;
+        job.NotBefore = null;
+        job.StartedAt = null;
+        job.LeaseExpiresAt = null;
+        return job;
     }
 }

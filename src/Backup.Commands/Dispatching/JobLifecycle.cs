@@ -1,25 +1,80 @@
 using Backup.Commands.Common;
+using Backup.Commands.RecoveryPoints;
 using Backup.Storage.Contracts;
 
 namespace Backup.Commands.Dispatching;
 
 /// <summary>The lease of a running job ran out: its agent stopped renewing it (crashed, lost, cut off). <see cref="Attempt"/> counts from 1.</summary>
-public sealed record JobLeaseExpired(Guid JobId, Guid AgentId, int Attempt, string Reason, DateTimeOffset ExpiredAt);
+public sealed record JobLeaseExpired(Guid JobId, Guid AgentId, int Attempt, string Reason, DateTimeOffset ExpiredAt) : IJobEvent;
 
 /// <summary>A job whose lease expired goes back to its agent's queue; it is not handed out before <see cref="NotBefore"/>.</summary>
-public sealed record JobRequeued(Guid JobId, Guid AgentId, int Attempt, DateTimeOffset NotBefore, DateTimeOffset RequeuedAt);
+public sealed record JobRequeued(Guid JobId, Guid AgentId, int Attempt, DateTimeOffset NotBefore, DateTimeOffset RequeuedAt) : IJobEvent;
 
 /// <summary>
 /// The agent gave its running job back (it is stopping): the job is queued again at once, for its next poll. Not a lease
 /// expiry: the agent said so, so it costs no attempt and no backoff.
 /// </summary>
-public sealed record JobReleased(Guid JobId, Guid AgentId, string Reason, DateTimeOffset ReleasedAt);
+public sealed record JobReleased(Guid JobId, Guid AgentId, string Reason, DateTimeOffset ReleasedAt) : IJobEvent;
+
+/// <summary>
+/// An event of a job's lifecycle, which the job queue (<see cref="AgentJobQueueProjection"/>) follows whatever the kind. A
+/// kind's events name the job by their own id (<c>RecoveryPointId</c>, <c>RestoreId</c>, …) and implement <see cref="JobId"/>
+/// explicitly, so the stored JSON stays as it was.
+/// </summary>
+public interface IJobEvent
+{
+    Guid JobId { get; }
+}
+
+/// <summary>The event that asks for a job (a backup's <c>BackupRequested</c>, …): it opens the job's stream and queues it for its agent.</summary>
+public interface IJobRequested : IJobEvent
+{
+    /// <summary>The job as its agent's queue holds it until it ends.</summary>
+    QueuedJob Queue();
+
+    /// <summary>The job as the job history shows it when requested.</summary>
+    JobRequest Describe();
+}
+
+/// <summary>
+/// What the job history records of a request. <see cref="GroupId"/> null: the request does not name the group, which the
+/// history then takes from the recovery point's <c>BackupRequested</c>. <see cref="RecoveryPointId"/> empty: the job concerns none.
+/// </summary>
+public sealed record JobRequest(
+    JobKind Kind, Guid AgentId, Guid DataSourceId, Guid? GroupId, Guid RecoveryPointId, StorageTier Tier, string RequestedBy, DateTimeOffset RequestedAt);
 
 /// <summary>Marks the event a job's agent appends when it claims the job (a backup's <c>BackupStarted</c>, …).</summary>
-public interface IJobStarted;
+public interface IJobStarted : IJobEvent
+{
+    DateTimeOffset StartedAt { get; }
+}
+
+/// <summary>
+/// One pack of a running job landed on the server's disk: the job history counts it as progress. Not an <see cref="IJobEvent"/>:
+/// the queue has nothing to do with it, and an inline projection that followed it would write its entry once per pack.
+/// </summary>
+public interface IJobPackWritten
+{
+    Guid JobId { get; }
+    long Bytes { get; }
+}
 
 /// <summary>Marks the events that end a job, whether it succeeded or failed.</summary>
-public interface IJobEnded;
+public interface IJobEnded : IJobEvent
+{
+    /// <summary>The job's end as the job history shows it.</summary>
+    JobOutcome Outcome();
+}
+
+/// <summary>
+/// How a job ended. <see cref="FailureReason"/> null: it succeeded. <see cref="Files"/> and <see cref="BytesRead"/>: what it read
+/// of its data source, or wrote (a restore); <see cref="Bytes"/>: the bytes it moved in all, when the end says (null: the sum
+/// of its packs).
+/// </summary>
+public sealed record JobOutcome(DateTimeOffset At, string? FailureReason = null, int? Files = null, long? BytesRead = null, long? Bytes = null)
+{
+    public static JobOutcome Failed(string reason, DateTimeOffset at) => new(at, reason);
+}
 
 public enum JobPhase
 {

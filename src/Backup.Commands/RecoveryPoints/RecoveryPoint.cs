@@ -3,16 +3,39 @@ using Backup.Storage.Contracts;
 
 namespace Backup.Commands.RecoveryPoints;
 
-public sealed record BackupRequested(Guid RecoveryPointId, Guid DataSourceId, Guid GroupId, Guid AgentId, string SourcePath, string RequestedBy, DateTimeOffset RequestedAt);
+public sealed record BackupRequested(Guid RecoveryPointId, Guid DataSourceId, Guid GroupId, Guid AgentId, string SourcePath, string RequestedBy, DateTimeOffset RequestedAt)
+    : IJobRequested
+{
+    Guid IJobEvent.JobId => RecoveryPointId;
 
-public sealed record BackupStarted(Guid RecoveryPointId, Guid AgentId, DateTimeOffset StartedAt) : IJobStarted;
+    public QueuedJob Queue() => new()
+    {
+        Id = RecoveryPointId, AgentId = AgentId, Kind = JobKind.Backup, RecoveryPointId = RecoveryPointId, DataSourceId = DataSourceId,
+        Path = SourcePath, QueuedAt = RequestedAt,
+    };
+
+    public JobRequest Describe() => new(JobKind.Backup, AgentId, DataSourceId, GroupId, RecoveryPointId, StorageTier.Disk, RequestedBy, RequestedAt);
+}
+
+public sealed record BackupStarted(Guid RecoveryPointId, Guid AgentId, DateTimeOffset StartedAt) : IJobStarted
+{
+    Guid IJobEvent.JobId => RecoveryPointId;
+}
 
 /// <summary>One pack of backup data landed on the backup server's local disk store (a "disk write").</summary>
-public sealed record PackWrittenToDisk(Guid RecoveryPointId, string PackId, long Bytes, int ChunkCount, string Sha256, DateTimeOffset WrittenAt);
+public sealed record PackWrittenToDisk(Guid RecoveryPointId, string PackId, long Bytes, int ChunkCount, string Sha256, DateTimeOffset WrittenAt) : IJobPackWritten
+{
+    Guid IJobPackWritten.JobId => RecoveryPointId;
+}
 
 public sealed record RecoveryPointCreated(
     Guid RecoveryPointId, Guid DataSourceId, int Files, int Directories, int SkippedItems, long BytesRead, long BytesStored,
-    IReadOnlyList<string> PackIds, string ManifestSha256, DateTimeOffset CreatedAt) : IJobEnded;
+    IReadOnlyList<string> PackIds, string ManifestSha256, DateTimeOffset CreatedAt) : IJobEnded
+{
+    Guid IJobEvent.JobId => RecoveryPointId;
+
+    public JobOutcome Outcome() => new(CreatedAt, Files: Files, BytesRead: BytesRead);
+}
 
 /// <summary>An item the agent could not back up, and why.</summary>
 public sealed record SkippedItemRecord(string Path, string Reason);
@@ -23,7 +46,12 @@ public sealed record SkippedItemRecord(string Path, string Reason);
 /// </summary>
 public sealed record BackupItemsSkipped(Guid RecoveryPointId, IReadOnlyList<SkippedItemRecord> Items, int Total, DateTimeOffset RecordedAt);
 
-public sealed record RecoveryPointFailed(Guid RecoveryPointId, string Reason, DateTimeOffset FailedAt) : IJobEnded;
+public sealed record RecoveryPointFailed(Guid RecoveryPointId, string Reason, DateTimeOffset FailedAt) : IJobEnded
+{
+    Guid IJobEvent.JobId => RecoveryPointId;
+
+    public JobOutcome Outcome() => JobOutcome.Failed(Reason, FailedAt);
+}
 
 /// <summary>
 /// Where a copy of a recovery point is kept: the one tier vocabulary of expiries, checks, repairs, restores and deletions.

@@ -8,14 +8,38 @@ namespace Backup.Commands.Restores;
 /// <summary><see cref="Paths"/>: the items to restore (relative, '/'-separated; a directory brings everything under it); null = the whole recovery point.</summary>
 public sealed record RestoreRequested(
     Guid RestoreId, Guid RecoveryPointId, Guid DataSourceId, Guid AgentId, StorageTier Source, string TargetPath, string RequestedBy,
-    DateTimeOffset RequestedAt, IReadOnlyList<string>? Paths = null, ExistingItems IfExists = ExistingItems.Overwrite);
+    DateTimeOffset RequestedAt, IReadOnlyList<string>? Paths = null, ExistingItems IfExists = ExistingItems.Overwrite) : IJobRequested
+{
+    Guid IJobEvent.JobId => RestoreId;
 
-public sealed record RestoreStarted(Guid RestoreId, Guid AgentId, DateTimeOffset StartedAt) : IJobStarted;
+    public QueuedJob Queue() => new()
+    {
+        Id = RestoreId, AgentId = AgentId, Kind = JobKind.Restore, RecoveryPointId = RecoveryPointId, Path = TargetPath, QueuedAt = RequestedAt,
+        Paths = Paths?.ToList(), IfExists = IfExists,
+    };
+
+    public JobRequest Describe() => new(JobKind.Restore, AgentId, DataSourceId, null, RecoveryPointId, Source, RequestedBy, RequestedAt);
+}
+
+public sealed record RestoreStarted(Guid RestoreId, Guid AgentId, DateTimeOffset StartedAt) : IJobStarted
+{
+    Guid IJobEvent.JobId => RestoreId;
+}
 
 /// <summary><see cref="SkippedExisting"/>: items left as they were because they existed and the request said Skip.</summary>
-public sealed record RestoreCompleted(Guid RestoreId, Guid RecoveryPointId, int Files, long Bytes, DateTimeOffset CompletedAt, int SkippedExisting = 0) : IJobEnded;
+public sealed record RestoreCompleted(Guid RestoreId, Guid RecoveryPointId, int Files, long Bytes, DateTimeOffset CompletedAt, int SkippedExisting = 0) : IJobEnded
+{
+    Guid IJobEvent.JobId => RestoreId;
 
-public sealed record RestoreFailed(Guid RestoreId, Guid RecoveryPointId, string Reason, DateTimeOffset FailedAt) : IJobEnded;
+    public JobOutcome Outcome() => new(CompletedAt, Files: Files, Bytes: Bytes);
+}
+
+public sealed record RestoreFailed(Guid RestoreId, Guid RecoveryPointId, string Reason, DateTimeOffset FailedAt) : IJobEnded
+{
+    Guid IJobEvent.JobId => RestoreId;
+
+    public JobOutcome Outcome() => JobOutcome.Failed(Reason, FailedAt);
+}
 
 public enum RestoreStatus
 {

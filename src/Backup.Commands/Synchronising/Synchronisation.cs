@@ -1,4 +1,5 @@
 using Backup.Commands.Dispatching;
+using Backup.Commands.RecoveryPoints;
 using Backup.Storage.Contracts;
 
 namespace Backup.Commands.Synchronising;
@@ -8,12 +9,29 @@ namespace Backup.Commands.Synchronising;
 /// its agent brings the server's copy of the data source up to date (new chunks, packed, to the server's disk) without
 /// creating a recovery point, so the next recovery point has little left to send.
 /// </summary>
-public sealed record SyncRequested(Guid SyncId, Guid DataSourceId, Guid GroupId, Guid AgentId, string SourcePath, string RequestedBy, DateTimeOffset RequestedAt);
+public sealed record SyncRequested(Guid SyncId, Guid DataSourceId, Guid GroupId, Guid AgentId, string SourcePath, string RequestedBy, DateTimeOffset RequestedAt)
+    : IJobRequested
+{
+    Guid IJobEvent.JobId => SyncId;
 
-public sealed record SyncStarted(Guid SyncId, Guid AgentId, DateTimeOffset StartedAt) : IJobStarted;
+    public QueuedJob Queue() => new()
+    {
+        Id = SyncId, AgentId = AgentId, Kind = JobKind.Synchronisation, DataSourceId = DataSourceId, Path = SourcePath, QueuedAt = RequestedAt,
+    };
+
+    public JobRequest Describe() => new(JobKind.Synchronisation, AgentId, DataSourceId, GroupId, Guid.Empty, StorageTier.Disk, RequestedBy, RequestedAt);
+}
+
+public sealed record SyncStarted(Guid SyncId, Guid AgentId, DateTimeOffset StartedAt) : IJobStarted
+{
+    Guid IJobEvent.JobId => SyncId;
+}
 
 /// <summary>One pack of a synchronisation landed on the backup server's local disk store (a "disk write").</summary>
-public sealed record SyncPackWrittenToDisk(Guid SyncId, string PackId, long Bytes, int ChunkCount, DateTimeOffset WrittenAt);
+public sealed record SyncPackWrittenToDisk(Guid SyncId, string PackId, long Bytes, int ChunkCount, DateTimeOffset WrittenAt) : IJobPackWritten
+{
+    Guid IJobPackWritten.JobId => SyncId;
+}
 
 /// <summary>
 /// The server's copy of the data source is as the agent found it: every chunk the tree references is on the server's disk,
@@ -22,9 +40,19 @@ public sealed record SyncPackWrittenToDisk(Guid SyncId, string PackId, long Byte
 /// </summary>
 public sealed record ReplicaSynchronised(
     Guid SyncId, Guid DataSourceId, int Files, int Directories, int SkippedItems, long BytesRead, IReadOnlyList<string> PackIds, long BytesOnDisk,
-    DateTimeOffset SynchronisedAt) : IJobEnded;
+    DateTimeOffset SynchronisedAt) : IJobEnded
+{
+    Guid IJobEvent.JobId => SyncId;
 
-public sealed record SyncFailed(Guid SyncId, string Reason, DateTimeOffset FailedAt) : IJobEnded;
+    public JobOutcome Outcome() => new(SynchronisedAt, Files: Files, BytesRead: BytesRead);
+}
+
+public sealed record SyncFailed(Guid SyncId, string Reason, DateTimeOffset FailedAt) : IJobEnded
+{
+    Guid IJobEvent.JobId => SyncId;
+
+    public JobOutcome Outcome() => JobOutcome.Failed(Reason, FailedAt);
+}
 
 public enum SyncStatus
 {

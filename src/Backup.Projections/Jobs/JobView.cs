@@ -2,8 +2,6 @@ using Backup.Commands.CheckingRecoveryPoints;
 using Backup.Commands.Common;
 using Backup.Commands.Dispatching;
 using Backup.Commands.RecoveryPoints;
-using Backup.Commands.Restores;
-using Backup.Commands.Synchronising;
 using Backup.Commands.VaultTransfers;
 using Backup.Projections.RecoveryPoints;
 using Backup.Storage.Contracts;
@@ -92,7 +90,7 @@ public sealed record BackupOfJob(Guid DataSourceId, Guid GroupId, Guid AgentId)
 
 // Stand-ins the projection applies in place of events that do not name their recovery point's data source, group and
 // agent; EnrichEventsAsync builds them. Never stored: the event log keeps the original events.
-public sealed record RestoreOfBackup(RestoreRequested Requested, BackupOfJob Backup, long Sequence);
+public sealed record RequestOfBackup(JobRequest Request, long Sequence);
 public sealed record VaultCopyOfBackup(VaultTransferStarted Started, BackupOfJob Backup, string? Actor, long Sequence);
 public sealed record CheckOfBackup(RecoveryPointChecked Checked, BackupOfJob Backup, long Sequence, Guid EventId);
 public sealed record ExpiryOfBackup(RecoveryPointExpired Expired, BackupOfJob Backup, string? Actor, long Sequence, Guid EventId);
@@ -101,48 +99,39 @@ public sealed record ExpiryOfBackup(RecoveryPointExpired Expired, BackupOfJob Ba
 public sealed record VaultCopyRetried(VaultTransferStarted Started);
 
 /// <summary>
-/// Async. A backup, restore or vault copy is one document over its stream; a check or expiry is one document per event
-/// (keyed by the event's id). Restores, copies, checks and expiries learn their data source, group and agent from the
-/// recovery point's first event, which is always in the log before them (one indexed query per batch).
+/// Async. Agent work (backup, synchronisation, restore, and any later kind) is one document over its stream, followed through
+/// the lifecycle its events mark (<see cref="IJobRequested"/>, <see cref="IJobStarted"/>, <see cref="IJobPackWritten"/>,
+/// <see cref="IJobEnded"/>, the lease events), whatever the kind. A vault copy is one document over its stream too; a check or
+/// expiry is one document per event (keyed by the event's id). A request that does not name its group, and copies, checks and
+/// expiries, learn their data source, group and agent from the recovery point's first event, which is always in the log
+/// before them (one indexed query per batch).
 /// </summary>
-public sealed partial class JobViewProjection : MultiStreamProjection<JobView, Guid>
+public sealed class JobViewProjection : MultiStreamProjection<JobView, Guid>
 {
     public JobViewProjection()
     {
-        Identity<BackupRequested>(e => e.RecoveryPointId);
-        Identity<BackupStarted>(e => e.RecoveryPointId);
-        Identity<PackWrittenToDisk>(e => e.RecoveryPointId);
-        Identity<RecoveryPointCreated>(e => e.RecoveryPointId);
-        Identity<RecoveryPointFailed>(e => e.RecoveryPointId);
-        Identity<RestoreRequested>(e => e.RestoreId);
-        Identity<RestoreStarted>(e => e.RestoreId);
-        Identity<RestoreCompleted>(e => e.RestoreId);
-        Identity<RestoreFailed>(e => e.RestoreId);
-        Identity<SyncRequested>(e => e.SyncId);
-        Identity<SyncStarted>(e => e.SyncId);
-        Identity<SyncPackWrittenToDisk>(e => e.SyncId);
-        Identity<ReplicaSynchronised>(e => e.SyncId);
-        Identity<SyncFailed>(e => e.SyncId);
-        // Lease events name the job, a recovery point (backup) or a restore: both are job ids here.
-        Identity<JobLeaseExpired>(e => e.JobId);
-        Identity<JobRequeued>(e => e.JobId);
-        Identity<JobReleased>(e => e.JobId);
+        Identity<IJobEvent>(e => e.JobId);
+        Identity<IJobPackWritten>(e => e.JobId);
         Identity<VaultTransferStarted>(e => e.TransferId);
         Identity<PackUploadedToVault>(e => e.TransferId);
         Identity<VaultTransferCompleted>(e => e.TransferId);
         Identity<VaultTransferFailed>(e => e.TransferId);
-        // The daemon loads only the event types the Apply/Create methods name; these four are applied through their
-        // stand-ins (see EnrichEventsAsync), so they are named here.
-        IncludeType<RestoreRequested>();
-        IncludeType<VaultTransferStarted>();
-        IncludeType<RecoveryPointChecked>();
-        IncludeType<RecoveryPointExpired>();
         CustomGrouping((_, events, grouping) =>
         {
             foreach (var e in events)
                 if (e.Data is RecoveryPointChecked or RecoveryPointExpired) grouping.AddEvent(e.Id, e);
             return Task.CompletedTask;
         });
+        // The daemon loads only the event types named here: the job lifecycle's, whatever the kind, and the workers' jobs.
+        foreach (var type in typeof(IJobEvent).Assembly.GetTypes().Where(t => t is { IsClass: true, IsAbstract: false }
+                     && (t.IsAssignableTo(typeof(IJobEvent)) || t.IsAssignableTo(typeof(IJobPackWritten)))))
+            IncludeType(type);
+        IncludeType<VaultTransferStarted>();
+        IncludeType<PackUploadedToVault>();
+        IncludeType<VaultTransferCompleted>();
+        IncludeType<VaultTransferFailed>();
+        IncludeType<RecoveryPointChecked>();
+        IncludeType<RecoveryPointExpired>();
     }
 
     public override async Task EnrichEventsAsync(SliceGroup<JobView, Guid> group, IQuerySession querySession, CancellationToken cancellation)
@@ -150,7 +139,7 @@ public sealed partial class JobViewProjection : MultiStreamProjection<JobView, G
         var slices = group.Slices.ToList();
         var recoveryPoints = slices.SelectMany(s => s.Events()).Select(e => e.Data switch
         {
-            RestoreRequested r => r.RecoveryPointId,
+            IJobRequested r when r.Describe() is { GroupId: null } request => request.RecoveryPointId,
             VaultTransferStarted v => v.RecoveryPointId,
             RecoveryPointChecked c => c.RecoveryPointId,
             RecoveryPointExpired x => x.RecoveryPointId,
@@ -174,8 +163,8 @@ public sealed partial class JobViewProjection : MultiStreamProjection<JobView, G
                 var e = events[i];
                 switch (e.Data)
                 {
-                    case RestoreRequested r:
-                        slice.ReplaceEvent(i, new RestoreOfBackup(r, Lookup(r.RecoveryPointId), e.Sequence));
+                    case IJobRequested r when r.Describe() is { GroupId: null } request:
+                        slice.ReplaceEvent(i, new RequestOfBackup(request with { GroupId = Lookup(request.RecoveryPointId).GroupId }, e.Sequence));
                         break;
                     case VaultTransferStarted v when e.Version == 1:
                         slice.ReplaceEvent(i, new VaultCopyOfBackup(v, Lookup(v.RecoveryPointId), Actor(e), e.Sequence));
@@ -196,144 +185,102 @@ public sealed partial class JobViewProjection : MultiStreamProjection<JobView, G
 
     private static string? Actor(IEvent e) => e.GetHeader(CommandMetadata.ActorHeader)?.ToString();
 
-    public static JobView Create(IEvent<BackupRequested> @event)
+    public override JobView? Evolve(JobView? view, Guid id, IEvent e) => (e.Data, view) switch
     {
-        var e = @event.Data;
-        return new JobView
-        {
-            Id = e.RecoveryPointId, Sequence = @event.Sequence, Kind = JobKind.Backup, State = JobState.Requested, RecoveryPointId = e.RecoveryPointId,
-            DataSourceId = e.DataSourceId, GroupId = e.GroupId, AgentId = e.AgentId, Tier = StorageTier.Disk,
-            RequestedBy = e.RequestedBy, RequestedAt = e.RequestedAt,
-        };
-    }
+        (IJobRequested r, _) => Requested(id, r.Describe(), e.Sequence),
+        (RequestOfBackup r, _) => Requested(id, r.Request, r.Sequence),
+        (IJobStarted s, not null) => Started(view, s.StartedAt),
+        (IJobPackWritten p, not null) => PackWritten(view, p.Bytes),
+        (IJobEnded end, not null) => Ended(view, end.Outcome()),
+        (JobLeaseExpired x, not null) => LeaseExpired(view, x.Attempt),
+        (JobRequeued or JobReleased, not null) => Requeued(view),
+        (VaultCopyOfBackup copy, _) => VaultCopy(id, copy),
+        (VaultCopyRetried, not null) => VaultCopyRetry(view),
+        (PackUploadedToVault p, not null) => PackWritten(view, p.Bytes),
+        (VaultTransferCompleted c, not null) => Ended(view, new JobOutcome(c.CompletedAt, Bytes: c.Bytes), packs: c.PackCount),
+        (VaultTransferFailed f, not null) => Ended(view, JobOutcome.Failed(f.Reason, f.FailedAt)),
+        (CheckOfBackup check, _) => Check(check),
+        (ExpiryOfBackup expiry, _) => Expiry(expiry),
+        _ => view,
+    };
 
-    public static void Apply(BackupStarted e, JobView v) => Started(v, e.StartedAt);
-    public static void Apply(PackWrittenToDisk e, JobView v) => PackWritten(v, e.Bytes);
-    public static void Apply(RecoveryPointCreated e, JobView v) => Read(v, e.Files, e.BytesRead, e.CreatedAt);
-    public static void Apply(RecoveryPointFailed e, JobView v) => Failed(v, e.Reason, e.FailedAt);
-
-    public static JobView Create(IEvent<SyncRequested> @event)
+    private static JobView Requested(Guid id, JobRequest r, long sequence) => new()
     {
-        var e = @event.Data;
-        return new JobView
-        {
-            Id = e.SyncId, Sequence = @event.Sequence, Kind = JobKind.Synchronisation, State = JobState.Requested,
-            DataSourceId = e.DataSourceId, GroupId = e.GroupId, AgentId = e.AgentId, Tier = StorageTier.Disk,
-            RequestedBy = e.RequestedBy, RequestedAt = e.RequestedAt,
-        };
-    }
+        Id = id, Sequence = sequence, Kind = r.Kind, State = JobState.Requested, RecoveryPointId = r.RecoveryPointId,
+        DataSourceId = r.DataSourceId, GroupId = r.GroupId ?? Guid.Empty, AgentId = r.AgentId, Tier = r.Tier,
+        RequestedBy = r.RequestedBy, RequestedAt = r.RequestedAt,
+    };
 
-    public static void Apply(SyncStarted e, JobView v) => Started(v, e.StartedAt);
-    public static void Apply(SyncPackWrittenToDisk e, JobView v) => PackWritten(v, e.Bytes);
-    public static void Apply(ReplicaSynchronised e, JobView v) => Read(v, e.Files, e.BytesRead, e.SynchronisedAt);
-    public static void Apply(SyncFailed e, JobView v) => Failed(v, e.Reason, e.FailedAt);
-
-    // Shared by the kinds of job: an agent's run (backup, synchronisation, restore), a pack written, a data source read, a failure.
-    private static void Started(JobView v, DateTimeOffset at)
+    private static JobView Started(JobView v, DateTimeOffset at)
     {
         v.State = JobState.Running;
         v.StartedAt = at;
         v.Attempts++;
+        return v;
     }
 
-    private static void PackWritten(JobView v, long bytes)
+    private static JobView PackWritten(JobView v, long bytes)
     {
         v.Packs++;
         v.Bytes += bytes;
+        return v;
     }
 
-    private static void Read(JobView v, int files, long bytesRead, DateTimeOffset at)
+    private static JobView Ended(JobView v, JobOutcome outcome, int? packs = null)
     {
-        v.BytesRead = bytesRead;
-        v.Files = files;
-        Finish(v, JobState.Succeeded, at);
+        v.FailureReason = outcome.FailureReason;
+        if (outcome.Files is { } files) v.Files = files;
+        if (outcome.BytesRead is { } read) v.BytesRead = read;
+        if (outcome.Bytes is { } bytes) v.Bytes = bytes;
+        if (packs is { } count) v.Packs = count;
+        v.State = outcome.FailureReason is null ? JobState.Succeeded : JobState.Failed;
+        v.FinishedAt = outcome.At;
+        v.DurationSeconds = v.StartedAt is { } started ? Math.Round((outcome.At - started).TotalSeconds, 3) : null;
+        return v;
     }
 
-    private static void Failed(JobView v, string reason, DateTimeOffset at)
+    private static JobView LeaseExpired(JobView v, int attempt)
     {
-        v.FailureReason = reason;
-        Finish(v, JobState.Failed, at);
+        v.LeaseExpiries = attempt;
+        return v;
     }
 
-    public static JobView Create(RestoreOfBackup restore)
-    {
-        var (e, backup, sequence) = restore;
-        return new JobView
-        {
-            Id = e.RestoreId, Sequence = sequence, Kind = JobKind.Restore, State = JobState.Requested, RecoveryPointId = e.RecoveryPointId,
-            DataSourceId = e.DataSourceId, GroupId = backup.GroupId, AgentId = e.AgentId, Tier = (StorageTier)(int)e.Source,
-            RequestedBy = e.RequestedBy, RequestedAt = e.RequestedAt,
-        };
-    }
-
-    public static void Apply(RestoreStarted e, JobView v) => Started(v, e.StartedAt);
-
-    public static void Apply(RestoreCompleted e, JobView v)
-    {
-        v.Bytes = e.Bytes;
-        v.Files = e.Files;
-        Finish(v, JobState.Succeeded, e.CompletedAt);
-    }
-
-    public static void Apply(RestoreFailed e, JobView v) => Failed(v, e.Reason, e.FailedAt);
-
-    public static void Apply(JobLeaseExpired e, JobView v) => v.LeaseExpiries = e.Attempt;
-
-    public static void Apply(JobRequeued _, JobView v)
+    private static JobView Requeued(JobView v)
     {
         v.State = JobState.Requested;
         v.StartedAt = null;
+        return v;
     }
 
-    public static void Apply(JobReleased _, JobView v)
-    {
-        v.State = JobState.Requested;
-        v.StartedAt = null;
-    }
-
-    public static JobView Create(VaultCopyOfBackup copy)
+    private static JobView VaultCopy(Guid id, VaultCopyOfBackup copy)
     {
         var (e, backup, actor, sequence) = copy;
         return new JobView
         {
-            Id = e.TransferId, Sequence = sequence, Kind = JobKind.VaultCopy, State = JobState.Running, RecoveryPointId = e.RecoveryPointId,
+            Id = id, Sequence = sequence, Kind = JobKind.VaultCopy, State = JobState.Running, RecoveryPointId = e.RecoveryPointId,
             DataSourceId = backup.DataSourceId, GroupId = backup.GroupId, AgentId = backup.AgentId, Tier = StorageTier.Vault,
             RequestedBy = actor, RequestedAt = e.StartedAt, StartedAt = e.StartedAt, Attempts = 1,
         };
     }
 
     /// <summary>A retry of a failed copy runs again in the same job; it resumes at the first pack the vault lacks.</summary>
-    public static void Apply(VaultCopyRetried _, JobView v)
+    private static JobView VaultCopyRetry(JobView v)
     {
         v.State = JobState.Running;
         v.FinishedAt = null;
         v.DurationSeconds = null;
         v.FailureReason = null;
         v.Attempts++;
+        return v;
     }
 
-    public static void Apply(PackUploadedToVault e, JobView v)
-    {
-        v.Packs++;
-        v.Bytes += e.Bytes;
-    }
-
-    public static void Apply(VaultTransferCompleted e, JobView v)
-    {
-        v.Bytes = e.Bytes;
-        v.Packs = e.PackCount;
-        Finish(v, JobState.Succeeded, e.CompletedAt);
-    }
-
-    public static void Apply(VaultTransferFailed e, JobView v) => Failed(v, e.Reason, e.FailedAt);
-
-    public static JobView Create(CheckOfBackup @checked)
+    private static JobView Check(CheckOfBackup @checked)
     {
         var (e, backup, sequence, eventId) = @checked;
         return new JobView
         {
             Id = eventId, Sequence = sequence, Kind = JobKind.ConsistencyCheck, RecoveryPointId = e.RecoveryPointId,
-            DataSourceId = backup.DataSourceId, GroupId = backup.GroupId, AgentId = backup.AgentId, Tier = (StorageTier)(int)e.Tier,
+            DataSourceId = backup.DataSourceId, GroupId = backup.GroupId, AgentId = backup.AgentId, Tier = e.Tier,
             RequestedBy = e.CheckedBy, RequestedAt = e.CheckedAt, FinishedAt = e.CheckedAt, Bytes = e.BytesChecked, Packs = e.PacksChecked,
             State = e.Damaged.Count == 0 ? JobState.Succeeded : JobState.Failed,
             FailureReason = e.Damaged.Count == 0 ? null
@@ -342,7 +289,7 @@ public sealed partial class JobViewProjection : MultiStreamProjection<JobView, G
         };
     }
 
-    public static JobView Create(ExpiryOfBackup expiry)
+    private static JobView Expiry(ExpiryOfBackup expiry)
     {
         var (e, backup, actor, sequence, eventId) = expiry;
         return new JobView
@@ -351,13 +298,6 @@ public sealed partial class JobViewProjection : MultiStreamProjection<JobView, G
             DataSourceId = backup.DataSourceId, GroupId = backup.GroupId, AgentId = backup.AgentId, Tier = e.Tier,
             RequestedBy = actor, RequestedAt = e.ExpiredAt, FinishedAt = e.ExpiredAt, Detail = e.Reason,
         };
-    }
-
-    private static void Finish(JobView v, JobState state, DateTimeOffset at)
-    {
-        v.State = state;
-        v.FinishedAt = at;
-        v.DurationSeconds = v.StartedAt is { } started ? Math.Round((at - started).TotalSeconds, 3) : null;
     }
 }
 

@@ -131,7 +131,7 @@ public sealed class GetRecoveryPointCustodyHandler(IQuerySession session) : IQue
             RecoveryPointFailed f => Make(CustodyStepKind.Failed, f.FailedAt) with { Reason = f.Reason },
             RecoveryPointChecked c => Make(CustodyStepKind.Checked, c.CheckedAt) with
             {
-                Tier = (StorageTier)(int)c.Tier, Packs = c.PacksChecked, Bytes = c.BytesChecked, Outcome = c.Damaged.Count == 0 ? "Sound" : "Damaged",
+                Tier = c.Tier, Packs = c.PacksChecked, Bytes = c.BytesChecked, Outcome = c.Damaged.Count == 0 ? "Sound" : "Damaged",
                 Damaged = c.Damaged,
             },
             VaultTransferStarted s => Make(CustodyStepKind.VaultTransferStarted, s.StartedAt) with { Packs = s.PackCount },
