@@ -260,9 +260,11 @@ public sealed class ServerClient(HttpClient http, TimeSpan retryFor = default, I
         return Manifest.FromBytes(await response.Content.ReadAsByteArrayAsync(ct));
     }
 
-    public async Task DownloadPackAsync(Guid agentId, Guid restoreId, string packId, Stream destination, CancellationToken ct)
+    /// <summary>A pack of the recovery point being restored, from the tier the restore reads or, <paramref name="fromVault"/>, the vault's copy.</summary>
+    public async Task DownloadPackAsync(Guid agentId, Guid restoreId, string packId, Stream destination, bool fromVault, CancellationToken ct)
     {
-        using var response = await http.GetAsync($"api/agents/{agentId}/restores/{restoreId}/packs/{packId}", HttpCompletionOption.ResponseHeadersRead, ct);
+        using var response = await http.GetAsync(
+            $"api/agents/{agentId}/restores/{restoreId}/packs/{packId}{(fromVault ? "?tier=Vault" : "")}", HttpCompletionOption.ResponseHeadersRead, ct);
         await EnsureSuccessAsync(response, $"download pack {packId}", ct);
         await using var body = await response.Content.ReadAsStreamAsync(ct);
         await body.CopyToAsync(destination, 1 << 18, ct);

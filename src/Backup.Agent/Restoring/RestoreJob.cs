@@ -21,8 +21,8 @@ public sealed class RestoreJob(ServerClient server, ILoggerFactory loggers, ILog
             var manifest = await server.RestoreManifestAsync(agentId, job.JobId, ct);
             var index = await server.RestoreIndexAsync(agentId, job.JobId, ct);
             var result = await new Restorer(loggers.CreateLogger<Restorer>()).RestoreAsync(
-                manifest, index, keys, job.Path, run.Scratch, (packId, destination, token) => server.DownloadPackAsync(agentId, job.JobId, packId, destination, token),
-                new RestoreOptions(job.Paths, job.IfExists), ct);
+                manifest, index, keys, job.Path, run.Scratch, (packId, destination, token) => server.DownloadPackAsync(agentId, job.JobId, packId, destination, false, token),
+                new RestoreOptions(job.Paths, job.IfExists, (packId, destination, token) => server.DownloadPackAsync(agentId, job.JobId, packId, destination, true, token)), ct);
             await server.CompleteRestoreAsync(agentId, job.JobId, result.Files, result.Bytes, result.SkippedExisting, result.Failed, ct);
             log.LogInformation("Restore {RestoreId} done in {Seconds:F2} s: {Files} files, {MiB:F1} MiB, every chunk verified; {Failed} items could not be written",
                 job.JobId, clock.Elapsed.TotalSeconds, result.Files, result.Bytes / 1048576.0, result.Failed?.Count ?? 0);

@@ -11,8 +11,12 @@ namespace Backup.Agent.Restoring;
 /// <summary><see cref="Failed"/>: items the target would not take (name, permission, space), each with the reason; the rest was restored.</summary>
 public sealed record RestoreResult(int Files, long Bytes, int SkippedExisting = 0, IReadOnlyList<FailedItem>? Failed = null);
 
-/// <summary>Which items to restore (null = all; a directory brings everything under it) and what to do with items already there.</summary>
-public sealed record RestoreOptions(IReadOnlyList<string>? Paths = null, ExistingItems IfExists = ExistingItems.Overwrite)
+/// <summary>
+/// Which items to restore (null = all; a directory brings everything under it) and what to do with items already there.
+/// <see cref="OtherCopy"/>: where another copy of a pack can be read when the one read first proves damaged (a restore from the
+/// server's disk reads the vault's copy); null: a damaged pack fails the restore.
+/// </summary>
+public sealed record RestoreOptions(IReadOnlyList<string>? Paths = null, ExistingItems IfExists = ExistingItems.Overwrite, Restorer.FetchPack? OtherCopy = null)
 {
     public static readonly RestoreOptions Everything = new();
 }
@@ -95,7 +99,7 @@ public sealed class Restorer(ILogger log)
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var envelope = new BlobEnvelope(keys);
         envelopes.Add(envelope);
-        var tree = await ReadTreeAsync(manifest, index, envelope, pool, scratch, fetch, ct);
+        var tree = await ReadTreeAsync(manifest, index, envelope, pool, scratch, fetch, options.OtherCopy, ct);
         var treeTime = clock.Elapsed;
         var entries = Select(tree.Entries, options.Paths);
 
@@ -188,15 +192,20 @@ public sealed class Restorer(ILogger log)
                         // holding a group of small chunks is opened once for all of them.
                         var blobs = chunks.Select(c => (Id: c.Key, c.Value.Location, c.Value.Targets)).GroupBy(c => c.Location.Offset)
                             .OrderBy(b => b.Key).Select(b => b.OrderBy(c => c.Location.PlainOffset).ToList()).ToList();
-                        await using var pack = new PackReceiver(packId, [.. blobs.Select(b => (b[0].Id, b[0].Location.Offset, b[0].Location.Length))], pool, (i, sealedBlob) =>
+                        // A copy that proves damaged part way is read again whole from the other copy: writing a verified chunk
+                        // twice at its offsets writes the same bytes.
+                        await FromSoundCopyAsync(packId, fetch, options.OtherCopy, async from =>
                         {
-                            var blob = blobs[i];
-                            YoungGarbage.Collect();
-                            OpenBlob(sealedBlob, packId, [.. blob.Select(c => (c.Id, c.Location))], worker, pool, c => files[blob[c].Targets[0].File].Entry.Path,
-                                (c, chunk) => WriteChunk(chunk, blob[c].Targets, files, created, unwritable));
-                        });
-                        await fetch(packId, pack, token);
-                        pack.Finish();
+                            await using var pack = new PackReceiver(packId, [.. blobs.Select(b => (b[0].Id, b[0].Location.Offset, b[0].Location.Length))], pool, (i, sealedBlob) =>
+                            {
+                                var blob = blobs[i];
+                                YoungGarbage.Collect();
+                                OpenBlob(sealedBlob, packId, [.. blob.Select(c => (c.Id, c.Location))], worker, pool, c => files[blob[c].Targets[0].File].Entry.Path,
+                                    (c, chunk) => WriteChunk(chunk, blob[c].Targets, files, created, unwritable));
+                            });
+                            await from(packId, pack, token);
+                            pack.Finish();
+                        }, token);
                     }
                     finally
                     {
@@ -366,10 +375,35 @@ public sealed class Restorer(ILogger log)
 
     private static readonly Lock[] CreationLocks = [.. Enumerable.Range(0, 64).Select(_ => new Lock())];
 
+    /// <summary>
+    /// Reads one pack through <paramref name="receive"/> from <paramref name="fetch"/> and, when that copy proves damaged (its
+    /// hash, a blob that does not open, a chunk that is not its id) and <paramref name="otherCopy"/> is given, once more from it.
+    /// </summary>
+    private async Task FromSoundCopyAsync(string packId, FetchPack fetch, FetchPack? otherCopy, Func<FetchPack, Task> receive, CancellationToken ct)
+    {
+        try
+        {
+            await receive(fetch);
+        }
+        catch (Exception damage) when (otherCopy is not null && damage is InvalidDataException or System.Security.Cryptography.CryptographicException
+                                       && !ct.IsCancellationRequested)
+        {
+            log.LogWarning("Pack {PackId} is damaged ({Reason}); reading its other copy", packId, damage.Message);
+            try
+            {
+                await receive(otherCopy);
+            }
+            catch (Exception again) when (again is not OperationCanceledException)
+            {
+                throw new InvalidDataException($"{damage.Message} Its other copy could not be used either: {again.Message}", damage);
+            }
+        }
+    }
+
     /// <summary>Fetches and decrypts the tree; every chunk of it is verified like file data.</summary>
-    private static async Task<Tree> ReadTreeAsync(
+    private async Task<Tree> ReadTreeAsync(
         Manifest manifest, IReadOnlyDictionary<ChunkId, ChunkLocation> index, BlobEnvelope envelope, NativeBufferPool pool, string scratch,
-        FetchPack fetch, CancellationToken ct)
+        FetchPack fetch, FetchPack? otherCopy, CancellationToken ct)
     {
         var ids = manifest.Tree.Select(ChunkId.Parse).ToList();
         var locations = ids.Select(id => index.TryGetValue(id, out var l) ? l
@@ -385,7 +419,11 @@ public sealed class Restorer(ILogger log)
             {
                 var location = locations[i];
                 if (!packs.TryGetValue(location.PackId, out var file))
-                    packs[location.PackId] = file = await FetchVerifiedAsync(location.PackId, scratch, fetch, ct);
+                {
+                    string? verified = null;
+                    await FromSoundCopyAsync(location.PackId, fetch, otherCopy, async from => verified = await FetchVerifiedAsync(location.PackId, scratch, from, ct), ct);
+                    packs[location.PackId] = file = verified!;
+                }
                 await using var pack = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
                 OpenChunk(pack, location.PackId, ids[i], BlobSpan.Of(location), envelope, pool, _ => "the tree", (_, chunk) => bytes.Write(chunk));
             }

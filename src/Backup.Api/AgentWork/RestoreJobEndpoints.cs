@@ -20,8 +20,9 @@ public static class RestoreJobEndpoints
         work.MapGet("/restores/{restoreId:guid}/manifest", Manifest).WithSummary("Read the manifest of the recovery point being restored");
         work.MapGet("/restores/{restoreId:guid}/index", Index).WithSummary("Where each chunk of the recovery point being restored is stored");
         work.MapGet("/restores/{restoreId:guid}/packs/{packId}", Pack).WithSummary("Read one pack of the recovery point being restored")
-            .WithDescription("From the tier the restore asked for; a restore from disk whose pack file is gone reads the vault's copy. "
-                + "409 with the problem code 'restore-data-missing' when no tier holds the pack.");
+            .WithDescription("From the tier the restore asked for, or the one 'tier' names (an agent that found the disk's copy damaged asks "
+                + "for the vault's); a restore from disk whose pack file is gone reads the vault's copy. 409 with the problem code "
+                + "'restore-data-missing' when no tier holds the pack.");
         work.MapPost("/restores/{restoreId:guid}/complete", Complete).WithSummary("Report a finished, verified restore");
         work.MapPost("/restores/{restoreId:guid}/fail", Fail).WithSummary("Report a restore that could not be finished");
         return work;
@@ -40,12 +41,13 @@ public static class RestoreJobEndpoints
         return TypedResults.Ok(await session.InPacksAsync(access.PackIds, ct));
     }
 
-    private static async Task<IResult> Pack(Guid agentId, Guid restoreId, string packId, ClaimsPrincipal user, IMediator m, IRestoreReads reads, CancellationToken ct)
+    private static async Task<IResult> Pack(
+        Guid agentId, Guid restoreId, string packId, StorageTier? tier, ClaimsPrincipal user, IMediator m, IRestoreReads reads, CancellationToken ct)
     {
         var access = await m.Send(new GetRestoreAccess(user.RequireSelf(agentId), restoreId), ct);
         if (!access.PackIds.Contains(packId))
             throw new NotFoundException($"Pack {packId} in recovery point", access.RecoveryPointId);
-        return TypedResults.Stream(await reads.OpenPackAsync(access, packId, ct), "application/octet-stream");
+        return TypedResults.Stream(await reads.OpenPackAsync(access, packId, tier, ct), "application/octet-stream");
     }
 
     private static async Task<NoContent> Complete(Guid agentId, Guid restoreId, CompleteRestoreRequest request, ClaimsPrincipal user, IMediator m, CancellationToken ct)

@@ -54,7 +54,8 @@ public interface ICopyChecker
 public interface IRestoreReads
 {
     Task<byte[]> ReadManifestAsync(RestoreAccess access, CancellationToken ct);
-    Task<Stream> OpenPackAsync(RestoreAccess access, string packId, CancellationToken ct);
+    /// <summary>A pack of the point being restored: from the restore's tier, or from <paramref name="tier"/> when the agent asks for that copy.</summary>
+    Task<Stream> OpenPackAsync(RestoreAccess access, string packId, StorageTier? tier, CancellationToken ct);
 }
 
 public sealed class ServerRestoreReads(DiskStore disk, VaultStore vault) : IRestoreReads
@@ -70,15 +71,17 @@ public sealed class ServerRestoreReads(DiskStore disk, VaultStore vault) : IRest
     }
 
     /// <summary>
-    /// A restore from disk whose pack file is gone (deleted, or lost with its disk) reads the vault's copy instead: the agent
-    /// checks every chunk against its id either way, so the tier that served it does not matter to the result.
+    /// A restore from disk whose pack file is gone (deleted, or lost with its disk) reads the vault's copy instead, and so does an
+    /// agent that found the disk's copy damaged and asks for the vault's: the agent checks every chunk against its id either
+    /// way, so the tier that served it does not matter to the result.
     /// </summary>
-    public async Task<Stream> OpenPackAsync(RestoreAccess access, string packId, CancellationToken ct)
+    public async Task<Stream> OpenPackAsync(RestoreAccess access, string packId, StorageTier? tier, CancellationToken ct)
     {
-        if (access.Source == StorageTier.Disk && disk.HasPack(packId)) return disk.OpenPack(packId);
+        var from = tier ?? access.Source;
+        if (from == StorageTier.Disk && disk.HasPack(packId)) return disk.OpenPack(packId);
         // One request to the vault, not a lookup before the read: a vault restore opens every pack this way.
         if (await vault.TryOpenPackAsync(packId, ct) is { } copy) return copy;
-        var where = access.Source == StorageTier.Disk ? "missing from the server's disk, and the vault holds no copy" : "missing from the vault";
+        var where = from == StorageTier.Disk ? "missing from the server's disk, and the vault holds no copy" : "missing from the vault";
         throw new ConflictException($"Pack {packId} of recovery point {access.RecoveryPointId} is {where}; nothing can be read from it.", MissingCode);
     }
 }

@@ -60,4 +60,16 @@ public sealed class RestoreReadTests(ApiFactory api) : IClassFixture<ApiFactory>
         problem.GetProperty("detail").GetString()!.ShouldContain(lost.Id);
         problem.GetProperty("code").GetString().ShouldBe("restore-data-missing");
     }
+
+    [Fact]
+    public async Task A_tier_the_api_does_not_know_is_a_problem_naming_the_tier()
+    {
+        var backup = await _client.CreatedBackupAsync();
+        var restoreId = await RunningDiskRestoreAsync(backup);
+
+        var response = await ReadPackAsync(backup, restoreId, backup.Packs[0].Id + "?tier=Tape");
+
+        response.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        (await response.Content.ReadAsStringAsync(Ct)).ShouldContain("tier");
+    }
 }

@@ -273,6 +273,43 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// A pack on the server's disk that no longer holds what was written (bit rot, a bad sector) does not fail a restore from
+    /// disk while the vault holds a copy: the agent finds the damage (hash, blob, chunk id) and reads that pack from the vault.
+    /// </summary>
+    [Fact]
+    public async Task A_restore_from_disk_reads_the_vault_copy_of_every_damaged_disk_pack_and_is_byte_exact()
+    {
+        var source = Directory.CreateDirectory(Path.Combine(_work.FullName, "rotting"));
+        BuildTree(source.FullName);
+        var (agent, agentId) = await StartAgentAsync(machine: "rot-machine");
+        var dataSource = await _client.AddFolderAsync(await _client.CreateGroupAsync("Rot"), agentId, source.FullName);
+        var recoveryPoint = await _client.RequestBackupAsync(dataSource);
+        await _client.WaitForAsync($"/api/recovery-points/{recoveryPoint}", rp => rp.GetProperty("tier").GetString() == "Both", TimeSpan.FromSeconds(120));
+
+        // One byte flipped in the middle of every pack on disk: the tree's packs and the data's.
+        var packs = Directory.EnumerateFiles(Path.Combine(_work.FullName, "disk-store", "packs"), "*", SearchOption.AllDirectories).ToList();
+        packs.ShouldNotBeEmpty();
+        foreach (var pack in packs)
+        {
+            await using var file = new FileStream(pack, FileMode.Open, FileAccess.ReadWrite);
+            file.Position = file.Length / 2;
+            var b = file.ReadByte();
+            file.Position = file.Length / 2;
+            file.WriteByte((byte)(b ^ 0x5a));
+        }
+
+        var target = Path.Combine(_work.FullName, "restored-despite-rot");
+        var response = await _client.Http.PostAsJsonAsync($"/api/recovery-points/{recoveryPoint}/restores", new { source = "Disk", targetPath = target }, Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.Accepted, await response.Content.ReadAsStringAsync(Ct));
+        var restore = await _client.WaitForAsync($"/api/restores/{await ApiClient.IdAsync(response)}",
+            r => r.GetProperty("status").GetString() is "Completed" or "CompletedWithErrors" or "Failed", TimeSpan.FromSeconds(120));
+
+        restore.GetProperty("status").GetString().ShouldBe("Completed", restore.ToString() + "\n" + agent.Output);
+        AssertSameTree(source.FullName, target);
+        agent.Output.ShouldContain("is damaged");
+    }
+
     [Fact]
     public async Task A_backup_the_agent_cannot_take_is_recorded_as_failed_with_its_reason()
     {
