@@ -7,6 +7,7 @@ using Backup.Api.Auditing;
 using Backup.Api.Compliance;
 using Backup.Api.DataSources;
 using Backup.Api.Enrolling;
+using Backup.Api.GroupRuns;
 using Backup.Api.Infrastructure;
 using Backup.Api.Items;
 using Backup.Api.Jobs;
@@ -107,6 +108,7 @@ app.MapGet("/", () => Results.Redirect("/swagger")).ExcludeFromDescription().All
 app.MapEnrolment();
 app.MapProtectionGroups();
 app.MapDataSources();
+app.MapGroupRuns();
 app.MapRecoveryPoints();
 app.MapRestores();
 app.MapRepositoryKey();

@@ -83,6 +83,7 @@ public static class CatalogStore
         opts.Projections.Add<RecoveryPointViewProjection>(ProjectionLifecycle.Async, o => o.BatchSize = DaemonPageSize);
         opts.Projections.Add<RestoreViewProjection>(ProjectionLifecycle.Async, o => o.BatchSize = DaemonPageSize);
         opts.Projections.Add<JobViewProjection>(ProjectionLifecycle.Async, o => o.BatchSize = DaemonPageSize);
+        opts.Projections.Add<Backup.Projections.GroupRuns.GroupRunViewProjection>(ProjectionLifecycle.Async, o => o.BatchSize = DaemonPageSize);
         opts.Projections.Add(new ComplianceProjection(schema), ProjectionLifecycle.Async, ComplianceProjection.Name, o =>
         {
             o.BatchSize = DaemonPageSize;

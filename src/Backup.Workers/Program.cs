@@ -9,6 +9,7 @@ using Backup.Workers.Auditing;
 using Backup.Workers.Checking;
 using Backup.Workers.CollectingGarbage;
 using Backup.Workers.Dispatching;
+using Backup.Workers.GroupRuns;
 using Backup.Workers.Retention;
 using Backup.Workers.Scheduling;
 using Backup.Workers.TransferringToVault;
@@ -51,7 +52,8 @@ builder.Services.AddMarten(opts => opts.ConfigureCatalog(martenConnection, optio
     .ApplyAllDatabaseChangesOnStartup()
     .AddAsyncDaemon(DaemonMode.HotCold)
     .AddSubscriptionWithServices<VaultCopySubscription>(ServiceLifetime.Singleton)
-    .AddSubscriptionWithServices<ConsistencyRepairSubscription>(ServiceLifetime.Singleton);
+    .AddSubscriptionWithServices<ConsistencyRepairSubscription>(ServiceLifetime.Singleton)
+    .AddSubscriptionWithServices<GroupRunSubscription>(ServiceLifetime.Singleton);
 
 var host = builder.Build();
 await vault.EnsureCreatedAsync(CancellationToken.None);

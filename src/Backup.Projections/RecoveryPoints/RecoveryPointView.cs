@@ -1,6 +1,7 @@
 using System.Text.Json.Serialization;
 using Backup.Commands.CheckingRecoveryPoints;
 using Backup.Commands.Dispatching;
+using Backup.Commands.GroupRuns;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Restores;
 using Backup.Commands.VaultTransfers;
@@ -30,6 +31,9 @@ public sealed class RecoveryPointView
     public long Sequence { get; set; }
     public Guid DataSourceId { get; set; }
     public Guid GroupId { get; set; }
+
+    /// <summary>The group run this point was taken in (GET /api/group-runs/{id}); null for a point of its own.</summary>
+    public Guid? GroupRunId { get; set; }
     public Guid AgentId { get; set; }
     public string SourcePath { get; set; } = "";
     public RecoveryPointStatus Status { get; set; }
@@ -109,7 +113,10 @@ public sealed partial class RecoveryPointViewProjection : MultiStreamProjection<
         Identity<JobLeaseExpired>(e => e.JobId);
         Identity<JobRequeued>(e => e.JobId);
         Identity<JobReleased>(e => e.JobId);
+        Identity<BackupInGroupRun>(e => e.RecoveryPointId);
     }
+
+    public static void Apply(BackupInGroupRun e, RecoveryPointView v) => v.GroupRunId = e.RunId;
 
     public static RecoveryPointView Create(IEvent<BackupRequested> @event) => Create(@event.Data, @event.Sequence);
 

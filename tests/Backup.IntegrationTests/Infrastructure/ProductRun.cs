@@ -55,6 +55,14 @@ public sealed class ProductRun(string prefix) : IAsyncDisposable
         await File.WriteAllTextAsync(PassphraseFile, ApiClient.Passphrase + "\n", Ct);
     }
 
+    /// <summary>Starts the workers (schedulers, reaper, the async daemon's projections and subscriptions); the API must be up first, for the schema.</summary>
+    public ProductProcess StartWorkers(IReadOnlyDictionary<string, string>? extra = null)
+    {
+        var workers = ProductProcess.Start("Backup.Workers", Environment(extra));
+        _processes.Add(workers);
+        return workers;
+    }
+
     /// <summary>Kills the API (kill -9, as a crash would) and starts it again at the same address once <paramref name="whileDown"/> is done.</summary>
     public async Task RestartApiAsync(Func<Task> whileDown)
     {
