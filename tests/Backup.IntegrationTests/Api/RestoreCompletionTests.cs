@@ -26,7 +26,7 @@ public sealed class RestoreCompletionTests(ApiFactory api) : IClassFixture<ApiFa
         });
         done.StatusCode.ShouldBe(HttpStatusCode.NoContent, await done.Content.ReadAsStringAsync(Ct));
 
-        var restore = await _client.WaitForAsync($"/api/restores/{restoreId}", r => r.GetProperty("status").GetString() != "Running");
+        var restore = await _client.WaitForAsync($"/api/restores/{restoreId}", r => r.GetProperty("status").GetString() is "Completed" or "CompletedWithErrors" or "Failed");
         restore.GetProperty("status").GetString().ShouldBe("CompletedWithErrors");
         restore.GetProperty("files").GetInt32().ShouldBe(2);
         restore.GetProperty("failedItemCount").GetInt32().ShouldBe(2);
@@ -44,7 +44,7 @@ public sealed class RestoreCompletionTests(ApiFactory api) : IClassFixture<ApiFa
 
         (await CompleteAsync(backup, restoreId, new { files = 3, bytes = 12345 })).StatusCode.ShouldBe(HttpStatusCode.NoContent);
 
-        var restore = await _client.WaitForAsync($"/api/restores/{restoreId}", r => r.GetProperty("status").GetString() != "Running");
+        var restore = await _client.WaitForAsync($"/api/restores/{restoreId}", r => r.GetProperty("status").GetString() is "Completed" or "CompletedWithErrors" or "Failed");
         restore.GetProperty("status").GetString().ShouldBe("Completed");
         restore.GetProperty("failedItemCount").GetInt32().ShouldBe(0);
     }

@@ -39,24 +39,10 @@ public sealed class BackupAndRestoreTests : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        var port = ProductProcess.FreePort();
-        _baseUrl = $"http://127.0.0.1:{port}";
-        var api = ProductProcess.Start("Backup.Api", Environment(), "--urls", _baseUrl);
+        var (api, baseUrl) = await ProductProcess.StartApiAsync(Environment(), Ct);
         _processes.Add(api);
+        _baseUrl = baseUrl;
         _client = new ApiClient(new HttpClient { BaseAddress = new Uri(_baseUrl), DefaultRequestHeaders = { Authorization = new("ApiKey", _adminKey) } });
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)
-        {
-            try
-            {
-                if ((await _client.Http.GetAsync("/health", Ct)).StatusCode == HttpStatusCode.OK) break;
-            }
-            catch (HttpRequestException) when (DateTime.UtcNow < deadline && !api.HasExited)
-            {
-            }
-            if (DateTime.UtcNow > deadline || api.HasExited) throw new InvalidOperationException("The API did not become healthy:\n" + api.Output);
-            await Task.Delay(250, Ct);
-        }
         // Workers start after the API so the schema exists; they run the projections and the vault copy.
         _processes.Add(ProductProcess.Start("Backup.Workers", Environment()));
         await _client.CreateRepositoryKeyAsync();

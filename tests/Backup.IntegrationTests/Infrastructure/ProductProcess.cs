@@ -71,15 +71,17 @@ public sealed class ProductProcess : IAsyncDisposable
         var baseUrl = at ?? $"http://127.0.0.1:{FreePort()}";
         var api = Start("Backup.Api", environment, "--urls", baseUrl);
         using var http = new HttpClient { BaseAddress = new Uri(baseUrl) };
-        var deadline = DateTime.UtcNow.AddSeconds(60);
+        // Generous: on a machine as busy as a parallel build makes it, starting the API (JIT, the schema) took over a minute.
+        var deadline = DateTime.UtcNow.AddMinutes(3);
         while (true)
         {
             try
             {
                 if ((await http.GetAsync("/health", ct)).StatusCode == HttpStatusCode.OK) return (api, baseUrl);
             }
-            catch (HttpRequestException) when (DateTime.UtcNow < deadline && !api.HasExited)
+            catch (HttpRequestException)
             {
+                // Not listening yet; the deadline and the process's exit are checked below, with its output.
             }
             if (DateTime.UtcNow > deadline || api.HasExited)
             {
