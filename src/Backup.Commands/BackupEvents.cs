@@ -78,6 +78,7 @@ public static class BackupEvents
         events.MapEventType<Synchronising.SyncPackWrittenToDisk>("sync_pack_written_to_disk.v1");
         events.MapEventType<Synchronising.ReplicaSynchronised>("replica_synchronised.v1");
         events.MapEventType<Synchronising.SyncFailed>("sync_failed.v1");
+        events.MapEventType<GroupRunsSet>("group_runs_set.v1");
         events.MapEventType<GroupRuns.GroupRunRequested>("group_run_requested.v1");
         events.MapEventType<GroupRuns.BackupInGroupRun>("backup_in_group_run.v1");
         events.MapEventType<GroupRuns.GroupRunMemberStarted>("group_run_member_started.v1");

@@ -25,6 +25,8 @@ public sealed record OnlineThrottlingRequest(int? WorkHoursKbps, int? NonWorkHou
 
 public sealed record AlertThresholdRequest(int? DaysWithoutRecoveryPoint);
 
+public sealed record GroupRunsRequest(bool? Together);
+
 public sealed record VersionResponse(long Version);
 
 /// <summary>Policy edits: PUT the whole policy, conditional on If-Match; answers with the group's new ETag.</summary>
@@ -61,6 +63,14 @@ public static class PolicyEndpoints
                 SendAsync(http, expected => m.Send(new SetAlertThreshold(groupId, expected, r.DaysWithoutRecoveryPoint), ct)))
             .WithSummary("Set the missed-backup alert threshold")
             .WithDescription("Days (1–30) without a recovery point before a data source raises a missed-backup alert. " + Conditional)
+            .Produces<VersionResponse>().ProducesValidationProblem().ProducesProblem(404).ProducesProblem(412).ProducesProblem(428)
+            .RequireAuthorization(AccessPolicies.Operate);
+        groups.MapPut("/{groupId:guid}/group-runs", (Guid groupId, GroupRunsRequest r, HttpContext http, IMediator m, CancellationToken ct) =>
+                SendAsync(http, expected => m.Send(new SetGroupRuns(groupId, expected, r.Together), ct)))
+            .WithSummary("Back the group's data sources up together at its recovery-point times (group runs), or each on its own")
+            .WithDescription("together: true → at each recovery-point time of the short-term policy the scheduler requests one group run of all the "
+                + "group's data sources (GET /api/protection-groups/{id}/runs); false (the default) → a recovery point per data source. Sync-only "
+                + "slots stay per data source. together missing → 400. " + Conditional)
             .Produces<VersionResponse>().ProducesValidationProblem().ProducesProblem(404).ProducesProblem(412).ProducesProblem(428)
             .RequireAuthorization(AccessPolicies.Operate);
         return groups;

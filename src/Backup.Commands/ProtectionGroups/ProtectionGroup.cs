@@ -18,6 +18,12 @@ public sealed record OnlineThrottlingSet(Guid GroupId, OnlineThrottling Throttli
 
 public sealed record AlertThresholdSet(Guid GroupId, int DaysWithoutRecoveryPoint, DateTimeOffset SetAt);
 
+/// <summary>
+/// Whether the scheduler backs the group's data sources up together, as one group run at each recovery-point time
+/// (<see cref="Together"/>), or each on its own; sync-only slots stay per data source either way.
+/// </summary>
+public sealed record GroupRunsSet(Guid GroupId, bool Together, DateTimeOffset SetAt);
+
 public sealed record ProtectionGroup(
     Guid Id,
     string Name,
@@ -25,7 +31,8 @@ public sealed record ProtectionGroup(
     ShortTermPolicy? ShortTerm = null,
     OnlinePolicy? Online = null,
     OnlineThrottling? Throttling = null,
-    int? AlertThresholdDays = null)
+    int? AlertThresholdDays = null,
+    bool RunsTogether = false)
 {
     public static ProtectionGroup? Next(ProtectionGroup? state, object @event) => @event switch
     {
@@ -36,6 +43,7 @@ public sealed record ProtectionGroup(
         OnlinePolicySet e when state is not null => state with { Online = e.Policy },
         OnlineThrottlingSet e when state is not null => state with { Throttling = e.Throttling },
         AlertThresholdSet e when state is not null => state with { AlertThresholdDays = e.DaysWithoutRecoveryPoint },
+        GroupRunsSet e when state is not null => state with { RunsTogether = e.Together },
         _ => state,
     };
 
@@ -90,5 +98,11 @@ public sealed record ProtectionGroup(
     {
         if (group is null) throw new NotFoundException("Protection group", groupId);
         return new AlertThresholdSet(group.Id, daysWithoutRecoveryPoint, now);
+    }
+
+    public static GroupRunsSet SetGroupRuns(ProtectionGroup? group, Guid groupId, bool together, DateTimeOffset now)
+    {
+        if (group is null) throw new NotFoundException("Protection group", groupId);
+        return new GroupRunsSet(group.Id, together, now);
     }
 }

@@ -70,6 +70,10 @@ public static class ShortTermCalendar
     public static Guid BackupDueId(Guid groupId, Guid dataSourceId, DateTimeOffset dueInstant) =>
         DeterministicGuid.Create($"backup-due:{groupId}:{dataSourceId}:{dueInstant.ToUniversalTime():O}");
 
+    /// <summary>The group run the scheduler requests at a recovery-point time of a group that runs together (its members' points: <see cref="BackupDueId"/>).</summary>
+    public static Guid GroupRunDueId(Guid groupId, DateTimeOffset dueInstant) =>
+        DeterministicGuid.Create($"group-run-due:{groupId}:{dueInstant.ToUniversalTime():O}");
+
     /// <summary>The id of the synchronisation due for one data source at one (sync-only) instant, deterministic like <see cref="BackupDueId"/>.</summary>
     public static Guid SyncDueId(Guid groupId, Guid dataSourceId, DateTimeOffset dueInstant) =>
         DeterministicGuid.Create($"sync-due:{groupId}:{dataSourceId}:{dueInstant.ToUniversalTime():O}");

@@ -18,6 +18,9 @@ public sealed class ProtectionGroupView
     public OnlinePolicy? OnlinePolicy { get; set; }
     public OnlineThrottling? OnlineThrottling { get; set; }
     public int? AlertThresholdDays { get; set; }
+
+    /// <summary>The scheduler takes the group's recovery points as group runs (all its data sources at one instant).</summary>
+    public bool RunsTogether { get; set; }
     public DateTimeOffset? PoliciesChangedAt { get; set; }
 
     /// <summary>The group stream's version: the API's ETag, and what a policy edit must name in If-Match.</summary>
@@ -68,6 +71,13 @@ public sealed partial class ProtectionGroupViewProjection : SingleStreamProjecti
     public static void Apply(AlertThresholdSet e, ProtectionGroupView view)
     {
         view.AlertThresholdDays = e.DaysWithoutRecoveryPoint;
+        view.PoliciesChangedAt = e.SetAt;
+        view.Version++;
+    }
+
+    public static void Apply(GroupRunsSet e, ProtectionGroupView view)
+    {
+        view.RunsTogether = e.Together;
         view.PoliciesChangedAt = e.SetAt;
         view.Version++;
     }

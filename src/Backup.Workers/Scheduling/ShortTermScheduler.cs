@@ -1,6 +1,8 @@
 using Backup.Commands.Common;
 using Backup.Commands.DataSources;
 using Backup.Commands.Dispatching;
+using Backup.Commands.GroupRuns;
+using Backup.Commands.ProtectionGroups;
 using Backup.Commands.RecoveryPoints;
 using Backup.Commands.Scheduling;
 using Backup.Commands.Synchronising;
@@ -117,12 +119,23 @@ public sealed class ShortTermScheduler(
             .Select(g => ShortTermCalendar.Occurrences(g.ShortTermPolicy!, now).Select(o => (DateTimeOffset?)o.At).FirstOrDefault())
             .Where(at => at is not null).Min();
         var wanted = new List<(DataSourceView Source, DateTimeOffset At, bool Sync, Guid Id)>();
+        var wantedRuns = new List<(Guid GroupId, DateTimeOffset At, Guid Id, HashSet<Guid> Members)>();
         foreach (var group in groups)
         {
             var due = ShortTermCalendar.Occurrences(group.ShortTermPolicy!, from).TakeWhile(o => o.At <= now).ToList();
+            // A group that runs together: one group run per recovery-point time, of the data sources protected by then.
+            if (group.RunsTogether)
+                foreach (var (at, _) in due.Where(o => o.Work.HasFlag(DueWork.RecoveryPoint)))
+                    if (byGroup[group.Id].Where(s => at > s.ProtectedAt).Select(s => s.Id).ToHashSet() is { Count: > 0 } members)
+                        wantedRuns.Add((group.Id, at, ShortTermCalendar.GroupRunDueId(group.Id, at), members));
             foreach (var source in byGroup[group.Id])
                 foreach (var (at, work) in due.Where(o => o.At > source.ProtectedAt))
                 {
+                    if (work.HasFlag(DueWork.RecoveryPoint) && group.RunsTogether)
+                    {
+                        waitingSince.TryAdd(source.Id, at); // requested by the group run
+                        continue;
+                    }
                     if (work.HasFlag(DueWork.RecoveryPoint))
                         wanted.Add((source, at, false, ShortTermCalendar.BackupDueId(group.Id, source.Id, at)));
                     else if (!(waitingSince.TryGetValue(source.Id, out var since) && since < at))
@@ -133,7 +146,13 @@ public sealed class ShortTermScheduler(
                 }
         }
         // Another worker usually got there first: skip the streams that exist (one query) rather than collide on each.
-        var existing = wanted.Count == 0 ? [] : await ExistingStreamsAsync(store, wanted.Select(w => w.Id).ToArray(), ct);
+        var existing = wanted.Count + wantedRuns.Count == 0 ? []
+            : await ExistingStreamsAsync(store, [.. wanted.Select(w => w.Id), .. wantedRuns.Select(r => r.Id)], ct);
+        foreach (var (groupId, at, id, members) in wantedRuns.Where(r => !existing.Contains(r.Id)))
+        {
+            ct.ThrowIfCancellationRequested();
+            started.AddRange(await RequestGroupRunAsync(store, groupId, at, id, members, ct));
+        }
         foreach (var (source, at, sync, id) in wanted.Where(w => !existing.Contains(w.Id)))
         {
             ct.ThrowIfCancellationRequested();
@@ -158,6 +177,28 @@ public sealed class ShortTermScheduler(
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct)) found.Add(reader.GetGuid(0));
         return found;
+    }
+
+    /// <returns>The members' recovery points this call requested (none: another worker, or an earlier tick, did; or no member is left).</returns>
+    private static async Task<IReadOnlyList<Guid>> RequestGroupRunAsync(
+        IDocumentStore store, Guid groupId, DateTimeOffset dueAt, Guid id, HashSet<Guid> members, CancellationToken ct)
+    {
+        var metadata = new CommandMetadata { Actor = Actor, CorrelationId = $"group-run-due:{id}" };
+        await using var session = metadata.ApplyTo(store.LightweightSession());
+        // The group's own stream, not the view: a data source removed a moment ago is no longer a member.
+        var (group, _) = await session.LoadAsync<ProtectionGroup>(groupId, ProtectionGroup.Next, ct);
+        if (group is null || !group.DataSourceIds.Any(members.Contains)) return [];
+        var run = await GroupRunRequests.StartAsync(session, group, id, source => ShortTermCalendar.BackupDueId(groupId, source, dueAt),
+            members.Contains, Actor, dueAt.ToUniversalTime(), ct);
+        try
+        {
+            await session.SaveChangesAsync(ct);
+            return [.. run.Members.Select(m => m.RecoveryPointId)];
+        }
+        catch (ExistingStreamIdCollisionException)
+        {
+            return [];
+        }
     }
 
     /// <returns>Whether this call started the stream (false: another worker, or an earlier tick, did; or the source was removed just now).</returns>

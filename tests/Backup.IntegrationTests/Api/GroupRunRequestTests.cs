@@ -57,4 +57,22 @@ public sealed class GroupRunRequestTests(ApiFactory api) : IClassFixture<ApiFact
         var problem = await api.ShouldBeRejectedAsync(() => _client.Http.GetAsync($"/api/protection-groups/{group}/runs?limit=0", Ct), HttpStatusCode.BadRequest);
         Rejections.ShouldName(problem, "limit");
     }
+
+    [Fact]
+    public async Task A_group_is_set_to_run_together_with_if_match_and_a_body_without_together_is_a_400_naming_it()
+    {
+        var group = await _client.CreateGroupAsync($"Together {Guid.NewGuid():N}");
+        HttpRequestMessage Put(object body)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Put, $"/api/protection-groups/{group}/group-runs") { Content = JsonContent.Create(body) };
+            request.Headers.TryAddWithoutValidation("If-Match", "*");
+            return request;
+        }
+
+        var problem = await api.ShouldBeRejectedAsync(() => _client.Http.SendAsync(Put(new { }), Ct), HttpStatusCode.BadRequest);
+        Rejections.ShouldName(problem, "together");
+
+        (await _client.Http.SendAsync(Put(new { together = true }), Ct)).StatusCode.ShouldBe(HttpStatusCode.OK);
+        (await _client.GetJsonAsync($"/api/protection-groups/{group}")).GetProperty("runsTogether").GetBoolean().ShouldBeTrue();
+    }
 }

@@ -140,6 +140,48 @@ public sealed class ShortTermSchedulerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_group_that_runs_together_gets_one_group_run_per_recovery_point_time_exactly_once_across_workers()
+    {
+        var policy = Policy("Europe/Amsterdam", "00:00", "12:00");
+        var groupId = await GroupAsync(policy, 3);
+        await using (var session = _store.LightweightSession())
+        {
+            var (group, _) = await session.LoadAsync<ProtectionGroup>(groupId, ProtectionGroup.Next, Ct);
+            session.Events.Append(groupId, ProtectionGroup.SetGroupRuns(group, groupId, true, Setup));
+            await session.SaveChangesAsync(Ct);
+        }
+        var start = new DateTimeOffset(2026, 3, 10, 0, 0, 0, TimeSpan.Zero);
+        var end = start.AddDays(1);
+        var lookback = TimeSpan.FromHours(1);
+        var instants = ShortTermCalendar.RecoveryPoints(policy, start - lookback).TakeWhile(at => at <= end).ToList();
+        instants.Count.ShouldBe(2);
+        var ticks = Enumerable.Range(0, 24 * 3 + 1).Select(i => start.AddMinutes(20 * i)).ToList();
+
+        var workers = Enumerable.Range(0, 2).Select(_ => Worker(new ManualClock(start), lookback)).ToList();
+        var started = await Task.WhenAll(workers.Select(w => Task.Run(async () =>
+        {
+            var mine = new List<Guid>();
+            foreach (var now in ticks) mine.AddRange((await w.TickAsync(now, Ct)).Backups);
+            return mine;
+        }, Ct)));
+
+        await using var query = _store.QuerySession();
+        var runs = (await query.Events.QueryAllRawEvents().Where(e => e.EventTypeName == "group_run_requested.v1").ToListAsync(Ct))
+            .Select(e => (Backup.Commands.GroupRuns.GroupRunRequested)e.Data).OrderBy(r => r.RequestedAt).ToList();
+        runs.Select(r => r.RequestedAt).ShouldBe(instants, "one run per recovery-point time");
+        runs.Select(r => r.RunId).ShouldBe(instants.Select(at => ShortTermCalendar.GroupRunDueId(groupId, at)));
+        runs.ShouldAllBe(r => r.Members.Count == 3 && r.RequestedBy == ShortTermScheduler.Actor);
+        var members = runs.SelectMany(r => r.Members.Select(m => (Run: r, m.DataSourceId, m.RecoveryPointId))).ToList();
+        members.ShouldAllBe(m => m.RecoveryPointId == ShortTermCalendar.BackupDueId(groupId, m.DataSourceId, m.Run.RequestedAt));
+        started.SelectMany(s => s).ShouldBe(members.Select(m => m.RecoveryPointId), ignoreOrder: true, "each member is requested by exactly one worker");
+        var requests = await BackupRequestsAsync();
+        requests.Select(r => r.RecoveryPointId).ShouldBe(members.Select(m => m.RecoveryPointId), ignoreOrder: true, "no point of its own besides the runs'");
+        foreach (var member in members)
+            (await query.Events.FetchStreamAsync(member.RecoveryPointId, token: Ct)).Select(e => e.Data).OfType<Backup.Commands.GroupRuns.BackupInGroupRun>()
+                .ShouldHaveSingleItem().RunId.ShouldBe(member.Run.RunId);
+    }
+
+    [Fact]
     public async Task A_fake_clock_driving_one_day_requests_exactly_the_policys_recovery_points()
     {
         // Hourly syncs, recovery points at 00:00, 08:00, 12:30 and 18:00 Amsterdam time (CET, UTC+1, on 10 March 2026).
