@@ -43,6 +43,10 @@ public sealed class Archiver(ILogger log)
         int files = 0, directories = 0, fromCache = 0;
         long bytes = 0, scanned = 0;
 
+        // Files with more than one name, by file system and inode: the group each is in (its number in the tree) and what the
+        // first name read held, so the other names are recorded without reading the same data again.
+        var linkGroups = new Dictionary<(ulong Device, ulong Inode), (int Group, ChunkId[] Chunks, long Length)>();
+        var groupSizes = new List<int>();
         // Folders matched by an include pattern: everything in them is included.
         var includedDirectories = new HashSet<string>(StringComparer.Ordinal);
         var stack = new Stack<(string Dir, string Relative, bool Included)>();
@@ -100,6 +104,10 @@ public sealed class Archiver(ILogger log)
                         entries.Add(new TreeEntry(path, EntryKind.Directory, 0, mode, mtime));
                         subdirectories.Add((full, path, included));
                         break;
+                    case UnixFileType.Kind.Regular when stat.Links > 1 && linkGroups.TryGetValue((stat.Device, stat.Inode), out var linked):
+                        groupSizes[linked.Group]++;
+                        Add(path, mode, mtime, stat, linked.Chunks, linked.Length, linked.Group);
+                        break;
                     case UnixFileType.Kind.Regular:
                         await FileAsync(full, path, mode, mtime, stat);
                         break;
@@ -112,6 +120,9 @@ public sealed class Archiver(ILogger log)
         }
 
         if (filter.HasIncludes) entries = WithoutFoldersOutOfScope(entries, includedDirectories, skipped);
+        // A file whose other names are outside the protected folder (or out of scope) is a plain file here.
+        if (groupSizes.Contains(1))
+            entries = entries.Select(e => e.LinkGroup is { } g && groupSizes[g] == 1 ? e with { LinkGroup = null } : e).ToList();
         directories = entries.Count(e => e.Kind == EntryKind.Directory);
         // The folder's own metadata, read last: walking it does not change its mtime, and a restore puts it back.
         var rootEntry = UnixFileType.Status(root.FullName) is { } rootStatus
@@ -174,9 +185,16 @@ public sealed class Archiver(ILogger log)
             log.LogWarning("Skipped {Path}: {Reason}", path, reason);
         }
 
-        void Add(string path, int mode, long mtime, UnixStatus status, ChunkId[] chunks, long length)
+        void Add(string path, int mode, long mtime, UnixStatus status, ChunkId[] chunks, long length, int? group = null)
         {
-            entries.Add(new TreeEntry(path, EntryKind.File, length, mode, mtime, Chunks: chunks.Length == 0 ? null : chunks.Select(c => c.ToString()).ToArray()));
+            if (group is null && status.Links > 1)
+            {
+                group = groupSizes.Count;
+                groupSizes.Add(1);
+                linkGroups[(status.Device, status.Inode)] = (group.Value, chunks, length);
+            }
+            entries.Add(new TreeEntry(path, EntryKind.File, length, mode, mtime, Chunks: chunks.Length == 0 ? null : chunks.Select(c => c.ToString()).ToArray(),
+                LinkGroup: group));
             referenced.UnionWith(chunks);
             cache?.Record(path, status, chunks);
             files++;

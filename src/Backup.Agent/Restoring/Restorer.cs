@@ -109,6 +109,9 @@ public sealed class Restorer(ILogger log)
         var files = new List<RestoredFile>();
         var needs = new Dictionary<string, Dictionary<ChunkId, Need>>(StringComparer.Ordinal);
         var made = new HashSet<string>(StringComparer.Ordinal);
+        // Hard links: the first selected name of each group is restored as a file, the others are linked to it afterwards.
+        var leaders = new Dictionary<int, int>();
+        var links = new List<(TreeEntry Entry, string Path, int Leader)>();
         int skipped = 0;
         TimeSpan planTime = default, packTime = default;
         try
@@ -147,8 +150,13 @@ public sealed class Restorer(ILogger log)
                             Folder(Path.GetDirectoryName(path)!);
                             written.Add((entry, path));
                             break;
+                        case EntryKind.File when entry.LinkGroup is { } group && leaders.TryGetValue(group, out var leader):
+                            Folder(Path.GetDirectoryName(path)!);
+                            links.Add((entry with { Chunks = null }, path, leader));
+                            break;
                         case EntryKind.File:
                             Folder(Path.GetDirectoryName(path)!);
+                            if (entry.LinkGroup is { } first) leaders[first] = files.Count;
                             // Kept without its chunk list, which the plan now holds.
                             files.Add(new RestoredFile(entry with { Chunks = null }, path, staging, files.Count));
                             Plan(files.Count - 1, entry, index, needs);
@@ -217,6 +225,7 @@ public sealed class Restorer(ILogger log)
                     }
 
             packTime = clock.Elapsed;
+            var placed = new bool[files.Count];
             for (var i = 0; i < files.Count; i++)
             {
                 var file = files[i];
@@ -229,10 +238,29 @@ public sealed class Restorer(ILogger log)
                 {
                     File.Move(file.Tmp, file.Path, overwrite: true);
                     written.Add((file.Entry, file.Path));
+                    placed[i] = true;
                 }
                 catch (Exception e) when (ItemProblem(e))
                 {
                     Failed(file.Entry.Path, e);
+                }
+            }
+            for (var n = 0; n < links.Count; n++)
+            {
+                var (entry, path, leader) = links[n];
+                if (!placed[leader])
+                {
+                    failures.Enqueue(new FailedItem(entry.Path, $"A hard link of {files[leader].Entry.Path}, which could not be restored."));
+                    continue;
+                }
+                try
+                {
+                    Link(files[leader].Path, path, Path.Join(staging, "link-" + n.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+                    written.Add((entry, path));
+                }
+                catch (Exception e) when (ItemProblem(e))
+                {
+                    Failed(entry.Path, e);
                 }
             }
             files.Clear();
@@ -297,6 +325,28 @@ public sealed class Restorer(ILogger log)
                 Interlocked.CompareExchange(ref unwritable[group.Key], e.Message, null);
             }
         }
+    }
+
+    /// <summary>
+    /// Gives <paramref name="existing"/> (restored and verified) the name <paramref name="path"/> too: a new name is linked in place;
+    /// one that replaces an item is linked beside the staged files (<paramref name="temporary"/>) and renamed over it, so the old
+    /// item is there until the new one is. Where no link can be made (another file system under the target, a file system without
+    /// hard links, the inode's link limit) the name gets a copy: the data is right, only the sharing is lost.
+    /// </summary>
+    private void Link(string existing, string path, string temporary)
+    {
+        var free = !Occupied(path);
+        var at = free ? path : temporary;
+        try
+        {
+            FileSystem.Posix.Link(existing, at);
+        }
+        catch (IOException e)
+        {
+            log.LogWarning("Could not link {Path} to {Existing} ({Reason}); it is restored as a copy", path, existing, e.Message);
+            File.Copy(existing, at);
+        }
+        if (!free) File.Move(temporary, path, overwrite: true);
     }
 
     /// <summary>Removes what a restore killed before its cleanup (kill -9, power loss) left in the target.</summary>

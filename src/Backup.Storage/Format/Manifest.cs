@@ -15,11 +15,12 @@ public enum EntryKind
 /// <summary>
 /// One item of a recovery point's tree. <see cref="Path"/> is relative to the protected folder with '/' separators;
 /// <see cref="Mode"/> holds the Unix permission bits; <see cref="MtimeUtcTicks"/> is the last write time in .NET ticks
-/// (100 ns) since 0001-01-01 UTC. A file's <see cref="Chunks"/> are the ids of its chunks in file order.
+/// (100 ns) since 0001-01-01 UTC. A file's <see cref="Chunks"/> are the ids of its chunks in file order. Files with the same
+/// <see cref="LinkGroup"/> (tree format 3) were hard links of one inode: each still lists its chunks, so any one restores alone.
 /// </summary>
 public sealed record TreeEntry(
     string Path, EntryKind Kind, long Size, int Mode, long MtimeUtcTicks,
-    string? LinkTarget = null, IReadOnlyList<string>? Chunks = null);
+    string? LinkTarget = null, IReadOnlyList<string>? Chunks = null, int? LinkGroup = null);
 
 /// <summary>An item the agent could not back up, and why; the recovery point is then partial.</summary>
 public sealed record SkippedItem(string Path, string Reason);
@@ -33,7 +34,11 @@ public sealed record SkippedItem(string Path, string Reason);
 public sealed record Tree(
     int FormatVersion, string SourcePath, IReadOnlyList<TreeEntry> Entries, IReadOnlyList<SkippedItem>? Skipped = null, TreeEntry? Root = null)
 {
-    public const int CurrentVersion = 2;
+    /// <summary>3 added hard-link groups, special files, escaped names and holes (all optional: a tree of version 2 reads as it did).</summary>
+    public const int CurrentVersion = 3;
+
+    /// <summary>The oldest version still read.</summary>
+    public const int OldestReadVersion = 2;
 
     public byte[] ToBytes() => JsonSerializer.SerializeToUtf8Bytes(this, Contracts.WireJson.Default.Tree);
 
@@ -69,7 +74,7 @@ public sealed record Tree(
     public IReadOnlyList<string> Validate()
     {
         var errors = new List<string>();
-        if (FormatVersion != CurrentVersion) errors.Add($"Unsupported tree format version {FormatVersion}.");
+        if (FormatVersion is < OldestReadVersion or > CurrentVersion) errors.Add($"Unsupported tree format version {FormatVersion}.");
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var e in Entries ?? [])
         {
@@ -85,6 +90,7 @@ public sealed record Tree(
                 if (e.Size == 0 && chunks.Count > 0) errors.Add($"File '{e.Path}' is empty but has chunks.");
             }
             if (e.Kind == EntryKind.Symlink && string.IsNullOrEmpty(e.LinkTarget)) errors.Add($"Symlink '{e.Path}' has no target.");
+            if (e.LinkGroup is not null && e.Kind != EntryKind.File) errors.Add($"'{e.Path}' is in a hard-link group but is not a file.");
         }
         return errors;
     }

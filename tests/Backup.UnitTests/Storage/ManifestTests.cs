@@ -51,11 +51,21 @@ public sealed class ManifestTests
     }
 
     [Fact]
+    public void A_tree_of_format_2_written_before_hard_links_and_holes_were_recorded_is_still_read()
+    {
+        var tree = Tree.FromBytes(Encoding.UTF8.GetBytes(
+            $$"""{"formatVersion":2,"sourcePath":"/srv","entries":[{"path":"a.txt","kind":"File","size":3,"mode":420,"mtimeUtcTicks":1,"chunks":["{{ChunkA}}"]}]}"""));
+
+        tree.Validate().ShouldBeEmpty();
+        tree.Entries.ShouldHaveSingleItem().LinkGroup.ShouldBeNull();
+    }
+
+    [Fact]
     public void Tree_json_is_camel_case_with_named_entry_kinds()
     {
         var json = Encoding.UTF8.GetString(Sample().ToBytes());
 
-        json.ShouldContain("\"formatVersion\":2");
+        json.ShouldContain("\"formatVersion\":3");
         json.ShouldContain("\"kind\":\"Symlink\"");
         json.ShouldContain("\"linkTarget\":\"../elsewhere\"");
         json.ShouldContain($"\"chunks\":[\"{ChunkA}\",\"{ChunkB}\"]");
@@ -138,7 +148,7 @@ public sealed class ManifestTests
     [Theory]
     [InlineData(0)]
     [InlineData(1)]
-    [InlineData(3)]
+    [InlineData(4)]
     public void Unknown_tree_format_version_is_a_problem(int version)
     {
         (Sample() with { FormatVersion = version }).Validate().ShouldHaveSingleItem().ShouldContain("format version");

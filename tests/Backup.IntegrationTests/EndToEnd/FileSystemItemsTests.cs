@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Runtime.Versioning;
+using System.Text;
+using System.Text.Json;
+using Backup.IntegrationTests.Infrastructure;
+
+namespace Backup.IntegrationTests.EndToEnd;
+
+/// <summary>
+/// What a Linux file system holds besides plain files, folders and symlinks, backed up and restored by the real agent process
+/// (issue 17 items 4–6): hard links, fifos and device nodes, names that are not UTF-8, sparse files.
+/// </summary>
+[SupportedOSPlatform("linux")]
+public sealed class FileSystemItemsTests : IAsyncLifetime
+{
+    private readonly ProductRun _run = new("fsitems");
+    private ApiClient _client = null!;
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public async ValueTask InitializeAsync()
+    {
+        await _run.StartApiAsync(new Dictionary<string, string> { ["Backup__RunDaemon"] = "true" });
+        _client = _run.Client;
+    }
+
+    [Fact]
+    public async Task Hard_links_come_back_as_one_file_and_one_member_alone_as_a_plain_file()
+    {
+        var source = Directory.CreateDirectory(Path.Combine(_run.Work.FullName, "linked")).FullName;
+        Directory.CreateDirectory(Path.Combine(source, "other"));
+        File.WriteAllText(Path.Combine(source, "data.txt"), "one file, three names\n");
+        await RunAsync("ln", Path.Combine(source, "data.txt"), Path.Combine(source, "other", "alias.txt"));
+        await RunAsync("ln", Path.Combine(source, "data.txt"), Path.Combine(source, "third.txt"));
+        File.WriteAllText(Path.Combine(source, "solo.txt"), "one file, three names\n"); // same content, its own inode
+        var (agent, recoveryPoint) = await BackUpAsync(source);
+
+        var target = Path.Combine(_run.Work.FullName, "relinked");
+        var restore = await RestoreAsync(recoveryPoint, target, agent);
+
+        restore.GetProperty("status").GetString().ShouldBe("Completed", restore.ToString() + "\n" + agent.Output);
+        var members = new[] { "data.txt", Path.Combine("other", "alias.txt"), "third.txt" }.Select(m => Path.Combine(target, m)).ToList();
+        var inodes = new List<string>();
+        foreach (var member in members)
+        {
+            File.ReadAllText(member).ShouldBe("one file, three names\n");
+            inodes.Add(await StatAsync("%i %h", member));
+        }
+        inodes.Distinct().Count().ShouldBe(1, "the three names are one inode again: " + string.Join(", ", inodes));
+        inodes[0].Split(' ')[1].ShouldBe("3", "three links");
+        (await StatAsync("%h", Path.Combine(target, "solo.txt"))).ShouldBe("1", "a file with the same content is not linked");
+
+        var alone = Path.Combine(_run.Work.FullName, "alone");
+        var single = await RestoreAsync(recoveryPoint, alone, agent, ["other/alias.txt"]);
+        single.GetProperty("status").GetString().ShouldBe("Completed", single.ToString() + "\n" + agent.Output);
+        File.ReadAllText(Path.Combine(alone, "other", "alias.txt")).ShouldBe("one file, three names\n");
+        (await StatAsync("%h", Path.Combine(alone, "other", "alias.txt"))).ShouldBe("1");
+    }
+
+    private static long ReadByAgent(ProductProcess agent) =>
+        long.Parse(File.ReadLines($"/proc/{agent.Id}/io").Single(l => l.StartsWith("rchar:", StringComparison.Ordinal))["rchar:".Length..].Trim(),
+            CultureInfo.InvariantCulture);
+
+    private async Task<(ProductProcess Agent, Guid RecoveryPoint)> BackUpAsync(string source)
+    {
+        var agent = _run.StartAgent("fs-machine", Path.Combine(_run.Work.FullName, "agent-state"), await _client.IssueTokenAsync());
+        var agentId = await _run.WaitForAgentAsync("fs-machine", agent);
+        return (agent, await BackUpAsync(agent, agentId, source));
+    }
+
+    private async Task<Guid> BackUpAsync(ProductProcess agent, Guid agentId, string source)
+    {
+        var group = await _client.CreateGroupAsync("File systems");
+        var recoveryPoint = await _client.RequestBackupAsync(await _client.AddFolderAsync(group, agentId, source));
+        var point = await _client.WaitForAsync($"/api/recovery-points/{recoveryPoint}",
+            rp => rp.GetProperty("status").GetString() is "Created" or "Failed", TimeSpan.FromSeconds(90));
+        point.GetProperty("status").GetString().ShouldBe("Created", point.ToString() + "\n" + agent.Output);
+        return recoveryPoint;
+    }
+
+    private async Task<JsonElement> RestoreAsync(Guid recoveryPoint, string target, ProductProcess agent, string[]? paths = null)
+    {
+        var response = await _client.Http.PostAsJsonAsync($"/api/recovery-points/{recoveryPoint}/restores",
+            paths is null ? new { source = "Disk", targetPath = target } : (object)new { source = "Disk", targetPath = target, paths }, Ct);
+        response.StatusCode.ShouldBe(HttpStatusCode.Accepted, await response.Content.ReadAsStringAsync(Ct));
+        var id = await ApiClient.IdAsync(response);
+        try
+        {
+            return await _client.WaitForAsync($"/api/restores/{id}",
+                r => r.GetProperty("status").GetString() is "Completed" or "CompletedWithErrors" or "Failed", TimeSpan.FromSeconds(90));
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException(e.Message + "\n" + agent.Output, e);
+        }
+    }
+
+    /// <summary>stat(1) of the path itself (not a symlink's target), in <paramref name="format"/>.</summary>
+    private static async Task<string> StatAsync(string format, string path) =>
+        Encoding.UTF8.GetString(await RawAsync("stat", "-c", format, path)).Trim();
+
+    /// <summary>A program's standard output as bytes: names that are not UTF-8 stay as they are.</summary>
+    private static async Task<byte[]> RawAsync(string program, params string[] args)
+    {
+        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        using var output = new MemoryStream();
+        var copy = process.StandardOutput.BaseStream.CopyToAsync(output, Ct);
+        var error = await process.StandardError.ReadToEndAsync(Ct);
+        await copy;
+        await process.WaitForExitAsync(Ct);
+        process.ExitCode.ShouldBe(0, $"{program} {string.Join(' ', args)}: {error}");
+        return output.ToArray();
+    }
+
+    private static Task RunAsync(string program, params string[] args) => RawAsync(program, args);
+
+    public ValueTask DisposeAsync() => _run.DisposeAsync();
+}
+
+internal static class ByteListing
+{
+    /// <summary>NUL-separated names (find -printf '%P\0'), each as its bytes in hex, so lists compare by their exact bytes.</summary>
+    public static IEnumerable<string> Split(this byte[] listing, byte separator) =>
+        listing.Length == 0 ? [] : Encoding.Latin1.GetString(listing).TrimEnd((char)separator).Split((char)separator).Select(n => Convert.ToHexString(Encoding.Latin1.GetBytes(n)));
+}
