@@ -1,4 +1,5 @@
 using System.IO.Enumeration;
+using Backup.Agent.FileSystem;
 using Backup.Agent.Memory;
 using Backup.Storage.Chunking;
 using Backup.Storage.Crypto;
@@ -16,8 +17,8 @@ public sealed record ArchiveResult(
     int Files, int Directories, long BytesRead, long BytesScanned, int FilesFromCache, PipelineTotals Pipeline);
 
 /// <summary>
-/// Walks a protected folder (without following symlinks), cuts every regular file into FastCDC chunks and hands
-/// them to the <see cref="ChunkPipeline"/>, which stores only the chunks the server lacks. A file the metadata
+/// Walks a protected folder (without following symlinks), records folders, symlinks, fifos and device nodes, cuts every
+/// regular file into FastCDC chunks and hands them to the <see cref="ChunkPipeline"/>, which stores only the chunks the server lacks. A file the metadata
 /// cache vouches for is not read at all. Items it cannot back up are recorded as skipped, with the reason, and
 /// the run goes on. Finally the tree itself is chunked into the same pipeline.
 /// <para>The data source's <see cref="PathFilter"/> decides what is in scope: an excluded item is not recorded at all (it is
@@ -111,8 +112,20 @@ public sealed class Archiver(ILogger log)
                     case UnixFileType.Kind.Regular:
                         await FileAsync(full, path, mode, mtime, stat);
                         break;
+                    case UnixFileType.Kind.Fifo:
+                        entries.Add(new TreeEntry(path, EntryKind.Fifo, 0, mode, mtime));
+                        break;
+                    case UnixFileType.Kind.CharDevice or UnixFileType.Kind.BlockDevice:
+                        var (major, minor) = Posix.SplitDevice(stat.Rdev);
+                        entries.Add(new TreeEntry(path, stat.Kind == UnixFileType.Kind.CharDevice ? EntryKind.CharDevice : EntryKind.BlockDevice, 0, mode, mtime,
+                            DeviceMajor: major, DeviceMinor: minor));
+                        break;
+                    case UnixFileType.Kind.Socket:
+                        // As tar and restic do: a socket exists only while its program listens on it, which makes it anew.
+                        Skip(path, "A socket: the program that listens on it makes it anew, so it is not backed up.");
+                        break;
                     default:
-                        Skip(path, "Not a regular file, directory or symlink (fifo, socket or device).");
+                        Skip(path, "Not a file type the agent knows (not a file, folder, symlink, fifo, device node or socket).");
                         break;
                 }
             }

@@ -146,7 +146,7 @@ public sealed class Restorer(ILogger log)
                             Folder(path);
                             written.Add((entry, path));
                             break;
-                        case EntryKind.Symlink:
+                        case EntryKind.Symlink or EntryKind.Fifo or EntryKind.CharDevice or EntryKind.BlockDevice:
                             Folder(Path.GetDirectoryName(path)!);
                             written.Add((entry, path));
                             break;
@@ -264,11 +264,14 @@ public sealed class Restorer(ILogger log)
                 }
             }
             files.Clear();
-            foreach (var (entry, path) in written.Where(w => w.Entry.Kind == EntryKind.Symlink).ToList())
+            foreach (var (entry, path) in written.Where(w => w.Entry.Kind is EntryKind.Symlink or EntryKind.Fifo or EntryKind.CharDevice or EntryKind.BlockDevice).ToList())
                 try
                 {
                     if (Occupied(path)) File.Delete(path);
-                    File.CreateSymbolicLink(path, entry.LinkTarget!);
+                    if (entry.Kind == EntryKind.Symlink) File.CreateSymbolicLink(path, entry.LinkTarget!);
+                    // Device nodes need CAP_MKNOD (root): refused, the node is a failed item with the system's reason.
+                    else FileSystem.Posix.Mknod(path, entry.Kind switch { EntryKind.Fifo => 0x1000u, EntryKind.CharDevice => 0x2000u, _ => 0x6000u },
+                        entry.Mode, entry.DeviceMajor ?? 0, entry.DeviceMinor ?? 0);
                 }
                 catch (Exception e) when (ItemProblem(e))
                 {
@@ -590,14 +593,15 @@ public sealed class Restorer(ILogger log)
 
     private static void ApplyMetadata(TreeEntry entry, string path)
     {
-        if (entry.Kind == EntryKind.Symlink)
+        if (!OperatingSystem.IsWindows())
         {
-            // Linux has no mode for a symlink (chmod follows it); its own mtime is set without following it.
-            if (!OperatingSystem.IsWindows()) NoFollow.SetLastWriteTimeUtc(path, entry.MtimeUtcTicks);
+            // Linux has no mode for a symlink (chmod follows it). Mode 0 is a real mode (a file locked from everyone), not
+            // "unknown": skipping it left such a file world-readable. The mtime is the item's own, a symlink's too.
+            if (entry.Kind != EntryKind.Symlink) FileSystem.Posix.Chmod(path, entry.Mode);
+            FileSystem.Posix.SetMtime(path, entry.MtimeUtcTicks);
             return;
         }
-        // Mode 0 is a real mode (a file locked from everyone), not "unknown": skipping it left such a file world-readable.
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, (UnixFileMode)entry.Mode);
+        if (entry.Kind == EntryKind.Symlink) return;
         var mtime = new DateTime(entry.MtimeUtcTicks, DateTimeKind.Utc);
         if (entry.Kind == EntryKind.Directory) Directory.SetLastWriteTimeUtc(path, mtime);
         else File.SetLastWriteTimeUtc(path, mtime);

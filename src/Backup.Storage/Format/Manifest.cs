@@ -10,6 +10,9 @@ public enum EntryKind
     Directory = 1,
     File = 2,
     Symlink = 3,
+    Fifo = 4,
+    CharDevice = 5,
+    BlockDevice = 6,
 }
 
 /// <summary>
@@ -17,10 +20,11 @@ public enum EntryKind
 /// <see cref="Mode"/> holds the Unix permission bits; <see cref="MtimeUtcTicks"/> is the last write time in .NET ticks
 /// (100 ns) since 0001-01-01 UTC. A file's <see cref="Chunks"/> are the ids of its chunks in file order. Files with the same
 /// <see cref="LinkGroup"/> (tree format 3) were hard links of one inode: each still lists its chunks, so any one restores alone.
+/// A device node has the <see cref="DeviceMajor"/> and <see cref="DeviceMinor"/> numbers of the device it stands for.
 /// </summary>
 public sealed record TreeEntry(
     string Path, EntryKind Kind, long Size, int Mode, long MtimeUtcTicks,
-    string? LinkTarget = null, IReadOnlyList<string>? Chunks = null, int? LinkGroup = null);
+    string? LinkTarget = null, IReadOnlyList<string>? Chunks = null, int? LinkGroup = null, uint? DeviceMajor = null, uint? DeviceMinor = null);
 
 /// <summary>An item the agent could not back up, and why; the recovery point is then partial.</summary>
 public sealed record SkippedItem(string Path, string Reason);
@@ -91,6 +95,10 @@ public sealed record Tree(
             }
             if (e.Kind == EntryKind.Symlink && string.IsNullOrEmpty(e.LinkTarget)) errors.Add($"Symlink '{e.Path}' has no target.");
             if (e.LinkGroup is not null && e.Kind != EntryKind.File) errors.Add($"'{e.Path}' is in a hard-link group but is not a file.");
+            if (e.Kind is EntryKind.CharDevice or EntryKind.BlockDevice && (e.DeviceMajor is null || e.DeviceMinor is null))
+                errors.Add($"Device node '{e.Path}' has no device numbers.");
+            if (e.Kind is EntryKind.Fifo or EntryKind.CharDevice or EntryKind.BlockDevice && (e.Size != 0 || e.Chunks is { Count: > 0 }))
+                errors.Add($"Special file '{e.Path}' has data.");
         }
         return errors;
     }

@@ -60,6 +60,63 @@ public sealed class FileSystemItemsTests : IAsyncLifetime
         (await StatAsync("%h", Path.Combine(alone, "other", "alias.txt"))).ShouldBe("1");
     }
 
+    [Fact]
+    public async Task Fifos_and_device_nodes_are_recreated_with_their_type_mode_and_device_numbers_and_sockets_are_skipped()
+    {
+        var source = Directory.CreateDirectory(Path.Combine(_run.Work.FullName, "special")).FullName;
+        File.WriteAllText(Path.Combine(source, "plain.txt"), "plain\n");
+        await RunAsync("mkfifo", "-m", "0640", Path.Combine(source, "pipe"));
+        await RunAsync("mknod", "-m", "0600", Path.Combine(source, "null-again"), "c", "1", "3");
+        await RunAsync("mknod", "-m", "0660", Path.Combine(source, "loop-again"), "b", "7", "300");
+        using (var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified))
+        {
+            socket.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(Path.Combine(source, "socket")));
+            var (agent, recoveryPoint) = await BackUpAsync(source);
+
+            var point = await _client.GetJsonAsync($"/api/recovery-points/{recoveryPoint}");
+            point.GetProperty("skipped").EnumerateArray().Select(s => s.GetProperty("path").GetString()).ShouldBe(["socket"], point.ToString());
+            var target = Path.Combine(_run.Work.FullName, "special-restored");
+            var restore = await RestoreAsync(recoveryPoint, target, agent);
+
+            restore.GetProperty("status").GetString().ShouldBe("Completed", restore.ToString() + "\n" + agent.Output);
+            foreach (var name in new[] { "pipe", "null-again", "loop-again" })
+                (await StatAsync("%F %t:%T %a", Path.Combine(target, name))).ShouldBe(await StatAsync("%F %t:%T %a", Path.Combine(source, name)), name);
+            File.ReadAllText(Path.Combine(target, "plain.txt")).ShouldBe("plain\n");
+            Path.Exists(Path.Combine(target, "socket")).ShouldBeFalse();
+        }
+    }
+
+    [Fact]
+    public async Task A_device_node_the_agent_may_not_make_is_a_failed_item_with_the_reason_and_the_rest_is_restored()
+    {
+        // An agent that is not root may record a device node (lstat) but not make one (mknod needs CAP_MKNOD).
+        const UnixFileMode open = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead
+            | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+        File.SetUnixFileMode(_run.Work.FullName, open);
+        var source = Directory.CreateDirectory(Path.Combine(_run.Work.FullName, "devices")).FullName;
+        File.SetUnixFileMode(source, open);
+        File.WriteAllText(Path.Combine(source, "plain.txt"), "plain\n");
+        File.SetUnixFileMode(Path.Combine(source, "plain.txt"), UnixFileMode.UserRead | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        await RunAsync("mknod", "-m", "0666", Path.Combine(source, "null-again"), "c", "1", "3");
+        await RunAsync("mkfifo", "-m", "0644", Path.Combine(source, "pipe"));
+        var state = Directory.CreateDirectory(Path.Combine(_run.Work.FullName, "agent-state")).FullName;
+        File.SetUnixFileMode(state, open);
+        File.SetUnixFileMode(_run.PassphraseFile, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        var agent = _run.StartAgent("unprivileged", state, await _client.IssueTokenAsync(), unprivileged: true,
+            new Dictionary<string, string> { ["HOME"] = state, ["DOTNET_CLI_HOME"] = state });
+        var recoveryPoint = await BackUpAsync(agent, await _run.WaitForAgentAsync("unprivileged", agent), source);
+        var target = Path.Combine(_run.Work.FullName, "devices-restored"); // the agent makes it, so it is the agent's
+
+        var restore = await RestoreAsync(recoveryPoint, target, agent);
+
+        restore.GetProperty("status").GetString().ShouldBe("CompletedWithErrors", restore.ToString() + "\n" + agent.Output);
+        var failed = restore.GetProperty("failedItems").EnumerateArray().ShouldHaveSingleItem();
+        failed.GetProperty("path").GetString().ShouldBe("null-again");
+        failed.GetProperty("reason").GetString()!.ShouldContain("not permitted");
+        File.ReadAllText(Path.Combine(target, "plain.txt")).ShouldBe("plain\n");
+        (await StatAsync("%F", Path.Combine(target, "pipe"))).ShouldBe("fifo", "a fifo needs no privilege");
+    }
+
     private static long ReadByAgent(ProductProcess agent) =>
         long.Parse(File.ReadLines($"/proc/{agent.Id}/io").Single(l => l.StartsWith("rchar:", StringComparison.Ordinal))["rchar:".Length..].Trim(),
             CultureInfo.InvariantCulture);
