@@ -1,4 +1,3 @@
-using System.IO.Enumeration;
 using Backup.Agent.FileSystem;
 using Backup.Agent.Memory;
 using Backup.Storage.Chunking;
@@ -61,8 +60,10 @@ public sealed class Archiver(ILogger log)
             try
             {
                 // Names only: one lstat(2) per item below gives everything the tree needs (.NET's file infos cost an lstat and
-                // two readlink calls per item, and this walk one more lstat for the inode and ctime).
-                children = [.. new FileSystemEnumerable<(string, bool)>(dir, (ref FileSystemEntry e) => (e.FileName.ToString(), e.IsDirectory), Listing)];
+                // two readlink calls per item, and this walk one more lstat for the inode and ctime). readdir(3) itself rather
+                // than .NET's listing, which decodes names as UTF-8 and turns bytes that are not into U+FFFD: a name that is not
+                // UTF-8 comes back escaped (ItemName), and every call below hands the kernel its exact bytes again.
+                children = Posix.List(dir);
             }
             catch (Exception e) when (e is UnauthorizedAccessException or IOException)
             {
@@ -75,19 +76,12 @@ public sealed class Archiver(ILogger log)
             {
                 var path = relative == "" ? name : $"{relative}/{name}";
                 var full = Path.Join(dir, name);
-                // .NET decodes file names as UTF-8; bytes that are not UTF-8 come back as U+FFFD and the name no longer opens.
-                var invalidName = name.Contains('\uFFFD');
-                var status = invalidName ? null : UnixFileType.Status(full);
+                var status = UnixFileType.Status(full);
                 var isDirectory = status is { } listed ? listed.Kind == UnixFileType.Kind.Directory : listedAsDirectory;
                 if (filter.IsExcluded(path, isDirectory)) continue;
                 var included = dirIncluded || filter.Includes(path, isDirectory);
                 if (isDirectory ? !included && !filter.MayIncludeBelow(path) : !included) continue;
                 if (included && isDirectory && filter.HasIncludes) includedDirectories.Add(path);
-                if (invalidName)
-                {
-                    Skip(path, "The name is not valid UTF-8, so it cannot be read or recorded faithfully.");
-                    continue;
-                }
                 if (status is not { } stat)
                 {
                     Skip(path, VanishedBeforeRead);
@@ -98,7 +92,7 @@ public sealed class Archiver(ILogger log)
                 switch (stat.Kind)
                 {
                     case UnixFileType.Kind.Symlink:
-                        if (new FileInfo(full).LinkTarget is { } target) entries.Add(new TreeEntry(path, EntryKind.Symlink, 0, mode, mtime, LinkTarget: target));
+                        if (LinkTarget(full) is { } target) entries.Add(new TreeEntry(path, EntryKind.Symlink, 0, mode, mtime, LinkTarget: target));
                         else Skip(path, VanishedBeforeRead);
                         break;
                     case UnixFileType.Kind.Directory:
@@ -218,11 +212,18 @@ public sealed class Archiver(ILogger log)
 
     private const string VanishedBeforeRead = "The file vanished before it could be read.";
 
-    /// <summary>One folder's names, hidden and system ones too; an unreadable folder throws (and is recorded as skipped).</summary>
-    private static readonly EnumerationOptions Listing = new()
+    /// <summary>A symlink's target (escaped like names: it is bytes too), or null when the link is gone.</summary>
+    private static string? LinkTarget(string path)
     {
-        RecurseSubdirectories = false, IgnoreInaccessible = false, AttributesToSkip = 0, ReturnSpecialDirectories = false,
-    };
+        try
+        {
+            return Posix.ReadLink(path);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>
     /// With include patterns the walk enters folders that might hold included items; those that turned out to hold none
@@ -244,7 +245,9 @@ public sealed class Archiver(ILogger log)
     {
         // Plain reads on the reader's own thread: for thousands of small files, async reads of a file (a thread-pool hop
         // per read) cost more than the reading; the pipeline's channel still makes the reader wait when sealers lag.
-        using var input = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.SequentialScan);
+        // .NET opens a name by its UTF-8 encoding: a name that is not UTF-8 is opened by its own bytes.
+        using var input = ItemName.IsEscaped(path) ? new FileStream(Posix.OpenRead(path), FileAccess.Read, 1)
+            : new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.SequentialScan);
         var chunks = new List<ChunkId>();
         long length = 0;
         if (size < OverlapFrom)

@@ -94,6 +94,13 @@ public static unsafe partial class Posix
             return LStat(p, b) == 0;
     }
 
+    /// <summary>True when something has this name (a dangling symlink too).</summary>
+    public static bool Exists(string path)
+    {
+        Span<byte> stat = stackalloc byte[256];
+        return TryLStat(path, stat);
+    }
+
     /// <summary>
     /// The path as NUL-terminated bytes, in <paramref name="scratch"/> when it fits and needs no unescaping (the walk's common
     /// case, without an allocation).

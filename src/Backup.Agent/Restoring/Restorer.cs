@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Backup.Agent.FileSystem;
 using Backup.Agent.Memory;
 using Backup.Storage.Blobs;
 using Backup.Storage.Contracts;
@@ -120,7 +121,7 @@ public sealed class Restorer(ILogger log)
             void Folder(string path)
             {
                 if (made.Contains(path)) return;
-                Directory.CreateDirectory(path);
+                Posix.CreateDirectories(path);
                 made.Add(path);
             }
 
@@ -236,7 +237,7 @@ public sealed class Restorer(ILogger log)
                 }
                 try
                 {
-                    File.Move(file.Tmp, file.Path, overwrite: true);
+                    MoveIntoPlace(file.Tmp, file.Path);
                     written.Add((file.Entry, file.Path));
                     placed[i] = true;
                 }
@@ -267,10 +268,10 @@ public sealed class Restorer(ILogger log)
             foreach (var (entry, path) in written.Where(w => w.Entry.Kind is EntryKind.Symlink or EntryKind.Fifo or EntryKind.CharDevice or EntryKind.BlockDevice).ToList())
                 try
                 {
-                    if (Occupied(path)) File.Delete(path);
-                    if (entry.Kind == EntryKind.Symlink) File.CreateSymbolicLink(path, entry.LinkTarget!);
+                    if (Occupied(path)) Posix.Unlink(path);
+                    if (entry.Kind == EntryKind.Symlink) Posix.Symlink(entry.LinkTarget!, path);
                     // Device nodes need CAP_MKNOD (root): refused, the node is a failed item with the system's reason.
-                    else FileSystem.Posix.Mknod(path, entry.Kind switch { EntryKind.Fifo => 0x1000u, EntryKind.CharDevice => 0x2000u, _ => 0x6000u },
+                    else Posix.Mknod(path, entry.Kind switch { EntryKind.Fifo => 0x1000u, EntryKind.CharDevice => 0x2000u, _ => 0x6000u },
                         entry.Mode, entry.DeviceMajor ?? 0, entry.DeviceMinor ?? 0);
                 }
                 catch (Exception e) when (ItemProblem(e))
@@ -342,14 +343,24 @@ public sealed class Restorer(ILogger log)
         var at = free ? path : temporary;
         try
         {
-            FileSystem.Posix.Link(existing, at);
+            Posix.Link(existing, at);
         }
         catch (IOException e)
         {
             log.LogWarning("Could not link {Path} to {Existing} ({Reason}); it is restored as a copy", path, existing, e.Message);
             File.Copy(existing, at);
         }
-        if (!free) File.Move(temporary, path, overwrite: true);
+        if (!free) MoveIntoPlace(temporary, path);
+    }
+
+    /// <summary>
+    /// Renames a staged file over its final name. .NET's move (which copies when a mount point lies between) takes names by their
+    /// UTF-8 encoding; a name that is not UTF-8 is renamed by its own bytes.
+    /// </summary>
+    private static void MoveIntoPlace(string staged, string path)
+    {
+        if (ItemName.IsEscaped(path)) Posix.Rename(staged, path);
+        else File.Move(staged, path, overwrite: true);
     }
 
     /// <summary>Removes what a restore killed before its cleanup (kill -9, power loss) left in the target.</summary>
@@ -555,7 +566,8 @@ public sealed class Restorer(ILogger log)
             yield return path[..slash];
     }
 
-    private static bool Occupied(string path) => Path.Exists(path) || new FileInfo(path).LinkTarget is not null;
+    /// <summary>Something is there, a dangling symlink too (lstat, by the name's own bytes).</summary>
+    private static bool Occupied(string path) => Posix.Exists(path);
 
     /// <summary>"report.txt" → "report (restored).txt", then "report (restored 2).txt", … — Azure Backup's "keep both".</summary>
     private static string FreeName(string path)
@@ -597,8 +609,8 @@ public sealed class Restorer(ILogger log)
         {
             // Linux has no mode for a symlink (chmod follows it). Mode 0 is a real mode (a file locked from everyone), not
             // "unknown": skipping it left such a file world-readable. The mtime is the item's own, a symlink's too.
-            if (entry.Kind != EntryKind.Symlink) FileSystem.Posix.Chmod(path, entry.Mode);
-            FileSystem.Posix.SetMtime(path, entry.MtimeUtcTicks);
+            if (entry.Kind != EntryKind.Symlink) Posix.Chmod(path, entry.Mode);
+            Posix.SetMtime(path, entry.MtimeUtcTicks);
             return;
         }
         if (entry.Kind == EntryKind.Symlink) return;

@@ -16,7 +16,8 @@ public enum EntryKind
 }
 
 /// <summary>
-/// One item of a recovery point's tree. <see cref="Path"/> is relative to the protected folder with '/' separators;
+/// One item of a recovery point's tree. <see cref="Path"/> is relative to the protected folder with '/' separators, its names
+/// (and a symlink's <see cref="LinkTarget"/>) escaped where they are not UTF-8 (<see cref="ItemName"/>);
 /// <see cref="Mode"/> holds the Unix permission bits; <see cref="MtimeUtcTicks"/> is the last write time in .NET ticks
 /// (100 ns) since 0001-01-01 UTC. A file's <see cref="Chunks"/> are the ids of its chunks in file order. Files with the same
 /// <see cref="LinkGroup"/> (tree format 3) were hard links of one inode: each still lists its chunks, so any one restores alone.
@@ -85,6 +86,7 @@ public sealed record Tree(
             if (string.IsNullOrEmpty(e.Path) || e.Path.StartsWith('/') || e.Path.Split('/').Any(p => p is "" or "." or ".."))
                 errors.Add($"Entry path '{e.Path}' must be relative, without empty, '.' or '..' parts.");
             if (!seen.Add(e.Path)) errors.Add($"Entry path '{e.Path}' appears twice.");
+            if (!ItemName.IsWellFormed(e.Path)) errors.Add($"Entry path '{e.Path}' is not a well-formed escaped name.");
             if (e.Kind == EntryKind.File)
             {
                 if (e.Size < 0) errors.Add($"File '{e.Path}' has a negative size.");

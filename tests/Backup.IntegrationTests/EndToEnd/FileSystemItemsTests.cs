@@ -117,6 +117,49 @@ public sealed class FileSystemItemsTests : IAsyncLifetime
         (await StatAsync("%F", Path.Combine(target, "pipe"))).ShouldBe("fifo", "a fifo needs no privilege");
     }
 
+    [Fact]
+    public async Task Names_that_are_not_UTF8_keep_their_exact_bytes_show_escaped_and_restore_by_their_escaped_path()
+    {
+        try
+        {
+            await NamesThatAreNotUtf8Async();
+        }
+        finally
+        {
+            // .NET cannot remove what it cannot name (the run's cleanup would fail on these): rm takes the bytes.
+            foreach (var folder in new[] { "bytes", "bytes-restored", "one-name" })
+                await RunAsync("rm", "-rf", Path.Combine(_run.Work.FullName, folder));
+        }
+    }
+
+    private async Task NamesThatAreNotUtf8Async()
+    {
+        var source = Directory.CreateDirectory(Path.Combine(_run.Work.FullName, "bytes")).FullName;
+        // A file and a folder (holding a file) whose names hold bytes that are not UTF-8; and a valid name beside them.
+        await RunAsync("sh", "-c", "cd \"$1\" && printf 'latin-1\\n' > \"$(printf 'caf\\351.txt')\" && mkdir \"$(printf 'dir-\\377\\376')\" "
+            + "&& printf 'inside\\n' > \"$(printf 'dir-\\377\\376/n\\351e')\" && printf 'plain\\n' > plain.txt", "sh", source);
+        var (agent, recoveryPoint) = await BackUpAsync(source);
+
+        var point = await _client.GetJsonAsync($"/api/recovery-points/{recoveryPoint}");
+        point.GetProperty("skippedItems").GetInt32().ShouldBe(0, point.ToString());
+        var items = await _client.GetJsonAsync($"/api/items?under={Uri.EscapeDataString(source)}&limit=100");
+        items.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("relativePath").GetString()).Order(StringComparer.Ordinal)
+            .ShouldBe(["caf\uFFFDE9.txt", "dir-\uFFFDFF\uFFFDFE", "dir-\uFFFDFF\uFFFDFE/n\uFFFDE9e", "plain.txt"]);
+
+        var target = Path.Combine(_run.Work.FullName, "bytes-restored");
+        var restore = await RestoreAsync(recoveryPoint, target, agent);
+        restore.GetProperty("status").GetString().ShouldBe("Completed", restore.ToString() + "\n" + agent.Output);
+        (await RawAsync("find", target, "-mindepth", "1", "-printf", "%P\\0")).Split(0).Order(StringComparer.Ordinal).ShouldBe(
+            (await RawAsync("find", source, "-mindepth", "1", "-printf", "%P\\0")).Split(0).Order(StringComparer.Ordinal));
+        (await RawAsync("sh", "-c", "cat \"$1/$(printf 'dir-\\377\\376/n\\351e')\"", "sh", target)).ShouldBe("inside\n"u8.ToArray());
+        (await RawAsync("sh", "-c", "cat \"$1/$(printf 'caf\\351.txt')\"", "sh", target)).ShouldBe("latin-1\n"u8.ToArray());
+
+        var one = Path.Combine(_run.Work.FullName, "one-name");
+        var single = await RestoreAsync(recoveryPoint, one, agent, ["caf\uFFFDE9.txt"]);
+        single.GetProperty("status").GetString().ShouldBe("Completed", single.ToString() + "\n" + agent.Output);
+        (await RawAsync("find", one, "-mindepth", "1", "-printf", "%P\\0")).ShouldBe([.. "caf"u8, 0xE9, .. ".txt"u8, 0]);
+    }
+
     private static long ReadByAgent(ProductProcess agent) =>
         long.Parse(File.ReadLines($"/proc/{agent.Id}/io").Single(l => l.StartsWith("rchar:", StringComparison.Ordinal))["rchar:".Length..].Trim(),
             CultureInfo.InvariantCulture);
