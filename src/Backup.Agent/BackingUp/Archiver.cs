@@ -45,7 +45,7 @@ public sealed class Archiver(ILogger log)
 
         // Files with more than one name, by file system and inode: the group each is in (its number in the tree) and what the
         // first name read held, so the other names are recorded without reading the same data again.
-        var linkGroups = new Dictionary<(ulong Device, ulong Inode), (int Group, ChunkId[] Chunks, long Length)>();
+        var linkGroups = new Dictionary<(ulong Device, ulong Inode), (int Group, ChunkId[] Chunks, long Length, List<FileHole>? Holes)>();
         var groupSizes = new List<int>();
         // Folders matched by an include pattern: everything in them is included.
         var includedDirectories = new HashSet<string>(StringComparer.Ordinal);
@@ -101,7 +101,7 @@ public sealed class Archiver(ILogger log)
                         break;
                     case UnixFileType.Kind.Regular when stat.Links > 1 && linkGroups.TryGetValue((stat.Device, stat.Inode), out var linked):
                         groupSizes[linked.Group]++;
-                        Add(path, mode, mtime, stat, linked.Chunks, linked.Length, linked.Group);
+                        Add(path, mode, mtime, stat, linked.Chunks, linked.Length, linked.Holes, linked.Group);
                         break;
                     case UnixFileType.Kind.Regular:
                         await FileAsync(full, path, mode, mtime, stat);
@@ -156,17 +156,19 @@ public sealed class Archiver(ILogger log)
 
         async Task FileAsync(string full, string path, int mode, long mtime, UnixStatus status)
         {
-            var reusable = cache?.Reusable(path, status, known);
+            // The cache keeps chunks, not holes: a file that may have holes is read again (its data only, so that costs little).
+            var reusable = SparseData.MayHaveHoles(status) ? null : cache?.Reusable(path, status, known);
             if (reusable is not null)
             {
                 fromCache++;
-                Add(path, mode, mtime, status, reusable, status.Size);
+                Add(path, mode, mtime, status, reusable, status.Size, null);
                 return;
             }
             try
             {
-                var (chunks, length) = await ReadAsync(full, status.Size, pipeline, ct);
-                scanned += length;
+                var (chunks, data, holes) = await ReadAsync(full, status, pipeline, ct);
+                scanned += data;
+                var length = data + (holes?.Sum(h => h.Length) ?? 0);
                 var after = UnixFileType.Status(full);
                 if (after is null)
                 {
@@ -178,7 +180,7 @@ public sealed class Archiver(ILogger log)
                     Skip(path, "The file changed while it was being read; it is left for the next run.");
                     return;
                 }
-                Add(path, mode, mtime, status, chunks, length);
+                Add(path, mode, mtime, status, chunks, length, holes);
             }
             catch (Exception e) when (e is UnauthorizedAccessException or IOException)
             {
@@ -192,16 +194,16 @@ public sealed class Archiver(ILogger log)
             log.LogWarning("Skipped {Path}: {Reason}", path, reason);
         }
 
-        void Add(string path, int mode, long mtime, UnixStatus status, ChunkId[] chunks, long length, int? group = null)
+        void Add(string path, int mode, long mtime, UnixStatus status, ChunkId[] chunks, long length, List<FileHole>? holes, int? group = null)
         {
             if (group is null && status.Links > 1)
             {
                 group = groupSizes.Count;
                 groupSizes.Add(1);
-                linkGroups[(status.Device, status.Inode)] = (group.Value, chunks, length);
+                linkGroups[(status.Device, status.Inode)] = (group.Value, chunks, length, holes);
             }
             entries.Add(new TreeEntry(path, EntryKind.File, length, mode, mtime, Chunks: chunks.Length == 0 ? null : chunks.Select(c => c.ToString()).ToArray(),
-                LinkGroup: group));
+                LinkGroup: group, Holes: holes));
             referenced.UnionWith(chunks);
             cache?.Record(path, status, chunks);
             files++;
@@ -241,13 +243,26 @@ public sealed class Archiver(ILogger log)
     /// <summary>Files from this size on have their chunk ids computed beside the cut (<see cref="ChunkPipeline.BeginAdd"/>).</summary>
     private const long OverlapFrom = 2 << 20;
 
-    private async Task<(ChunkId[] Chunks, long Length)> ReadAsync(string path, long size, ChunkPipeline pipeline, CancellationToken ct)
+    /// <summary>The file's chunks, the bytes they hold, and its holes (null when it has none), which are not read.</summary>
+    private async Task<(ChunkId[] Chunks, long Length, List<FileHole>? Holes)> ReadAsync(
+        string path, UnixStatus status, ChunkPipeline pipeline, CancellationToken ct)
     {
         // Plain reads on the reader's own thread: for thousands of small files, async reads of a file (a thread-pool hop
         // per read) cost more than the reading; the pipeline's channel still makes the reader wait when sealers lag.
         // .NET opens a name by its UTF-8 encoding: a name that is not UTF-8 is opened by its own bytes.
-        using var input = ItemName.IsEscaped(path) ? new FileStream(Posix.OpenRead(path), FileAccess.Read, 1)
+        using var file = ItemName.IsEscaped(path) ? new FileStream(Posix.OpenRead(path), FileAccess.Read, 1)
             : new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.SequentialScan);
+        var holes = SparseData.MayHaveHoles(status) ? SparseData.Find(file.SafeFileHandle, status.Size) : null;
+        if (holes is { Count: 0 }) holes = null;
+        var size = status.Size - (holes?.Sum(h => h.Length) ?? 0);
+        using var sparse = holes is null ? null : new SparseData.DataStream(file.SafeFileHandle, status.Size, holes);
+        var input = (Stream?)sparse ?? file;
+        var (chunks, length) = await ChunkAsync(input, size, pipeline, ct);
+        return (chunks, length, holes);
+    }
+
+    private async Task<(ChunkId[] Chunks, long Length)> ChunkAsync(Stream input, long size, ChunkPipeline pipeline, CancellationToken ct)
+    {
         var chunks = new List<ChunkId>();
         long length = 0;
         if (size < OverlapFrom)

@@ -33,7 +33,8 @@ public sealed class Restorer(ILogger log)
 {
     public delegate Task FetchPack(string packId, Stream destination, CancellationToken ct);
 
-    private readonly record struct Target(int File, long Offset);
+    /// <summary>Where <see cref="Length"/> bytes of a chunk, from <see cref="From"/>, go: a chunk that spans a hole goes in two.</summary>
+    private readonly record struct Target(int File, long Offset, int From, int Length);
 
     /// <summary>
     /// Where a blob lies in its pack, and where its chunk lies in the blob's plaintext (at 0 and all of it, unless the blob is a
@@ -322,7 +323,7 @@ public sealed class Restorer(ILogger log)
             {
                 using var handle = Create(files[group.Key], created, group.Key);
                 if (hole) continue;
-                foreach (var t in group) RandomAccess.Write(handle, data, t.Offset);
+                foreach (var t in group) RandomAccess.Write(handle, data.Slice(t.From, t.Length), t.Offset);
             }
             catch (Exception e) when (ItemProblem(e))
             {
@@ -468,6 +469,9 @@ public sealed class Restorer(ILogger log)
     private static void Plan(int file, TreeEntry entry, IReadOnlyDictionary<ChunkId, ChunkLocation> index, Dictionary<string, Dictionary<ChunkId, Need>> needs)
     {
         long offset = 0;
+        long position = 0; // in the file: the chunks' bytes go around its holes
+        var holes = entry.Holes ?? [];
+        var hole = 0;
         foreach (var hex in entry.Chunks ?? [])
         {
             var id = ChunkId.Parse(hex);
@@ -475,11 +479,18 @@ public sealed class Restorer(ILogger log)
                 throw new InvalidDataException($"{entry.Path}: chunk {id} is in no pack the server knows.");
             if (!needs.TryGetValue(location.PackId, out var chunks)) needs[location.PackId] = chunks = [];
             if (!chunks.TryGetValue(id, out var need)) chunks[id] = need = new Need(BlobSpan.Of(location), []);
-            need.Targets.Add(new Target(file, offset));
+            for (var from = 0; from < location.PlainLength;)
+            {
+                for (; hole < holes.Count && holes[hole].Offset <= position; hole++) position = Math.Max(position, holes[hole].Offset + holes[hole].Length);
+                var length = (int)Math.Min(location.PlainLength - from, hole < holes.Count ? holes[hole].Offset - position : long.MaxValue);
+                need.Targets.Add(new Target(file, position, from, length));
+                position += length;
+                from += length;
+            }
             offset += location.PlainLength;
         }
-        if (offset != entry.Size)
-            throw new InvalidDataException($"{entry.Path}: its chunks add up to {offset} bytes, but the tree says {entry.Size}.");
+        if (offset != entry.DataSize)
+            throw new InvalidDataException($"{entry.Path}: its chunks add up to {offset} bytes, but the tree says {entry.DataSize}.");
     }
 
     /// <summary>What to do with the chunk at position <paramref name="index"/> of the blob's wanted chunks (valid only during the call).</summary>

@@ -160,6 +160,38 @@ public sealed class FileSystemItemsTests : IAsyncLifetime
         (await RawAsync("find", one, "-mindepth", "1", "-printf", "%P\\0")).ShouldBe([.. "caf"u8, 0xE9, .. ".txt"u8, 0]);
     }
 
+    [Fact]
+    public async Task A_sparse_file_is_read_by_its_data_only_and_restores_sparse_and_byte_exact()
+    {
+        var source = Directory.CreateDirectory(Path.Combine(_run.Work.FullName, "sparse")).FullName;
+        var file = Path.Combine(source, "disk.img");
+        var words = "fourteen bytes"u8.ToArray();
+        const long size = 1L << 30, at = 700L << 20;
+        using (var handle = File.OpenHandle(file, FileMode.CreateNew, FileAccess.Write))
+        {
+            RandomAccess.SetLength(handle, size);
+            RandomAccess.Write(handle, words, at);
+        }
+        var agent = _run.StartAgent("fs-machine", Path.Combine(_run.Work.FullName, "agent-state"), await _client.IssueTokenAsync());
+        var agentId = await _run.WaitForAgentAsync("fs-machine", agent);
+        var readBefore = ReadByAgent(agent);
+        var recoveryPoint = await BackUpAsync(agent, agentId, source);
+        // rchar: every byte the agent's read calls returned. Reading the holes would be the whole GiB of zeros.
+        (ReadByAgent(agent) - readBefore).ShouldBeLessThan(64L << 20, "the agent read the file's holes");
+
+        var target = Path.Combine(_run.Work.FullName, "sparse-restored");
+        var restore = await RestoreAsync(recoveryPoint, target, agent);
+        restore.GetProperty("status").GetString().ShouldBe("Completed", restore.ToString() + "\n" + agent.Output);
+        var restored = Path.Combine(target, "disk.img");
+        new FileInfo(restored).Length.ShouldBe(size);
+        long.Parse(await StatAsync("%b", restored), CultureInfo.InvariantCulture).ShouldBeLessThan(2048, "at most a MiB allocated (512-byte blocks)");
+        using var copy = File.OpenHandle(restored);
+        var back = new byte[words.Length];
+        RandomAccess.Read(copy, back, at).ShouldBe(words.Length);
+        back.ShouldBe(words);
+        (await RawAsync("cmp", file, restored)).ShouldBeEmpty("every byte, holes included, is the same");
+    }
+
     private static long ReadByAgent(ProductProcess agent) =>
         long.Parse(File.ReadLines($"/proc/{agent.Id}/io").Single(l => l.StartsWith("rchar:", StringComparison.Ordinal))["rchar:".Length..].Trim(),
             CultureInfo.InvariantCulture);

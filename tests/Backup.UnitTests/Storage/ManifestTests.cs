@@ -118,6 +118,17 @@ public sealed class ManifestTests
     }
 
     [Fact]
+    public void A_sparse_file_is_sound_when_its_holes_are_in_order_inside_it_and_its_chunks_hold_the_rest()
+    {
+        Sound(File("all-hole", 1 << 20) with { Holes = [new FileHole(0, 1 << 20)] }).Validate().ShouldBeEmpty();
+        Sound(File("f", 1 << 20, ChunkA) with { Holes = [new FileHole(0, 1000), new FileHole(5000, 2000)] }).Validate().ShouldBeEmpty();
+        Sound(File("f", 1 << 20, ChunkA) with { Holes = [new FileHole(5000, 2000), new FileHole(0, 1000)] }).Validate()
+            .ShouldHaveSingleItem().ShouldContain("hole at 0");
+        Sound(File("f", 4000, ChunkA) with { Holes = [new FileHole(3000, 2000)] }).Validate().ShouldHaveSingleItem().ShouldContain("outside");
+        Sound(File("f", 4000) with { Holes = [new FileHole(0, 2000)] }).Validate().ShouldHaveSingleItem().ShouldContain("2000 bytes (its holes aside) but no chunks");
+    }
+
+    [Fact]
     public void Empty_file_with_chunks_is_a_problem()
     {
         Sound(File("f", 0, ChunkA)).Validate().ShouldHaveSingleItem().ShouldContain("empty but has chunks");
