@@ -156,8 +156,7 @@ public sealed class Archiver(ILogger log)
 
         async Task FileAsync(string full, string path, int mode, long mtime, UnixStatus status)
         {
-            // The cache keeps chunks, not holes: a file that may have holes is read again (its data only, so that costs little).
-            var reusable = SparseData.MayHaveHoles(status) ? null : cache?.Reusable(path, status, known);
+            var reusable = cache?.Reusable(path, status, known);
             if (reusable is not null)
             {
                 fromCache++;
@@ -205,7 +204,9 @@ public sealed class Archiver(ILogger log)
             entries.Add(new TreeEntry(path, EntryKind.File, length, mode, mtime, Chunks: chunks.Length == 0 ? null : chunks.Select(c => c.ToString()).ToArray(),
                 LinkGroup: group, Holes: holes));
             referenced.UnionWith(chunks);
-            cache?.Record(path, status, chunks);
+            // The cache keeps chunks, not holes: a file with holes is not recorded, so it is read again (its data only, which costs
+            // little); a file the cache holds had none when it was read.
+            if (holes is null) cache?.Record(path, status, chunks);
             files++;
             bytes += length;
             progress(bytes, files);
