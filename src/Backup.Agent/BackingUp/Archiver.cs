@@ -1,4 +1,4 @@
-using System.IO.Enumeration;
+using Backup.Agent.FileSystem;
 using Backup.Agent.Memory;
 using Backup.Storage.Chunking;
 using Backup.Storage.Crypto;
@@ -16,8 +16,8 @@ public sealed record ArchiveResult(
     int Files, int Directories, long BytesRead, long BytesScanned, int FilesFromCache, PipelineTotals Pipeline);
 
 /// <summary>
-/// Walks a protected folder (without following symlinks), cuts every regular file into FastCDC chunks and hands
-/// them to the <see cref="ChunkPipeline"/>, which stores only the chunks the server lacks. A file the metadata
+/// Walks a protected folder (without following symlinks), records folders, symlinks, fifos and device nodes, cuts every
+/// regular file into FastCDC chunks and hands them to the <see cref="ChunkPipeline"/>, which stores only the chunks the server lacks. A file the metadata
 /// cache vouches for is not read at all. Items it cannot back up are recorded as skipped, with the reason, and
 /// the run goes on. Finally the tree itself is chunked into the same pipeline.
 /// <para>The data source's <see cref="PathFilter"/> decides what is in scope: an excluded item is not recorded at all (it is
@@ -43,6 +43,10 @@ public sealed class Archiver(ILogger log)
         int files = 0, directories = 0, fromCache = 0;
         long bytes = 0, scanned = 0;
 
+        // Files with more than one name, by file system and inode: the group each is in (its number in the tree) and what the
+        // first name read held, so the other names are recorded without reading the same data again.
+        var linkGroups = new Dictionary<(ulong Device, ulong Inode), (int Group, ChunkId[] Chunks, long Length, List<FileHole>? Holes)>();
+        var groupSizes = new List<int>();
         // Folders matched by an include pattern: everything in them is included.
         var includedDirectories = new HashSet<string>(StringComparer.Ordinal);
         var stack = new Stack<(string Dir, string Relative, bool Included)>();
@@ -56,8 +60,10 @@ public sealed class Archiver(ILogger log)
             try
             {
                 // Names only: one lstat(2) per item below gives everything the tree needs (.NET's file infos cost an lstat and
-                // two readlink calls per item, and this walk one more lstat for the inode and ctime).
-                children = [.. new FileSystemEnumerable<(string, bool)>(dir, (ref FileSystemEntry e) => (e.FileName.ToString(), e.IsDirectory), Listing)];
+                // two readlink calls per item, and this walk one more lstat for the inode and ctime). readdir(3) itself rather
+                // than .NET's listing, which decodes names as UTF-8 and turns bytes that are not into U+FFFD: a name that is not
+                // UTF-8 comes back escaped (ItemName), and every call below hands the kernel its exact bytes again.
+                children = Posix.List(dir);
             }
             catch (Exception e) when (e is UnauthorizedAccessException or IOException)
             {
@@ -70,19 +76,12 @@ public sealed class Archiver(ILogger log)
             {
                 var path = relative == "" ? name : $"{relative}/{name}";
                 var full = Path.Join(dir, name);
-                // .NET decodes file names as UTF-8; bytes that are not UTF-8 come back as U+FFFD and the name no longer opens.
-                var invalidName = name.Contains('\uFFFD');
-                var status = invalidName ? null : UnixFileType.Status(full);
+                var status = UnixFileType.Status(full);
                 var isDirectory = status is { } listed ? listed.Kind == UnixFileType.Kind.Directory : listedAsDirectory;
                 if (filter.IsExcluded(path, isDirectory)) continue;
                 var included = dirIncluded || filter.Includes(path, isDirectory);
                 if (isDirectory ? !included && !filter.MayIncludeBelow(path) : !included) continue;
                 if (included && isDirectory && filter.HasIncludes) includedDirectories.Add(path);
-                if (invalidName)
-                {
-                    Skip(path, "The name is not valid UTF-8, so it cannot be read or recorded faithfully.");
-                    continue;
-                }
                 if (status is not { } stat)
                 {
                     Skip(path, VanishedBeforeRead);
@@ -93,18 +92,34 @@ public sealed class Archiver(ILogger log)
                 switch (stat.Kind)
                 {
                     case UnixFileType.Kind.Symlink:
-                        if (new FileInfo(full).LinkTarget is { } target) entries.Add(new TreeEntry(path, EntryKind.Symlink, 0, mode, mtime, LinkTarget: target));
+                        if (LinkTarget(full) is { } target) entries.Add(new TreeEntry(path, EntryKind.Symlink, 0, mode, mtime, LinkTarget: target));
                         else Skip(path, VanishedBeforeRead);
                         break;
                     case UnixFileType.Kind.Directory:
                         entries.Add(new TreeEntry(path, EntryKind.Directory, 0, mode, mtime));
                         subdirectories.Add((full, path, included));
                         break;
+                    case UnixFileType.Kind.Regular when stat.Links > 1 && linkGroups.TryGetValue((stat.Device, stat.Inode), out var linked):
+                        groupSizes[linked.Group]++;
+                        Add(path, mode, mtime, stat, linked.Chunks, linked.Length, linked.Holes, linked.Group);
+                        break;
                     case UnixFileType.Kind.Regular:
                         await FileAsync(full, path, mode, mtime, stat);
                         break;
+                    case UnixFileType.Kind.Fifo:
+                        entries.Add(new TreeEntry(path, EntryKind.Fifo, 0, mode, mtime));
+                        break;
+                    case UnixFileType.Kind.CharDevice or UnixFileType.Kind.BlockDevice:
+                        var (major, minor) = Posix.SplitDevice(stat.Rdev);
+                        entries.Add(new TreeEntry(path, stat.Kind == UnixFileType.Kind.CharDevice ? EntryKind.CharDevice : EntryKind.BlockDevice, 0, mode, mtime,
+                            DeviceMajor: major, DeviceMinor: minor));
+                        break;
+                    case UnixFileType.Kind.Socket:
+                        // As tar and restic do: a socket exists only while its program listens on it, which makes it anew.
+                        Skip(path, "A socket: the program that listens on it makes it anew, so it is not backed up.");
+                        break;
                     default:
-                        Skip(path, "Not a regular file, directory or symlink (fifo, socket or device).");
+                        Skip(path, "Not a file type the agent knows (not a file, folder, symlink, fifo, device node or socket).");
                         break;
                 }
             }
@@ -112,6 +127,9 @@ public sealed class Archiver(ILogger log)
         }
 
         if (filter.HasIncludes) entries = WithoutFoldersOutOfScope(entries, includedDirectories, skipped);
+        // A file whose other names are outside the protected folder (or out of scope) is a plain file here.
+        if (groupSizes.Contains(1))
+            entries = entries.Select(e => e.LinkGroup is { } g && groupSizes[g] == 1 ? e with { LinkGroup = null } : e).ToList();
         directories = entries.Count(e => e.Kind == EntryKind.Directory);
         // The folder's own metadata, read last: walking it does not change its mtime, and a restore puts it back.
         var rootEntry = UnixFileType.Status(root.FullName) is { } rootStatus
@@ -142,13 +160,14 @@ public sealed class Archiver(ILogger log)
             if (reusable is not null)
             {
                 fromCache++;
-                Add(path, mode, mtime, status, reusable, status.Size);
+                Add(path, mode, mtime, status, reusable, status.Size, null);
                 return;
             }
             try
             {
-                var (chunks, length) = await ReadAsync(full, status.Size, pipeline, ct);
-                scanned += length;
+                var (chunks, data, holes) = await ReadAsync(full, status, pipeline, ct);
+                scanned += data;
+                var length = data + (holes?.Sum(h => h.Length) ?? 0);
                 var after = UnixFileType.Status(full);
                 if (after is null)
                 {
@@ -160,7 +179,7 @@ public sealed class Archiver(ILogger log)
                     Skip(path, "The file changed while it was being read; it is left for the next run.");
                     return;
                 }
-                Add(path, mode, mtime, status, chunks, length);
+                Add(path, mode, mtime, status, chunks, length, holes);
             }
             catch (Exception e) when (e is UnauthorizedAccessException or IOException)
             {
@@ -174,11 +193,20 @@ public sealed class Archiver(ILogger log)
             log.LogWarning("Skipped {Path}: {Reason}", path, reason);
         }
 
-        void Add(string path, int mode, long mtime, UnixStatus status, ChunkId[] chunks, long length)
+        void Add(string path, int mode, long mtime, UnixStatus status, ChunkId[] chunks, long length, List<FileHole>? holes, int? group = null)
         {
-            entries.Add(new TreeEntry(path, EntryKind.File, length, mode, mtime, Chunks: chunks.Length == 0 ? null : chunks.Select(c => c.ToString()).ToArray()));
+            if (group is null && status.Links > 1)
+            {
+                group = groupSizes.Count;
+                groupSizes.Add(1);
+                linkGroups[(status.Device, status.Inode)] = (group.Value, chunks, length, holes);
+            }
+            entries.Add(new TreeEntry(path, EntryKind.File, length, mode, mtime, Chunks: chunks.Length == 0 ? null : chunks.Select(c => c.ToString()).ToArray(),
+                LinkGroup: group, Holes: holes));
             referenced.UnionWith(chunks);
-            cache?.Record(path, status, chunks);
+            // The cache keeps chunks, not holes: a file with holes is not recorded, so it is read again (its data only, which costs
+            // little); a file the cache holds had none when it was read.
+            if (holes is null) cache?.Record(path, status, chunks);
             files++;
             bytes += length;
             progress(bytes, files);
@@ -187,11 +215,18 @@ public sealed class Archiver(ILogger log)
 
     private const string VanishedBeforeRead = "The file vanished before it could be read.";
 
-    /// <summary>One folder's names, hidden and system ones too; an unreadable folder throws (and is recorded as skipped).</summary>
-    private static readonly EnumerationOptions Listing = new()
+    /// <summary>A symlink's target (escaped like names: it is bytes too), or null when the link is gone.</summary>
+    private static string? LinkTarget(string path)
     {
-        RecurseSubdirectories = false, IgnoreInaccessible = false, AttributesToSkip = 0, ReturnSpecialDirectories = false,
-    };
+        try
+        {
+            return Posix.ReadLink(path);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>
     /// With include patterns the walk enters folders that might hold included items; those that turned out to hold none
@@ -209,11 +244,26 @@ public sealed class Archiver(ILogger log)
     /// <summary>Files from this size on have their chunk ids computed beside the cut (<see cref="ChunkPipeline.BeginAdd"/>).</summary>
     private const long OverlapFrom = 2 << 20;
 
-    private async Task<(ChunkId[] Chunks, long Length)> ReadAsync(string path, long size, ChunkPipeline pipeline, CancellationToken ct)
+    /// <summary>The file's chunks, the bytes they hold, and its holes (null when it has none), which are not read.</summary>
+    private async Task<(ChunkId[] Chunks, long Length, List<FileHole>? Holes)> ReadAsync(
+        string path, UnixStatus status, ChunkPipeline pipeline, CancellationToken ct)
     {
         // Plain reads on the reader's own thread: for thousands of small files, async reads of a file (a thread-pool hop
         // per read) cost more than the reading; the pipeline's channel still makes the reader wait when sealers lag.
-        using var input = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.SequentialScan);
+        // .NET opens a name by its UTF-8 encoding: a name that is not UTF-8 is opened by its own bytes.
+        using var file = ItemName.IsEscaped(path) ? new FileStream(Posix.OpenRead(path), FileAccess.Read, 1)
+            : new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.SequentialScan);
+        var holes = SparseData.MayHaveHoles(status) ? SparseData.Find(file.SafeFileHandle, status.Size) : null;
+        if (holes is { Count: 0 }) holes = null;
+        var size = status.Size - (holes?.Sum(h => h.Length) ?? 0);
+        using var sparse = holes is null ? null : new SparseData.DataStream(file.SafeFileHandle, status.Size, holes);
+        var input = (Stream?)sparse ?? file;
+        var (chunks, length) = await ChunkAsync(input, size, pipeline, ct);
+        return (chunks, length, holes);
+    }
+
+    private async Task<(ChunkId[] Chunks, long Length)> ChunkAsync(Stream input, long size, ChunkPipeline pipeline, CancellationToken ct)
+    {
         var chunks = new List<ChunkId>();
         long length = 0;
         if (size < OverlapFrom)

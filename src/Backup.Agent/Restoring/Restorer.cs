@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Backup.Agent.FileSystem;
 using Backup.Agent.Memory;
 using Backup.Storage.Blobs;
 using Backup.Storage.Contracts;
@@ -36,7 +37,8 @@ public sealed class Restorer(ILogger log)
 {
     public delegate Task FetchPack(string packId, Stream destination, CancellationToken ct);
 
-    private readonly record struct Target(int File, long Offset);
+    /// <summary>Where <see cref="Length"/> bytes of a chunk, from <see cref="From"/>, go: a chunk that spans a hole goes in two.</summary>
+    private readonly record struct Target(int File, long Offset, int From, int Length);
 
     /// <summary>
     /// Where a blob lies in its pack, and where its chunk lies in the blob's plaintext (at 0 and all of it, unless the blob is a
@@ -113,6 +115,9 @@ public sealed class Restorer(ILogger log)
         var files = new List<RestoredFile>();
         var needs = new Dictionary<string, Dictionary<ChunkId, Need>>(StringComparer.Ordinal);
         var made = new HashSet<string>(StringComparer.Ordinal);
+        // Hard links: the first selected name of each group is restored as a file, the others are linked to it afterwards.
+        var leaders = new Dictionary<int, int>();
+        var links = new List<(TreeEntry Entry, string Path, int Leader)>();
         int skipped = 0;
         TimeSpan planTime = default, packTime = default;
         try
@@ -121,7 +126,7 @@ public sealed class Restorer(ILogger log)
             void Folder(string path)
             {
                 if (made.Contains(path)) return;
-                Directory.CreateDirectory(path);
+                Posix.CreateDirectories(path);
                 made.Add(path);
             }
 
@@ -147,12 +152,17 @@ public sealed class Restorer(ILogger log)
                             Folder(path);
                             written.Add((entry, path));
                             break;
-                        case EntryKind.Symlink:
+                        case EntryKind.Symlink or EntryKind.Fifo or EntryKind.CharDevice or EntryKind.BlockDevice:
                             Folder(Path.GetDirectoryName(path)!);
                             written.Add((entry, path));
                             break;
+                        case EntryKind.File when entry.LinkGroup is { } group && leaders.TryGetValue(group, out var leader):
+                            Folder(Path.GetDirectoryName(path)!);
+                            links.Add((entry with { Chunks = null }, path, leader));
+                            break;
                         case EntryKind.File:
                             Folder(Path.GetDirectoryName(path)!);
+                            if (entry.LinkGroup is { } first) leaders[first] = files.Count;
                             // Kept without its chunk list, which the plan now holds.
                             files.Add(new RestoredFile(entry with { Chunks = null }, path, staging, files.Count));
                             Plan(files.Count - 1, entry, index, needs);
@@ -226,6 +236,7 @@ public sealed class Restorer(ILogger log)
                     }
 
             packTime = clock.Elapsed;
+            var placed = new bool[files.Count];
             for (var i = 0; i < files.Count; i++)
             {
                 var file = files[i];
@@ -236,20 +247,42 @@ public sealed class Restorer(ILogger log)
                 }
                 try
                 {
-                    File.Move(file.Tmp, file.Path, overwrite: true);
+                    MoveIntoPlace(file.Tmp, file.Path);
                     written.Add((file.Entry, file.Path));
+                    placed[i] = true;
                 }
                 catch (Exception e) when (ItemProblem(e))
                 {
                     Failed(file.Entry.Path, e);
                 }
             }
-            files.Clear();
-            foreach (var (entry, path) in written.Where(w => w.Entry.Kind == EntryKind.Symlink).ToList())
+            for (var n = 0; n < links.Count; n++)
+            {
+                var (entry, path, leader) = links[n];
+                if (!placed[leader])
+                {
+                    failures.Enqueue(new FailedItem(entry.Path, $"A hard link of {files[leader].Entry.Path}, which could not be restored."));
+                    continue;
+                }
                 try
                 {
-                    if (Occupied(path)) File.Delete(path);
-                    File.CreateSymbolicLink(path, entry.LinkTarget!);
+                    Link(files[leader].Path, path, Path.Join(staging, "link-" + n.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+                    written.Add((entry, path));
+                }
+                catch (Exception e) when (ItemProblem(e))
+                {
+                    Failed(entry.Path, e);
+                }
+            }
+            files.Clear();
+            foreach (var (entry, path) in written.Where(w => w.Entry.Kind is EntryKind.Symlink or EntryKind.Fifo or EntryKind.CharDevice or EntryKind.BlockDevice).ToList())
+                try
+                {
+                    if (Occupied(path)) Posix.Unlink(path);
+                    if (entry.Kind == EntryKind.Symlink) Posix.Symlink(entry.LinkTarget!, path);
+                    // Device nodes need CAP_MKNOD (root): refused, the node is a failed item with the system's reason.
+                    else Posix.Mknod(path, entry.Kind switch { EntryKind.Fifo => 0x1000u, EntryKind.CharDevice => 0x2000u, _ => 0x6000u },
+                        entry.Mode, entry.DeviceMajor ?? 0, entry.DeviceMinor ?? 0);
                 }
                 catch (Exception e) when (ItemProblem(e))
                 {
@@ -299,13 +332,45 @@ public sealed class Restorer(ILogger log)
             {
                 using var handle = Create(files[group.Key], created, group.Key);
                 if (hole) continue;
-                foreach (var t in group) RandomAccess.Write(handle, data, t.Offset);
+                foreach (var t in group) RandomAccess.Write(handle, data.Slice(t.From, t.Length), t.Offset);
             }
             catch (Exception e) when (ItemProblem(e))
             {
                 Interlocked.CompareExchange(ref unwritable[group.Key], e.Message, null);
             }
         }
+    }
+
+    /// <summary>
+    /// Gives <paramref name="existing"/> (restored and verified) the name <paramref name="path"/> too: a new name is linked in place;
+    /// one that replaces an item is linked beside the staged files (<paramref name="temporary"/>) and renamed over it, so the old
+    /// item is there until the new one is. Where no link can be made (another file system under the target, a file system without
+    /// hard links, the inode's link limit) the name gets a copy: the data is right, only the sharing is lost.
+    /// </summary>
+    private void Link(string existing, string path, string temporary)
+    {
+        var free = !Occupied(path);
+        var at = free ? path : temporary;
+        try
+        {
+            Posix.Link(existing, at);
+        }
+        catch (IOException e)
+        {
+            log.LogWarning("Could not link {Path} to {Existing} ({Reason}); it is restored as a copy", path, existing, e.Message);
+            File.Copy(existing, at);
+        }
+        if (!free) MoveIntoPlace(temporary, path);
+    }
+
+    /// <summary>
+    /// Renames a staged file over its final name. .NET's move (which copies when a mount point lies between) takes names by their
+    /// UTF-8 encoding; a name that is not UTF-8 is renamed by its own bytes.
+    /// </summary>
+    private static void MoveIntoPlace(string staged, string path)
+    {
+        if (ItemName.IsEscaped(path)) Posix.Rename(staged, path);
+        else File.Move(staged, path, overwrite: true);
     }
 
     /// <summary>Removes what a restore killed before its cleanup (kill -9, power loss) left in the target.</summary>
@@ -442,6 +507,9 @@ public sealed class Restorer(ILogger log)
     private static void Plan(int file, TreeEntry entry, IReadOnlyDictionary<ChunkId, ChunkLocation> index, Dictionary<string, Dictionary<ChunkId, Need>> needs)
     {
         long offset = 0;
+        long position = 0; // in the file: the chunks' bytes go around its holes
+        var holes = entry.Holes ?? [];
+        var hole = 0;
         foreach (var hex in entry.Chunks ?? [])
         {
             var id = ChunkId.Parse(hex);
@@ -449,11 +517,18 @@ public sealed class Restorer(ILogger log)
                 throw new InvalidDataException($"{entry.Path}: chunk {id} is in no pack the server knows.");
             if (!needs.TryGetValue(location.PackId, out var chunks)) needs[location.PackId] = chunks = [];
             if (!chunks.TryGetValue(id, out var need)) chunks[id] = need = new Need(BlobSpan.Of(location), []);
-            need.Targets.Add(new Target(file, offset));
+            for (var from = 0; from < location.PlainLength;)
+            {
+                for (; hole < holes.Count && holes[hole].Offset <= position; hole++) position = Math.Max(position, holes[hole].Offset + holes[hole].Length);
+                var length = (int)Math.Min(location.PlainLength - from, hole < holes.Count ? holes[hole].Offset - position : long.MaxValue);
+                need.Targets.Add(new Target(file, position, from, length));
+                position += length;
+                from += length;
+            }
             offset += location.PlainLength;
         }
-        if (offset != entry.Size)
-            throw new InvalidDataException($"{entry.Path}: its chunks add up to {offset} bytes, but the tree says {entry.Size}.");
+        if (offset != entry.DataSize)
+            throw new InvalidDataException($"{entry.Path}: its chunks add up to {offset} bytes, but the tree says {entry.DataSize}.");
     }
 
     /// <summary>What to do with the chunk at position <paramref name="index"/> of the blob's wanted chunks (valid only during the call).</summary>
@@ -540,7 +615,8 @@ public sealed class Restorer(ILogger log)
             yield return path[..slash];
     }
 
-    private static bool Occupied(string path) => Path.Exists(path) || new FileInfo(path).LinkTarget is not null;
+    /// <summary>Something is there, a dangling symlink too (lstat, by the name's own bytes).</summary>
+    private static bool Occupied(string path) => Posix.Exists(path);
 
     /// <summary>"report.txt" → "report (restored).txt", then "report (restored 2).txt", … — Azure Backup's "keep both".</summary>
     private static string FreeName(string path)
@@ -578,14 +654,15 @@ public sealed class Restorer(ILogger log)
 
     private static void ApplyMetadata(TreeEntry entry, string path)
     {
-        if (entry.Kind == EntryKind.Symlink)
+        if (!OperatingSystem.IsWindows())
         {
-            // Linux has no mode for a symlink (chmod follows it); its own mtime is set without following it.
-            if (!OperatingSystem.IsWindows()) NoFollow.SetLastWriteTimeUtc(path, entry.MtimeUtcTicks);
+            // Linux has no mode for a symlink (chmod follows it). Mode 0 is a real mode (a file locked from everyone), not
+            // "unknown": skipping it left such a file world-readable. The mtime is the item's own, a symlink's too.
+            if (entry.Kind != EntryKind.Symlink) Posix.Chmod(path, entry.Mode);
+            Posix.SetMtime(path, entry.MtimeUtcTicks);
             return;
         }
-        // Mode 0 is a real mode (a file locked from everyone), not "unknown": skipping it left such a file world-readable.
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, (UnixFileMode)entry.Mode);
+        if (entry.Kind == EntryKind.Symlink) return;
         var mtime = new DateTime(entry.MtimeUtcTicks, DateTimeKind.Utc);
         if (entry.Kind == EntryKind.Directory) Directory.SetLastWriteTimeUtc(path, mtime);
         else File.SetLastWriteTimeUtc(path, mtime);

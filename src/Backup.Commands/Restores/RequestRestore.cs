@@ -35,7 +35,9 @@ public sealed class RequestRestoreValidator : AbstractValidator<RequestRestore>
         RuleFor(x => x.Paths).Must(p => p is null || p.Count is > 0 and <= 10_000)
             .WithMessage("'Paths' must hold between 1 and 10000 items, or be left out to restore everything.");
         RuleForEach(x => x.Paths).NotEmpty().MaximumLength(4096).Must(IsRelativeItemPath)
-            .WithMessage("Each path must be relative to the protected folder, '/'-separated, without '.' or '..' parts.");
+            .WithMessage("Each path must be relative to the protected folder, '/'-separated, without '.' or '..' parts.")
+            .Must(p => p is null || Storage.Format.ItemName.IsWellFormed(p))
+            .WithMessage("Each path's escapes (U+FFFD and two upper-case hex digits, for a byte of a name that is not UTF-8) must stand for such bytes.");
     }
 
     public static bool IsRelativeItemPath(string? path) =>

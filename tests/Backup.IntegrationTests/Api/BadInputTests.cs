@@ -256,6 +256,11 @@ public sealed class BadInputTests(ApiFactory api) : IClassFixture<ApiFactory>
             () => _client.Http.PostAsJsonAsync($"/api/recovery-points/{Guid.NewGuid()}/restores", new { source = "Disk", targetPath = "/restore", paths = new[] { "docs", "../etc/shadow" } }, Ct),
             HttpStatusCode.BadRequest);
         ShouldName(problem, "paths[1]");
+        // U+FFFD starts the escape of a byte that is not UTF-8 (docs/api.md): one that stands for no such byte names no item.
+        problem = await ShouldBeRejectedAsync(
+            () => _client.Http.PostAsJsonAsync($"/api/recovery-points/{Guid.NewGuid()}/restores", new { source = "Disk", targetPath = "/restore", paths = new[] { "caf\uFFFDE9.txt", "x\uFFFD2F..\uFFFD2Fetc" } }, Ct),
+            HttpStatusCode.BadRequest);
+        ShouldName(problem, "paths[1]");
         problem = await ShouldBeRejectedAsync(
             () => _client.Http.PostAsJsonAsync($"/api/recovery-points/{Guid.NewGuid()}/restores", new { source = "Disk", targetPath = "/restore", ifExists = "Sometimes" }, Ct),
             HttpStatusCode.BadRequest);

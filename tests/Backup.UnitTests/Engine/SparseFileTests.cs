@@ -56,6 +56,15 @@ public sealed partial class SparseFileTests : IDisposable
         var run = await _rig.BackupAsync(16 << 20, ct);
 
         run.Archive.BytesRead.ShouldBe(Size);
+        // Only the data is read (the holes are found with SEEK_DATA/SEEK_HOLE) and the tree says where the holes are.
+        run.Archive.BytesScanned.ShouldBeLessThan(1L << 20);
+        var entry = run.Entry("disk.img");
+        entry.Holes.ShouldNotBeNull().Sum(h => h.Length).ShouldBe(Size - run.Archive.BytesScanned);
+        entry.Holes!.ShouldAllBe(h => h.Offset + h.Length <= DataAt || h.Offset >= DataAt + data.Length);
+        // The metadata cache keeps no holes: the next run reads the file's data again rather than take chunks without them.
+        var again = await _rig.BackupAsync(16 << 20, ct);
+        again.Entry("disk.img").Holes.ShouldBe(entry.Holes);
+        again.Archive.BytesScanned.ShouldBe(run.Archive.BytesScanned);
         // Every 8 MiB run of zeros is the same chunk: the 5 GiB cost a few chunks and a few KiB of packs.
         run.Archive.Pipeline.ChunksNew.ShouldBeLessThanOrEqualTo(5);
         _rig.StoredPacks().Sum(_rig.Store.PackLength).ShouldBeLessThan(1L << 20);

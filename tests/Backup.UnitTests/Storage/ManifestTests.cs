@@ -51,11 +51,21 @@ public sealed class ManifestTests
     }
 
     [Fact]
+    public void A_tree_of_format_2_written_before_hard_links_and_holes_were_recorded_is_still_read()
+    {
+        var tree = Tree.FromBytes(Encoding.UTF8.GetBytes(
+            $$"""{"formatVersion":2,"sourcePath":"/srv","entries":[{"path":"a.txt","kind":"File","size":3,"mode":420,"mtimeUtcTicks":1,"chunks":["{{ChunkA}}"]}]}"""));
+
+        tree.Validate().ShouldBeEmpty();
+        tree.Entries.ShouldHaveSingleItem().LinkGroup.ShouldBeNull();
+    }
+
+    [Fact]
     public void Tree_json_is_camel_case_with_named_entry_kinds()
     {
         var json = Encoding.UTF8.GetString(Sample().ToBytes());
 
-        json.ShouldContain("\"formatVersion\":2");
+        json.ShouldContain("\"formatVersion\":3");
         json.ShouldContain("\"kind\":\"Symlink\"");
         json.ShouldContain("\"linkTarget\":\"../elsewhere\"");
         json.ShouldContain($"\"chunks\":[\"{ChunkA}\",\"{ChunkB}\"]");
@@ -108,6 +118,17 @@ public sealed class ManifestTests
     }
 
     [Fact]
+    public void A_sparse_file_is_sound_when_its_holes_are_in_order_inside_it_and_its_chunks_hold_the_rest()
+    {
+        Sound(File("all-hole", 1 << 20) with { Holes = [new FileHole(0, 1 << 20)] }).Validate().ShouldBeEmpty();
+        Sound(File("f", 1 << 20, ChunkA) with { Holes = [new FileHole(0, 1000), new FileHole(5000, 2000)] }).Validate().ShouldBeEmpty();
+        Sound(File("f", 1 << 20, ChunkA) with { Holes = [new FileHole(5000, 2000), new FileHole(0, 1000)] }).Validate()
+            .ShouldHaveSingleItem().ShouldContain("hole at 0");
+        Sound(File("f", 4000, ChunkA) with { Holes = [new FileHole(3000, 2000)] }).Validate().ShouldHaveSingleItem().ShouldContain("outside");
+        Sound(File("f", 4000) with { Holes = [new FileHole(0, 2000)] }).Validate().ShouldHaveSingleItem().ShouldContain("2000 bytes (its holes aside) but no chunks");
+    }
+
+    [Fact]
     public void Empty_file_with_chunks_is_a_problem()
     {
         Sound(File("f", 0, ChunkA)).Validate().ShouldHaveSingleItem().ShouldContain("empty but has chunks");
@@ -138,7 +159,7 @@ public sealed class ManifestTests
     [Theory]
     [InlineData(0)]
     [InlineData(1)]
-    [InlineData(3)]
+    [InlineData(4)]
     public void Unknown_tree_format_version_is_a_problem(int version)
     {
         (Sample() with { FormatVersion = version }).Validate().ShouldHaveSingleItem().ShouldContain("format version");
