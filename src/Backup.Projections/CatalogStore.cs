@@ -97,6 +97,7 @@ public static class CatalogStore
         opts.Storage.ExtendedSchemaObjects.Add(ItemCatalog.Points(schema));
         // Registered here rather than on AddMarten so that every daemon (workers, or the API's when it runs one) chains.
         opts.Projections.Subscribe(new AuditChainSubscription());
+        opts.Listeners.Add(new JobQueuedNotifier());
 
         opts.Schema.For<ProtectionGroupName>().UniqueIndex(g => g.NameKey);
         opts.Schema.For<ProtectedFolder>().UniqueIndex(f => f.Key);
