@@ -9,8 +9,8 @@ namespace Backup.Api.Infrastructure;
 /// daemon projects: before the query runs, it waits until the view's projection has passed every event committed when the
 /// request arrived, so a point whose commit has answered is listed as such by the next read. Bounded by
 /// <see cref="ServerOptions.ReadYourWritesWait"/>: a daemon that is down or far behind makes reads stale, never failed.
-/// Chosen over inline projections, which would put the views' loads and writes (and their event-sequence fields, which
-/// Marten's quick append leaves unset inline) into every commit; the daemon is woken at once by Marten's LISTEN/NOTIFY
+/// Chosen over inline projections, which would put the views' loads and writes (and their cursors' event sequences, which
+/// Marten's quick append assigns only in the database, after an inline projection has run; not measured here) into every commit; the daemon is woken at once by Marten's LISTEN/NOTIFY
 /// (<c>UseListenNotifyForEventAppends</c>), so the wait is the projection's own work, not a polling interval.
 /// </summary>
 public static class ReadYourWrites
