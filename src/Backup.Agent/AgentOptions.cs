@@ -22,7 +22,15 @@ public sealed class AgentOptions
 
     public string MachineName { get; set; } = Environment.MachineName;
 
+    /// <summary>Between polls of a server that answers them at once (one that does not hold them, see <see cref="PollWait"/>).</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// How long the server may hold an idle agent's poll open until a job is queued for it (long polling; whole seconds, at
+    /// most 60, 0 for plain polling): a job starts as soon as it is requested, and an idle agent sends one request per wait
+    /// instead of one per <see cref="PollInterval"/>. Well below the HTTP client's timeout (30 min) and proxies' usual 60-100 s.
+    /// </summary>
+    public TimeSpan PollWait { get; set; } = TimeSpan.FromSeconds(25);
 
     /// <summary>
     /// How long a job's request is tried again while the server cannot be reached or fails (5xx, timeout): a restart of the

@@ -66,12 +66,17 @@ public sealed class ServerClient(HttpClient http, TimeSpan retryFor = default, I
         return (await response.Content.ReadFromJsonAsync(WireJson.Default.EnrolAgentResponse, ct))!;
     }
 
-    public async Task<AgentJob?> NextJobAsync(Guid agentId, CancellationToken ct)
+    /// <summary>
+    /// The agent's next job, or null. With <paramref name="wait"/> the server holds the poll until a job is queued or the wait
+    /// ends; <c>Held</c> says the server did (a server that does not know long polling answers at once, without the header).
+    /// </summary>
+    public async Task<(AgentJob? Job, bool Held)> NextJobAsync(Guid agentId, TimeSpan wait, CancellationToken ct)
     {
-        using var response = await http.PostAsync($"api/agents/{agentId}/jobs/next", null, ct);
-        if (response.StatusCode == HttpStatusCode.NoContent) return null;
+        var query = wait > TimeSpan.Zero ? $"?wait={(int)wait.TotalSeconds}" : "";
+        using var response = await http.PostAsync($"api/agents/{agentId}/jobs/next{query}", null, ct);
+        if (response.StatusCode == HttpStatusCode.NoContent) return (null, response.Headers.Contains(AgentHeaders.PollHeld));
         await EnsureSuccessAsync(response, "poll for jobs", ct);
-        return await response.Content.ReadFromJsonAsync(WireJson.Default.AgentJob, ct);
+        return (await response.Content.ReadFromJsonAsync(WireJson.Default.AgentJob, ct), false);
     }
 
     public Task<PackStored> UploadPackAsync(Guid agentId, string jobPath, string packId, string file, CancellationToken ct) =>

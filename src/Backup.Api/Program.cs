@@ -65,6 +65,8 @@ services.AddSingleton<IManifests>(sp => sp.GetRequiredService<ServerDiskPacks>()
 services.AddSingleton<IKeyFiles, ServerKeyFiles>();
 services.AddSingleton<ICopyChecker, ServerCopyChecker>();
 services.AddSingleton<IRestoreReads, ServerRestoreReads>();
+services.AddSingleton<JobArrivals>();
+services.AddHostedService(sp => new JobArrivalListener(martenConnection, sp.GetRequiredService<JobArrivals>(), sp.GetRequiredService<ILogger<JobArrivalListener>>()));
 
 // Enums travel as their names ("Folder", "Vault", "Both"), and unknown names are a 400. A body field the operation does not
 // have is a 400 naming it, as an unknown query parameter is: a misspelt "ifExist" silently ignored would restore with the

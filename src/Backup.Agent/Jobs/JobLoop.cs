@@ -29,9 +29,10 @@ public sealed class JobLoop(
         while (!stoppingToken.IsCancellationRequested)
         {
             AgentJob? job;
+            bool held;
             try
             {
-                job = await server.NextJobAsync(me.AgentId, stoppingToken);
+                (job, held) = await server.NextJobAsync(me.AgentId, options.Value.PollWait, stoppingToken);
                 wait = options.Value.PollInterval;
             }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
@@ -44,7 +45,8 @@ public sealed class JobLoop(
             }
             if (job is null)
             {
-                await Task.Delay(options.Value.PollInterval, stoppingToken);
+                // A held poll already waited; an older server's answer came at once.
+                if (!held) await Task.Delay(options.Value.PollInterval, stoppingToken);
                 continue;
             }
 

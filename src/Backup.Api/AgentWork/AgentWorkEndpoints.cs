@@ -28,7 +28,9 @@ public static class AgentWorkEndpoints
     {
         var work = app.MapGroup("/api/agents/{agentId:guid}").WithTags("Agent work").RequireAuthorization(AgentAuthenticationHandler.Policy);
         work.MapPost("/jobs/next", NextJob)
-            .WithSummary("Claim this agent's next job (204 when there is none)");
+            .WithSummary("Claim this agent's next job (204 when there is none)")
+            .WithDescription($"With ?wait=N (seconds, at most {MaxPollWaitSeconds}) an idle agent's poll is held until a job is queued for it, "
+                + $"answered with that job at once, or 204 after N seconds (sooner when the server stops); a held poll's 204 carries {AgentHeaders.PollHeld}.");
         work.MapPost("/jobs/{jobId:guid}/heartbeat", Heartbeat)
             .WithSummary("Renew the lease of the job this agent is running")
             .WithDescription("Agents send it every third of the lease. 404 unknown job, 403 another agent's job, 409 the job is not running (e.g. its lease already expired).");
@@ -47,13 +49,75 @@ public static class AgentWorkEndpoints
         return app;
     }
 
+    /// <summary>The longest an agent's poll is held; well inside proxies' and HttpClient's usual timeouts (100 s).</summary>
+    public const int MaxPollWaitSeconds = 60;
+
+    /// <summary>
+    /// Claims the agent's next job; with <paramref name="wait"/>, an idle agent's poll is held until a job is queued for it
+    /// (<see cref="JobArrivals"/>, fed by PostgreSQL notifications whichever process queued the job), until a re-queued job's
+    /// backoff ends, or until the wait or the server's life ends. The signal is taken before each look at the queue, so a job
+    /// queued while the poll looks is not missed.
+    /// </summary>
     private static async Task<Results<Ok<AgentJob>, NoContent>> NextJob(
-        Guid agentId, ClaimsPrincipal user, IMediator m, IOptions<JobLeaseOptions> leases, TimeProvider clock, CancellationToken ct)
+        Guid agentId, int? wait, HttpContext http, IMediator m, JobArrivals arrivals, IHostApplicationLifetime host, IQuerySession query,
+        IOptions<JobLeaseOptions> leases, TimeProvider clock, CancellationToken ct)
     {
-        var job = await m.Send(new ClaimNextJob(user.RequireSelf(agentId)), ct);
-        if (job is null) return TypedResults.NoContent();
-        return TypedResults.Ok(new AgentJob(job.Id, job.Kind, job.RecoveryPointId, job.Path, job.Paths, job.IfExists,
-            LeaseSeconds(leases.Value.Duration, clock), job.Include, job.Exclude));
+        http.User.RequireSelf(agentId);
+        if (wait is < 0 or > MaxPollWaitSeconds)
+            throw new FluentValidation.ValidationException([new FluentValidation.Results.ValidationFailure("wait", $"'wait' must be 0 to {MaxPollWaitSeconds} seconds.")]);
+        var held = Held(TimeSpan.FromSeconds(wait ?? 0), clock);
+        var until = TimeProvider.System.GetTimestamp();
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(ct, host.ApplicationStopping);
+        while (true)
+        {
+            var arrival = held > TimeSpan.Zero ? arrivals.Next(agentId) : Task.CompletedTask;
+            var job = await m.Send(new ClaimNextJob(agentId), ct);
+            if (job is not null)
+                return TypedResults.Ok(new AgentJob(job.Id, job.Kind, job.RecoveryPointId, job.Path, job.Paths, job.IfExists,
+                    LeaseSeconds(leases.Value.Duration, clock), job.Include, job.Exclude));
+            var left = held - TimeProvider.System.GetElapsedTime(until);
+            if (left <= TimeSpan.Zero || stopping.IsCancellationRequested) break;
+            var backoffEnds = await UntilBackoffEndsAsync(query, agentId, clock, ct);
+            var hold = backoffEnds is { } b && b < left ? b : left;
+            try
+            {
+                await arrival.WaitAsync(hold, stopping.Token);
+            }
+            catch (TimeoutException) when (hold == left)
+            {
+                // The whole wait passed without a job (the claim just above recorded this poll's contact, LastPolledAt).
+                break;
+            }
+            catch (TimeoutException)
+            {
+                // A re-queued job's backoff ended: look again.
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                break; // the server is stopping: answer now rather than hold its shutdown
+            }
+        }
+        if (held > TimeSpan.Zero) http.Response.Headers[AgentHeaders.PollHeld] = ((int)held.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return TypedResults.NoContent();
+    }
+
+    /// <summary>
+    /// How long a poll is held, in real time. Under a fast test clock (<see cref="ClockOptions"/>) it is shorter by the clock's
+    /// speed (at least a second), so the agent's polls, which record that it is alive, stay as frequent in the server's time.
+    /// </summary>
+    private static TimeSpan Held(TimeSpan wait, TimeProvider clock) =>
+        wait > TimeSpan.Zero && clock is ScaledTimeProvider scaled ? TimeSpan.FromTicks(Math.Min(wait.Ticks, Math.Max(TimeSpan.TicksPerSecond, (long)(wait.Ticks / scaled.Speed)))) : wait;
+
+    /// <summary>Real time until the earliest re-queued job of the agent may be handed out (null when none waits for its backoff).</summary>
+    private static async Task<TimeSpan?> UntilBackoffEndsAsync(IQuerySession query, Guid agentId, TimeProvider clock, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        var next = await query.Query<QueuedJob>()
+            .Where(j => j.AgentId == agentId && j.State == QueuedJobState.Queued && j.NotBefore != null && j.NotBefore > now)
+            .OrderBy(j => j.NotBefore).FirstOrDefaultAsync(ct);
+        if (next?.NotBefore is not { } at) return null;
+        var ahead = at - now;
+        return clock is ScaledTimeProvider scaled ? ahead / scaled.Speed : ahead;
     }
 
     /// <summary>

@@ -28,6 +28,13 @@ public sealed class ServerOptions
     /// <summary>A guessable admin key would make every other protection moot.</summary>
     public const int MinBootstrapAdminKeyLength = 16;
 
+    /// <summary>
+    /// How long a read of the recovery points, restores or jobs waits for the projection daemon to pass what was committed when
+    /// the read arrived (read-your-writes, see <see cref="ReadYourWrites"/>); past it the read answers from the view as it is.
+    /// Zero turns the wait off.
+    /// </summary>
+    public TimeSpan ReadYourWritesWait { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Largest pack the server accepts from an agent.</summary>
     public long MaxPackBytes { get; set; } = 256L << 20;
 }

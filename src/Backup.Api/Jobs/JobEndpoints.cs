@@ -11,7 +11,7 @@ public static class JobEndpoints
 {
     public static IEndpointRouteBuilder MapJobs(this IEndpointRouteBuilder app)
     {
-        var jobs = app.MapGroup("/api/jobs").WithTags("Jobs").RequireAuthorization(AccessPolicies.Read);
+        var jobs = app.MapGroup("/api/jobs").WithTags("Jobs").RequireAuthorization(AccessPolicies.Read).ReadsYourWrites(nameof(JobView));
         jobs.MapGet("/", List)
             .WithSummary("Job history, newest first: backups, synchronisations, vault copies, restores, consistency checks and retention expiries")
             .WithDescription("Each job with its state (Requested, Running, Succeeded, Failed), recovery point (none for a synchronisation), data source, group and agent, "

@@ -29,8 +29,9 @@ public static class RecoveryPointEndpoints
                 + "limit 1–500 (default 50); pass the returned nextAfter as after for the next page. asOf (ISO 8601, not in the future): the "
                 + "points created by then with the tiers that held them then (tier filters apply to those); later copies, expiries, "
                 + "deletions and checks are left out of each item.")
+            .ReadsYourWrites(nameof(RecoveryPointView))
             .RequireAuthorization(AccessPolicies.Read);
-        points.MapGet("/{recoveryPointId:guid}", Get).WithETag().WithSummary("Get a recovery point").RequireAuthorization(AccessPolicies.Read);
+        points.MapGet("/{recoveryPointId:guid}", Get).ReadsYourWrites(nameof(RecoveryPointView)).WithETag().WithSummary("Get a recovery point").RequireAuthorization(AccessPolicies.Read);
         points.MapGet("/{recoveryPointId:guid}/custody", Custody)
             .WithSummary("Chain of custody of a recovery point: every step from its request to its expiry, in log order")
             .WithDescription("Scheduled or requested → started (claimed by its agent; lost leases and re-queues) → each pack written to disk (its id is its SHA-256) "

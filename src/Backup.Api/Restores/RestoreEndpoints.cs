@@ -9,7 +9,7 @@ public static class RestoreEndpoints
 {
     public static IEndpointRouteBuilder MapRestores(this IEndpointRouteBuilder app)
     {
-        var restores = app.MapGroup("/api/restores").WithTags("Restores").RequireAuthorization(AccessPolicies.Read);
+        var restores = app.MapGroup("/api/restores").WithTags("Restores").RequireAuthorization(AccessPolicies.Read).ReadsYourWrites(nameof(RestoreView));
         restores.MapGet("/{restoreId:guid}", Get).WithETag().WithSummary("Get a restore job: status, files and bytes restored, failure reason");
         return app;
     }

@@ -110,4 +110,10 @@ public static class AgentHeaders
 {
     /// <summary>Agents authenticate with "Authorization: Agent {credential}".</summary>
     public const string Scheme = "Agent";
+
+    /// <summary>
+    /// On a 204 from <c>jobs/next?wait=N</c>: the server held the poll (its value: for up to how many seconds), so the agent
+    /// may poll again at once. A server that answers without it does not know long polling: poll again after the interval.
+    /// </summary>
+    public const string PollHeld = "Backup-Poll-Held";
 }
