@@ -23,12 +23,12 @@ public static class GroupRunEndpoints
                 + "then completes with failures, naming it. 404 unknown group; 409 a group that protects nothing.")
             .Produces<GroupRunResponse>(StatusCodes.Status202Accepted).ProducesProblem(404).ProducesProblem(409)
             .RequireAuthorization(AccessPolicies.Operate);
-        groups.MapGet("/{groupId:guid}/runs", List)
+        groups.MapGet("/{groupId:guid}/runs", List).ReadsYourWrites(nameof(GroupRunView))
             .WithSummary("The group's runs, newest first")
             .WithDescription("limit 1–200 (default 20); a bad limit is a 400 naming it.")
             .ProducesValidationProblem()
             .RequireAuthorization(AccessPolicies.Read);
-        app.MapGroup("/api/group-runs").WithTags("Group runs").MapGet("/{runId:guid}", Get)
+        app.MapGroup("/api/group-runs").WithTags("Group runs").MapGet("/{runId:guid}", Get).ReadsYourWrites(nameof(GroupRunView))
             .WithSummary("Get one group run")
             .WithDescription("Status (Requested, Running, Completed, CompletedWithFailures), each member's recovery point with its status, start, "
                 + "end and failure reason, and the spread from the first member's start to the last one's. Restoring the group as of this run "

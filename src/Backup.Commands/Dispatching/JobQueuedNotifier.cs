@@ -1,6 +1,3 @@
-using Backup.Commands.RecoveryPoints;
-using Backup.Commands.Restores;
-using Backup.Commands.Synchronising;
 using Marten;
 
 namespace Backup.Commands.Dispatching;
@@ -31,9 +28,7 @@ public sealed class JobQueuedNotifier : DocumentSessionListenerBase
     /// <summary>The agent whose queue this event puts a job into (the same events that make a <see cref="QueuedJob"/> Queued).</summary>
     private static Guid? QueuedFor(object data) => data switch
     {
-        BackupRequested e => e.AgentId,
-        SyncRequested e => e.AgentId,
-        RestoreRequested e => e.AgentId,
+        IJobRequested e => e.Describe().AgentId,
         JobRequeued e => e.AgentId,
         JobReleased e => e.AgentId,
         _ => null,
