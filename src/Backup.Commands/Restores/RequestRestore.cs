@@ -40,8 +40,9 @@ public sealed class RequestRestoreValidator : AbstractValidator<RequestRestore>
             .WithMessage("Each path's escapes (U+FFFD and two upper-case hex digits, for a byte of a name that is not UTF-8) must stand for such bytes.");
     }
 
+    /// <summary>'/'-separated and inside the point; a backslash is an ordinary byte of a Linux name (systemd's unit names escape with it).</summary>
     public static bool IsRelativeItemPath(string? path) =>
-        path is not null && !path.StartsWith('/') && !path.Contains('\\') && path.TrimEnd('/').Split('/').All(p => p is not ("" or "." or ".."));
+        path is not null && !path.StartsWith('/') && path.TrimEnd('/').Split('/').All(p => p is not ("" or "." or ".."));
 }
 
 public sealed class RequestRestoreHandler(IDocumentSession session, TimeProvider clock) : ICommandHandler<RequestRestore, Guid>

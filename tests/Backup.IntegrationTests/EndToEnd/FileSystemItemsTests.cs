@@ -137,14 +137,16 @@ public sealed class FileSystemItemsTests : IAsyncLifetime
         var source = Directory.CreateDirectory(Path.Combine(_run.Work.FullName, "bytes")).FullName;
         // A file and a folder (holding a file) whose names hold bytes that are not UTF-8; and a valid name beside them.
         await RunAsync("sh", "-c", "cd \"$1\" && printf 'latin-1\\n' > \"$(printf 'caf\\351.txt')\" && mkdir \"$(printf 'dir-\\377\\376')\" "
-            + "&& printf 'inside\\n' > \"$(printf 'dir-\\377\\376/n\\351e')\" && printf 'plain\\n' > plain.txt", "sh", source);
+            + "&& printf 'inside\\n' > \"$(printf 'dir-\\377\\376/n\\351e')\" && printf 'plain\\n' > plain.txt "
+            // A backslash is an ordinary byte of a Linux name (systemd's unit names escape with it).
+            + "&& printf 'unit\\n' > 'dev-disk-by\\x2duuid.swap'", "sh", source);
         var (agent, recoveryPoint) = await BackUpAsync(source);
 
         var point = await _client.GetJsonAsync($"/api/recovery-points/{recoveryPoint}");
         point.GetProperty("skippedItems").GetInt32().ShouldBe(0, point.ToString());
         var items = await _client.GetJsonAsync($"/api/items?under={Uri.EscapeDataString(source)}&limit=100");
         items.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("relativePath").GetString()).Order(StringComparer.Ordinal)
-            .ShouldBe(["caf\uFFFDE9.txt", "dir-\uFFFDFF\uFFFDFE", "dir-\uFFFDFF\uFFFDFE/n\uFFFDE9e", "plain.txt"]);
+            .ShouldBe(["caf\uFFFDE9.txt", "dev-disk-by\\x2duuid.swap", "dir-\uFFFDFF\uFFFDFE", "dir-\uFFFDFF\uFFFDFE/n\uFFFDE9e", "plain.txt"]);
 
         var target = Path.Combine(_run.Work.FullName, "bytes-restored");
         var restore = await RestoreAsync(recoveryPoint, target, agent);
@@ -155,9 +157,10 @@ public sealed class FileSystemItemsTests : IAsyncLifetime
         (await RawAsync("sh", "-c", "cat \"$1/$(printf 'caf\\351.txt')\"", "sh", target)).ShouldBe("latin-1\n"u8.ToArray());
 
         var one = Path.Combine(_run.Work.FullName, "one-name");
-        var single = await RestoreAsync(recoveryPoint, one, agent, ["caf\uFFFDE9.txt"]);
+        var single = await RestoreAsync(recoveryPoint, one, agent, ["caf\uFFFDE9.txt", "dev-disk-by\\x2duuid.swap"]);
         single.GetProperty("status").GetString().ShouldBe("Completed", single.ToString() + "\n" + agent.Output);
-        (await RawAsync("find", one, "-mindepth", "1", "-printf", "%P\\0")).ShouldBe([.. "caf"u8, 0xE9, .. ".txt"u8, 0]);
+        (await RawAsync("find", one, "-mindepth", "1", "-printf", "%P\\0")).Split(0).Order(StringComparer.Ordinal)
+            .ShouldBe(new byte[][] { [.. "caf"u8, 0xE9, .. ".txt"u8], [.. "dev-disk-by\\x2duuid.swap"u8] }.Select(Convert.ToHexString).Order(StringComparer.Ordinal));
     }
 
     [Fact]
